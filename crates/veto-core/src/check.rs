@@ -1,0 +1,80 @@
+//! A lookup: what a gateway knows about one token, and the semantics of a match.
+
+use crate::record::{Record, ScopeKind, Target};
+
+/// What a gateway has of one token. Every field is optional; a record matches only
+/// on the fields it names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Check<'a> {
+    /// `iss` claim. A check without it is matched by records of any issuer
+    /// (fail closed: the gateway could not rule the issuer out).
+    pub iss: Option<&'a str>,
+    /// `sub` claim.
+    pub sub: Option<&'a str>,
+    /// `jti` claim.
+    pub jti: Option<&'a str>,
+    /// `sid` claim.
+    pub sid: Option<&'a str>,
+    /// `client_id` claim (or `azp`).
+    pub client_id: Option<&'a str>,
+    /// `kid` from the JWT header.
+    pub kid: Option<&'a str>,
+    /// `iat` claim, Unix seconds. Without it, any applicable bulk cutoff revokes
+    /// the token (fail closed).
+    pub iat: Option<u64>,
+    /// SHA-256 of the raw token string, for opaque tokens.
+    pub token_sha256: Option<[u8; 32]>,
+}
+
+fn iss_matches(record_iss: Option<&str>, check_iss: Option<&str>) -> bool {
+    match (record_iss, check_iss) {
+        (None, _) | (_, None) => true,
+        (Some(r), Some(c)) => r == c,
+    }
+}
+
+fn issued_before(iat: Option<u64>, before: u64) -> bool {
+    iat.is_none_or(|iat| iat < before)
+}
+
+impl Check<'_> {
+    /// Whether `target` revokes this token. This is the specification that the
+    /// [`crate::index::LookupIndex`] implements with hash lookups, and that tests
+    /// compare it against.
+    pub fn matched_by(&self, target: &Target) -> bool {
+        let iss_ok = iss_matches(target.iss(), self.iss);
+        match target {
+            Target::Token { jti, .. } => iss_ok && self.jti == Some(jti),
+            Target::TokenHash { sha256 } => self.token_sha256.as_ref() == Some(sha256),
+            Target::Session { sid, .. } => iss_ok && self.sid == Some(sid),
+            Target::Subject { sub, before, .. } => {
+                iss_ok && self.sub == Some(sub) && issued_before(self.iat, *before)
+            }
+            Target::Client {
+                client_id, before, ..
+            } => iss_ok && self.client_id == Some(client_id) && issued_before(self.iat, *before),
+            Target::Issuer { iss, before } => {
+                self.iss == Some(iss.as_str()) && issued_before(self.iat, *before)
+            }
+            Target::Key { kid, .. } => iss_ok && self.kid == Some(kid),
+        }
+    }
+}
+
+/// Why a check came out revoked: the scope and the record that matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// The scope of the matching record.
+    pub scope: ScopeKind,
+    /// The matching record.
+    pub record: crate::id::RecordId,
+}
+
+/// A naive scan: the first record, in the given order, that matches. Used as the
+/// model the index is tested against, and by small in-memory replicas.
+pub fn scan<'r>(
+    records: impl IntoIterator<Item = &'r Record>,
+    check: &Check<'_>,
+) -> Option<&'r Record> {
+    records.into_iter().find(|r| check.matched_by(&r.target))
+}
