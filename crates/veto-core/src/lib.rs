@@ -9,6 +9,7 @@
 //! This crate is pure: it must never depend on tokio, sled, quinn or anything
 //! that does I/O, and it never reads the OS clock. Time is always passed in.
 
+pub mod audit;
 pub mod check;
 pub mod digest;
 pub mod frontier;
@@ -19,11 +20,12 @@ pub mod jwt;
 pub mod record;
 pub mod set;
 
+pub use audit::AuditQuery;
 pub use check::{Check, Hit};
 pub use digest::SetDigest;
 pub use frontier::{Frontier, SeqSet};
 pub use hlc::{ClockAhead, Hlc, HybridClock};
 pub use id::{NodeId, RecordId};
 pub use index::LookupIndex;
-pub use record::{Record, ScopeKind, Target};
+pub use record::{Record, Revocation, ScopeKind, Target};
 pub use set::{Inserted, RevocationSet, SetOp};

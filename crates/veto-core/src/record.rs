@@ -333,3 +333,30 @@ impl Record {
         h.finalize().into()
     }
 }
+
+/// A revocation as asked for, before the node stamps it with origin, seq and HLC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// What to revoke.
+    pub target: Target,
+    /// When the record stops mattering, Unix seconds.
+    pub expires_at: u64,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+}
+
+impl Revocation {
+    /// Turns the request into a record with its origin identity and stamp.
+    pub fn into_record(self, id: RecordId, hlc: Hlc) -> Record {
+        Record {
+            id,
+            hlc,
+            target: self.target,
+            expires_at: self.expires_at,
+            reason: self.reason,
+            actor: self.actor,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The edge between the HTTP API and the node behind it.
+//!
+//! veto-api never touches storage or replication itself: the binary implements
+//! [`Backend`] by wiring veto-store and veto-gossip together, and the API only
+//! speaks HTTP. This keeps the dependency graph one-way (core <- api <- binary).
+
+use async_trait::async_trait;
+use veto_core::{AuditQuery, Check, NodeId, Record, Revocation, ScopeKind};
+
+/// Who this node is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The permanent node id.
+    pub id: NodeId,
+    /// The operator-given name.
+    pub name: String,
+    /// The region it serves.
+    pub region: String,
+}
+
+/// Why a lookup came out revoked, with what the gateway may show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    /// The scope of the matching record.
+    pub scope: ScopeKind,
+    /// The matching record's id, as `origin-seq`.
+    pub id: String,
+    /// The reason given when it was revoked.
+    pub reason: String,
+    /// Unix seconds at which it was revoked.
+    pub revoked_at: u64,
+}
+
+/// A peer as an operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerView {
+    /// The peer's name (from its certificate or handshake), or the name given
+    /// when it was added.
+    pub name: Option<String>,
+    /// The address it is dialled at.
+    pub addr: String,
+    /// `connected`, `connecting` or `down`.
+    pub state: String,
+    /// Records this node holds that the peer is known to lack.
+    pub lag: u64,
+    /// Smoothed round-trip time in milliseconds, once connected.
+    pub rtt_ms: Option<f64>,
+    /// Unix seconds of the last message from the peer.
+    pub last_contact: Option<u64>,
+}
+
+/// What `/v1/status` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusView {
+    /// Who this node is.
+    pub node: NodeInfo,
+    /// Live revocation records.
+    pub revocations: u64,
+    /// The set digest, as hex.
+    pub digest: String,
+    /// Every peer.
+    pub peers: Vec<PeerView>,
+}
+
+/// A failure of the node behind the API.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The request is invalid in a way only the node can tell.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed: nothing was acknowledged.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The node cannot take this now (starting or shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The node as the API sees it.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Who this node is.
+    fn node(&self) -> NodeInfo;
+
+    /// Stores revocations durably (flushed before this returns) as one batch and
+    /// starts replicating them. Returns the records in request order.
+    async fn revoke(&self, batch: Vec<Revocation>) -> Result<Vec<Record>, BackendError>;
+
+    /// Answers a lookup from memory. Must be fast: this is the hot path.
+    fn check(&self, check: &Check<'_>) -> Option<Revoked>;
+
+    /// The audit trail, newest first.
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<Record>, BackendError>;
+
+    /// The node's state for an operator.
+    fn status(&self) -> StatusView;
+
+    /// Whether the node has loaded its state and serves lookups.
+    fn ready(&self) -> bool;
+
+    /// Every configured peer.
+    fn peers(&self) -> Vec<PeerView>;
+
+    /// Adds a peer at run time and persists it.
+    async fn add_peer(&self, addr: String, name: Option<String>) -> Result<PeerView, BackendError>;
+
+    /// Removes a peer by name or address, closes its connection, persists.
+    async fn remove_peer(&self, name_or_addr: &str) -> Result<(), BackendError>;
+}
