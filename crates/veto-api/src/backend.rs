@@ -32,7 +32,7 @@ pub struct Revoked {
 }
 
 /// A peer as an operator sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PeerView {
     /// The peer's name (from its certificate or handshake), or the name given
     /// when it was added.
@@ -50,7 +50,7 @@ pub struct PeerView {
 }
 
 /// What `/v1/status` reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StatusView {
     /// Who this node is.
     pub node: NodeInfo,
