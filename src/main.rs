@@ -1,1 +1,41 @@
-fn main() {}
+//! `veto`: the node binary and its command-line tools.
+//!
+//! This is the only place where veto-core, veto-store, veto-api and veto-gossip
+//! meet, and the only crate allowed to use `anyhow`.
+
+mod cli;
+mod config;
+mod node;
+mod peers;
+mod remote;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(serve::run(*args))),
+        Command::Cert(cmd) => remote::cert(cmd),
+        Command::Revoke(args) => remote::revoke(args),
+        Command::Check(args) => remote::check(args),
+        Command::Peers(cmd) => remote::peers(cmd),
+        Command::Status(args) => remote::status(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One clear line, never a panic trace: operators read this first.
+            eprintln!("veto: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The command line: every subcommand and flag of `veto`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// veto: multi-region token revocation.
+#[derive(Parser, Debug)]
+#[command(name = "veto", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Start a node.
+    Serve(Box<ServeArgs>),
+    /// Create the cluster CA and node certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Revoke a token, session, subject, client, issuer or key at a node.
+    Revoke(RevokeArgs),
+    /// Ask a node whether a token is revoked.
+    Check(CheckArgs),
+    /// List, add or remove a node's peers.
+    #[command(subcommand)]
+    Peers(PeersCommand),
+    /// Show a node's status.
+    Status(NodeArgs),
+}
+
+/// Output format of the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `veto serve`. Each is optional here so that a `--config` file can
+/// supply what the command line and environment leave out.
+#[derive(Args, Debug, Default)]
+pub(crate) struct ServeArgs {
+    /// A TOML file with the same settings (flags and environment win over it).
+    #[arg(long, env = "VETO_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Where the node keeps its data [default: ./veto-data].
+    #[arg(long, env = "VETO_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// HTTP address [default: 127.0.0.1:7400].
+    #[arg(long, env = "VETO_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// UDP address for QUIC gossip [default: 0.0.0.0:7401].
+    #[arg(long, env = "VETO_GOSSIP_LISTEN")]
+    pub(crate) gossip_listen: Option<SocketAddr>,
+    /// This node's name [default: the name in its certificate, else node-<id>].
+    #[arg(long, env = "VETO_NAME")]
+    pub(crate) name: Option<String>,
+    /// The region this node serves [default: local].
+    #[arg(long, env = "VETO_REGION")]
+    pub(crate) region: Option<String>,
+    /// A peer's gossip address; repeatable.
+    #[arg(long = "peer", env = "VETO_PEERS", value_delimiter = ',')]
+    pub(crate) peers: Vec<String>,
+    /// The cluster CA certificate (PEM).
+    #[arg(long, env = "VETO_TLS_CA")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// This node's certificate (PEM), signed by the cluster CA.
+    #[arg(long, env = "VETO_TLS_CERT")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, env = "VETO_TLS_KEY")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// A file holding the admin bearer token.
+    #[arg(long)]
+    pub(crate) admin_token_file: Option<PathBuf>,
+    /// The admin bearer token itself (environment only, to keep it out of `ps`).
+    #[arg(skip)]
+    pub(crate) admin_token: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "VETO_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// The longest lifetime of a token in seconds: a bulk cutoff expires this long
+    /// after its `before` [default: 86400].
+    #[arg(long, env = "VETO_MAX_TOKEN_LIFETIME")]
+    pub(crate) max_token_lifetime: Option<u64>,
+    /// Seconds a record is kept past its `expires_at` before it is pruned [default: 3600].
+    #[arg(long, env = "VETO_GC_GRACE")]
+    pub(crate) gc_grace: Option<u64>,
+    /// Seconds between garbage-collection passes [default: 60].
+    #[arg(long, env = "VETO_GC_INTERVAL")]
+    pub(crate) gc_interval: Option<u64>,
+    /// Milliseconds between anti-entropy rounds [default: 2000].
+    #[arg(long, env = "VETO_ANTI_ENTROPY_MS")]
+    pub(crate) anti_entropy_ms: Option<u64>,
+    /// Milliseconds a peer's clock may run ahead before its stamps are not
+    /// absorbed [default: 500].
+    #[arg(long, env = "VETO_MAX_CLOCK_OFFSET_MS")]
+    pub(crate) max_clock_offset_ms: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum CertCommand {
+    /// Create the cluster CA: DIR/ca.pem and DIR/ca.key.
+    Ca {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create a node certificate signed by the CA: OUT/NAME.pem and OUT/NAME.key.
+    Node {
+        /// Directory holding ca.pem and ca.key.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The node's name (its certificate's common name).
+        #[arg(long)]
+        name: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Where the node is, and the admin credential for writes.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct NodeArgs {
+    /// The node's HTTP API.
+    #[arg(long, env = "VETO_NODE", default_value = "http://127.0.0.1:7400")]
+    pub(crate) node: String,
+    /// The admin bearer token.
+    #[arg(long, env = "VETO_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+    /// A file holding the admin bearer token.
+    #[arg(long)]
+    pub(crate) admin_token_file: Option<PathBuf>,
+}
+
+/// `veto revoke`.
+#[derive(Args, Debug)]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
+    /// token, session, subject, client, issuer or key.
+    #[arg(long)]
+    pub(crate) scope: String,
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+    /// An opaque token to revoke (stored only as its SHA-256).
+    #[arg(long)]
+    pub(crate) token: Option<String>,
+    /// Cutoff for bulk scopes, Unix seconds [default: now].
+    #[arg(long)]
+    pub(crate) before: Option<u64>,
+    /// When the record stops mattering, Unix seconds.
+    #[arg(long)]
+    pub(crate) expires_at: Option<u64>,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Who, for the audit trail.
+    #[arg(long)]
+    pub(crate) actor: Option<String>,
+}
+
+/// Claims that identify a token.
+#[derive(Args, Debug, Default)]
+pub(crate) struct KeyArgs {
+    /// Issuer.
+    #[arg(long)]
+    pub(crate) iss: Option<String>,
+    /// Token id.
+    #[arg(long)]
+    pub(crate) jti: Option<String>,
+    /// Session id.
+    #[arg(long)]
+    pub(crate) sid: Option<String>,
+    /// Subject.
+    #[arg(long)]
+    pub(crate) sub: Option<String>,
+    /// OAuth client id.
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// Signing key id.
+    #[arg(long)]
+    pub(crate) kid: Option<String>,
+}
+
+/// `veto check`.
+#[derive(Args, Debug)]
+pub(crate) struct CheckArgs {
+    /// The node's HTTP API.
+    #[arg(long, env = "VETO_NODE", default_value = "http://127.0.0.1:7400")]
+    pub(crate) node: String,
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+    /// Issued-at, Unix seconds.
+    #[arg(long)]
+    pub(crate) iat: Option<u64>,
+    /// A raw JWT or opaque token.
+    #[arg(long)]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PeersCommand {
+    /// List the node's peers.
+    List(NodeArgs),
+    /// Add a peer by its gossip address.
+    Add {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The peer's gossip address (host:port).
+        addr: String,
+        /// A name for it.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a peer by name or address.
+    Remove {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The peer's name or address.
+        peer: String,
+    },
+}

@@ -1,0 +1,162 @@
+//! Resolving a node's settings: command line and environment first, then the
+//! `--config` TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+/// The `--config` file: the same settings as the flags, with the same names in
+/// snake_case (`data_dir`, `listen`, `peers = ["host:7401"]`, ...).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    gossip_listen: Option<SocketAddr>,
+    name: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    max_token_lifetime: Option<u64>,
+    gc_grace: Option<u64>,
+    gc_interval: Option<u64>,
+    anti_entropy_ms: Option<u64>,
+    max_clock_offset_ms: Option<u64>,
+}
+
+/// Paths of this node's TLS material.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsPaths {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+/// Everything `veto serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) listen: SocketAddr,
+    pub(crate) gossip_listen: SocketAddr,
+    pub(crate) name: Option<String>,
+    pub(crate) region: String,
+    pub(crate) peers: Vec<String>,
+    pub(crate) tls: Option<TlsPaths>,
+    pub(crate) admin_token_file: Option<PathBuf>,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) log_format: LogFormat,
+    pub(crate) max_token_lifetime: Duration,
+    pub(crate) gc_grace: Duration,
+    pub(crate) gc_interval: Duration,
+    pub(crate) anti_entropy_period: Duration,
+    pub(crate) max_clock_offset: Duration,
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+impl Settings {
+    /// Resolves the settings. `VETO_ADMIN_TOKEN` is read here, not by clap, so
+    /// that its value never shows up in help output.
+    pub(crate) fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let peers = if args.peers.is_empty() { file.peers } else { args.peers };
+        let peers: Vec<String> = peers.into_iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
+        let tls = match (
+            args.tls_ca.or(file.tls_ca),
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsPaths { ca, cert, key }),
+            (None, None, None) => None,
+            _ => bail!("--tls-ca, --tls-cert and --tls-key go together: give all three or none"),
+        };
+        if tls.is_none() && !peers.is_empty() {
+            bail!("peers need mutual TLS: give --tls-ca, --tls-cert and --tls-key (make them with `veto cert`)");
+        }
+        let secs = Duration::from_secs;
+        let millis = Duration::from_millis;
+        let admin_token = args
+            .admin_token
+            .or_else(|| std::env::var("VETO_ADMIN_TOKEN").ok())
+            .filter(|t| !t.trim().is_empty());
+        let max_token_lifetime = args.max_token_lifetime.or(file.max_token_lifetime).unwrap_or(86_400);
+        if max_token_lifetime == 0 {
+            bail!("--max-token-lifetime must be at least 1 second");
+        }
+        Ok(Settings {
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./veto-data")),
+            listen: args.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7400))),
+            gossip_listen: args
+                .gossip_listen
+                .or(file.gossip_listen)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7401))),
+            name: args.name.or(file.name),
+            region: args.region.or(file.region).unwrap_or_else(|| "local".to_owned()),
+            peers,
+            tls,
+            admin_token_file: args.admin_token_file.or(file.admin_token_file),
+            admin_token,
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            max_token_lifetime: secs(max_token_lifetime),
+            gc_grace: secs(args.gc_grace.or(file.gc_grace).unwrap_or(3_600)),
+            gc_interval: secs(args.gc_interval.or(file.gc_interval).unwrap_or(60).max(1)),
+            anti_entropy_period: millis(args.anti_entropy_ms.or(file.anti_entropy_ms).unwrap_or(2_000).max(10)),
+            max_clock_offset: millis(args.max_clock_offset_ms.or(file.max_clock_offset_ms).unwrap_or(500)),
+        })
+    }
+}
+
+/// Finds or makes the admin token: the given token, else the token file, else
+/// `DATA_DIR/admin-token` (created with mode 0600 on first start).
+pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(token) = &settings.admin_token {
+        return Ok(token.trim().to_owned());
+    }
+    if let Some(path) = &settings.admin_token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read admin token file {}", path.display()))?;
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            bail!("admin token file {} is empty", path.display());
+        }
+        return Ok(token);
+    }
+    let path = settings.data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => bail!("admin token file {} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated an admin token; read it from this file");
+    Ok(token)
+}
+
+/// Writes a secret file readable only by its owner.
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
