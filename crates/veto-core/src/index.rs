@@ -245,6 +245,11 @@ impl LookupIndex {
     }
 
     fn existing_ref(&self, id: RecordId) -> Option<RecordRef> {
+        // Such a seq was never indexed, and its high bits would spell another
+        // origin's slot.
+        if id.seq >> SEQ_BITS != 0 {
+            return None;
+        }
         let slot = *self.origin_slots.get(&id.origin)?;
         Some(RecordRef(u64::from(slot) << SEQ_BITS | id.seq))
     }
