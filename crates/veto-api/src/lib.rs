@@ -1,8 +1,73 @@
 //! veto-api: the HTTP API of a veto node, on axum.
 //!
+//! It serves lookups (`/v1/check`), gateway authorisation (`/v1/auth`),
+//! revocation (`/v1/revocations`, `/oauth2/revoke`), the audit trail, membership,
+//! status, metrics and health, as specified in the project's DESIGN.md. Every
+//! error is `{"error": "<code>", "message": "<what was wrong>"}`.
+//!
 //! It must never depend on veto-store or veto-gossip: the node behind the API is
 //! reached through the [`Backend`] trait, which the binary implements.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # fn demo(backend: Arc<dyn veto_api::Backend>, handle: metrics_exporter_prometheus::PrometheusHandle) {
+//! let config = veto_api::ApiConfig::new("admin-token").with_prometheus(handle);
+//! let app: axum::Router = veto_api::router(backend, config);
+//! # }
+//! ```
 
 pub mod backend;
+pub mod config;
+pub mod error;
+
+mod audit;
+mod auth;
+mod check;
+mod gateway;
+mod limits;
+mod oauth;
+mod peers;
+mod revoke;
+mod state;
+mod status;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, delete, get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
 
 pub use backend::{Backend, BackendError, NodeInfo, PeerView, Revoked, StatusView};
+pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TOKEN_LIFETIME};
+pub use error::ApiError;
+pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
+pub use oauth::OAUTH_ACTOR;
+pub use revoke::DEFAULT_ACTOR;
+
+/// Builds the HTTP API over `backend`.
+///
+/// The lookup metrics are registered with the global `metrics` recorder here,
+/// so install the recorder before calling this.
+pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
+    let state = state::AppState::new(backend, config);
+    Router::new()
+        .route("/v1/revocations", post(revoke::revoke_one).get(audit::list))
+        .route("/v1/revocations/batch", post(revoke::revoke_batch))
+        .route("/v1/check", get(check::check_get).post(check::check_batch))
+        .route("/v1/auth", any(gateway::auth))
+        .route("/v1/auth/{*rest}", any(gateway::auth))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/v1/peers", get(peers::list).post(peers::add))
+        .route("/v1/peers/{name_or_addr}", delete(peers::remove))
+        .route("/v1/status", get(status::status))
+        .route("/metrics", get(status::metrics))
+        .route("/healthz", get(status::healthz))
+        .route("/readyz", get(status::readyz))
+        .fallback(error::unknown_path)
+        .method_not_allowed_fallback(error::wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

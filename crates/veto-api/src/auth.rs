@@ -1,0 +1,138 @@
+//! Admin authentication and bearer-token parsing.
+//!
+//! Admin endpoints take the admin token as `Authorization: Bearer <token>`, or as
+//! the password of HTTP Basic (any user name), which is what many OAuth client
+//! libraries send to an RFC 7009 endpoint. The token is compared in constant time
+//! through its SHA-256, which also hides its length.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::error::{code, ApiError};
+use crate::state::AppState;
+
+/// Proof that the request carried the admin token. Extracting it fails with 401.
+pub(crate) struct Admin;
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, message)
+}
+
+/// Splits an `Authorization` value into its scheme and credentials. The scheme is
+/// case-insensitive (RFC 9110 §11.1).
+fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = value.split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// Why a request carries no usable bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BearerError {
+    Missing,
+    NotBearer,
+    Empty,
+}
+
+impl BearerError {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            BearerError::Missing => "no Authorization header",
+            BearerError::NotBearer => "the Authorization header is not a Bearer token",
+            BearerError::Empty => "the bearer token is empty",
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, BearerError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(BearerError::Missing)?
+        .to_str()
+        .map_err(|_| BearerError::NotBearer)?;
+    let token = credentials(value, "Bearer").ok_or(BearerError::NotBearer)?;
+    if token.is_empty() {
+        return Err(BearerError::Empty);
+    }
+    Ok(token)
+}
+
+/// The admin credential presented: a bearer token or a Basic password.
+fn presented(headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("this endpoint needs the admin token as a Bearer token"))?
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    if let Some(token) = credentials(value, "Bearer") {
+        return Ok(token.as_bytes().to_vec());
+    }
+    if let Some(b64) = credentials(value, "Basic") {
+        let decoded = STANDARD
+            .decode(b64)
+            .map_err(|_| unauthorized("the Basic credentials are not valid base64"))?;
+        // user:password; the password is the admin token, the user is ignored.
+        let colon = decoded.iter().position(|b| *b == b':').ok_or_else(|| {
+            unauthorized(
+                "the Basic credentials must be user:password with the admin token as password",
+            )
+        })?;
+        return Ok(decoded[colon + 1..].to_vec());
+    }
+    Err(unauthorized(
+        "the Authorization header must be `Bearer <admin token>`",
+    ))
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiError> {
+        let Some(expected) = state.admin_digest else {
+            return Err(unauthorized(
+                "admin endpoints are disabled: this node has no admin token",
+            ));
+        };
+        let token = presented(&parts.headers)?;
+        let digest: [u8; 32] = Sha256::digest(&token).into();
+        if bool::from(digest.ct_eq(&expected)) {
+            Ok(Admin)
+        } else {
+            Err(unauthorized("wrong admin token"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_trimmed() {
+        assert_eq!(bearer(&headers("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(&headers("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer(&headers("Basic abc")), Err(BearerError::NotBearer));
+        assert_eq!(bearer(&headers("Bearer ")), Err(BearerError::Empty));
+        assert_eq!(bearer(&HeaderMap::new()), Err(BearerError::Missing));
+    }
+
+    #[test]
+    fn basic_password_is_the_credential() {
+        let h = headers(&format!("Basic {}", STANDARD.encode("client:s3cret")));
+        assert_eq!(presented(&h).unwrap(), b"s3cret");
+        assert!(presented(&headers("Basic !!!")).is_err());
+        assert!(presented(&headers("Token x")).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! What the router needs besides the backend: the admin token, the maximum token
+//! lifetime, the metrics renderer and the wall clock.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// The default maximum lifetime of a token issued by any issuer veto serves.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Renders the metrics for `GET /metrics` in the Prometheus text format.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The wall clock, in Unix seconds. Injectable so that tests can pin time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system wall clock in Unix seconds (0 if the clock is before 1970).
+pub fn system_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Settings of the HTTP API.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// The bearer token that admin endpoints require. An empty token disables
+    /// every admin endpoint (they answer 401).
+    pub admin_token: String,
+    /// The longest a token may live. Bulk revocations default their
+    /// `expires_at` to `before` plus this, and token revocations without an
+    /// `expires_at` to now plus this.
+    pub max_token_lifetime: Duration,
+    /// Renders `GET /metrics`. `None` serves an empty page. The binary installs
+    /// the metrics recorder before calling [`crate::router`], so that the
+    /// lookup counters registered there are live.
+    pub metrics: Option<MetricsRenderer>,
+    /// The wall clock in Unix seconds.
+    pub clock: Clock,
+}
+
+impl ApiConfig {
+    /// A configuration with this admin token, a 24 h maximum token lifetime, no
+    /// metrics and the system clock.
+    pub fn new(admin_token: impl Into<String>) -> ApiConfig {
+        ApiConfig {
+            admin_token: admin_token.into(),
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            metrics: None,
+            clock: Arc::new(system_clock),
+        }
+    }
+
+    /// Serves `GET /metrics` from a Prometheus recorder's handle.
+    pub fn with_prometheus(mut self, handle: PrometheusHandle) -> ApiConfig {
+        self.metrics = Some(Arc::new(move || handle.render()));
+        self
+    }
+
+    /// Sets the maximum token lifetime.
+    pub fn with_max_token_lifetime(mut self, lifetime: Duration) -> ApiConfig {
+        self.max_token_lifetime = lifetime;
+        self
+    }
+
+    /// Replaces the wall clock (for tests and simulations).
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> ApiConfig {
+        self.clock = Arc::new(clock);
+        self
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the admin token.
+        f.debug_struct("ApiConfig")
+            .field("admin_token", &"<redacted>")
+            .field("max_token_lifetime", &self.max_token_lifetime)
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,105 @@
+//! State shared by every handler, built once in [`crate::router`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use metrics::{Counter, Histogram};
+use sha2::{Digest as _, Sha256};
+
+use crate::backend::Backend;
+use crate::config::{ApiConfig, Clock, MetricsRenderer};
+
+/// The lookup metrics of one endpoint. Handles are registered once, when the
+/// router is built, so that a lookup only bumps atomics instead of hashing a
+/// metric key on every request.
+pub(crate) struct LookupMetrics {
+    revoked: Counter,
+    clean: Counter,
+    error: Counter,
+    seconds: Histogram,
+}
+
+/// How a lookup came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Revoked,
+    Clean,
+    Error,
+}
+
+impl LookupMetrics {
+    fn new(endpoint: &'static str) -> LookupMetrics {
+        LookupMetrics {
+            revoked: metrics::counter!("veto_lookups_total", "result" => "revoked", "endpoint" => endpoint),
+            clean: metrics::counter!("veto_lookups_total", "result" => "clean", "endpoint" => endpoint),
+            error: metrics::counter!("veto_lookups_total", "result" => "error", "endpoint" => endpoint),
+            seconds: metrics::histogram!("veto_lookup_seconds", "endpoint" => endpoint),
+        }
+    }
+
+    /// Counts `n` lookups with one outcome.
+    pub(crate) fn count(&self, outcome: Outcome, n: u64) {
+        match outcome {
+            Outcome::Revoked => self.revoked.increment(n),
+            Outcome::Clean => self.clean.increment(n),
+            Outcome::Error => self.error.increment(n),
+        }
+    }
+
+    /// Records one lookup that started at `start`.
+    pub(crate) fn record(&self, outcome: Outcome, start: Instant) {
+        self.count(outcome, 1);
+        self.seconds.record(start.elapsed().as_secs_f64());
+    }
+
+    /// Records the duration of a batch without counting it.
+    pub(crate) fn record_duration(&self, start: Instant) {
+        self.seconds.record(start.elapsed().as_secs_f64());
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn Backend>,
+    /// SHA-256 of the admin token, or `None` when admin endpoints are disabled.
+    /// Comparing digests in constant time hides the token's length too.
+    pub(crate) admin_digest: Option<[u8; 32]>,
+    pub(crate) max_lifetime: u64,
+    pub(crate) metrics: Option<MetricsRenderer>,
+    pub(crate) clock: Clock,
+    pub(crate) check_metrics: LookupMetrics,
+    pub(crate) batch_metrics: LookupMetrics,
+    pub(crate) auth_metrics: LookupMetrics,
+}
+
+/// The router state: one pointer, cheap to clone per request.
+#[derive(Clone)]
+pub(crate) struct AppState(pub(crate) Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub(crate) fn new(backend: Arc<dyn Backend>, config: ApiConfig) -> AppState {
+        let admin_digest = (!config.admin_token.is_empty())
+            .then(|| Sha256::digest(config.admin_token.as_bytes()).into());
+        AppState(Arc::new(Shared {
+            backend,
+            admin_digest,
+            max_lifetime: config.max_token_lifetime.as_secs(),
+            metrics: config.metrics,
+            clock: config.clock,
+            check_metrics: LookupMetrics::new("check"),
+            batch_metrics: LookupMetrics::new("check_batch"),
+            auth_metrics: LookupMetrics::new("auth"),
+        }))
+    }
+
+    /// Now, in Unix seconds.
+    pub(crate) fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
