@@ -46,9 +46,20 @@ fn json_error(err: &serde_json::Error, prefix: &str) -> ApiError {
     }
 }
 
+/// serde stops at the first thing of the wrong type, which can come before a
+/// syntax error further on (`{` where an array was expected). Broken JSON is
+/// reported as such, whatever its shape, so the body is checked again for
+/// syntax alone. This runs on the error path only.
+fn syntax_first(body: &[u8], err: ApiError) -> ApiError {
+    match serde_json::from_slice::<IgnoredAny>(body) {
+        Err(e) if e.classify() != Category::Data => json_error(&e, ""),
+        _ => err,
+    }
+}
+
 /// Decodes one JSON value from a body.
 pub(crate) fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| json_error(&e, ""))
+    serde_json::from_slice(body).map_err(|e| syntax_first(body, json_error(&e, "")))
 }
 
 enum ArrayFailure {
@@ -118,8 +129,8 @@ pub(crate) fn parse_array<'de, T: Deserialize<'de>>(
     let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     result.map_err(|e| match failure.take() {
         Some(ArrayFailure::TooMany) => too_many(max),
-        Some(ArrayFailure::Item(i)) => json_error(&e, &format!("item {i}: ")),
-        None => json_error(&e, ""),
+        Some(ArrayFailure::Item(i)) => syntax_first(body, json_error(&e, &format!("item {i}: "))),
+        None => syntax_first(body, json_error(&e, "")),
     })
 }
 
@@ -155,6 +166,12 @@ mod tests {
         let e = parse_array::<u32>(b"{\"a\":1}", 3).unwrap_err();
         assert_eq!(e.code, code::INVALID_REQUEST);
         assert!(e.message.contains("a JSON array"), "{}", e.message);
+
+        let e = parse_array::<u32>(b"{", 3).unwrap_err();
+        assert_eq!(e.code, code::INVALID_JSON);
+
+        let e = parse_array::<u32>(b"[\"x\", }", 3).unwrap_err();
+        assert_eq!(e.code, code::INVALID_JSON);
 
         let e = parse_array::<u32>(b"[1] x", 3).unwrap_err();
         assert_eq!(e.code, code::INVALID_JSON);
