@@ -57,6 +57,7 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .route("/v1/revocations/batch", post(revoke::revoke_batch))
         .route("/v1/check", get(check::check_get).post(check::check_batch))
         .route("/v1/auth", any(gateway::auth))
+        .route("/v1/auth/", any(gateway::auth))
         .route("/v1/auth/{*rest}", any(gateway::auth))
         .route("/oauth2/revoke", post(oauth::revoke))
         .route("/v1/peers", get(peers::list).post(peers::add))
