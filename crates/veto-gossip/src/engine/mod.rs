@@ -1,0 +1,457 @@
+//! The replication protocol as a sans-IO state machine.
+//!
+//! An [`Engine`] is one node's side of replication with all its peers. It does
+//! no I/O and reads no clock: its driver feeds it inputs (a connection up or
+//! down, a message, new local records, a persisted batch, a timer) with `now`
+//! (wall time since the Unix epoch) and randomness, and drains
+//! [`Output`]s: messages to send, records to persist, connections to close,
+//! events to log. [`Engine::next_timeout`] says when to call [`Engine::tick`]
+//! next. The same engine runs under quinn in production and under a simulated
+//! network in tests, the way quinn-proto's `Connection` does.
+//!
+//! # The protocol
+//!
+//! - **Handshake.** Each side sends `Hello` at once. A `Hello` of another
+//!   protocol version, or any other message before `Hello`, is answered with
+//!   `Goodbye { reason }` and [`Output::Close`].
+//! - **Eager push.** A record made here ([`Engine::local_records`]) is pushed at
+//!   once, on the urgent lane, to every peer past its handshake. Received
+//!   records are not relayed: anti-entropy carries them further.
+//! - **Anti-entropy.** Each side sends its durable frontier after the handshake
+//!   and then about every [`Config::anti_entropy_period`]. On a frontier the
+//!   other side queues exactly what the sender lacks (minus batches in flight
+//!   and records pushed within [`Config::push_grace`]) and streams it on the
+//!   bulk lane in batches of at most [`Config::max_batch_records`] records and
+//!   [`Config::max_batch_bytes`] bytes, read through [`RecordSource`]. Seqs it
+//!   covers but has pruned go along as `cleared`.
+//! - **Backpressure.** At most [`Config::window`] batches per peer are in flight
+//!   before an `Ack`. The receiver acks a batch only once everything in it is
+//!   durable. Only a cursor of seq ranges is kept per peer, never the backlog.
+//! - **Durability.** A received record counts in the frontier this node
+//!   advertises only after the driver reports it durable
+//!   ([`Engine::records_durable`]). A record already covered, or already on its
+//!   way to disk, is a duplicate: counted and dropped. A record past
+//!   `expires_at +` [`Config::gc_grace`] is covered but not stored, so garbage
+//!   collection never brings one back.
+//! - **Clock.** Each new record's stamp is observed by the node's
+//!   [`HybridClock`]. A stamp too far ahead is still stored, and reported as
+//!   [`EngineEvent::ClockAhead`].
+//!
+//! All state is kept in ordered maps and all randomness comes from the `rng`
+//! argument, so a seeded run is reproducible.
+
+mod config;
+mod output;
+mod receiver;
+mod sender;
+mod session;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, RngCore};
+use veto_core::{Frontier, HybridClock, Record, RecordId};
+
+use crate::proto::{
+    self, encoded_len, FrontierSummary, Hello, Message, MAX_TEXT_BYTES, PROTOCOL_VERSION,
+};
+
+pub use config::{Config, MAX_WINDOW};
+pub use output::{EngineEvent, Lane, Output, PeerKey, PersistId, Via};
+pub use session::{PeerInfo, PeerState, PeerStats};
+pub use source::{RecordSource, SourceUnavailable};
+
+use receiver::Ticket;
+use session::{Phase, Session};
+
+/// Totals over all peers since the engine started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Received records that were new and sent to be persisted.
+    pub records_new: u64,
+    /// Received records already covered or already on their way to disk.
+    pub duplicates: u64,
+    /// Received records past their expiry plus grace: covered, not stored.
+    pub expired_on_receipt: u64,
+    /// Seqs covered because a peer had pruned them.
+    pub cleared: u64,
+    /// Received records stamped beyond the maximum clock offset.
+    pub clock_ahead: u64,
+    /// Persist requests the driver reported failed.
+    pub persist_failures: u64,
+    /// Connections closed for breaking the protocol.
+    pub violations: u64,
+    /// Records currently waiting for the driver to make them durable.
+    pub persisting: usize,
+}
+
+/// One node's replication state machine. See the module docs.
+pub struct Engine {
+    config: Config,
+    clock: Arc<HybridClock>,
+    /// Everything this node holds durably, or held and pruned.
+    durable: Frontier,
+    sessions: BTreeMap<PeerKey, Session>,
+    /// Records asked to be persisted and not yet reported durable.
+    persisting: BTreeMap<RecordId, u64>,
+    tickets: BTreeMap<u64, Ticket>,
+    next_ticket: u64,
+    /// Received batches whose ack waits for this many tickets.
+    pending_acks: BTreeMap<(PeerKey, u64), usize>,
+    outputs: VecDeque<Output>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine for a node whose store covers `durable_frontier`, with a
+    /// clock of its own.
+    pub fn new(config: Config, durable_frontier: Frontier) -> Engine {
+        let clock = Arc::new(HybridClock::new(config.node, config.max_clock_offset));
+        Engine::with_clock(config, durable_frontier, clock)
+    }
+
+    /// An engine sharing the node's clock, so that stamps observed from peers
+    /// order the node's later revocations after them.
+    pub fn with_clock(
+        config: Config,
+        durable_frontier: Frontier,
+        clock: Arc<HybridClock>,
+    ) -> Engine {
+        Engine {
+            config: config.clamped(),
+            clock,
+            durable: durable_frontier,
+            sessions: BTreeMap::new(),
+            persisting: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            next_ticket: 1,
+            pending_acks: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// The settings in force (after clamping to the protocol's limits).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The node's hybrid logical clock.
+    pub fn clock(&self) -> &Arc<HybridClock> {
+        &self.clock
+    }
+
+    /// What this node covers durably: what it advertises to peers.
+    pub fn frontier(&self) -> &Frontier {
+        &self.durable
+    }
+
+    /// Totals since start.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            persisting: self.persisting.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// The connections the engine knows, in key order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerKey> + '_ {
+        self.sessions.keys().copied()
+    }
+
+    /// One connection's state and counters, if it is known.
+    pub fn peer_stats(&self, peer: PeerKey) -> Option<PeerStats> {
+        self.sessions.get(&peer).map(|s| s.stats(&self.durable))
+    }
+
+    /// A connection to a peer is up (for QUIC: after mutual TLS). Sends `Hello`.
+    /// A key already in use is treated as a new connection.
+    pub fn peer_connected(&mut self, now: Duration, peer: PeerKey) {
+        self.sessions.insert(peer, Session::new(now, &self.config));
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            node: self.config.node,
+            name: clip(&self.config.name),
+            region: clip(&self.config.region),
+        };
+        self.send(peer, Message::Hello(hello), Lane::Urgent);
+    }
+
+    /// A connection is gone. Its unacknowledged batches are forgotten: the next
+    /// connection's anti-entropy finds what is still missing.
+    pub fn peer_lost(&mut self, _now: Duration, peer: PeerKey) {
+        self.sessions.remove(&peer);
+    }
+
+    /// Takes in one received frame payload (without its length prefix),
+    /// decoding it first. A frame that does not decode closes the connection.
+    pub fn handle_frame(
+        &mut self,
+        now: Duration,
+        peer: PeerKey,
+        frame: &[u8],
+        rng: &mut (impl RngCore + ?Sized),
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        session.stats.bytes_in += frame.len() as u64;
+        match proto::decode(frame) {
+            Ok(msg) => self.handle_message(now, peer, msg, rng, src),
+            Err(e) => self.violation(peer, format!("undecodable message: {e}")),
+        }
+    }
+
+    /// Takes in one received message.
+    pub fn handle_message(
+        &mut self,
+        now: Duration,
+        peer: PeerKey,
+        msg: Message,
+        rng: &mut (impl RngCore + ?Sized),
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        session.stats.messages_in += 1;
+        session.last_contact = Some(now);
+        let established = session.is_established();
+        if let Err(e) = msg.validate() {
+            return self.violation(peer, format!("invalid {}: {e}", msg.kind()));
+        }
+        match msg {
+            Message::Goodbye { reason } => {
+                self.close(
+                    peer,
+                    format!("peer closed the connection: {}", clip(&reason)),
+                );
+            }
+            Message::Hello(hello) if !established => self.on_hello(now, peer, hello, rng),
+            Message::Hello(_) => self.violation(peer, "second Hello".to_owned()),
+            other if !established => {
+                self.violation(peer, format!("{} before Hello", other.kind()));
+            }
+            Message::Frontier { summary } => self.on_frontier(now, peer, &summary, src),
+            Message::Push { records } => self.on_records(now, peer, records, Vec::new(), None),
+            Message::Records {
+                batch_id,
+                records,
+                cleared,
+            } => self.on_records(now, peer, records, cleared, Some(batch_id)),
+            Message::Ack { batch_id } => self.on_ack(now, peer, batch_id, src),
+        }
+    }
+
+    /// Records made on this node, already durable in its store: they count in
+    /// the frontier at once and are pushed to every established peer.
+    /// Records already covered are ignored.
+    pub fn local_records(&mut self, now: Duration, records: &[Record]) {
+        let fresh: Vec<Record> = records
+            .iter()
+            .filter(|r| !self.persisting.contains_key(&r.id) && self.durable.insert(r.id))
+            .cloned()
+            .collect();
+        if !fresh.is_empty() {
+            self.push_to_peers(now, &fresh);
+        }
+    }
+
+    /// Timers: handshake deadlines, anti-entropy rounds, ack timeouts, and
+    /// resuming a backlog stream after a failed read.
+    pub fn tick(
+        &mut self,
+        now: Duration,
+        rng: &mut (impl RngCore + ?Sized),
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let keys: Vec<PeerKey> = self.sessions.keys().copied().collect();
+        for peer in keys {
+            let Some(session) = self.sessions.get_mut(&peer) else {
+                continue;
+            };
+            if matches!(session.phase, Phase::Handshaking { deadline } if now >= deadline) {
+                let reason = format!(
+                    "no Hello within {:?} of connecting",
+                    self.config.handshake_timeout
+                );
+                self.violation(peer, reason);
+                continue;
+            }
+            let mut round_due = false;
+            if let Phase::Established { next_round, .. } = &mut session.phase {
+                if now >= *next_round {
+                    *next_round =
+                        now.saturating_add(jittered(self.config.anti_entropy_period, rng));
+                    round_due = true;
+                }
+            }
+            let timeout = self.config.ack_timeout;
+            let mut timed_out = Vec::new();
+            session.inflight.retain(|b| {
+                let live = b.sent_at.saturating_add(timeout) > now;
+                if !live {
+                    timed_out.push(b.batch_id);
+                }
+                live
+            });
+            session.stats.batches_timed_out += timed_out.len() as u64;
+            if session.retry_at.is_some_and(|t| now >= t) {
+                session.retry_at = None;
+            }
+            for batch_id in timed_out {
+                self.event(EngineEvent::BatchTimedOut { peer, batch_id });
+            }
+            if round_due {
+                self.send_frontier(peer);
+            }
+            self.pump(now, peer, src);
+        }
+    }
+
+    /// The next output, in the order the driver must act on them.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Engine::tick`] should next be called, if ever.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        self.sessions
+            .values()
+            .filter_map(|s| s.deadline(&self.config))
+            .min()
+    }
+
+    fn on_hello(
+        &mut self,
+        now: Duration,
+        peer: PeerKey,
+        hello: Hello,
+        rng: &mut (impl RngCore + ?Sized),
+    ) {
+        if hello.version != PROTOCOL_VERSION {
+            let reason = format!(
+                "protocol version mismatch: peer speaks version {}, this node speaks version {}",
+                hello.version, PROTOCOL_VERSION
+            );
+            return self.violation(peer, reason);
+        }
+        if hello.node == self.config.node {
+            let reason = format!("peer has this node's own id {}", hello.node);
+            return self.violation(peer, reason);
+        }
+        let next_round = now.saturating_add(jittered(self.config.anti_entropy_period, rng));
+        let info = PeerInfo {
+            node: hello.node,
+            name: hello.name,
+            region: hello.region,
+        };
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.phase = Phase::Established {
+                info: info.clone(),
+                next_round,
+            };
+        }
+        self.event(EngineEvent::PeerUp {
+            peer,
+            node: info.node,
+            name: info.name,
+            region: info.region,
+        });
+        self.send_frontier(peer);
+    }
+
+    fn on_frontier(
+        &mut self,
+        now: Duration,
+        peer: PeerKey,
+        summary: &FrontierSummary,
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.their = Some(summary.to_frontier());
+        }
+        self.plan_backlog(now, peer);
+        self.pump(now, peer, src);
+    }
+
+    fn on_ack(
+        &mut self,
+        now: Duration,
+        peer: PeerKey,
+        batch_id: u64,
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.inflight.retain(|b| b.batch_id != batch_id);
+        }
+        self.pump(now, peer, src);
+    }
+
+    fn send_frontier(&mut self, peer: PeerKey) {
+        let summary = FrontierSummary::of(&self.durable);
+        self.send(peer, Message::Frontier { summary }, Lane::Urgent);
+    }
+
+    /// Queues a message, counting it against the peer.
+    fn send(&mut self, peer: PeerKey, msg: Message, lane: Lane) {
+        let len = encoded_len(&msg);
+        self.send_sized(peer, msg, lane, len);
+    }
+
+    /// Queues a message whose encoded length is already known.
+    fn send_sized(&mut self, peer: PeerKey, msg: Message, lane: Lane, len: usize) {
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.stats.messages_out += 1;
+            session.stats.bytes_out += len as u64;
+        }
+        self.outputs.push_back(Output::Send { peer, msg, lane });
+    }
+
+    fn event(&mut self, event: EngineEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Closes a connection that broke the protocol, telling the peer why.
+    fn violation(&mut self, peer: PeerKey, reason: String) {
+        self.stats.violations += 1;
+        let reason = clip(&reason);
+        self.send(
+            peer,
+            Message::Goodbye {
+                reason: reason.clone(),
+            },
+            Lane::Urgent,
+        );
+        self.close(peer, reason);
+    }
+
+    fn close(&mut self, peer: PeerKey, reason: String) {
+        if self.sessions.remove(&peer).is_some() {
+            self.outputs.push_back(Output::Close { peer, reason });
+        }
+    }
+}
+
+/// A uniformly random time between half and one and a half `period`.
+fn jittered(period: Duration, rng: &mut (impl RngCore + ?Sized)) -> Duration {
+    let nanos = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos((nanos / 2).saturating_add(rng.gen_range(0..=nanos)))
+}
+
+/// `text` cut to the protocol's text limit, on a character boundary.
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_TEXT_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

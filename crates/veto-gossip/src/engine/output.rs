@@ -1,0 +1,142 @@
+//! What the engine asks of its driver.
+
+use std::time::Duration;
+
+use veto_core::{Frontier, NodeId, Record, RecordId};
+
+use crate::proto::Message;
+
+/// One connection to a peer, as the driver names it. The driver picks a fresh
+/// key for every connection (a reconnect is a new key) and never reuses one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerKey(pub u64);
+
+/// Which of a connection's two ordered channels a message travels on.
+///
+/// The transport must keep each lane in order and must not let the bulk lane
+/// delay the urgent one (two QUIC streams, for instance). Nothing is assumed
+/// about order between lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Handshake, pushes of new records, frontiers, acks: small and latency
+    /// sensitive.
+    Urgent,
+    /// Backlog and repair batches: large, paced by acks.
+    Bulk,
+}
+
+/// Names one [`Output::Persist`] request, to report it done with
+/// [`super::Engine::records_durable`] or failed with
+/// [`super::Engine::persist_failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PersistId(pub(crate) u64);
+
+/// How a record reached this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// Eager push from its origin.
+    Push,
+    /// Anti-entropy repair or backlog streaming.
+    Repair,
+}
+
+/// Something the driver must do, or may want to know.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send `msg` to `peer` on `lane`. Messages for one peer and lane must be
+    /// sent in the order they are output.
+    Send {
+        /// The connection.
+        peer: PeerKey,
+        /// The message.
+        msg: Message,
+        /// The lane.
+        lane: Lane,
+    },
+    /// Make these durable, atomically if possible, then call
+    /// [`super::Engine::records_durable`] with `id` (or
+    /// [`super::Engine::persist_failed`]). Until then the engine neither
+    /// advertises them nor acknowledges the batches they came in.
+    Persist {
+        /// Names this request.
+        id: PersistId,
+        /// Records to store. None is already covered by the frontier the engine
+        /// holds; a store that finds one covered anyway skips it.
+        records: Vec<Record>,
+        /// Seqs to cover without data: received already expired, or pruned by
+        /// the peer that sent them. A store covers them and never stores those
+        /// records later.
+        cover: Frontier,
+    },
+    /// Close the connection, giving `reason` (e.g. as the QUIC close reason).
+    /// Any `Send` for this peer output before it should be flushed first. The
+    /// engine has already forgotten the connection.
+    Close {
+        /// The connection.
+        peer: PeerKey,
+        /// Why, for logs and the peer.
+        reason: String,
+    },
+    /// Something to log or count.
+    Event(EngineEvent),
+}
+
+/// Things that happened, for logs and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineEvent {
+    /// A peer completed the handshake.
+    PeerUp {
+        /// The connection.
+        peer: PeerKey,
+        /// The peer's node id.
+        node: NodeId,
+        /// The peer's name.
+        name: String,
+        /// The peer's region.
+        region: String,
+    },
+    /// A message with records was taken in.
+    Received {
+        /// From whom.
+        peer: PeerKey,
+        /// Push or repair.
+        via: Via,
+        /// Records new here, asked to be persisted.
+        new: usize,
+        /// Records already covered or already on their way to disk.
+        duplicates: usize,
+        /// Records past `expires_at + gc_grace`: covered, not stored.
+        expired: usize,
+        /// Seqs covered because the sender had pruned them.
+        cleared: u64,
+    },
+    /// A new record's stamp is more than the maximum offset ahead of this
+    /// node's wall clock. The record is stored anyway; the clock does not jump.
+    ClockAhead {
+        /// Who sent it.
+        peer: PeerKey,
+        /// The record.
+        record: RecordId,
+        /// How far ahead its stamp is.
+        ahead: Duration,
+        /// The configured maximum offset.
+        limit: Duration,
+    },
+    /// Receipt time minus the record's physical stamp, for a record new here.
+    PropagationLatency {
+        /// The record's origin.
+        origin: NodeId,
+        /// The latency (zero if the stamp is ahead of this clock).
+        latency: Duration,
+        /// Push or repair.
+        via: Via,
+    },
+    /// A backlog batch went unacknowledged for the ack timeout; its window slot
+    /// is reclaimed.
+    BatchTimedOut {
+        /// The connection.
+        peer: PeerKey,
+        /// The batch.
+        batch_id: u64,
+    },
+}

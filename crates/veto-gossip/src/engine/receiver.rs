@@ -1,0 +1,230 @@
+//! The receiving side: taking records in, asking the driver to persist each
+//! one once, and acknowledging batches only once they are durable.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use veto_core::{Frontier, Record, RecordId, SeqSet};
+
+use super::config::MAX_UNACKED_IN;
+use super::session::seqs_in;
+use super::{Engine, EngineEvent, Lane, Output, PeerKey, PersistId, Via};
+use crate::proto::{Message, OriginRanges};
+
+/// One [`Output::Persist`] request the driver has not yet answered.
+pub(crate) struct Ticket {
+    /// Records it persists or covers; each maps to this ticket in
+    /// `Engine::persisting` while it waits.
+    ids: Vec<RecordId>,
+    cover: Frontier,
+    /// Received batches whose ack waits (also) on this ticket.
+    waiters: Vec<(PeerKey, u64)>,
+}
+
+impl Engine {
+    /// Takes in the records of a push (`batch: None`) or of a backlog batch.
+    pub(super) fn on_records(
+        &mut self,
+        now: Duration,
+        peer: PeerKey,
+        records: Vec<Record>,
+        cleared: OriginRanges,
+        batch: Option<u64>,
+    ) {
+        let via = if batch.is_some() {
+            Via::Repair
+        } else {
+            Via::Push
+        };
+        if let Some(batch_id) = batch {
+            let Some(session) = self.sessions.get_mut(&peer) else {
+                return;
+            };
+            if session.unacked_in >= MAX_UNACKED_IN {
+                let reason = format!(
+                    "more than {MAX_UNACKED_IN} batches awaiting acknowledgement: \
+                     the peer ignores backpressure"
+                );
+                return self.violation(peer, reason);
+            }
+            if self.pending_acks.contains_key(&(peer, batch_id)) {
+                return self.violation(peer, format!("batch id {batch_id} reused"));
+            }
+            session.unacked_in += 1;
+        }
+
+        let ticket = self.next_ticket;
+        // Tickets that must be durable before the batch can be acked.
+        let mut waits = BTreeSet::new();
+        let mut fresh = Vec::new();
+        let mut ids = Vec::new();
+        let mut cover = Frontier::new();
+        let mut covers_any = false;
+        let (mut duplicates, mut expired) = (0usize, 0usize);
+        let total = records.len();
+        let now_secs = now.as_secs();
+        let grace = self.config.gc_grace.as_secs();
+        for record in records {
+            let id = record.id;
+            if self.durable.contains(id) {
+                duplicates += 1;
+                continue;
+            }
+            if let Some(other) = self.persisting.get(&id) {
+                duplicates += 1;
+                if *other != ticket {
+                    waits.insert(*other);
+                }
+                continue;
+            }
+            self.persisting.insert(id, ticket);
+            ids.push(id);
+            if let Err(ahead) = self.clock.observe(now, id.origin, record.hlc) {
+                self.stats.clock_ahead += 1;
+                self.event(EngineEvent::ClockAhead {
+                    peer,
+                    record: id,
+                    ahead: ahead.ahead,
+                    limit: ahead.limit,
+                });
+            }
+            if record.expires_at.saturating_add(grace) < now_secs {
+                // Covered without data, so that garbage collection, here or at
+                // a lagging peer, never brings it back.
+                expired += 1;
+                cover.insert(id);
+                covers_any = true;
+                continue;
+            }
+            self.event(EngineEvent::PropagationLatency {
+                origin: id.origin,
+                latency: now.saturating_sub(record.hlc.as_unix()),
+                via,
+            });
+            fresh.push(record);
+        }
+
+        let mut cleared_seqs = 0u64;
+        for (origin, ranges) in &cleared {
+            for range in ranges {
+                let lacking = match self.durable.origin(*origin) {
+                    Some(have) => SeqSet::from_ranges([range.clone()]).difference(have),
+                    None => vec![range.clone()],
+                };
+                for r in lacking {
+                    cleared_seqs = cleared_seqs.saturating_add(seqs_in(&r));
+                    cover.insert_range(*origin, r);
+                    covers_any = true;
+                }
+            }
+        }
+
+        let new = fresh.len();
+        if !ids.is_empty() || covers_any {
+            self.next_ticket += 1;
+            self.tickets.insert(
+                ticket,
+                Ticket {
+                    ids,
+                    cover: cover.clone(),
+                    waiters: Vec::new(),
+                },
+            );
+            self.outputs.push_back(Output::Persist {
+                id: PersistId(ticket),
+                records: fresh,
+                cover,
+            });
+            waits.insert(ticket);
+        }
+
+        self.stats.records_new += new as u64;
+        self.stats.duplicates += duplicates as u64;
+        self.stats.expired_on_receipt += expired as u64;
+        self.stats.cleared = self.stats.cleared.saturating_add(cleared_seqs);
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.stats.records_in += total as u64;
+            session.stats.duplicates_in += duplicates as u64;
+        }
+        if total > 0 || cleared_seqs > 0 {
+            self.event(EngineEvent::Received {
+                peer,
+                via,
+                new,
+                duplicates,
+                expired,
+                cleared: cleared_seqs,
+            });
+        }
+
+        if let Some(batch_id) = batch {
+            if waits.is_empty() {
+                self.send_ack(peer, batch_id);
+            } else {
+                self.pending_acks.insert((peer, batch_id), waits.len());
+                for t in waits {
+                    if let Some(waiting) = self.tickets.get_mut(&t) {
+                        waiting.waiters.push((peer, batch_id));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The driver made [`Output::Persist`] `id` durable: its records now count
+    /// in the advertised frontier, and batches waiting only on it are acked.
+    pub fn records_durable(&mut self, _now: Duration, id: PersistId) {
+        let Some(ticket) = self.tickets.remove(&id.0) else {
+            return;
+        };
+        for rid in &ticket.ids {
+            if self.persisting.get(rid) == Some(&id.0) {
+                self.persisting.remove(rid);
+            }
+            self.durable.insert(*rid);
+        }
+        self.durable.union_with(&ticket.cover);
+        for (peer, batch_id) in ticket.waiters {
+            let key = (peer, batch_id);
+            let Some(left) = self.pending_acks.get_mut(&key) else {
+                continue;
+            };
+            *left -= 1;
+            if *left == 0 {
+                self.pending_acks.remove(&key);
+                self.send_ack(peer, batch_id);
+            }
+        }
+    }
+
+    /// The driver could not persist [`Output::Persist`] `id`. Its records are
+    /// forgotten, so a later copy from any peer is taken in again, and the
+    /// batches waiting on it are never acked: their senders time them out and
+    /// send again what this node's frontier still lacks.
+    pub fn persist_failed(&mut self, _now: Duration, id: PersistId) {
+        let Some(ticket) = self.tickets.remove(&id.0) else {
+            return;
+        };
+        self.stats.persist_failures += 1;
+        for rid in &ticket.ids {
+            if self.persisting.get(rid) == Some(&id.0) {
+                self.persisting.remove(rid);
+            }
+        }
+        for (peer, batch_id) in ticket.waiters {
+            if self.pending_acks.remove(&(peer, batch_id)).is_some() {
+                if let Some(session) = self.sessions.get_mut(&peer) {
+                    session.unacked_in = session.unacked_in.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    fn send_ack(&mut self, peer: PeerKey, batch_id: u64) {
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        session.unacked_in = session.unacked_in.saturating_sub(1);
+        self.send(peer, Message::Ack { batch_id }, Lane::Urgent);
+    }
+}

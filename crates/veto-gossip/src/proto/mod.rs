@@ -1,0 +1,271 @@
+//! The wire protocol between veto nodes: message types and their framing.
+//!
+//! Each message is one bincode 2 (serde, standard config: varint integers) value
+//! carried in one frame: a 4-byte big-endian length, then that many bytes of
+//! payload. A payload is at most [`MAX_FRAME_BYTES`] (1 MiB); a longer frame is
+//! refused from its header alone, before its body is read or allocated.
+//!
+//! # Compatibility
+//!
+//! [`Message::Hello`] (tag 0) and [`Message::Goodbye`] (tag 1) are frozen: their
+//! tags and field layouts never change, so two nodes that speak different
+//! protocol versions can always read each other's `Hello`, see the mismatch, and
+//! part with a `Goodbye` that says why. Every other message is only sent after
+//! both sides accepted the other's `Hello`, and may change with
+//! [`PROTOCOL_VERSION`].
+//!
+//! # Lanes and ordering
+//!
+//! The engine sends on two lanes (see [`crate::engine::Lane`]). A transport must
+//! deliver the messages of one lane in order; it need not order one lane against
+//! the other. The protocol relies on nothing more.
+
+mod codec;
+mod summary;
+#[cfg(test)]
+mod tests;
+
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+use veto_core::{NodeId, Record, RecordId, Target};
+
+pub(crate) use codec::value_len;
+pub use codec::{
+    decode, encode, encode_frame, encoded_len, parse_frame_header, DecodeError, EncodeError,
+};
+pub use summary::FrontierSummary;
+
+/// The protocol version this build speaks, sent in [`Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Bytes of the length prefix in front of every frame (a big-endian `u32`).
+pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// The most records one [`Message::Push`] or [`Message::Records`] may carry.
+pub const MAX_RECORDS_PER_MESSAGE: usize = 4096;
+
+/// The most text one record may carry (keys, reason and actor together), in
+/// bytes. Records made through the API stay far below it (each field is at most
+/// 512 bytes); the bound guarantees that any stored record can be sent again in
+/// a frame.
+pub const MAX_RECORD_TEXT_BYTES: usize = 32 * 1024;
+
+/// The most seq ranges a [`FrontierSummary`] may list across all origins. A node
+/// whose frontier is more fragmented sends a truncated summary.
+pub const MAX_SUMMARY_RANGES: usize = 8192;
+
+/// The most seq ranges the `cleared` part of one [`Message::Records`] may list.
+pub const MAX_CLEARED_RANGES: usize = 8192;
+
+/// The longest node name, region or goodbye reason, in bytes.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+/// Seq ranges of several origins' logs.
+pub type OriginRanges = Vec<(NodeId, Vec<RangeInclusive<u64>>)>;
+
+/// One protocol message. Variant order is the wire tag: never reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Tag 0, frozen. The first message on a connection, from each side.
+    Hello(Hello),
+    /// Tag 1, frozen. The sender is closing the connection, and says why.
+    Goodbye {
+        /// Human-readable reason, for logs.
+        reason: String,
+    },
+    /// What the sender covers durably: the receiver answers with what it lacks.
+    Frontier {
+        /// The sender's durable frontier, possibly truncated.
+        summary: FrontierSummary,
+    },
+    /// New records, sent eagerly as they are made. Not acknowledged.
+    Push {
+        /// The records.
+        records: Vec<Record>,
+    },
+    /// A repair or backlog batch, acknowledged with [`Message::Ack`] once the
+    /// receiver has made it durable.
+    Records {
+        /// Per-connection batch number, echoed by the ack.
+        batch_id: u64,
+        /// Records the receiver lacked, ascending by id within each origin.
+        records: Vec<Record>,
+        /// Seqs the receiver lacked that the sender covers but has pruned
+        /// (expired): the receiver covers them without data and stops asking.
+        cleared: OriginRanges,
+    },
+    /// Everything in batch `batch_id` is durable at the sender of the ack.
+    Ack {
+        /// The acknowledged batch.
+        batch_id: u64,
+    },
+}
+
+/// The number of message tags this version knows.
+pub(crate) const MESSAGE_TAGS: u32 = 6;
+
+/// The handshake. Its layout is frozen (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// The sender's permanent node id.
+    pub node: NodeId,
+    /// The sender's operator-given name.
+    pub name: String,
+    /// The region the sender serves.
+    pub region: String,
+}
+
+impl Message {
+    /// The message's name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::Goodbye { .. } => "Goodbye",
+            Message::Frontier { .. } => "Frontier",
+            Message::Push { .. } => "Push",
+            Message::Records { .. } => "Records",
+            Message::Ack { .. } => "Ack",
+        }
+    }
+
+    /// Checks the limits a well-formed message keeps: counts, lengths, and
+    /// non-empty seq ranges starting at 1 or later. [`decode`] calls it; the
+    /// engine calls it again on messages handed to it directly.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        match self {
+            Message::Hello(h) => {
+                check_text("name", &h.name)?;
+                check_text("region", &h.region)
+            }
+            Message::Goodbye { reason } => check_text("reason", reason),
+            Message::Frontier { summary } => {
+                check_ranges(&summary.origins, MAX_SUMMARY_RANGES)?;
+                Ok(())
+            }
+            Message::Push { records } => check_records(records),
+            Message::Records {
+                records, cleared, ..
+            } => {
+                check_records(records)?;
+                check_ranges(cleared, MAX_CLEARED_RANGES)
+            }
+            Message::Ack { .. } => Ok(()),
+        }
+    }
+}
+
+/// A message that decodes but breaks the protocol's limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// A text field is longer than [`MAX_TEXT_BYTES`].
+    #[error("`{field}` is {len} bytes; the limit is {MAX_TEXT_BYTES}")]
+    TextTooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// More records than [`MAX_RECORDS_PER_MESSAGE`].
+    #[error("{count} records in one message; the limit is {MAX_RECORDS_PER_MESSAGE}")]
+    TooManyRecords {
+        /// How many there were.
+        count: usize,
+    },
+    /// A record with seq 0 (seqs start at 1).
+    #[error("record {0} has seq 0")]
+    ZeroSeq(NodeId),
+    /// A record carrying more than [`MAX_RECORD_TEXT_BYTES`] of text.
+    #[error("record {id} carries {len} bytes of text; the limit is {MAX_RECORD_TEXT_BYTES}")]
+    RecordTooLarge {
+        /// The record.
+        id: RecordId,
+        /// Its text bytes.
+        len: usize,
+    },
+    /// An empty range, or one that includes seq 0.
+    #[error("bad seq range {start}..={end} for origin {origin}")]
+    BadRange {
+        /// The origin.
+        origin: NodeId,
+        /// Range start.
+        start: u64,
+        /// Range end.
+        end: u64,
+    },
+    /// More ranges than the message allows.
+    #[error("{count} seq ranges in one message; the limit is {limit}")]
+    TooManyRanges {
+        /// How many there were.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+fn check_text(field: &'static str, value: &str) -> Result<(), Invalid> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(Invalid::TextTooLong {
+            field,
+            len: value.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of text a record carries: what makes records differ in size.
+pub(crate) fn record_text_bytes(record: &Record) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let target = match &record.target {
+        Target::Token { iss, jti } => opt(iss) + jti.len(),
+        Target::TokenHash { .. } => 32,
+        Target::Session { iss, sid } => opt(iss) + sid.len(),
+        Target::Subject { iss, sub, .. } => opt(iss) + sub.len(),
+        Target::Client { iss, client_id, .. } => opt(iss) + client_id.len(),
+        Target::Issuer { iss, .. } => iss.len(),
+        Target::Key { iss, kid } => opt(iss) + kid.len(),
+    };
+    target + record.reason.len() + record.actor.len()
+}
+
+fn check_records(records: &[Record]) -> Result<(), Invalid> {
+    if records.len() > MAX_RECORDS_PER_MESSAGE {
+        return Err(Invalid::TooManyRecords {
+            count: records.len(),
+        });
+    }
+    for r in records {
+        if r.id.seq == 0 {
+            return Err(Invalid::ZeroSeq(r.id.origin));
+        }
+        let len = record_text_bytes(r);
+        if len > MAX_RECORD_TEXT_BYTES {
+            return Err(Invalid::RecordTooLarge { id: r.id, len });
+        }
+    }
+    Ok(())
+}
+
+fn check_ranges(origins: &OriginRanges, limit: usize) -> Result<(), Invalid> {
+    let count: usize = origins.iter().map(|(_, r)| r.len()).sum();
+    if count > limit {
+        return Err(Invalid::TooManyRanges { count, limit });
+    }
+    for (origin, ranges) in origins {
+        for r in ranges {
+            if *r.start() == 0 || r.start() > r.end() {
+                return Err(Invalid::BadRange {
+                    origin: *origin,
+                    start: *r.start(),
+                    end: *r.end(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
