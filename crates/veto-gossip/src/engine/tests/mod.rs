@@ -1,1 +1,9 @@
-//! Engine tests.
+//! Engine tests: whole scenarios in an in-memory world of engines
+//! (`replication`, `backlog`), and single-engine protocol rules driven by hand
+//! (`protocol`).
+
+mod backlog;
+mod harness;
+mod protocol;
+mod replication;
+mod store;

@@ -1,0 +1,413 @@
+//! A deterministic in-memory world of engines, in the manner of quinn-proto's
+//! test `Pair`: it owns the engines and their stores, carries encoded frames
+//! between them with a fixed latency per lane, applies persist requests, and
+//! advances a fake clock to the next delivery or timer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use veto_core::{Frontier, Hlc, NodeId, Record, RecordId, Target};
+
+use super::store::Store;
+use crate::engine::{Config, Engine, EngineEvent, Lane, Output, PeerKey, PersistId};
+use crate::proto::{self, Message, MAX_FRAME_BYTES};
+
+/// The wall clock at the start of every test.
+pub(super) const T0: Duration = Duration::from_secs(1_700_000_000);
+
+pub(super) struct Node {
+    pub(super) engine: Engine,
+    pub(super) store: Store,
+    /// Persist requests are applied at once when set; otherwise they wait in
+    /// `held` until [`World::flush`].
+    pub(super) auto_persist: bool,
+    pub(super) held: Vec<(PersistId, Vec<Record>, Frontier)>,
+    /// The record ids of every persist request, in order.
+    pub(super) persisted: Vec<RecordId>,
+    pub(super) events: Vec<EngineEvent>,
+    pub(super) closed: Vec<(PeerKey, String)>,
+    next_seq: u64,
+}
+
+/// One message as it left a node.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Sent {
+    pub(super) at: Duration,
+    pub(super) from: usize,
+    pub(super) to: usize,
+    pub(super) lane: Lane,
+    pub(super) bytes: usize,
+    pub(super) msg: Message,
+}
+
+struct Link {
+    a: usize,
+    ka: PeerKey,
+    b: usize,
+    kb: PeerKey,
+}
+
+enum Delivery {
+    Frame(Vec<u8>),
+    /// The connection is gone, as the transport would report it.
+    Lost,
+}
+
+struct Envelope {
+    from: usize,
+    to: usize,
+    key: PeerKey,
+    is_ack: bool,
+    what: Delivery,
+}
+
+/// Decides whether to drop a message: `(from, to, message)`.
+pub(super) type DropRule = Box<dyn FnMut(usize, usize, &Message) -> bool>;
+
+pub(super) struct World {
+    pub(super) now: Duration,
+    pub(super) nodes: Vec<Node>,
+    links: Vec<Link>,
+    wire: BTreeMap<(Duration, u64), Envelope>,
+    wire_seq: u64,
+    pub(super) latency: Duration,
+    pub(super) bulk_latency: Duration,
+    pub(super) drop: Option<DropRule>,
+    rng: StdRng,
+    next_key: u64,
+    pub(super) sent: Vec<Sent>,
+    /// Backlog batches sent by `.0` to `.1` whose ack has not reached `.0`.
+    unacked: BTreeMap<(usize, usize), usize>,
+    pub(super) max_unacked: usize,
+}
+
+impl World {
+    /// `n` nodes with ids 1..=n, each configured by `configure`.
+    pub(super) fn new(n: usize, seed: u64, configure: impl Fn(&mut Config)) -> World {
+        let nodes = (0..n)
+            .map(|i| {
+                let mut config =
+                    Config::new(NodeId::new(i as u64 + 1), format!("n{i}"), format!("r{i}"));
+                configure(&mut config);
+                Node {
+                    engine: Engine::new(config, Frontier::new()),
+                    store: Store::default(),
+                    auto_persist: true,
+                    held: Vec::new(),
+                    persisted: Vec::new(),
+                    events: Vec::new(),
+                    closed: Vec::new(),
+                    next_seq: 1,
+                }
+            })
+            .collect();
+        World {
+            now: T0,
+            nodes,
+            links: Vec::new(),
+            wire: BTreeMap::new(),
+            wire_seq: 0,
+            latency: Duration::from_millis(10),
+            bulk_latency: Duration::from_millis(10),
+            drop: None,
+            rng: StdRng::seed_from_u64(seed),
+            next_key: 1,
+            sent: Vec::new(),
+            unacked: BTreeMap::new(),
+            max_unacked: 0,
+        }
+    }
+
+    pub(super) fn node_id(&self, i: usize) -> NodeId {
+        self.nodes[i].engine.config().node
+    }
+
+    /// The key node `i` uses for its connection to `j`, if connected.
+    pub(super) fn key(&self, i: usize, j: usize) -> Option<PeerKey> {
+        self.links
+            .iter()
+            .find_map(|l| match (l.a == i && l.b == j, l.b == i && l.a == j) {
+                (true, _) => Some(l.ka),
+                (_, true) => Some(l.kb),
+                _ => None,
+            })
+    }
+
+    pub(super) fn connect(&mut self, a: usize, b: usize) {
+        let (ka, kb) = (PeerKey(self.next_key), PeerKey(self.next_key + 1));
+        self.next_key += 2;
+        self.links.push(Link { a, ka, b, kb });
+        let now = self.now;
+        self.nodes[a].engine.peer_connected(now, ka);
+        self.drain(a);
+        self.nodes[b].engine.peer_connected(now, kb);
+        self.drain(b);
+    }
+
+    /// Cuts the connection at once: frames in flight are lost.
+    pub(super) fn disconnect(&mut self, a: usize, b: usize) {
+        let (Some(ka), Some(kb)) = (self.key(a, b), self.key(b, a)) else {
+            return;
+        };
+        self.links.retain(|l| !(l.ka == ka || l.kb == ka));
+        self.wire.retain(|_, e| e.key != ka && e.key != kb);
+        self.unacked.remove(&(a, b));
+        self.unacked.remove(&(b, a));
+        let now = self.now;
+        self.nodes[a].engine.peer_lost(now, ka);
+        self.nodes[b].engine.peer_lost(now, kb);
+    }
+
+    /// `count` records revoked at node `i` now, each passed through `edit`.
+    pub(super) fn revoke_with(
+        &mut self,
+        i: usize,
+        count: usize,
+        edit: impl Fn(&mut Record),
+    ) -> Vec<Record> {
+        let origin = self.node_id(i);
+        let node = &mut self.nodes[i];
+        let records: Vec<Record> = (0..count)
+            .map(|_| {
+                let seq = node.next_seq;
+                node.next_seq += 1;
+                let mut r = record(origin, seq, node.engine.clock().stamp(self.now));
+                edit(&mut r);
+                r
+            })
+            .collect();
+        for r in &records {
+            assert!(node.store.insert(r.clone()));
+        }
+        node.engine.local_records(self.now, &records);
+        self.drain(i);
+        records
+    }
+
+    pub(super) fn revoke(&mut self, i: usize, count: usize) -> Vec<Record> {
+        self.revoke_with(i, count, |_| {})
+    }
+
+    /// Applies node `i`'s held persist requests and reports them durable.
+    pub(super) fn flush(&mut self, i: usize) {
+        let held = std::mem::take(&mut self.nodes[i].held);
+        for (id, records, cover) in held {
+            let node = &mut self.nodes[i];
+            for r in records {
+                node.store.insert(r);
+            }
+            node.store.cover(&cover);
+            node.engine.records_durable(self.now, id);
+        }
+        self.drain(i);
+    }
+
+    /// Acts on every output of node `i`.
+    pub(super) fn drain(&mut self, i: usize) {
+        while let Some(out) = self.nodes[i].engine.poll_output() {
+            match out {
+                Output::Send { peer, msg, lane } => self.route(i, peer, msg, lane),
+                Output::Persist { id, records, cover } => {
+                    let node = &mut self.nodes[i];
+                    node.persisted.extend(records.iter().map(|r| r.id));
+                    node.held.push((id, records, cover));
+                    if node.auto_persist {
+                        self.flush(i);
+                    }
+                }
+                Output::Close { peer, reason } => {
+                    self.nodes[i].closed.push((peer, reason));
+                    self.close(i, peer);
+                }
+                Output::Event(e) => self.nodes[i].events.push(e),
+            }
+        }
+    }
+
+    fn route(&mut self, from: usize, peer: PeerKey, msg: Message, lane: Lane) {
+        let Some((to, key)) = self.links.iter().find_map(|l| {
+            (l.a == from && l.ka == peer)
+                .then_some((l.b, l.kb))
+                .or((l.b == from && l.kb == peer).then_some((l.a, l.ka)))
+        }) else {
+            return;
+        };
+        let frame = proto::encode(&msg).unwrap();
+        assert!(frame.len() <= MAX_FRAME_BYTES);
+        self.sent.push(Sent {
+            at: self.now,
+            from,
+            to,
+            lane,
+            bytes: frame.len(),
+            msg: msg.clone(),
+        });
+        if let Some(drop) = &mut self.drop {
+            if drop(from, to, &msg) {
+                return;
+            }
+        }
+        if matches!(msg, Message::Records { .. }) {
+            let n = self.unacked.entry((from, to)).or_default();
+            *n += 1;
+            self.max_unacked = self.max_unacked.max(*n);
+        }
+        let is_ack = matches!(msg, Message::Ack { .. });
+        let delay = match lane {
+            Lane::Urgent => self.latency,
+            Lane::Bulk => self.bulk_latency,
+        };
+        self.enqueue(delay, from, to, key, is_ack, Delivery::Frame(frame));
+    }
+
+    /// Node `i` closed its connection `peer`: the other side learns of it
+    /// after the frames already on their way.
+    fn close(&mut self, i: usize, peer: PeerKey) {
+        let Some(pos) = self
+            .links
+            .iter()
+            .position(|l| (l.a == i && l.ka == peer) || (l.b == i && l.kb == peer))
+        else {
+            return;
+        };
+        let l = self.links.remove(pos);
+        let (to, key) = if l.a == i { (l.b, l.kb) } else { (l.a, l.ka) };
+        let delay = self.latency.max(self.bulk_latency);
+        self.enqueue(delay, i, to, key, false, Delivery::Lost);
+    }
+
+    fn enqueue(
+        &mut self,
+        delay: Duration,
+        from: usize,
+        to: usize,
+        key: PeerKey,
+        is_ack: bool,
+        what: Delivery,
+    ) {
+        self.wire_seq += 1;
+        let envelope = Envelope {
+            from,
+            to,
+            key,
+            is_ack,
+            what,
+        };
+        self.wire
+            .insert((self.now + delay, self.wire_seq), envelope);
+    }
+
+    /// The time of the next delivery or timer.
+    fn next_event(&self) -> Option<Duration> {
+        let wire = self.wire.keys().next().map(|(at, _)| *at);
+        let timers = self.nodes.iter().filter_map(|n| n.engine.next_timeout());
+        wire.into_iter().chain(timers).min()
+    }
+
+    /// Runs everything due at the next event time. False when nothing is left.
+    pub(super) fn step(&mut self) -> bool {
+        let Some(at) = self.next_event() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        while let Some(entry) = self.wire.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            let e = entry.remove();
+            if e.is_ack {
+                if let Some(n) = self.unacked.get_mut(&(e.to, e.from)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            let node = &mut self.nodes[e.to];
+            match e.what {
+                Delivery::Frame(frame) => {
+                    node.engine
+                        .handle_frame(self.now, e.key, &frame, &mut self.rng, &node.store)
+                }
+                Delivery::Lost => node.engine.peer_lost(self.now, e.key),
+            }
+            self.drain(e.to);
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i]
+                .engine
+                .next_timeout()
+                .is_some_and(|t| t <= self.now)
+            {
+                let node = &mut self.nodes[i];
+                node.engine.tick(self.now, &mut self.rng, &node.store);
+                self.drain(i);
+            }
+        }
+        true
+    }
+
+    /// Runs for `d` of simulated time.
+    pub(super) fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.next_event().is_some_and(|t| t <= end) {
+            self.step();
+        }
+        self.now = end;
+    }
+
+    /// Runs until `done` holds or `limit` of simulated time has passed;
+    /// returns whether it holds.
+    pub(super) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> bool {
+        let end = self.now + limit;
+        while !done(self) {
+            match self.next_event() {
+                Some(t) if t <= end => {
+                    self.step();
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether every node holds the same records and covers the same ids.
+    pub(super) fn converged(&self) -> bool {
+        let first = &self.nodes[0].store;
+        self.nodes
+            .iter()
+            .all(|n| n.store.digest() == first.digest() && n.store.frontier() == first.frontier())
+    }
+
+    /// Records carried by messages from `from` to `to` of the given kind.
+    pub(super) fn records_sent(&self, from: usize, to: usize, kind: &str) -> Vec<RecordId> {
+        self.sent
+            .iter()
+            .filter(|s| s.from == from && s.to == to && s.msg.kind() == kind)
+            .flat_map(|s| match &s.msg {
+                Message::Push { records } | Message::Records { records, .. } => {
+                    records.iter().map(|r| r.id).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+}
+
+/// A plausible token revocation.
+pub(super) fn record(origin: NodeId, seq: u64, hlc: Hlc) -> Record {
+    Record {
+        id: RecordId { origin, seq },
+        hlc,
+        target: Target::Token {
+            iss: Some("https://idp.example".into()),
+            jti: format!("jti-{origin}-{seq}"),
+        },
+        expires_at: hlc.unix_secs() + 3600,
+        reason: "logout".into(),
+        actor: "svc-auth".into(),
+    }
+}

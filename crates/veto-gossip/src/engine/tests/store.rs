@@ -1,0 +1,101 @@
+//! An in-memory record store with the same semantics as veto-store: records
+//! by id, a covered frontier that pruning never shrinks, and the set digest.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use veto_core::{Frontier, NodeId, Record, RecordId, SetDigest};
+
+use crate::engine::{RecordSource, SourceUnavailable};
+
+#[derive(Default)]
+pub(super) struct Store {
+    records: BTreeMap<RecordId, Record>,
+    covered: Frontier,
+    digest: SetDigest,
+    /// The largest `max` any read asked for.
+    pub(super) max_read: Cell<usize>,
+    /// Reads still to fail.
+    pub(super) failing_reads: Cell<u32>,
+}
+
+impl Store {
+    /// Stores a record unless its id is covered; returns whether it was new.
+    pub(super) fn insert(&mut self, record: Record) -> bool {
+        if !self.covered.insert(record.id) {
+            return false;
+        }
+        self.digest.add(&record.fingerprint());
+        self.records.insert(record.id, record);
+        true
+    }
+
+    pub(super) fn cover(&mut self, frontier: &Frontier) {
+        self.covered.union_with(frontier);
+    }
+
+    /// Garbage collection: drops the data, keeps the id covered.
+    pub(super) fn prune(&mut self, id: RecordId) {
+        if let Some(r) = self.records.remove(&id) {
+            self.digest.remove(&r.fingerprint());
+        }
+    }
+
+    pub(super) fn prune_expired(&mut self, now_secs: u64, grace_secs: u64) {
+        let expired: Vec<RecordId> = self
+            .records
+            .values()
+            .filter(|r| r.expires_at + grace_secs < now_secs)
+            .map(|r| r.id)
+            .collect();
+        for id in expired {
+            self.prune(id);
+        }
+    }
+
+    pub(super) fn get(&self, id: RecordId) -> Option<&Record> {
+        self.records.get(&id)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(super) fn frontier(&self) -> &Frontier {
+        &self.covered
+    }
+
+    pub(super) fn digest(&self) -> SetDigest {
+        self.digest
+    }
+}
+
+impl RecordSource for Store {
+    fn read_range(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        max: usize,
+    ) -> Result<Vec<Record>, SourceUnavailable> {
+        self.max_read.set(self.max_read.get().max(max));
+        if self.failing_reads.get() > 0 {
+            self.failing_reads.set(self.failing_reads.get() - 1);
+            return Err(SourceUnavailable);
+        }
+        let lo = RecordId {
+            origin,
+            seq: *seqs.start(),
+        };
+        let hi = RecordId {
+            origin,
+            seq: *seqs.end(),
+        };
+        Ok(self
+            .records
+            .range(lo..=hi)
+            .take(max)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+}
