@@ -157,10 +157,8 @@ impl<'a> CheckInput<'a> {
 /// string) when it has two dots, else by its hash alone.
 pub(crate) fn check_token(backend: &dyn Backend, token: &str) -> Result<Option<Revoked>, JwtError> {
     if jwt::looks_like_jwt(token) {
-        let claims = jwt::decode(token)?;
-        let mut check = claims.as_check();
-        check.token_sha256 = Some(Sha256::digest(token.as_bytes()).into());
-        Ok(backend.check(&check))
+        let sha = Sha256::digest(token.as_bytes()).into();
+        crate::jwt_fast::with_jwt_check(token, sha, |check| backend.check(check))
     } else {
         Ok(backend.check(&Check {
             token_sha256: Some(Sha256::digest(token.as_bytes()).into()),

@@ -24,6 +24,7 @@ mod audit;
 mod auth;
 mod check;
 mod gateway;
+mod jwt_fast;
 mod limits;
 mod oauth;
 mod peers;
