@@ -8,7 +8,12 @@
 //! by its SHA-256 alone.
 //!
 //! Unknown or repeated query parameters are refused: a misspelt `jit=` answered
-//! with `{"revoked": false}` would let a revoked token through.
+//! with `{"revoked": false}` would let a revoked token through. An empty value
+//! counts as absent, as a gateway templating a missing claim sends it: an empty
+//! `iss` then matches records of every issuer and an empty `iat` lets every
+//! bulk cutoff apply, which fails closed. In a query `token`, a space is read as
+//! `+`: a bearer token never holds a space (RFC 6750 `b64token`), but an
+//! unescaped `+` arrives as one.
 //!
 //! This is the hot path. The query is parsed in place (no allocation unless a
 //! value is percent-encoded), the not-revoked answer is a static body, and the
@@ -79,6 +84,21 @@ fn set<'a>(
     Ok(())
 }
 
+/// A value that is given and not empty.
+fn present<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// Undoes form decoding's `+` to space for a bearer token, which never holds a
+/// space.
+pub(crate) fn plus_for_space(token: Cow<'_, str>) -> Cow<'_, str> {
+    if token.contains(' ') {
+        Cow::Owned(token.replace(' ', "+"))
+    } else {
+        token
+    }
+}
+
 impl<'a> CheckInput<'a> {
     /// Parses `GET /v1/check`'s query string.
     pub(crate) fn from_query(query: &'a str) -> Result<CheckInput<'a>, ApiError> {
@@ -91,7 +111,8 @@ impl<'a> CheckInput<'a> {
                 "sid" => set(&mut input.sid, "sid", value)?,
                 "client_id" => set(&mut input.client_id, "client_id", value)?,
                 "kid" => set(&mut input.kid, "kid", value)?,
-                "token" => set(&mut input.token, "token", value)?,
+                "token" => set(&mut input.token, "token", plus_for_space(value))?,
+                "iat" if value.is_empty() => {}
                 "iat" => {
                     let iat = value.parse().map_err(|_| {
                         ApiError::invalid(format!(
@@ -113,17 +134,21 @@ impl<'a> CheckInput<'a> {
     }
 
     fn has_claims(&self) -> bool {
-        self.iss.is_some()
-            || self.sub.is_some()
-            || self.jti.is_some()
-            || self.sid.is_some()
-            || self.client_id.is_some()
-            || self.kid.is_some()
+        [
+            &self.iss,
+            &self.sub,
+            &self.jti,
+            &self.sid,
+            &self.client_id,
+            &self.kid,
+        ]
+        .into_iter()
+        .any(|c| present(c).is_some())
     }
 
     /// Runs the lookup against the backend.
     pub(crate) fn lookup(&self, backend: &dyn Backend) -> Result<Option<Revoked>, ApiError> {
-        if let Some(token) = &self.token {
+        if let Some(token) = present(&self.token) {
             if self.has_claims() || self.iat.is_some() {
                 return Err(ApiError::invalid(
                     "give either `token` or claims, not both: a token's claims are read from it",
@@ -141,12 +166,12 @@ impl<'a> CheckInput<'a> {
             return Err(ApiError::invalid(NOTHING_TO_CHECK));
         }
         Ok(backend.check(&Check {
-            iss: self.iss.as_deref(),
-            sub: self.sub.as_deref(),
-            jti: self.jti.as_deref(),
-            sid: self.sid.as_deref(),
-            client_id: self.client_id.as_deref(),
-            kid: self.kid.as_deref(),
+            iss: present(&self.iss),
+            sub: present(&self.sub),
+            jti: present(&self.jti),
+            sid: present(&self.sid),
+            client_id: present(&self.client_id),
+            kid: present(&self.kid),
             iat: self.iat,
             token_sha256: None,
         }))

@@ -14,6 +14,9 @@
 //! well-formed request answers 200 with an empty body, so nothing about the token
 //! leaks. Error bodies carry RFC 6749's `error_description` beside `message`.
 //!
+//! A space in `token` is read as `+`, as on `/v1/check`: no bearer token holds
+//! a space, but an unescaped `+` arrives as one.
+//!
 //! An opaque refresh token may outlive the maximum token lifetime; operators
 //! who revoke such tokens here should set that lifetime to cover them.
 
@@ -24,6 +27,7 @@ use serde::Serialize;
 use veto_core::{jwt, Revocation, Target};
 
 use crate::auth::Admin;
+use crate::check::plus_for_space;
 use crate::error::{code, count_error};
 use crate::limits::Body;
 use crate::revoke::store;
@@ -111,7 +115,9 @@ pub(crate) async fn revoke(_: Admin, State(state): State<AppState>, Body(body): 
             );
         }
     }
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    // As on `/v1/check`: an unescaped `+` arrives as a space, which no bearer
+    // token holds, and the hash must match what the gateway will look up.
+    let Some(token) = token.filter(|t| !t.is_empty()).map(plus_for_space) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             code::INVALID_REQUEST,

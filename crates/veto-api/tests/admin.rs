@@ -186,7 +186,12 @@ async fn rfc7009_revokes_a_jwt_by_iss_and_jti_until_its_exp() {
 async fn rfc7009_revokes_other_tokens_by_hash_and_always_answers_200() {
     let app = App::new();
     let no_jti = jwt(json!({}), json!({"iss": "https://idp", "sub": "alice"}));
-    let tokens = ["opaque-refresh-1", "not.a.jwt", no_jti.as_str(), "a b+c"];
+    let tokens = [
+        "opaque-refresh-1",
+        "not.a.jwt",
+        no_jti.as_str(),
+        "tok+en/1==",
+    ];
     for t in tokens {
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("token", t)
@@ -200,7 +205,7 @@ async fn rfc7009_revokes_other_tokens_by_hash_and_always_answers_200() {
         assert_eq!(r.target, Target::opaque_token(t));
         assert_eq!(r.expires_at, START + DAY);
     }
-    for t in ["opaque-refresh-1", no_jti.as_str(), "a b+c"] {
+    for t in ["opaque-refresh-1", no_jti.as_str(), "tok+en/1=="] {
         assert!(app.is_revoked(&[("token", t)]).await, "{t}");
     }
     // A token with two dots that is no JWT cannot be looked up (400), and the
@@ -208,6 +213,9 @@ async fn rfc7009_revokes_other_tokens_by_hash_and_always_answers_200() {
     app.get(&common::check_uri(&[("token", "not.a.jwt")]))
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_token");
+    // A `+` left unescaped in the form still revokes the token with the `+`.
+    assert_eq!(oauth(&app, "token=un+escaped", bearer()).await.status, 200);
+    assert!(app.is_revoked(&[("token", "un+escaped")]).await);
     // Revoking the same token again is still 200 and still revoked.
     assert_eq!(
         oauth(&app, "token=opaque-refresh-1", bearer()).await.status,

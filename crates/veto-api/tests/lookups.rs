@@ -237,3 +237,33 @@ async fn auth_serves_envoy_style_subrequests_with_any_method_and_path() {
         .unwrap();
     assert_eq!(app.send(req).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_unescaped_plus_in_a_query_token_is_a_plus() {
+    let app = App::new();
+    app.revoke(json!({"scope": "token", "token": "abc+def/ghi=="}))
+        .await;
+    assert!(app.is_revoked(&[("token", "abc+def/ghi==")]).await);
+    let a = app.get("/v1/check?token=abc+def/ghi==").await;
+    assert_eq!(a.json()["revoked"], true);
+    let a = app.get("/v1/check?token=abc%2Bdef%2Fghi%3D%3D").await;
+    assert_eq!(a.json()["revoked"], true);
+}
+
+#[tokio::test]
+async fn empty_query_values_count_as_absent_and_fail_closed() {
+    let app = App::new();
+    app.revoke(json!({"scope": "subject", "iss": A, "sub": "alice"}))
+        .await;
+    // An empty iss matches the record of issuer A; an empty iat lets the cutoff apply.
+    let a = app.get("/v1/check?iss=&sub=alice&iat=&jti=&sid=").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["revoked"], true);
+    for uri in ["/v1/check?token=", "/v1/check?iss=&sub="] {
+        let m = app
+            .get(uri)
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(m.contains("nothing to check"), "{uri}: {m}");
+    }
+}
