@@ -301,9 +301,6 @@ impl Engine {
                 live
             });
             session.stats.batches_timed_out += timed_out.len() as u64;
-            if session.retry_at.is_some_and(|t| now >= t) {
-                session.retry_at = None;
-            }
             for batch_id in timed_out {
                 self.event(EngineEvent::BatchTimedOut { peer, batch_id });
             }

@@ -90,9 +90,12 @@ impl Engine {
             let Some(session) = self.sessions.get_mut(&peer) else {
                 return;
             };
+            if session.retry_at.is_some_and(|t| now < t) {
+                return;
+            }
+            session.retry_at = None;
             if !session.is_established()
                 || session.need.is_empty()
-                || session.retry_at.is_some()
                 || session.inflight.len() >= self.config.window
             {
                 return;

@@ -204,6 +204,15 @@ impl World {
         self.drain(i);
     }
 
+    /// Fails node `i`'s held persist requests, as a full disk would.
+    pub(super) fn fail_held(&mut self, i: usize) {
+        let held = std::mem::take(&mut self.nodes[i].held);
+        for (id, _, _) in held {
+            self.nodes[i].engine.persist_failed(self.now, id);
+        }
+        self.drain(i);
+    }
+
     /// Acts on every output of node `i`.
     pub(super) fn drain(&mut self, i: usize) {
         while let Some(out) = self.nodes[i].engine.poll_output() {
@@ -341,6 +350,13 @@ impl World {
                 let node = &mut self.nodes[i];
                 node.engine.tick(self.now, &mut self.rng, &node.store);
                 self.drain(i);
+                // A tick handles everything due: asking to be woken again at
+                // once would make a driver spin.
+                let next = self.nodes[i].engine.next_timeout();
+                assert!(
+                    !matches!(next, Some(t) if t <= self.now),
+                    "node {i} would spin"
+                );
             }
         }
         true

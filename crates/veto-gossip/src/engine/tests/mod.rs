@@ -3,6 +3,7 @@
 //! (`protocol`).
 
 mod backlog;
+mod chaos;
 mod harness;
 mod protocol;
 mod replication;
