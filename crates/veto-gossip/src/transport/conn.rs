@@ -1,0 +1,379 @@
+//! One connection's life: lane setup, admission, reading and writing frames,
+//! and the `Disconnected` event at the end.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn::{RecvStream, SendStream, WriteError};
+use rustls::pki_types::CertificateDer;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::frame::{code, describe, lane_tag, read_frame, read_tag, write_frames, ReadFail};
+use super::handle::Inner;
+use super::registry::{Admit, ConnShared};
+use super::{Lane, TransportEvent};
+use crate::tls::peer_name_from_cert;
+
+/// Which configured peer a dialled connection belongs to.
+pub(crate) struct DialContext {
+    pub(crate) addr: SocketAddr,
+    pub(crate) generation: u64,
+}
+
+/// Why a connection was not admitted.
+pub(crate) enum EstablishError {
+    /// It reached a node with our own name.
+    SelfConnect,
+    /// Another connection to this peer is kept instead.
+    Duplicate,
+    /// Anything else, with a reason for logs.
+    Failed(String),
+}
+
+/// The two streams in each direction, indexed by lane.
+pub(crate) struct Lanes {
+    send: [SendStream; 2],
+    recv: [RecvStream; 2],
+}
+
+/// An admitted connection, announced with `Connected`, ready to [`serve`].
+pub(crate) struct Established {
+    pub(crate) shared: Arc<ConnShared>,
+    lanes: Lanes,
+}
+
+/// Handles one incoming connection from handshake to close.
+pub(crate) async fn accept(
+    inner: Arc<Inner>,
+    incoming: quinn::Incoming,
+    permit: OwnedSemaphorePermit,
+) {
+    let remote = incoming.remote_address();
+    let handshake = async {
+        let connecting = incoming.accept().map_err(|e| describe(&e))?;
+        match tokio::time::timeout(inner.config.handshake_timeout, connecting).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(describe(&e)),
+            Err(_) => Err("handshake timed out".to_owned()),
+        }
+    };
+    let conn = match handshake.await {
+        Ok(conn) => conn,
+        Err(reason) => {
+            inner.totals.handshake_failure();
+            tracing::debug!(%remote, %reason, "incoming handshake failed");
+            return;
+        }
+    };
+    let established = establish(&inner, conn, None).await;
+    drop(permit);
+    match established {
+        Ok(established) => {
+            serve(&inner, established).await;
+        }
+        Err(EstablishError::Failed(reason)) => {
+            tracing::debug!(%remote, %reason, "incoming connection not admitted");
+        }
+        Err(EstablishError::SelfConnect | EstablishError::Duplicate) => {}
+    }
+}
+
+fn peer_name(conn: &quinn::Connection) -> Option<String> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    peer_name_from_cert(certs.first()?).ok()
+}
+
+/// Sets up the lanes, applies the one-connection-per-pair rule and announces
+/// the connection.
+pub(crate) async fn establish(
+    inner: &Arc<Inner>,
+    conn: quinn::Connection,
+    dial: Option<&DialContext>,
+) -> Result<Established, EstablishError> {
+    let Some(name) = peer_name(&conn) else {
+        conn.close(code::PROTOCOL, b"certificate carries no node name");
+        return Err(EstablishError::Failed(
+            "peer certificate carries no node name".into(),
+        ));
+    };
+    if let Some(dial) = dial {
+        inner
+            .registry()
+            .set_peer(dial.addr, dial.generation, None, Some(&name));
+    }
+    if name == inner.local_name {
+        conn.close(code::SELF_CONNECT, b"same node name");
+        return Err(EstablishError::SelfConnect);
+    }
+
+    let lanes = match tokio::time::timeout(inner.config.handshake_timeout, open_lanes(&conn)).await
+    {
+        Ok(Ok(lanes)) => lanes,
+        Ok(Err(ReadFail::Protocol { kind, reason })) => {
+            inner.totals.frame_error(kind);
+            tracing::warn!(peer = %name, %reason, "closing connection: protocol violation during lane setup");
+            conn.close(code::PROTOCOL, reason.as_bytes());
+            return Err(EstablishError::Failed(reason));
+        }
+        Ok(Err(ReadFail::Lost)) => {
+            let reason = conn
+                .close_reason()
+                .map(|e| describe(&e))
+                .unwrap_or_else(|| "connection lost during lane setup".into());
+            return Err(EstablishError::Failed(reason));
+        }
+        Err(_) => {
+            conn.close(code::NORMAL, b"lane setup timed out");
+            return Err(EstablishError::Failed("lane setup timed out".into()));
+        }
+    };
+
+    let queue_bytes = [
+        inner.config.urgent_queue_bytes,
+        inner.config.bulk_queue_bytes,
+    ];
+    let (shared, admit) = {
+        let mut reg = inner.registry();
+        let current = match dial {
+            Some(d) => reg.peers.get(&d.addr).map(|p| p.generation) == Some(d.generation),
+            None => true,
+        };
+        if !current || inner.is_shutting_down() {
+            drop(reg);
+            conn.close(code::REMOVED, b"peer removed");
+            return Err(EstablishError::Failed("peer removed".into()));
+        }
+        let id = reg.alloc_id();
+        let shared = Arc::new(ConnShared::new(id, name, dial.is_some(), conn, queue_bytes));
+        let admit = reg.admit(&shared, &inner.local_name);
+        inner.publish_states(&reg);
+        (shared, admit)
+    };
+
+    match admit {
+        Admit::Duplicate => {
+            inner.totals.duplicate();
+            tracing::debug!(peer = %shared.peer_name, "closing duplicate connection");
+            shared.conn.close(code::DUPLICATE, b"duplicate");
+            return Err(EstablishError::Duplicate);
+        }
+        Admit::Accepted {
+            replaced: Some(old),
+        } => {
+            inner.totals.duplicate();
+            tracing::debug!(peer = %shared.peer_name, old = %old.id, new = %shared.id, "replacing duplicate connection");
+            old.close(code::DUPLICATE, "duplicate");
+            // Announce the new connection only after the old one's
+            // `Disconnected`, so at most one connection per peer is ever up.
+            let mut gone = old.gone();
+            tokio::select! {
+                _ = gone.wait_for(|g| *g) => {}
+                e = shared.conn.closed() => {
+                    let mut reg = inner.registry();
+                    reg.remove(&shared);
+                    inner.publish_states(&reg);
+                    drop(reg);
+                    shared.mark_gone();
+                    return Err(EstablishError::Failed(describe(&e)));
+                }
+            }
+        }
+        Admit::Accepted { replaced: None } => {}
+    }
+
+    inner.totals.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        peer = %shared.peer_name,
+        conn = %shared.id,
+        remote = %shared.remote,
+        dialed = shared.dialed,
+        "peer connected"
+    );
+    inner
+        .emit(TransportEvent::Connected {
+            conn: shared.id,
+            peer_name: shared.peer_name.clone(),
+            remote: shared.remote,
+            dialed: shared.dialed,
+        })
+        .await;
+    Ok(Established { shared, lanes })
+}
+
+/// Opens our two lanes and waits for the peer's. The peer only gets this far
+/// after accepting our certificate, so this also confirms the handshake from
+/// the dialling side, where the QUIC handshake completes a round trip before
+/// the server has checked the client's certificate.
+async fn open_lanes(conn: &quinn::Connection) -> Result<Lanes, ReadFail> {
+    let open = |lane: Lane| async move {
+        let mut send = conn.open_uni().await.map_err(|_| ReadFail::Lost)?;
+        // Urgent frames go out first when both lanes have data.
+        let _ = send.set_priority(if lane == Lane::Urgent { 1 } else { 0 });
+        send.write_all(&[lane_tag(lane)])
+            .await
+            .map_err(|_| ReadFail::Lost)?;
+        Ok::<_, ReadFail>(send)
+    };
+    let send = [open(Lane::Urgent).await?, open(Lane::Bulk).await?];
+
+    let mut recv: [Option<RecvStream>; 2] = [None, None];
+    while recv.iter().any(Option::is_none) {
+        let mut stream = conn.accept_uni().await.map_err(|_| ReadFail::Lost)?;
+        let lane = read_tag(&mut stream).await?;
+        let slot = &mut recv[lane.index()];
+        if slot.is_some() {
+            return Err(ReadFail::protocol(
+                "protocol",
+                format!("second {} lane stream", lane.as_str()),
+            ));
+        }
+        *slot = Some(stream);
+    }
+    match recv {
+        [Some(urgent), Some(bulk)] => Ok(Lanes {
+            send,
+            recv: [urgent, bulk],
+        }),
+        _ => Err(ReadFail::Lost),
+    }
+}
+
+/// How the serving loop ended.
+enum End {
+    Lost,
+    Protocol { kind: &'static str, reason: String },
+    EventsClosed,
+}
+
+impl From<ReadFail> for End {
+    fn from(fail: ReadFail) -> Self {
+        match fail {
+            ReadFail::Lost => End::Lost,
+            ReadFail::Protocol { kind, reason } => End::Protocol { kind, reason },
+        }
+    }
+}
+
+/// Moves frames both ways until the connection ends, then reports
+/// `Disconnected` and leaves the registry. Returns how long it was up.
+pub(crate) async fn serve(inner: &Arc<Inner>, established: Established) -> Duration {
+    let Established { shared, lanes } = established;
+    let Lanes {
+        send: [send_urgent, send_bulk],
+        recv: [recv_urgent, recv_bulk],
+    } = lanes;
+    let end = tokio::select! {
+        end = read_lane(inner, &shared, Lane::Urgent, recv_urgent) => end,
+        end = read_lane(inner, &shared, Lane::Bulk, recv_bulk) => end,
+        end = write_lane(inner, &shared, Lane::Urgent, send_urgent) => end,
+        end = write_lane(inner, &shared, Lane::Bulk, send_bulk) => end,
+        end = refuse_streams(&shared.conn) => end,
+        _ = shared.conn.closed() => End::Lost,
+    };
+    match end {
+        End::Protocol { kind, reason } => {
+            inner.totals.frame_error(kind);
+            tracing::warn!(peer = %shared.peer_name, conn = %shared.id, %reason, "closing connection: protocol violation");
+            shared.close(code::PROTOCOL, &reason);
+        }
+        End::EventsClosed => shared.close(code::NORMAL, "transport shutting down"),
+        End::Lost => {}
+    }
+    for lane in Lane::ALL {
+        shared.queue(lane).close();
+    }
+    let reason = match shared.close_reason() {
+        Some(reason) => reason,
+        None => match shared.conn.close_reason() {
+            Some(e) => describe(&e),
+            None => {
+                shared.close(code::NORMAL, "lane stream lost");
+                "lane stream lost".to_owned()
+            }
+        },
+    };
+    let lived = shared.since.elapsed();
+    tracing::info!(peer = %shared.peer_name, conn = %shared.id, %reason, "peer disconnected");
+    inner
+        .emit(TransportEvent::Disconnected {
+            conn: shared.id,
+            reason,
+        })
+        .await;
+    {
+        let mut reg = inner.registry();
+        reg.remove(&shared);
+        inner.publish_states(&reg);
+    }
+    shared.mark_gone();
+    lived
+}
+
+async fn read_lane(inner: &Inner, shared: &ConnShared, lane: Lane, mut recv: RecvStream) -> End {
+    loop {
+        let bytes: Bytes = match read_frame(&mut recv, inner.config.max_frame_bytes).await {
+            Ok(bytes) => bytes,
+            Err(fail) => return fail.into(),
+        };
+        shared.frames_in.fetch_add(1, Ordering::Relaxed);
+        shared
+            .bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        inner.metrics.frame_in(lane, bytes.len());
+        let event = TransportEvent::Frame {
+            conn: shared.id,
+            lane,
+            bytes,
+        };
+        if !inner.emit(event).await {
+            return End::EventsClosed;
+        }
+    }
+}
+
+async fn write_lane(inner: &Inner, shared: &ConnShared, lane: Lane, mut send: SendStream) -> End {
+    let mut batch = Vec::new();
+    loop {
+        if !shared.queue(lane).pop_batch(&mut batch).await {
+            // Only closed once serving is over; nothing more to do here.
+            return std::future::pending().await;
+        }
+        match write_frames(&mut send, &batch).await {
+            Ok(()) => {
+                let bytes: usize = batch.iter().map(Bytes::len).sum();
+                let frames = batch.len() as u64;
+                shared.frames_out.fetch_add(frames, Ordering::Relaxed);
+                shared.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+                inner.metrics.frames_out(lane, frames, bytes as u64);
+            }
+            Err(WriteError::Stopped(code)) => {
+                return End::Protocol {
+                    kind: "protocol",
+                    reason: format!("peer stopped the {} lane (code {code})", lane.as_str()),
+                }
+            }
+            Err(_) => return End::Lost,
+        }
+        batch.clear();
+    }
+}
+
+/// Lanes are the only streams; anything more is a protocol violation.
+async fn refuse_streams(conn: &quinn::Connection) -> End {
+    let opened = tokio::select! {
+        uni = conn.accept_uni() => uni.is_ok(),
+        bi = conn.accept_bi() => bi.is_ok(),
+    };
+    if opened {
+        End::Protocol {
+            kind: "protocol",
+            reason: "unexpected extra stream".into(),
+        }
+    } else {
+        End::Lost
+    }
+}
