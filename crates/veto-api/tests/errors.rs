@@ -357,11 +357,11 @@ async fn wrong_method_is_405_and_unknown_path_404() {
         (Method::POST, "/v1/status"),
         (Method::GET, "/v1/peers/x"),
     ] {
-        let m = app
-            .call(method.clone(), uri, Some(ADMIN), vec![])
-            .await
-            .error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        let a = app.call(method.clone(), uri, Some(ADMIN), vec![]).await;
+        let m = a.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         assert!(m.contains(method.as_str()), "{m}");
+        // The JSON body keeps axum's `Allow` header.
+        assert!(a.headers.contains_key(header::ALLOW), "{uri}");
     }
     for uri in ["/", "/v1", "/v2/check", "/v1/checks", "/v1/revocations/x/y"] {
         let m = app.get(uri).await.error(StatusCode::NOT_FOUND, "not_found");
