@@ -7,7 +7,9 @@ mod cli;
 mod config;
 mod node;
 mod peers;
+mod relay;
 mod remote;
+mod replication;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,6 +31,11 @@ fn main() -> ExitCode {
         Command::Check(args) => remote::check(args),
         Command::Peers(cmd) => remote::peers(cmd),
         Command::Status(args) => remote::status(args),
+        Command::Relay(config) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(relay::run(config)).map_err(anyhow::Error::from)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

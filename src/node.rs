@@ -37,14 +37,14 @@ pub(crate) struct Node {
     info: NodeInfo,
     store: Store,
     memory: RwLock<Memory>,
-    clock: HybridClock,
+    clock: Arc<HybridClock>,
     /// Serialises local appends so that sequence numbers are handed out
     /// contiguously and in the order they become durable.
     next_seq: tokio::sync::Mutex<u64>,
     ready: AtomicBool,
     /// New records, local or replicated, for replication and watchers.
     local_records: mpsc::UnboundedSender<Vec<Record>>,
-    peers: PeerDirectory,
+    peers: Arc<PeerDirectory>,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
@@ -58,7 +58,7 @@ impl Node {
         name: String,
         region: String,
         max_clock_offset: Duration,
-        peers: PeerDirectory,
+        peers: Arc<PeerDirectory>,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
         let id = store.node_id();
         let covered = store.covered().context("cannot read the covered frontier")?;
@@ -68,7 +68,7 @@ impl Node {
             info: NodeInfo { id, name, region },
             store,
             memory: RwLock::new(Memory::default()),
-            clock: HybridClock::new(id, max_clock_offset),
+            clock: Arc::new(HybridClock::new(id, max_clock_offset)),
             next_seq: tokio::sync::Mutex::new(next_seq),
             ready: AtomicBool::new(false),
             local_records: tx,
@@ -88,9 +88,11 @@ impl Node {
                 if let Err(e) = memory.index.insert_record(&record) {
                     failure.get_or_insert(e);
                 }
-                memory.digest.add(&record.fingerprint());
             })
             .context("cannot read records from the store")?;
+        // The store keeps the digest beside the records, updated in the same
+        // atomic batches, so it need not be recomputed record by record here.
+        memory.digest = self.store.digest().context("cannot read the set digest")?;
         if let Some(e) = failure {
             return Err(e).context("cannot index a stored record");
         }
@@ -107,9 +109,10 @@ impl Node {
         &self.store
     }
 
-    /// The node's clock, for the replication driver.
-    pub(crate) fn clock(&self) -> &HybridClock {
-        &self.clock
+    /// The node's clock, shared with the replication engine so that stamps
+    /// observed from peers order later local revocations.
+    pub(crate) fn clock_handle(&self) -> Arc<HybridClock> {
+        Arc::clone(&self.clock)
     }
 
     /// Records that became durable here (local or from a peer): index them.
@@ -159,11 +162,6 @@ impl Node {
             tracing::info!(pruned = total, "garbage collection");
         }
         Ok(total)
-    }
-
-    /// The digest of the live records.
-    pub(crate) fn digest(&self) -> SetDigest {
-        self.memory.read().unwrap_or_else(|p| p.into_inner()).digest
     }
 }
 

@@ -1,6 +1,7 @@
 //! The operator-managed peer list: persisted in the store, shown in
 //! `/v1/status`, and handed to the replication driver when it changes.
 
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
@@ -10,54 +11,97 @@ use veto_store::{PeerEntry, Store};
 /// A change to the peer list, for the replication driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PeerCommand {
-    /// Start dialling this address.
+    /// Start dialling this `host:port`.
     Add(String),
-    /// Stop dialling this address and close its connection.
-    Remove(String),
+    /// Stop dialling this peer and close its connection.
+    Remove {
+        /// The configured `host:port`.
+        addr: String,
+        /// What it resolved to when it was dialled.
+        resolved: Vec<SocketAddr>,
+    },
+}
+
+/// A configured peer and what its address resolved to.
+pub(crate) struct ConfiguredPeer {
+    pub(crate) view: PeerView,
+    pub(crate) resolved: Vec<SocketAddr>,
+}
+
+#[derive(Default)]
+struct Peers {
+    configured: Vec<ConfiguredPeer>,
+    /// Nodes that dialled this one without being configured here.
+    inbound: Vec<PeerView>,
 }
 
 /// The peers of this node and what is known of each.
 pub(crate) struct PeerDirectory {
-    peers: Mutex<Vec<PeerView>>,
+    peers: Mutex<Peers>,
     commands: Option<mpsc::UnboundedSender<PeerCommand>>,
 }
 
-fn down(entry: &PeerEntry) -> PeerView {
-    PeerView {
-        name: entry.name.clone(),
-        addr: entry.addr.clone(),
-        state: "connecting".to_owned(),
-        lag: 0,
-        rtt_ms: None,
-        last_contact: None,
+fn connecting(entry: &PeerEntry) -> ConfiguredPeer {
+    ConfiguredPeer {
+        view: PeerView {
+            name: entry.name.clone(),
+            addr: entry.addr.clone(),
+            state: "connecting".to_owned(),
+            lag: 0,
+            rtt_ms: None,
+            last_contact: None,
+        },
+        resolved: Vec::new(),
     }
+}
+
+fn storage(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Storage(e.to_string())
 }
 
 impl PeerDirectory {
     /// A directory for a node without replication: peers cannot be added.
     pub(crate) fn disabled() -> PeerDirectory {
-        PeerDirectory { peers: Mutex::new(Vec::new()), commands: None }
+        PeerDirectory { peers: Mutex::new(Peers::default()), commands: None }
     }
 
     /// A directory that forwards changes to the replication driver.
     pub(crate) fn new(entries: &[PeerEntry], commands: mpsc::UnboundedSender<PeerCommand>) -> PeerDirectory {
-        PeerDirectory { peers: Mutex::new(entries.iter().map(down).collect()), commands: Some(commands) }
+        let configured = entries.iter().map(connecting).collect();
+        PeerDirectory { peers: Mutex::new(Peers { configured, inbound: Vec::new() }), commands: Some(commands) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PeerView>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Peers> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every peer as an operator sees it.
+    /// Every peer as an operator sees it: configured ones first, then nodes that
+    /// connected to this one on their own.
     pub(crate) fn views(&self) -> Vec<PeerView> {
-        self.lock().clone()
+        let peers = self.lock();
+        peers.configured.iter().map(|p| p.view.clone()).chain(peers.inbound.iter().cloned()).collect()
     }
 
-    /// Updates what is known of the peer dialled at `addr`.
-    pub(crate) fn update(&self, addr: &str, f: impl FnOnce(&mut PeerView)) {
-        if let Some(view) = self.lock().iter_mut().find(|p| p.addr == addr) {
-            f(view);
+    /// The configured addresses.
+    pub(crate) fn addrs(&self) -> Vec<String> {
+        self.lock().configured.iter().map(|p| p.view.addr.clone()).collect()
+    }
+
+    /// Records what a configured address resolved to.
+    pub(crate) fn set_resolved(&self, addr: &str, resolved: Vec<SocketAddr>) {
+        if let Some(p) = self.lock().configured.iter_mut().find(|p| p.view.addr == addr) {
+            p.resolved = resolved;
         }
+    }
+
+    /// Lets the replication driver update every configured peer at once.
+    pub(crate) fn refresh(&self, f: impl FnOnce(&mut [ConfiguredPeer])) {
+        f(&mut self.lock().configured);
+    }
+
+    /// Replaces the list of unconfigured inbound peers.
+    pub(crate) fn set_inbound(&self, inbound: Vec<PeerView>) {
+        self.lock().inbound = inbound;
     }
 
     /// Adds a peer, persists it and starts dialling it.
@@ -68,18 +112,20 @@ impl PeerDirectory {
             ));
         };
         validate_addr(&addr)?;
-        if self.lock().iter().any(|p| p.addr == addr || (name.is_some() && p.name == name)) {
+        let exists = self
+            .lock()
+            .configured
+            .iter()
+            .any(|p| p.view.addr == addr || (name.is_some() && p.view.name == name));
+        if exists {
             return Err(BackendError::Conflict(format!("peer {addr} is already configured")));
         }
         let entry = PeerEntry { addr: addr.clone(), name };
-        let store = store.clone();
-        let persisted = entry.clone();
-        tokio::task::spawn_blocking(move || store.put_peer(&persisted))
-            .await
-            .map_err(|e| BackendError::Storage(e.to_string()))?
-            .map_err(|e| BackendError::Storage(e.to_string()))?;
-        let view = down(&entry);
-        self.lock().push(view.clone());
+        let (store, persisted) = (store.clone(), entry.clone());
+        tokio::task::spawn_blocking(move || store.put_peer(&persisted)).await.map_err(storage)?.map_err(storage)?;
+        let peer = connecting(&entry);
+        let view = peer.view.clone();
+        self.lock().configured.push(peer);
         let _ = commands.send(PeerCommand::Add(addr));
         Ok(view)
     }
@@ -88,19 +134,21 @@ impl PeerDirectory {
     pub(crate) async fn remove(&self, store: &Store, name_or_addr: &str) -> Result<(), BackendError> {
         let addr = self
             .lock()
+            .configured
             .iter()
-            .find(|p| p.addr == name_or_addr || p.name.as_deref() == Some(name_or_addr))
-            .map(|p| p.addr.clone())
+            .find(|p| p.view.addr == name_or_addr || p.view.name.as_deref() == Some(name_or_addr))
+            .map(|p| p.view.addr.clone())
             .ok_or_else(|| BackendError::NotFound(format!("no peer named or at {name_or_addr:?}")))?;
-        let store = store.clone();
-        let key = addr.clone();
-        tokio::task::spawn_blocking(move || store.remove_peer(&key))
-            .await
-            .map_err(|e| BackendError::Storage(e.to_string()))?
-            .map_err(|e| BackendError::Storage(e.to_string()))?;
-        self.lock().retain(|p| p.addr != addr);
+        let (store, key) = (store.clone(), addr.clone());
+        tokio::task::spawn_blocking(move || store.remove_peer(&key)).await.map_err(storage)?.map_err(storage)?;
+        let removed = {
+            let mut peers = self.lock();
+            let resolved = peers.configured.iter().find(|p| p.view.addr == addr).map(|p| p.resolved.clone());
+            peers.configured.retain(|p| p.view.addr != addr);
+            resolved.unwrap_or_default()
+        };
         if let Some(commands) = &self.commands {
-            let _ = commands.send(PeerCommand::Remove(addr));
+            let _ = commands.send(PeerCommand::Remove { addr, resolved: removed });
         }
         Ok(())
     }

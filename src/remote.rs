@@ -151,15 +151,11 @@ pub(crate) fn cert(cmd: CertCommand) -> anyhow::Result<()> {
     match cmd {
         CertCommand::Ca { out, force } => {
             let written = veto_gossip::tls::write_ca(&out, force)?;
-            for path in written {
-                println!("wrote {}", path.display());
-            }
+            println!("wrote {}\nwrote {}", written.cert.display(), written.key.display());
         }
         CertCommand::Node { ca_dir, name, out, force } => {
             let written = veto_gossip::tls::write_node(&ca_dir, &name, &out, force)?;
-            for path in written {
-                println!("wrote {}", path.display());
-            }
+            println!("wrote {}\nwrote {}", written.cert.display(), written.key.display());
         }
     }
     Ok(())

@@ -15,6 +15,9 @@ use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{self, Settings};
 use crate::node::Node;
 use crate::peers::PeerDirectory;
+use crate::replication::{self, ReplicationSettings};
+use veto_gossip::tls::{ClusterTls, TlsFiles};
+use veto_store::PeerEntry;
 
 /// Sets up tracing: `RUST_LOG` filters (default `info`), text or JSON lines on stderr.
 pub(crate) fn init_logging(format: LogFormat) {
@@ -46,9 +49,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let http_addr = listener.local_addr().context("no local address")?;
 
-    let name = settings.name.clone().unwrap_or_else(|| format!("node-{}", &store.node_id().to_string()[..6]));
-    let peers = PeerDirectory::disabled();
-    let (node, _local_records) = Node::new(store, name, settings.region.clone(), settings.max_clock_offset, peers)?;
+    let name = node_name(&settings, &store)?;
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let peers = match &settings.tls {
+        Some(_) => Arc::new(PeerDirectory::new(&configured_peers(&settings, &store)?, commands_tx)),
+        None => Arc::new(PeerDirectory::disabled()),
+    };
+    let (node, local_records) =
+        Node::new(store, name, settings.region.clone(), settings.max_clock_offset, Arc::clone(&peers))?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,
         http = %http_addr, data_dir = %settings.data_dir.display(), "veto node starting"
@@ -57,10 +65,34 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let loader = Arc::clone(&node);
     tokio::task::spawn_blocking(move || loader.load()).await.context("index load task failed")??;
 
+    match &settings.tls {
+        Some(tls) => {
+            let replication = ReplicationSettings {
+                listen: settings.gossip_listen,
+                tls: TlsFiles { ca: tls.ca.clone(), cert: tls.cert.clone(), key: tls.key.clone() },
+                anti_entropy_period: settings.anti_entropy_period,
+                gc_grace: settings.gc_grace,
+                max_clock_offset: settings.max_clock_offset,
+            };
+            let gossip = replication::start(Arc::clone(&node), replication, peers, local_records, commands_rx).await?;
+            tracing::info!(%gossip, "replication listening (QUIC)");
+        }
+        None => {
+            tracing::info!("replication is off: give --tls-ca, --tls-cert and --tls-key to join a cluster");
+            // Nobody replicates local records; drain them so the channel stays empty.
+            tokio::spawn(async move {
+                let mut local_records = local_records;
+                while local_records.recv().await.is_some() {}
+            });
+        }
+    }
     spawn_garbage_collector(Arc::clone(&node), &settings);
     spawn_metrics_upkeep(metrics.clone());
 
-    let api_config = veto_api::ApiConfig::new(admin_token, settings.max_token_lifetime, metrics);
+
+    let api_config = veto_api::ApiConfig::new(admin_token)
+        .with_max_token_lifetime(settings.max_token_lifetime)
+        .with_prometheus(metrics);
     let backend: Arc<dyn Backend> = node.clone();
     let ready = Arc::clone(&node);
     let app = veto_api::router(backend, api_config).layer(axum::middleware::from_fn(move |req, next| {
@@ -75,6 +107,41 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     node.store().flush().context("final flush failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The node's name: `--name`, else the name in its certificate, else
+/// `node-` and the first digits of its id.
+fn node_name(settings: &Settings, store: &Store) -> anyhow::Result<String> {
+    let cert_name = match &settings.tls {
+        Some(tls) => {
+            let files = TlsFiles { ca: tls.ca.clone(), cert: tls.cert.clone(), key: tls.key.clone() };
+            Some(ClusterTls::load(&files).context("cannot load the TLS identity")?.node_name().to_owned())
+        }
+        None => None,
+    };
+    Ok(match (&settings.name, cert_name) {
+        (Some(name), Some(cert)) if *name != cert => {
+            tracing::warn!(name = %name, certificate = %cert, "--name differs from the certificate's name; peers see the certificate's");
+            name.clone()
+        }
+        (Some(name), _) => name.clone(),
+        (None, Some(cert)) => cert,
+        (None, None) => format!("node-{}", &store.node_id().to_string()[..6]),
+    })
+}
+
+/// The persisted peers plus those given with `--peer`, which are persisted too
+/// so that `veto peers remove` can forget them.
+fn configured_peers(settings: &Settings, store: &Store) -> anyhow::Result<Vec<PeerEntry>> {
+    let mut peers = store.peers().context("cannot read the peer list")?;
+    for addr in &settings.peers {
+        if !peers.iter().any(|p| &p.addr == addr) {
+            let entry = PeerEntry { addr: addr.clone(), name: None };
+            store.put_peer(&entry).context("cannot persist the peer list")?;
+            peers.push(entry);
+        }
+    }
+    Ok(peers)
 }
 
 /// Until the index is loaded, only health and metrics answer; a lookup must never

@@ -1,0 +1,280 @@
+//! The replication task: one loop that feeds the engine and carries out what it
+//! asks.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng as _;
+use tokio::sync::mpsc;
+use veto_core::{NodeId, Record};
+use veto_gossip::engine::{Config, Engine, EngineEvent, Lane as EngineLane, Output, PeerKey, PersistId, Via};
+use veto_gossip::proto;
+use veto_gossip::tls::{ClusterTls, TlsFiles};
+use veto_gossip::transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
+
+use super::source::StoreSource;
+use super::status::{self, Names};
+use crate::node::{wall_clock, Node};
+use crate::peers::{PeerCommand, PeerDirectory};
+
+/// What the replication task needs from the node's settings.
+pub(crate) struct ReplicationSettings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) tls: TlsFiles,
+    pub(crate) anti_entropy_period: Duration,
+    pub(crate) gc_grace: Duration,
+    pub(crate) max_clock_offset: Duration,
+}
+
+/// Loads the TLS identity and binds the QUIC endpoint.
+async fn bind(settings: &ReplicationSettings) -> anyhow::Result<(Transport, mpsc::Receiver<TransportEvent>)> {
+    let tls = ClusterTls::load(&settings.tls).context("cannot load the TLS identity")?;
+    let config = TransportConfig::new(settings.listen, tls);
+    Transport::bind(config).await.context("cannot start the QUIC transport")
+}
+
+/// Starts replication for `node`: binds QUIC, dials the configured peers, and
+/// spawns the driver task.
+pub(crate) async fn start(
+    node: Arc<Node>,
+    settings: ReplicationSettings,
+    directory: Arc<PeerDirectory>,
+    local_records: mpsc::UnboundedReceiver<Vec<Record>>,
+    commands: mpsc::UnboundedReceiver<PeerCommand>,
+) -> anyhow::Result<SocketAddr> {
+    let (transport, events) = bind(&settings).await?;
+    let local_addr = transport.local_addr();
+    let info = veto_api::Backend::node(node.as_ref());
+    let mut config = Config::new(info.id, info.name.clone(), info.region.clone());
+    config.anti_entropy_period = settings.anti_entropy_period;
+    config.gc_grace = settings.gc_grace;
+    config.max_clock_offset = settings.max_clock_offset;
+    let frontier = node.store().covered().context("cannot read the covered frontier")?;
+    let engine = Engine::with_clock(config, frontier, node.clock_handle());
+    for addr in directory.addrs() {
+        dial(&transport, &directory, &addr).await;
+    }
+    let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
+    let driver = Driver {
+        node,
+        engine,
+        transport,
+        directory,
+        rng: StdRng::from_entropy(),
+        names: Names::new(),
+        regions: BTreeMap::new(),
+        persisted_tx,
+    };
+    tokio::spawn(driver.run(events, local_records, commands, persisted_rx));
+    Ok(local_addr)
+}
+
+/// Resolves a configured `host:port` and tells the transport to keep dialling it.
+async fn dial(transport: &Transport, directory: &PeerDirectory, addr: &str) {
+    match tokio::net::lookup_host(addr).await {
+        Ok(resolved) => {
+            let resolved: Vec<SocketAddr> = resolved.take(1).collect();
+            for a in &resolved {
+                transport.add_peer(*a);
+            }
+            directory.set_resolved(addr, resolved);
+        }
+        Err(e) => tracing::warn!(peer = addr, error = %e, "cannot resolve peer address; it stays configured"),
+    }
+}
+
+struct Driver {
+    node: Arc<Node>,
+    engine: Engine,
+    transport: Transport,
+    directory: Arc<PeerDirectory>,
+    rng: StdRng,
+    /// Node names by connection, from the peers' handshakes.
+    names: Names,
+    /// Regions by node id, for labelling propagation latency.
+    regions: BTreeMap<NodeId, String>,
+    persisted_tx: mpsc::UnboundedSender<(PersistId, bool)>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<TransportEvent>,
+        mut local_records: mpsc::UnboundedReceiver<Vec<Record>>,
+        mut commands: mpsc::UnboundedReceiver<PeerCommand>,
+        mut persisted: mpsc::UnboundedReceiver<(PersistId, bool)>,
+    ) {
+        let mut publish = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            let timeout = self.engine.next_timeout().map(|t| t.saturating_sub(wall_clock()));
+            let sleep = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
+            tokio::select! {
+                biased;
+                Some(records) = local_records.recv() => self.engine.local_records(wall_clock(), &records),
+                Some((id, ok)) = persisted.recv() => {
+                    if ok {
+                        self.engine.records_durable(wall_clock(), id);
+                    } else {
+                        self.engine.persist_failed(wall_clock(), id);
+                    }
+                }
+                event = events.recv() => match event {
+                    Some(event) => self.on_transport(event),
+                    None => {
+                        tracing::error!("the QUIC transport stopped; replication is off");
+                        return;
+                    }
+                },
+                Some(command) = commands.recv() => self.on_command(command).await,
+                () = sleep => {
+                    let source = StoreSource(self.node.store());
+                    self.engine.tick(wall_clock(), &mut self.rng, &source);
+                }
+                _ = publish.tick() => {
+                    status::publish(&self.directory, &self.transport, &self.engine, &self.names);
+                    continue;
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn on_transport(&mut self, event: TransportEvent) {
+        let now = wall_clock();
+        match event {
+            TransportEvent::Connected { conn, peer_name, remote, dialed } => {
+                tracing::info!(%conn, peer = %peer_name, %remote, dialed, "peer connected");
+                metrics::gauge!("veto_peer_connected", "peer" => peer_name.clone()).set(1.0);
+                self.names.insert(conn, peer_name);
+                self.engine.peer_connected(now, PeerKey(conn.0));
+            }
+            TransportEvent::Frame { conn, bytes, .. } => {
+                let peer = self.names.get(&conn).cloned().unwrap_or_default();
+                metrics::counter!("veto_gossip_messages_total", "direction" => "in", "peer" => peer.clone()).increment(1);
+                metrics::counter!("veto_gossip_bytes_total", "direction" => "in", "peer" => peer).increment(bytes.len() as u64);
+                let source = StoreSource(self.node.store());
+                self.engine.handle_frame(now, PeerKey(conn.0), &bytes, &mut self.rng, &source);
+            }
+            TransportEvent::Disconnected { conn, reason } => {
+                let peer = self.names.remove(&conn).unwrap_or_default();
+                tracing::info!(%conn, peer = %peer, reason = %reason, "peer disconnected");
+                metrics::gauge!("veto_peer_connected", "peer" => peer).set(0.0);
+                self.engine.peer_lost(now, PeerKey(conn.0));
+            }
+        }
+    }
+
+    async fn on_command(&mut self, command: PeerCommand) {
+        match command {
+            PeerCommand::Add(addr) => {
+                tracing::info!(peer = %addr, "peer added");
+                dial(&self.transport, &self.directory, &addr).await;
+            }
+            PeerCommand::Remove { addr, resolved } => {
+                tracing::info!(peer = %addr, "peer removed");
+                for a in resolved {
+                    self.transport.remove_peer(a);
+                }
+            }
+        }
+    }
+
+    /// Carries out everything the engine asked for.
+    fn drain(&mut self) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Send { peer, msg, lane } => self.send(peer, &msg, lane),
+                Output::Persist { id, records, cover } => {
+                    let node = Arc::clone(&self.node);
+                    let done = self.persisted_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let stored = node.store_remote(&records).and_then(|_| node.store().cover_frontier(&cover));
+                        if let Err(e) = &stored {
+                            tracing::error!(error = %e, records = records.len(), "cannot store records from a peer");
+                        }
+                        let _ = done.send((id, stored.is_ok()));
+                    });
+                }
+                Output::Close { peer, reason } => {
+                    tracing::warn!(conn = %ConnId(peer.0), peer = self.names.get(&ConnId(peer.0)).map(String::as_str), %reason, "closing peer connection");
+                    self.transport.close(ConnId(peer.0), &reason);
+                }
+                Output::Event(event) => self.on_event(event),
+            }
+        }
+    }
+
+    fn send(&mut self, peer: PeerKey, msg: &proto::Message, lane: EngineLane) {
+        let conn = ConnId(peer.0);
+        let frame = match proto::encode(msg) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::error!(error = %e, kind = msg.kind(), "cannot encode a message");
+                return;
+            }
+        };
+        let name = self.names.get(&conn).cloned().unwrap_or_default();
+        let len = frame.len() as u64;
+        let lane = match lane {
+            EngineLane::Urgent => Lane::Urgent,
+            EngineLane::Bulk => Lane::Bulk,
+        };
+        match self.transport.send(conn, lane, Bytes::from(frame)) {
+            Ok(()) => {
+                metrics::counter!("veto_gossip_messages_total", "direction" => "out", "peer" => name.clone()).increment(1);
+                metrics::counter!("veto_gossip_bytes_total", "direction" => "out", "peer" => name).increment(len);
+                if matches!(msg, proto::Message::Frontier { .. }) {
+                    metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
+                }
+            }
+            // The engine repairs whatever is dropped here on its next round.
+            Err(e) => {
+                metrics::counter!("veto_gossip_send_dropped_total", "peer" => name).increment(1);
+                tracing::debug!(%conn, error = %e, kind = msg.kind(), "frame not sent");
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: EngineEvent) {
+        match event {
+            EngineEvent::PeerUp { peer, node, name, region } => {
+                tracing::info!(conn = %ConnId(peer.0), %node, %name, %region, "peer handshake complete");
+                self.regions.insert(node, region);
+            }
+            EngineEvent::Received { via, new, duplicates, expired, .. } => {
+                let via = match via {
+                    Via::Push => "push",
+                    Via::Repair => "repair",
+                };
+                metrics::counter!("veto_gossip_records_received_total", "kind" => "new", "via" => via).increment(new as u64);
+                metrics::counter!("veto_gossip_records_received_total", "kind" => "duplicate", "via" => via)
+                    .increment(duplicates as u64);
+                metrics::counter!("veto_gossip_records_received_total", "kind" => "expired", "via" => via)
+                    .increment(expired as u64);
+                if via == "repair" {
+                    metrics::counter!("veto_anti_entropy_records_repaired_total").increment(new as u64);
+                }
+            }
+            EngineEvent::ClockAhead { peer, record, ahead, limit } => {
+                tracing::warn!(
+                    conn = %ConnId(peer.0), %record, ahead_ms = ahead.as_millis() as u64, limit_ms = limit.as_millis() as u64,
+                    "a peer's stamp is ahead of our clock beyond the limit; record stored, clock not advanced"
+                );
+                metrics::counter!("veto_clock_offset_rejections_total").increment(1);
+            }
+            EngineEvent::PropagationLatency { origin, latency, .. } => {
+                let region = self.regions.get(&origin).cloned().unwrap_or_else(|| "unknown".to_owned());
+                metrics::histogram!("veto_propagation_seconds", "origin_region" => region).record(latency.as_secs_f64());
+            }
+            EngineEvent::BatchTimedOut { peer, batch_id } => {
+                tracing::warn!(conn = %ConnId(peer.0), batch_id, "a backlog batch was not acknowledged in time; resending");
+                metrics::counter!("veto_gossip_batch_timeouts_total").increment(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Publishing what the driver knows of each peer to the peer directory, and to
+//! per-peer metrics.
+
+use std::collections::BTreeMap;
+
+use veto_api::PeerView;
+use veto_gossip::engine::{Engine, PeerKey};
+use veto_gossip::transport::{ConnId, PeerState, Transport};
+
+use crate::peers::PeerDirectory;
+
+/// Names of connected nodes, by connection, as learnt from their handshakes.
+pub(crate) type Names = BTreeMap<ConnId, String>;
+
+fn state_name(state: PeerState) -> &'static str {
+    match state {
+        PeerState::Connected => "connected",
+        PeerState::Dialing => "connecting",
+        PeerState::Backoff => "down",
+        PeerState::Myself => "self",
+    }
+}
+
+/// Refreshes every peer view from the transport and the engine.
+pub(crate) fn publish(directory: &PeerDirectory, transport: &Transport, engine: &Engine, names: &Names) {
+    let dialled = transport.peers();
+    let mut seen = Vec::new();
+    let view_of = |conn: Option<ConnId>, view: &mut PeerView| {
+        let Some(conn) = conn else {
+            view.rtt_ms = None;
+            return;
+        };
+        if let Some(stats) = engine.peer_stats(PeerKey(conn.0)) {
+            view.lag = stats.lag.unwrap_or(0);
+            view.last_contact = stats.last_contact.map(|d| d.as_secs());
+        }
+        if let Some(conn_stats) = transport.stats(conn) {
+            view.rtt_ms = Some(conn_stats.rtt.as_secs_f64() * 1e3);
+        }
+        if let Some(name) = names.get(&conn) {
+            view.name = Some(name.clone());
+        }
+    };
+    directory.refresh(|views| {
+        for view in views.iter_mut() {
+            let status = dialled.iter().find(|p| p.addr.to_string() == view.view.addr || view.resolved.contains(&p.addr));
+            match status {
+                Some(s) => {
+                    view.view.state = state_name(s.state).to_owned();
+                    if let Some(conn) = s.conn {
+                        seen.push(conn);
+                    }
+                    if view.view.name.is_none() {
+                        view.view.name = s.name.clone();
+                    }
+                    view_of(s.conn, &mut view.view);
+                }
+                None => view.view.state = "connecting".to_owned(),
+            }
+        }
+    });
+    // Peers that dialled this node without being configured here are shown too:
+    // an operator should see every node this one exchanges records with.
+    let inbound: Vec<PeerView> = transport
+        .connections()
+        .into_iter()
+        .filter(|(conn, _)| !seen.contains(conn))
+        .map(|(conn, stats)| {
+            let mut view = PeerView {
+                name: Some(stats.peer_name.clone()),
+                addr: stats.remote.to_string(),
+                state: "connected".to_owned(),
+                lag: 0,
+                rtt_ms: None,
+                last_contact: None,
+            };
+            view_of(Some(conn), &mut view);
+            view
+        })
+        .collect();
+    directory.set_inbound(inbound);
+}
