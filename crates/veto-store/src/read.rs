@@ -1,0 +1,235 @@
+//! Reads: single records, ranges of one origin's log, the full scans used to
+//! rebuild in-memory state, the audit trail and the garbage-collection queue.
+
+use std::collections::BinaryHeap;
+use std::ops::RangeInclusive;
+
+use veto_core::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
+use veto_core::{AuditQuery, NodeId, Record, RecordId, Target};
+
+use crate::chunk::{chunk_key, chunk_key_of, ChunkRef, CHUNK_BITS};
+use crate::codec::{corrupt, decode_record, decode_target, split_ordered_key};
+use crate::error::StoreError;
+use crate::store::{Store, TREE_BY_EXPIRY, TREE_BY_HLC};
+
+/// The lowest HLC stamp whose whole second is `secs`, or `None` when no stamp
+/// can be that late (stamps hold 32 bits of seconds).
+fn first_stamp_of(secs: u64) -> Option<u64> {
+    (secs <= u64::from(u32::MAX)).then_some(secs << 32)
+}
+
+/// A record in the audit merge, ordered newest first by (stamp, id).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    hlc: u64,
+    id: RecordId,
+    chunk: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Store {
+    /// The stored record with this id, if it is present (not pruned, not absent).
+    pub fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
+        let key = chunk_key(id);
+        let Some(value) = self.inner.records.get(key)? else {
+            return Ok(None);
+        };
+        let chunk = ChunkRef::parse(&key, &value)?;
+        chunk
+            .find(id.seq)
+            .map(|slot| decode_record(id, chunk.bytes(slot)))
+            .transpose()
+    }
+
+    /// Stored records of `origin` with a seq in `seqs`, ascending, at most `max`.
+    /// Pruned and absent seqs are simply not in the answer.
+    pub fn read_range(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        if seqs.is_empty() || max == 0 {
+            return Ok(out);
+        }
+        let lo = chunk_key_of(origin, seqs.start() >> CHUNK_BITS);
+        let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
+        for entry in self.inner.records.range(lo..=hi) {
+            let (key, value) = entry?;
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
+                out.push(decode_record(chunk.id(slot), chunk.bytes(slot))?);
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every stored record, ordered by id. Stops at the first
+    /// entry that cannot be read. [`Store::for_each_target`] is faster when only
+    /// the lookup index is being rebuilt.
+    pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
+        for entry in self.inner.records.iter() {
+            let (key, value) = entry?;
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots() {
+                f(decode_record(chunk.id(slot), chunk.bytes(slot))?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the id, HLC stamp, expiry and target of every stored
+    /// record, ordered by id: all the lookup index needs, read without decoding
+    /// the audit notes. This is the restart path.
+    pub fn for_each_target(&self, mut f: impl FnMut(RecordId, Target)) -> Result<(), StoreError> {
+        for entry in self.inner.records.iter() {
+            let (key, value) = entry?;
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots() {
+                let id = chunk.id(slot);
+                f(id, decode_target(id, chunk.bytes(slot))?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The audit trail: stored records passing `query`'s filters, newest first by
+    /// HLC stamp (ties by id, highest first). A `limit` of 0 means the default
+    /// page size; larger limits are capped at [`MAX_AUDIT_LIMIT`].
+    ///
+    /// The time filters bound the scan; the other filters are checked record by
+    /// record, so a selective filter over a long history reads every record in
+    /// the time window.
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<Record>, StoreError> {
+        let limit = match query.limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            n => n.min(MAX_AUDIT_LIMIT),
+        };
+        let lo = match query.since.map(first_stamp_of) {
+            None => 0,
+            Some(Some(stamp)) => stamp,
+            Some(None) => return Ok(Vec::new()),
+        };
+        let hi = query.until.and_then(first_stamp_of);
+        // Chunks are listed by their newest stamp. Merge them newest first: a
+        // candidate is final once it is newer than anything the next chunk can
+        // hold. An 8-byte bound sorts before every 24-byte key it prefixes.
+        let mut chunks = self.inner.by_hlc.range(lo.to_be_bytes()..).rev();
+        let mut pull = || -> Result<Option<(u64, [u8; 16], u64)>, StoreError> {
+            let Some(entry) = chunks.next() else {
+                return Ok(None);
+            };
+            let (key, value) = entry?;
+            let (max, chunk) = split_ordered_key(TREE_BY_HLC, &key)?;
+            let min = <[u8; 8]>::try_from(value.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt(TREE_BY_HLC, &key, "value is not 8 bytes".into()))?;
+            Ok(Some((max, chunk, min)))
+        };
+        let mut next = pull()?;
+        let mut heap: BinaryHeap<Candidate> = BinaryHeap::new();
+        let mut loaded = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let bound = next.map(|(max, _, _)| max);
+            while let Some(top) = heap.peek() {
+                if bound.is_some_and(|b| b >= top.hlc) {
+                    break;
+                }
+                let Some(c) = heap.pop() else {
+                    break;
+                };
+                let value: &sled::IVec = &loaded[c.chunk];
+                let record = decode_record(c.id, &value[c.start..c.end])?;
+                if query.matches(&record) {
+                    out.push(record);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            let Some((_, key, min)) = next.take() else {
+                return Ok(out);
+            };
+            next = pull()?;
+            if hi.is_some_and(|hi| min >= hi) {
+                continue;
+            }
+            let Some(value) = self.chunk_of_index(TREE_BY_HLC, &key)? else {
+                continue;
+            };
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots() {
+                if slot.hlc >= lo && hi.is_none_or(|hi| slot.hlc < hi) {
+                    heap.push(Candidate {
+                        hlc: slot.hlc,
+                        id: chunk.id(slot),
+                        chunk: loaded.len(),
+                        start: ChunkRef::range(slot).start,
+                        end: ChunkRef::range(slot).end,
+                    });
+                }
+            }
+            loaded.push(value.clone());
+        }
+    }
+
+    /// Stored records with `expires_at + grace_secs < now_unix`, at most `max`:
+    /// the next batch for [`Store::prune`]. Chunks holding the earliest expiries
+    /// are read first, so repeated calls drain the oldest records first.
+    pub fn expired(
+        &self,
+        now_unix: u64,
+        grace_secs: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        // expires_at + grace < now  <=>  expires_at < now - grace (and nothing
+        // qualifies when now <= grace).
+        let mut out = Vec::new();
+        let Some(cutoff) = now_unix.checked_sub(grace_secs) else {
+            return Ok(out);
+        };
+        if max == 0 {
+            return Ok(out);
+        }
+        for entry in self.inner.by_expiry.range(..cutoff.to_be_bytes()) {
+            let (key, _) = entry?;
+            let (_, key) = split_ordered_key(TREE_BY_EXPIRY, &key)?;
+            let Some(value) = self.chunk_of_index(TREE_BY_EXPIRY, &key)? else {
+                continue;
+            };
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots().iter().filter(|s| s.expires_at < cutoff) {
+                out.push(decode_record(chunk.id(slot), chunk.bytes(slot))?);
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunk a secondary-index entry points at. Entries move atomically with
+    /// their chunk, so a dangling one means damage; it is logged and skipped
+    /// rather than failing every later audit or GC pass.
+    fn chunk_of_index(
+        &self,
+        tree: &'static str,
+        key: &[u8; 16],
+    ) -> Result<Option<sled::IVec>, StoreError> {
+        let value = self.inner.records.get(key)?;
+        if value.is_none() {
+            tracing::warn!(
+                tree,
+                chunk = %crate::codec::show_key(key),
+                "index entry without a chunk; skipping it"
+            );
+        }
+        Ok(value)
+    }
+}

@@ -1,0 +1,350 @@
+//! Opening a data directory and the state every operation shares.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use veto_core::{Frontier, NodeId, SetDigest};
+
+use crate::codec::{decode_meta, encode_meta};
+use crate::error::{OpenError, StoreError};
+
+/// The on-disk format this build reads and writes.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+pub(crate) const TREE_RECORDS: &str = "records";
+pub(crate) const TREE_BY_HLC: &str = "by_hlc";
+pub(crate) const TREE_BY_EXPIRY: &str = "by_expiry";
+pub(crate) const TREE_META: &str = "meta";
+pub(crate) const TREE_PEERS: &str = "peers";
+
+pub(crate) const KEY_FORMAT: &[u8] = b"format";
+pub(crate) const KEY_NODE_ID: &[u8] = b"node_id";
+pub(crate) const KEY_FRONTIER: &[u8] = b"frontier";
+pub(crate) const KEY_DIGEST: &[u8] = b"digest";
+pub(crate) const SETTING_PREFIX: &[u8] = b"setting/";
+
+/// How to open a data directory.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Upper bound of sled's page cache, in bytes. Records beyond it stay on disk
+    /// and are read back on demand, so memory does not grow with the record count.
+    pub cache_capacity_bytes: u64,
+    /// How often sled flushes in the background, in milliseconds (`None`: only
+    /// explicit flushes). Writes through [`Store`] flush themselves; this only
+    /// bounds how long other writes stay in memory.
+    pub background_flush_ms: Option<u64>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            background_flush_ms: Some(500),
+        }
+    }
+}
+
+/// What the writers share. Guarded by one mutex so that the "already covered"
+/// check and the write that covers are one step.
+pub(crate) struct WriteState {
+    /// Every id written to sled, flushed or not.
+    pub(crate) frontier: Frontier,
+    /// The digest of the live records written to sled.
+    pub(crate) digest: SetDigest,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) db: sled::Db,
+    pub(crate) records: sled::Tree,
+    pub(crate) by_hlc: sled::Tree,
+    pub(crate) by_expiry: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    pub(crate) peers: sled::Tree,
+    pub(crate) node_id: NodeId,
+    pub(crate) write: Mutex<WriteState>,
+    /// The ids known to be on disk: the frontier as of the last flush that
+    /// completed. This is what the node may tell peers it holds.
+    pub(crate) durable: Mutex<Frontier>,
+    pub(crate) live: AtomicU64,
+}
+
+/// One node's durable state in a sled data directory: records, the covered
+/// frontier, the peer list and the node's identity.
+///
+/// Cloning is cheap (a reference count) and every method takes `&self`, so one
+/// `Store` can be shared by threads. Methods block on disk I/O: call them from
+/// `spawn_blocking` in async code.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("node_id", &self.inner.node_id)
+            .field("live", &self.live_count())
+            .finish()
+    }
+}
+
+fn open_error(path: &Path, e: sled::Error) -> OpenError {
+    let path = path.to_path_buf();
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            OpenError::Locked { path }
+        }
+        sled::Error::Io(io) if io.kind() == io::ErrorKind::PermissionDenied => {
+            OpenError::NotWritable { path, source: io }
+        }
+        sled::Error::Corruption { at, .. } => OpenError::Corrupt {
+            path,
+            detail: match at {
+                Some(at) => format!("sled found a damaged entry at {at}"),
+                None => "sled found damaged data".to_owned(),
+            },
+        },
+        other => OpenError::Storage {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn store_to_open(path: &Path, e: StoreError) -> OpenError {
+    match e {
+        StoreError::Corrupt { .. } => OpenError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        StoreError::Storage(e) => open_error(path, e),
+        other => OpenError::Storage {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Fails early, with the OS's own words, when the directory cannot hold files:
+/// sled's error for the same cause names an internal file instead.
+fn probe_writable(dir: &Path) -> Result<(), OpenError> {
+    let probe = dir.join(".veto-write-probe");
+    std::fs::write(&probe, b"").map_err(|source| OpenError::NotWritable {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    // A leftover probe file is harmless, so failing to remove it is not an error.
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+impl Store {
+    /// Opens the data directory `dir`, creating it (and this node's identity) on
+    /// first use.
+    pub fn open(dir: &Path, opts: OpenOptions) -> Result<Store, OpenError> {
+        let _span = tracing::info_span!("store.open", dir = %dir.display()).entered();
+        let started = Instant::now();
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        probe_writable(dir)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_capacity_bytes)
+            .flush_every_ms(opts.background_flush_ms)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| open_error(dir, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(dir, e));
+        let (records, by_hlc, by_expiry, meta, peers) = (
+            tree(TREE_RECORDS)?,
+            tree(TREE_BY_HLC)?,
+            tree(TREE_BY_EXPIRY)?,
+            tree(TREE_META)?,
+            tree(TREE_PEERS)?,
+        );
+        let node_id = init_meta(dir, &db, &meta)?;
+        let load = |key: &[u8]| -> Result<Option<sled::IVec>, OpenError> {
+            meta.get(key).map_err(|e| open_error(dir, e))
+        };
+        let frontier: Frontier = match load(KEY_FRONTIER)? {
+            Some(v) => {
+                decode_meta(TREE_META, KEY_FRONTIER, &v).map_err(|e| store_to_open(dir, e))?
+            }
+            None => Frontier::new(),
+        };
+        let digest: SetDigest = match load(KEY_DIGEST)? {
+            Some(v) => decode_meta(TREE_META, KEY_DIGEST, &v).map_err(|e| store_to_open(dir, e))?,
+            None => SetDigest::new(),
+        };
+        let live = digest.count();
+        metrics::gauge!("veto_store_records").set(live as f64);
+        tracing::info!(
+            node_id = %node_id,
+            live,
+            covered = frontier.count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store opened"
+        );
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: dir.to_path_buf(),
+                db,
+                records,
+                by_hlc,
+                by_expiry,
+                meta,
+                peers,
+                node_id,
+                durable: Mutex::new(frontier.clone()),
+                write: Mutex::new(WriteState { frontier, digest }),
+                live: AtomicU64::new(live),
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This node's permanent id, made at random on first open and kept.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// The covered frontier as known to be on disk: every id whose record is
+    /// stored or was pruned, as of the last completed flush. This is what the
+    /// node may advertise to peers.
+    pub fn covered(&self) -> Result<Frontier, StoreError> {
+        Ok(self.durable()?.clone())
+    }
+
+    /// Whether `id` is covered (stored or pruned), counting writes still being
+    /// flushed. A record for which this is true is skipped by [`Store::append`].
+    pub fn is_covered(&self, id: veto_core::RecordId) -> Result<bool, StoreError> {
+        Ok(self.write_state()?.frontier.contains(id))
+    }
+
+    /// The digest of the live records, kept on disk beside them.
+    pub fn digest(&self) -> Result<SetDigest, StoreError> {
+        Ok(self.write_state()?.digest)
+    }
+
+    /// The number of live (stored, not pruned) records.
+    pub fn live_count(&self) -> u64 {
+        self.inner.live.load(Ordering::Relaxed)
+    }
+
+    /// Flushes every write made so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let snapshot = self.write_state()?.frontier.clone();
+        self.flush_then_publish(&snapshot)
+    }
+
+    /// A small persisted setting, by name.
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.meta.get(setting_key(name))?.map(|v| v.to_vec()))
+    }
+
+    /// Stores a small setting durably.
+    pub fn put_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.meta.insert(setting_key(name), value)?;
+        self.flush()
+    }
+
+    pub(crate) fn write_state(&self) -> Result<MutexGuard<'_, WriteState>, StoreError> {
+        self.inner.write.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn durable(&self) -> Result<MutexGuard<'_, Frontier>, StoreError> {
+        self.inner.durable.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Flushes, then adds `written` (a frontier taken after the writes to make
+    /// durable were applied) to the durable frontier. Concurrent writers flush
+    /// outside the write lock, so their flushes can share one fsync.
+    pub(crate) fn flush_then_publish(&self, written: &Frontier) -> Result<(), StoreError> {
+        let started = Instant::now();
+        self.inner.db.flush()?;
+        metrics::histogram!("veto_store_flush_seconds").record(started.elapsed().as_secs_f64());
+        self.durable()?.union_with(written);
+        Ok(())
+    }
+
+    pub(crate) fn set_live(&self, live: u64) {
+        self.inner.live.store(live, Ordering::Relaxed);
+        metrics::gauge!("veto_store_records").set(live as f64);
+    }
+}
+
+fn setting_key(name: &str) -> Vec<u8> {
+    let mut k = SETTING_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Checks the format version and reads the node id, writing both (durably) on
+/// first open.
+fn init_meta(dir: &Path, db: &sled::Db, meta: &sled::Tree) -> Result<NodeId, OpenError> {
+    let corrupt = |detail: String| OpenError::Corrupt {
+        path: dir.to_path_buf(),
+        detail,
+    };
+    let format = meta.get(KEY_FORMAT).map_err(|e| open_error(dir, e))?;
+    let node = meta.get(KEY_NODE_ID).map_err(|e| open_error(dir, e))?;
+    match (format, node) {
+        (Some(format), Some(node)) => {
+            let found = <[u8; 4]>::try_from(format.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| corrupt("meta entry `format` is not 4 bytes".to_owned()))?;
+            if found != FORMAT_VERSION {
+                return Err(OpenError::UnsupportedFormat {
+                    path: dir.to_path_buf(),
+                    found,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            let raw = <[u8; 8]>::try_from(node.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt("meta entry `node_id` is not 8 bytes".to_owned()))?;
+            if raw == 0 {
+                return Err(corrupt("meta entry `node_id` is zero".to_owned()));
+            }
+            Ok(NodeId::new(raw))
+        }
+        (None, None) => {
+            let node_id = NodeId::new(rand::random::<u64>());
+            let mut batch = sled::Batch::default();
+            batch.insert(KEY_FORMAT, &FORMAT_VERSION.to_be_bytes());
+            batch.insert(KEY_NODE_ID, &node_id.get().to_be_bytes());
+            meta.apply_batch(batch).map_err(|e| open_error(dir, e))?;
+            db.flush().map_err(|e| open_error(dir, e))?;
+            tracing::info!(node_id = %node_id, "created a new node identity");
+            Ok(node_id)
+        }
+        _ => Err(corrupt(
+            "meta holds only one of `format` and `node_id`".to_owned(),
+        )),
+    }
+}
+
+// The HTTP layer shares one store between blocking tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Store>();
+};
+
+pub(crate) fn encode_frontier(f: &Frontier) -> Result<Vec<u8>, StoreError> {
+    encode_meta("covered frontier", f)
+}
+
+pub(crate) fn encode_digest(d: &SetDigest) -> Result<Vec<u8>, StoreError> {
+    encode_meta("set digest", d)
+}
