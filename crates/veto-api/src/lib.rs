@@ -5,6 +5,25 @@
 //! status, metrics and health, as specified in the project's DESIGN.md. Every
 //! error is `{"error": "<code>", "message": "<what was wrong>"}`.
 //!
+//! # Answers where DESIGN.md leaves a choice
+//!
+//! - A record (201 from `POST /v1/revocations`, items of the batch and audit
+//!   lists): `{"id": "<origin>-<seq>", "scope", <its keys>, "before"?,
+//!   "expires_at", "reason", "actor", "origin": "<16 hex>", "seq", "hlc",
+//!   "revoked_at"}`. Only the scope's keys appear; no `iss` means any issuer; an
+//!   opaque token appears as `token_sha256` (hex) only. `hlc` is the 64-bit
+//!   stamp as a decimal string, since JSON numbers lose precision above 2^53.
+//! - `POST /v1/revocations/batch` answers 201 `{"records": [...]}` in request
+//!   order and `GET /v1/revocations` answers `{"records": [...]}`, newest first.
+//! - `actor` defaults to `"admin"` ([`DEFAULT_ACTOR`]) and `reason` to `""`;
+//!   `/oauth2/revoke` records [`OAUTH_ACTOR`].
+//! - A batch over [`MAX_BATCH_ITEMS`] is 413 `too_many_items`; a body over
+//!   [`MAX_BODY_BYTES`] is 413 `payload_too_large`.
+//! - `GET /v1/peers` answers `{"peers": [...]}`; a peer is `{"name", "addr",
+//!   "state", "lag", "rtt_ms", "last_contact"}` with `null` for what is unknown.
+//! - `/healthz` answers `{"status": "ok"}`, `/readyz` `{"status": "ready"}` or
+//!   503 `unavailable`.
+//!
 //! It must never depend on veto-store or veto-gossip: the node behind the API is
 //! reached through the [`Backend`] trait, which the binary implements.
 //!
