@@ -1,7 +1,7 @@
 //! The lookup index: answers a [`Check`] with a handful of hash lookups.
 //!
-//! Keys are reduced to 64-bit digests and each entry is 16 or 24 bytes, so ten
-//! million token revocations fit in a few hundred megabytes. Full records stay in
+//! Keys are reduced to 64-bit digests, and a key with its one record packs into
+//! a 16-byte bucket, so ten million token revocations fit in under 300 MB. Full records stay in
 //! the store; a hit names the record and the caller fetches it if it wants the
 //! reason. Every key is indexed once, with its issuer digest beside it, so a check
 //! costs one lookup per key it carries whatever the issuer semantics.
@@ -9,9 +9,12 @@
 //! Digests are 64 bits: two different keys collide with probability about 2^-64
 //! per pair, which the design accepts in exchange for a fixed-size index.
 
+mod maps;
+
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 
-use hashbrown::HashMap;
+use maps::{BulkEntry, BulkMap, Contexts, Entry, ExactMap, RecordRef, SEQ_BITS};
 
 use crate::check::{Check, Hit};
 use crate::id::{NodeId, RecordId};
@@ -31,169 +34,59 @@ const TAG_ISS: u8 = 6;
 const TAG_KID: u8 = 7;
 const TAG_ISS_QUALIFIER: u8 = 8;
 
+/// The 64-bit digest of a key in one namespace.
+///
+/// The tag selects the seed rather than being hashed as a prefix: with a constant
+/// tag the seed is a constant too, and a key costs one pass of foldhash over its
+/// bytes and nothing more. foldhash's `fast` variant suffices: its output is what
+/// hashbrown itself uses as a table hash, and the `quality` variant only re-mixes
+/// that output, so it cannot make two keys collide less often.
+#[inline(always)]
 fn key_digest(tag: u8, bytes: &[u8]) -> u64 {
-    let mut h = foldhash::quality::FixedState::with_seed(DIGEST_SEED).build_hasher();
-    h.write_u8(tag);
+    let seed = DIGEST_SEED ^ u64::from(tag).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut h = foldhash::fast::FixedState::with_seed(seed).build_hasher();
     h.write(bytes);
     h.finish()
 }
 
 /// The digest that stands for "this issuer" beside a key; 0 means "any issuer".
+#[inline]
 fn iss_digest(iss: Option<&str>) -> u64 {
     iss.map_or(0, |i| key_digest(TAG_ISS_QUALIFIER, i.as_bytes()).max(1))
 }
 
-/// Keys are already uniformly distributed digests: hashing them again is waste.
-#[derive(Clone, Copy, Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// The issuer of a check, digested only when an entry names an issuer to compare
+/// with: most probes miss or hit an any-issuer entry and never need it.
+struct CheckIss<'a> {
+    raw: Option<&'a str>,
+    digest: Cell<u64>,
 }
 
-#[derive(Clone, Copy, Default)]
-struct BuildPassThrough;
-
-impl BuildHasher for BuildPassThrough {
-    type Hasher = PassThrough;
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
-
-/// A record's place in the index: origin slot (16 bits) and seq (48 bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct RecordRef(u64);
-
-const SEQ_BITS: u32 = 48;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    iss: u64,
-    rec: RecordRef,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BulkEntry {
-    iss: u64,
-    before: u64,
-    rec: RecordRef,
-}
-
-fn iss_ok(entry_iss: u64, check_iss: Option<u64>) -> bool {
-    entry_iss == 0 || check_iss.is_none_or(|c| c == entry_iss)
-}
-
-/// Exact-match keys. Nearly every key has one record, so that record lives inline
-/// and the rare second record for the same key goes to `extra`.
-#[derive(Default)]
-struct ExactMap {
-    main: HashMap<u64, Entry, BuildPassThrough>,
-    extra: HashMap<u64, Vec<Entry>, BuildPassThrough>,
-}
-
-impl ExactMap {
-    fn insert(&mut self, key: u64, entry: Entry) {
-        match self.main.get(&key) {
-            None => {
-                self.main.insert(key, entry);
-            }
-            Some(e) if *e == entry => {}
-            Some(_) => {
-                let more = self.extra.entry(key).or_default();
-                if !more.contains(&entry) {
-                    more.push(entry);
-                }
-            }
-        }
-    }
-
-    fn remove(&mut self, key: u64, rec: RecordRef) {
-        if self.main.get(&key).is_some_and(|e| e.rec == rec) {
-            let promoted = self.extra.get_mut(&key).and_then(Vec::pop);
-            match promoted {
-                Some(next) => {
-                    self.main.insert(key, next);
-                }
-                None => {
-                    self.main.remove(&key);
-                }
-            }
-        } else if let Some(more) = self.extra.get_mut(&key) {
-            more.retain(|e| e.rec != rec);
-        }
-        if self.extra.get(&key).is_some_and(Vec::is_empty) {
-            self.extra.remove(&key);
-        }
-    }
-
+impl<'a> CheckIss<'a> {
     #[inline]
-    fn find(&self, key: u64, check_iss: Option<u64>) -> Option<RecordRef> {
-        let first = self.main.get(&key)?;
-        if iss_ok(first.iss, check_iss) {
-            return Some(first.rec);
-        }
-        if self.extra.is_empty() {
-            return None;
-        }
-        let more = self.extra.get(&key)?;
-        more.iter()
-            .find(|e| iss_ok(e.iss, check_iss))
-            .map(|e| e.rec)
-    }
-
-    fn len(&self) -> usize {
-        self.main.len() + self.extra.values().map(Vec::len).sum::<usize>()
-    }
-}
-
-/// Cutoff keys. There are few bulk records, each key usually with one cutoff per
-/// issuer, so a short vector per key is enough.
-#[derive(Default)]
-struct BulkMap {
-    map: HashMap<u64, Vec<BulkEntry>, BuildPassThrough>,
-}
-
-impl BulkMap {
-    fn insert(&mut self, key: u64, entry: BulkEntry) {
-        let list = self.map.entry(key).or_default();
-        if !list.contains(&entry) {
-            list.push(entry);
+    fn new(raw: Option<&'a str>) -> Self {
+        CheckIss {
+            raw,
+            digest: Cell::new(0),
         }
     }
 
-    fn remove(&mut self, key: u64, rec: RecordRef) {
-        if let Some(list) = self.map.get_mut(&key) {
-            list.retain(|e| e.rec != rec);
-            if list.is_empty() {
-                self.map.remove(&key);
-            }
-        }
-    }
-
-    /// The entry with the latest cutoff that applies, so the answer names the
-    /// record that decides it.
+    /// Whether an entry with issuer digest `entry_iss` applies to this check: it
+    /// names no issuer, the check has none (fail closed), or they are the same.
     #[inline]
-    fn find(&self, key: u64, check_iss: Option<u64>, iat: Option<u64>) -> Option<RecordRef> {
-        let list = self.map.get(&key)?;
-        list.iter()
-            .filter(|e| iss_ok(e.iss, check_iss) && iat.is_none_or(|iat| iat < e.before))
-            .max_by_key(|e| e.before)
-            .map(|e| e.rec)
-    }
-
-    fn len(&self) -> usize {
-        self.map.values().map(Vec::len).sum()
+    fn accepts(&self, entry_iss: u64) -> bool {
+        if entry_iss == 0 {
+            return true;
+        }
+        let Some(raw) = self.raw else {
+            return true;
+        };
+        let mut digest = self.digest.get();
+        if digest == 0 {
+            digest = iss_digest(Some(raw));
+            self.digest.set(digest);
+        }
+        digest == entry_iss
     }
 }
 
@@ -216,6 +109,8 @@ pub struct LookupIndex {
     tokens: ExactMap,
     sessions: ExactMap,
     keys: ExactMap,
+    /// Shared by the exact maps, whose entries name a context by number.
+    contexts: Contexts,
     subjects: BulkMap,
     clients: BulkMap,
     issuers: BulkMap,
@@ -241,7 +136,7 @@ impl LookupIndex {
                 slot
             }
         };
-        Ok(RecordRef(u64::from(slot) << SEQ_BITS | id.seq))
+        Ok(RecordRef::new(slot, id.seq))
     }
 
     fn existing_ref(&self, id: RecordId) -> Option<RecordRef> {
@@ -251,14 +146,14 @@ impl LookupIndex {
             return None;
         }
         let slot = *self.origin_slots.get(&id.origin)?;
-        Some(RecordRef(u64::from(slot) << SEQ_BITS | id.seq))
+        Some(RecordRef::new(slot, id.seq))
     }
 
+    #[inline]
     fn record_id(&self, r: RecordRef) -> RecordId {
-        let slot = (r.0 >> SEQ_BITS) as usize;
         RecordId {
-            origin: self.origins[slot],
-            seq: r.0 & ((1 << SEQ_BITS) - 1),
+            origin: self.origins[usize::from(r.slot())],
+            seq: r.seq(),
         }
     }
 
@@ -266,37 +161,35 @@ impl LookupIndex {
     pub fn insert(&mut self, id: RecordId, target: &Target) -> Result<(), IndexError> {
         let rec = self.record_ref(id)?;
         let iss = iss_digest(target.iss());
+        let entry = Entry { iss, rec };
+        let bulk = |before: u64| BulkEntry { iss, before, rec };
+        let contexts = &mut self.contexts;
         match target {
-            Target::Token { jti, .. } => self
-                .tokens
-                .insert(key_digest(TAG_JTI, jti.as_bytes()), Entry { iss, rec }),
-            Target::TokenHash { sha256 } => self
-                .tokens
-                .insert(key_digest(TAG_TOKEN_SHA, sha256), Entry { iss: 0, rec }),
-            Target::Session { sid, .. } => self
-                .sessions
-                .insert(key_digest(TAG_SID, sid.as_bytes()), Entry { iss, rec }),
-            Target::Key { kid, .. } => self
-                .keys
-                .insert(key_digest(TAG_KID, kid.as_bytes()), Entry { iss, rec }),
-            Target::Subject { sub, before, .. } => self.subjects.insert(
-                key_digest(TAG_SUB, sub.as_bytes()),
-                BulkEntry {
-                    iss,
-                    before: *before,
-                    rec,
-                },
+            Target::Token { jti, .. } => {
+                self.tokens
+                    .insert(key_digest(TAG_JTI, jti.as_bytes()), entry, contexts)
+            }
+            Target::TokenHash { sha256 } => self.tokens.insert(
+                key_digest(TAG_TOKEN_SHA, sha256),
+                Entry { iss: 0, rec },
+                contexts,
             ),
+            Target::Session { sid, .. } => {
+                self.sessions
+                    .insert(key_digest(TAG_SID, sid.as_bytes()), entry, contexts)
+            }
+            Target::Key { kid, .. } => {
+                self.keys
+                    .insert(key_digest(TAG_KID, kid.as_bytes()), entry, contexts)
+            }
+            Target::Subject { sub, before, .. } => self
+                .subjects
+                .insert(key_digest(TAG_SUB, sub.as_bytes()), bulk(*before)),
             Target::Client {
                 client_id, before, ..
-            } => self.clients.insert(
-                key_digest(TAG_CLIENT, client_id.as_bytes()),
-                BulkEntry {
-                    iss,
-                    before: *before,
-                    rec,
-                },
-            ),
+            } => self
+                .clients
+                .insert(key_digest(TAG_CLIENT, client_id.as_bytes()), bulk(*before)),
             // The issuer is the key itself, so there is no qualifier to compare.
             Target::Issuer { iss, before } => self.issuers.insert(
                 key_digest(TAG_ISS, iss.as_bytes()),
@@ -320,17 +213,24 @@ impl LookupIndex {
         let Some(rec) = self.existing_ref(id) else {
             return;
         };
+        let contexts = &mut self.contexts;
         match target {
             Target::Token { jti, .. } => {
-                self.tokens.remove(key_digest(TAG_JTI, jti.as_bytes()), rec)
+                self.tokens
+                    .remove(key_digest(TAG_JTI, jti.as_bytes()), rec, contexts)
             }
             Target::TokenHash { sha256 } => {
-                self.tokens.remove(key_digest(TAG_TOKEN_SHA, sha256), rec)
+                self.tokens
+                    .remove(key_digest(TAG_TOKEN_SHA, sha256), rec, contexts)
             }
-            Target::Session { sid, .. } => self
-                .sessions
-                .remove(key_digest(TAG_SID, sid.as_bytes()), rec),
-            Target::Key { kid, .. } => self.keys.remove(key_digest(TAG_KID, kid.as_bytes()), rec),
+            Target::Session { sid, .. } => {
+                self.sessions
+                    .remove(key_digest(TAG_SID, sid.as_bytes()), rec, contexts)
+            }
+            Target::Key { kid, .. } => {
+                self.keys
+                    .remove(key_digest(TAG_KID, kid.as_bytes()), rec, contexts)
+            }
             Target::Subject { sub, .. } => self
                 .subjects
                 .remove(key_digest(TAG_SUB, sub.as_bytes()), rec),
@@ -353,50 +253,50 @@ impl LookupIndex {
                 record: self.record_id(r),
             })
         };
-        let iss = check.iss.map(|i| iss_digest(Some(i)));
-        if !self.tokens.main.is_empty() {
+        let iss = CheckIss::new(check.iss);
+        let any_iss = CheckIss::new(None);
+        let contexts = &self.contexts;
+        if !self.tokens.is_empty() {
             if let Some(jti) = check.jti {
-                if let Some(r) = self.tokens.find(key_digest(TAG_JTI, jti.as_bytes()), iss) {
+                let key = key_digest(TAG_JTI, jti.as_bytes());
+                if let Some(r) = self.tokens.find(key, contexts, &iss) {
                     return hit(ScopeKind::Token, r);
                 }
             }
             if let Some(sha) = &check.token_sha256 {
-                if let Some(r) = self.tokens.find(key_digest(TAG_TOKEN_SHA, sha), None) {
+                let key = key_digest(TAG_TOKEN_SHA, sha);
+                if let Some(r) = self.tokens.find(key, contexts, &any_iss) {
                     return hit(ScopeKind::Token, r);
                 }
             }
         }
-        if let (Some(sid), false) = (check.sid, self.sessions.main.is_empty()) {
-            if let Some(r) = self.sessions.find(key_digest(TAG_SID, sid.as_bytes()), iss) {
+        if let (Some(sid), false) = (check.sid, self.sessions.is_empty()) {
+            let key = key_digest(TAG_SID, sid.as_bytes());
+            if let Some(r) = self.sessions.find(key, contexts, &iss) {
                 return hit(ScopeKind::Session, r);
             }
         }
-        if let (Some(kid), false) = (check.kid, self.keys.main.is_empty()) {
-            if let Some(r) = self.keys.find(key_digest(TAG_KID, kid.as_bytes()), iss) {
+        if let (Some(kid), false) = (check.kid, self.keys.is_empty()) {
+            let key = key_digest(TAG_KID, kid.as_bytes());
+            if let Some(r) = self.keys.find(key, contexts, &iss) {
                 return hit(ScopeKind::Key, r);
             }
         }
-        if let (Some(sub), false) = (check.sub, self.subjects.map.is_empty()) {
-            if let Some(r) = self
-                .subjects
-                .find(key_digest(TAG_SUB, sub.as_bytes()), iss, check.iat)
-            {
+        if let (Some(sub), false) = (check.sub, self.subjects.is_empty()) {
+            let key = key_digest(TAG_SUB, sub.as_bytes());
+            if let Some(r) = self.subjects.find(key, &iss, check.iat) {
                 return hit(ScopeKind::Subject, r);
             }
         }
-        if let (Some(cid), false) = (check.client_id, self.clients.map.is_empty()) {
-            if let Some(r) =
-                self.clients
-                    .find(key_digest(TAG_CLIENT, cid.as_bytes()), iss, check.iat)
-            {
+        if let (Some(cid), false) = (check.client_id, self.clients.is_empty()) {
+            let key = key_digest(TAG_CLIENT, cid.as_bytes());
+            if let Some(r) = self.clients.find(key, &iss, check.iat) {
                 return hit(ScopeKind::Client, r);
             }
         }
-        if let (Some(i), false) = (check.iss, self.issuers.map.is_empty()) {
-            if let Some(r) = self
-                .issuers
-                .find(key_digest(TAG_ISS, i.as_bytes()), None, check.iat)
-            {
+        if let (Some(i), false) = (check.iss, self.issuers.is_empty()) {
+            let key = key_digest(TAG_ISS, i.as_bytes());
+            if let Some(r) = self.issuers.find(key, &any_iss, check.iat) {
                 return hit(ScopeKind::Issuer, r);
             }
         }
@@ -421,6 +321,6 @@ impl LookupIndex {
     /// Reserves room for `additional` token records, so that a bulk load at start
     /// does not rehash the table over and over.
     pub fn reserve_tokens(&mut self, additional: usize) {
-        self.tokens.main.reserve(additional);
+        self.tokens.reserve(additional);
     }
 }
