@@ -167,3 +167,70 @@ pub fn jwt(header: Value, claims: Value) -> String {
 pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
+
+/// Makes a cluster CA and a certificate for each name with the real `veto cert`.
+pub fn make_certs(dir: &Path, names: &[&str]) {
+    let run = |args: &[&str]| {
+        let out = Command::new(veto_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "veto {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let d = dir.display().to_string();
+    run(&["cert", "ca", "--out", &d]);
+    for name in names {
+        run(&["cert", "node", "--ca-dir", &d, "--name", name, "--out", &d]);
+    }
+}
+
+/// Flags for a TLS-enabled node named `name` whose certificates are in `certs`.
+pub fn tls_args(certs: &Path, name: &str, gossip_port: u16, region: &str) -> Vec<String> {
+    let c = |f: &str| certs.join(f).display().to_string();
+    vec![
+        "--name".into(),
+        name.into(),
+        "--region".into(),
+        region.into(),
+        "--tls-ca".into(),
+        c("ca.pem"),
+        "--tls-cert".into(),
+        c(&format!("{name}.pem")),
+        "--tls-key".into(),
+        c(&format!("{name}.key")),
+        "--gossip-listen".into(),
+        format!("127.0.0.1:{gossip_port}"),
+        "--anti-entropy-ms".into(),
+        "500".into(),
+    ]
+}
+
+impl Veto {
+    /// Starts a node with explicit flags (no default gossip port).
+    pub fn start_with(data_dir: &Path, args: &[String]) -> Veto {
+        let port = free_port();
+        let mut all: Vec<String> = vec![
+            "serve".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        all.extend(args.iter().cloned());
+        Self::spawn(data_dir, all, port)
+    }
+
+    pub fn status(&self) -> Value {
+        self.get_json("/v1/status")
+    }
+
+    pub fn digest(&self) -> String {
+        self.status()["digest"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
