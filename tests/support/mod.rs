@@ -234,3 +234,48 @@ pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A `veto relay` child process between two nodes, with its control port.
+pub struct Relay {
+    pub child: Child,
+    pub listen: u16,
+    pub control: u16,
+}
+
+impl Relay {
+    /// Relays UDP from a free loopback port to `to_port`.
+    pub fn start(to_port: u16, seed: u64) -> Relay {
+        let listen = free_udp_port();
+        let control = free_port();
+        let child = Command::new(veto_bin())
+            .args(["relay", "--listen", &format!("127.0.0.1:{listen}"), "--to", &format!("127.0.0.1:{to_port}")])
+            .args(["--control", &format!("127.0.0.1:{control}"), "--seed", &seed.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn veto relay");
+        let relay = Relay { child, listen, control };
+        eventually(Duration::from_secs(10), "relay control port", || {
+            std::net::TcpStream::connect(("127.0.0.1", control)).is_ok()
+        });
+        relay
+    }
+
+    /// Sends one control command and returns the reply line.
+    pub fn command(&self, line: &str) -> String {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.control)).unwrap();
+        writeln!(stream, "{line}").unwrap();
+        let mut reply = String::new();
+        BufReader::new(stream).read_line(&mut reply).unwrap();
+        assert!(reply.starts_with("ok"), "relay {line:?}: {reply}");
+        reply
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
