@@ -2,7 +2,7 @@
 
 mod transport_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use transport_support::*;
@@ -218,11 +218,6 @@ async fn simultaneous_dials_leave_exactly_one_connection() {
         assert_eq!(frame(&mut b_rx).await.2, b"hi");
         let quiet = drain(&mut a_rx, Duration::from_millis(300)).await;
         assert!(quiet.is_empty(), "round {round}: flapping: {quiet:?}");
-        eprintln!(
-            "round {round}: duplicates closed: alpha {} beta {}",
-            a.totals().duplicates,
-            b.totals().duplicates
-        );
         a.shutdown().await;
         b.shutdown().await;
     }
@@ -280,6 +275,85 @@ async fn a_restarted_peer_is_reconnected_without_help() {
     assert_eq!(
         frame(&mut a_rx).await,
         (second, Lane::Urgent, b"back".to_vec())
+    );
+    a.shutdown().await;
+    b2.shutdown().await;
+}
+
+/// An idle timeout far longer than a test (QUIC uses the smaller of the two
+/// ends'), so that only a stateless reset can end a stale connection quickly.
+fn long_idle(mut config: TransportConfig) -> TransportConfig {
+    config.idle_timeout = Duration::from_secs(60);
+    config
+}
+
+/// Runs `beta` in a runtime of its own on another thread, so that it can die
+/// without closing anything, like a crashed process. Returns its address and
+/// the trigger of the crash.
+fn start_crashable(tls: veto_gossip::tls::ClusterTls) -> (std::net::SocketAddr, impl FnOnce()) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (crash_tx, crash_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (b, b_rx) = runtime
+            .block_on(Transport::bind(long_idle(fast_config(localhost(), tls))))
+            .unwrap();
+        addr_tx.send(b.local_addr()).unwrap();
+        let _ = runtime.block_on(crash_rx);
+        // The runtime goes first: its tasks, quinn's driver included, vanish
+        // without sending a close.
+        drop(runtime);
+        drop((b, b_rx));
+    });
+    let addr = addr_rx.recv().unwrap();
+    (addr, move || {
+        crash_tx.send(()).unwrap();
+        thread.join().unwrap();
+    })
+}
+
+#[tokio::test]
+async fn a_crashed_peer_that_comes_back_resets_its_stale_connection_at_once() {
+    let cluster = Cluster::new();
+    let beta = cluster.tls("beta");
+    let config = long_idle(fast_config(localhost(), cluster.tls("alpha")));
+    let (a, mut a_rx) = Transport::bind(config).await.unwrap();
+    let (b_addr, crash) = start_crashable(beta.clone());
+    a.add_peer(b_addr);
+    let (stale, _, _) = connected(&mut a_rx).await;
+
+    crash();
+    let restarted = Instant::now();
+    let mut rebound = None;
+    for _ in 0..100 {
+        match Transport::bind(long_idle(fast_config(b_addr, beta.clone()))).await {
+            Ok(t) => {
+                rebound = Some(t);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let (b2, mut b2_rx) = rebound.expect("could not rebind beta's port");
+    // Same key, same reset tokens: alpha's next keep-alive draws a reset.
+    let reason = disconnected(&mut a_rx, stale).await;
+    assert!(reason.contains("reset"), "{reason}");
+    let (fresh, name, _) = connected(&mut a_rx).await;
+    assert_eq!(name, "beta");
+    assert!(
+        restarted.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        restarted.elapsed()
+    );
+    let (b2_conn, _, _) = connected(&mut b2_rx).await;
+    b2.send(b2_conn, Lane::Urgent, Bytes::from_static(b"fresh"))
+        .unwrap();
+    assert_eq!(
+        frame(&mut a_rx).await,
+        (fresh, Lane::Urgent, b"fresh".to_vec())
     );
     a.shutdown().await;
     b2.shutdown().await;

@@ -31,6 +31,7 @@ pub struct ClusterTls {
     client: Arc<rustls::ClientConfig>,
     rejected: Arc<AtomicU64>,
     reset_seed: [u8; 32],
+    cid_seed: [u8; 32],
 }
 
 impl std::fmt::Debug for ClusterTls {
@@ -75,16 +76,8 @@ impl ClusterTls {
         })?;
         let name = peer_name_from_cert(leaf)?;
         let rejected = Arc::new(AtomicU64::new(0));
-        // Derived from the node's private key so that it survives a restart: a
-        // restarted node can then send valid QUIC stateless resets for its old
-        // connections, and peers drop them at once instead of waiting for the
-        // idle timeout. One-way, so it reveals nothing about the key.
-        let tag = ring::hmac::sign(
-            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.secret_der()),
-            b"veto quic stateless reset key v1",
-        );
-        let mut reset_seed = [0u8; 32];
-        reset_seed.copy_from_slice(&tag.as_ref()[..32]);
+        let reset_seed = derive(&key, b"veto quic stateless reset key v1");
+        let cid_seed = derive(&key, b"veto quic connection id key v1");
         let server = build_server_config(&ca, chain.clone(), key.clone_key(), &rejected)?;
         let client = build_client_config(&ca, chain, key, &rejected)?;
         Ok(ClusterTls {
@@ -93,6 +86,7 @@ impl ClusterTls {
             client: Arc::new(client),
             rejected,
             reset_seed,
+            cid_seed,
         })
     }
 
@@ -117,11 +111,38 @@ impl ClusterTls {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.reset_seed)
     }
 
+    /// The key that signs this node's QUIC connection IDs, stable across restarts.
+    pub(crate) fn cid_key(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&self.cid_seed[..8]);
+        u64::from_le_bytes(bytes)
+    }
+
     /// How many peer certificates these configurations have refused, both
     /// directions together.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
+}
+
+/// Derives a secret from the node's private key (HMAC-SHA256 keyed by it), so
+/// that it is the same after a restart.
+///
+/// Two QUIC secrets need that: the key of stateless reset tokens and the key
+/// that signs connection IDs. With both stable, a node that crashed and came
+/// back recognises packets of its old connections as its own and answers them
+/// with a stateless reset, and peers drop those connections at once instead of
+/// after the idle timeout (which matters because the tie-break may keep the
+/// stale connection over the restarted node's new one until then). HMAC is
+/// one-way, so the derived values reveal nothing about the key.
+fn derive(key: &PrivateKeyDer<'_>, label: &[u8]) -> [u8; 32] {
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.secret_der()),
+        label,
+    );
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&tag.as_ref()[..32]);
+    out
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -127,7 +127,14 @@ impl TransportConfig {
         Ok(client)
     }
 
+    /// Reset tokens and connection IDs are keyed by secrets derived from the
+    /// node's key, so they survive a restart (see `ClusterTls::cid_key`).
     pub(crate) fn quinn_endpoint(&self) -> quinn::EndpointConfig {
-        quinn::EndpointConfig::new(Arc::new(self.tls.reset_key()))
+        let mut config = quinn::EndpointConfig::new(Arc::new(self.tls.reset_key()));
+        let cid_key = self.tls.cid_key();
+        config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        config
     }
 }
