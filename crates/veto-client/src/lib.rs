@@ -1,0 +1,1 @@
+//! veto-client: a Rust client for veto nodes.
