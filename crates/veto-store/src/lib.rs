@@ -17,8 +17,10 @@ mod error;
 mod peers;
 mod read;
 mod store;
+mod verify;
 mod write;
 
 pub use error::{OpenError, StoreError};
 pub use peers::{PeerEntry, MAX_PEER_FIELD_BYTES};
 pub use store::{OpenOptions, Store};
+pub use verify::VerifyReport;
