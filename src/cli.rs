@@ -29,6 +29,8 @@ pub(crate) enum Command {
     Peers(PeersCommand),
     /// Show a node's status.
     Status(NodeArgs),
+    /// Start a throwaway three-region cluster here and watch a revocation travel.
+    Demo(crate::demo::DemoArgs),
     /// Run a fault-injecting UDP relay between nodes (for chaos drills and tests).
     Relay(crate::relay::RelayConfig),
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod config;
+mod demo;
 mod node;
 mod peers;
 mod relay;
@@ -31,6 +32,11 @@ fn main() -> ExitCode {
         Command::Check(args) => remote::check(args),
         Command::Peers(cmd) => remote::peers(cmd),
         Command::Status(args) => remote::status(args),
+        Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(demo::run(args))),
         Command::Relay(config) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
