@@ -125,7 +125,11 @@ async fn a_foreign_ca_is_refused_in_both_directions() {
     assert!(seen_by_r.is_empty(), "rogue saw {seen_by_r:?}");
     assert!(a.totals().tls_rejected > 0);
     assert!(r.totals().tls_rejected > 0);
-    assert_eq!(a.peers()[0].state, PeerState::Backoff);
+    assert!(matches!(
+        a.peers()[0].state,
+        PeerState::Backoff | PeerState::Dialing
+    ));
+    assert!(a.totals().dial_failures > 0);
     a.shutdown().await;
     r.shutdown().await;
 }
@@ -160,9 +164,11 @@ async fn a_client_certificate_from_another_ca_is_refused_before_any_frame() {
             reached.is_none(),
             "alpha opened a lane to an unauthenticated client"
         );
-        if identity.is_some() {
-            assert!(a.totals().tls_rejected > rejected_before);
-        }
+        let counted = eventually(Duration::from_secs(2), || {
+            a.totals().tls_rejected > rejected_before
+        })
+        .await;
+        assert!(counted, "refusal not counted");
         client.close(0u32.into(), b"");
     }
     let events = drain(&mut a_rx, Duration::from_millis(300)).await;

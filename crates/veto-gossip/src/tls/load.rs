@@ -8,7 +8,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_pemfile::Item;
 
 use super::certs::io_error;
-use super::verify::{build_client_config, build_server_config, check_chain, peer_name_from_cert};
+use super::verify::{
+    build_client_config, build_server_config, check_chain, count_rejection, peer_name_from_cert,
+};
 use super::TlsError;
 
 /// The three files a node's transport needs (`--tls-ca`, `--tls-cert`, `--tls-key`).
@@ -118,8 +120,19 @@ impl ClusterTls {
         u64::from_le_bytes(bytes)
     }
 
-    /// How many peer certificates these configurations have refused, both
-    /// directions together.
+    /// Counts a peer that offered no certificate at all: rustls refuses it
+    /// before any verifier runs, so the transport reports it from the failed
+    /// handshake.
+    pub(crate) fn count_missing_certificate(&self) {
+        count_rejection(
+            &self.rejected,
+            "inbound",
+            &"the peer presented no certificate",
+        );
+    }
+
+    /// How many peers these configurations have refused for their certificate
+    /// (missing, or not signed by the CA), both directions together.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }

@@ -72,7 +72,11 @@ pub fn peer_name_from_cert(cert: &CertificateDer<'_>) -> Result<String, TlsError
     Err(TlsError::NoName)
 }
 
-fn count_rejection(counter: &AtomicU64, direction: &'static str, error: &rustls::Error) {
+pub(crate) fn count_rejection(
+    counter: &AtomicU64,
+    direction: &'static str,
+    error: &dyn std::fmt::Display,
+) {
     counter.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("veto_gossip_tls_rejected_total", "direction" => direction).increment(1);
     tracing::warn!(direction, %error, "refused a peer's certificate during the TLS handshake");

@@ -56,7 +56,12 @@ pub(crate) async fn accept(
         let connecting = incoming.accept().map_err(|e| describe(&e))?;
         match tokio::time::timeout(inner.config.handshake_timeout, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(describe(&e)),
+            Ok(Err(e)) => {
+                if refused_missing_certificate(&e) {
+                    inner.config.tls.count_missing_certificate();
+                }
+                Err(describe(&e))
+            }
             Err(_) => Err("handshake timed out".to_owned()),
         }
     };
@@ -79,6 +84,14 @@ pub(crate) async fn accept(
         }
         Err(EstablishError::SelfConnect | EstablishError::Duplicate) => {}
     }
+}
+
+/// True when our TLS stack ended the handshake because the client sent no
+/// certificate (TLS alert 116, certificate_required).
+fn refused_missing_certificate(e: &quinn::ConnectionError) -> bool {
+    const CERTIFICATE_REQUIRED: u8 = 116;
+    matches!(e, quinn::ConnectionError::TransportError(t)
+        if t.code == quinn::TransportErrorCode::crypto(CERTIFICATE_REQUIRED))
 }
 
 fn peer_name(conn: &quinn::Connection) -> Option<String> {
