@@ -42,7 +42,9 @@ pub struct ParseIdError(pub String);
 impl FromStr for NodeId {
     type Err = ParseIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 {
+        // `from_str_radix` alone would also take a leading `+`: an id has one
+        // spelling (up to the case of its hex digits), the one it prints as.
+        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ParseIdError(s.to_owned()));
         }
         match u64::from_str_radix(s, 16) {
@@ -80,10 +82,11 @@ impl FromStr for RecordId {
         let err = || ParseIdError(s.to_owned());
         let (origin, seq) = s.split_once('-').ok_or_else(err)?;
         let origin = origin.parse().map_err(|_| err())?;
-        let seq = seq.parse().map_err(|_| err())?;
-        if seq == 0 {
+        // Plain decimal as printed: no sign, no leading zero (so no seq 0 either).
+        if !seq.bytes().all(|b| b.is_ascii_digit()) || seq.starts_with('0') {
             return Err(err());
         }
+        let seq = seq.parse().map_err(|_| err())?;
         Ok(RecordId { origin, seq })
     }
 }
@@ -103,5 +106,25 @@ mod tests {
         assert!("0000000000000abc-0".parse::<RecordId>().is_err());
         assert!("xyz-1".parse::<RecordId>().is_err());
         assert!("0000000000000000-1".parse::<RecordId>().is_err());
+        assert!("0000000000000abc-".parse::<RecordId>().is_err());
+        assert_eq!("0000000000000ABC-42".parse::<RecordId>(), Ok(id));
+    }
+
+    /// Each id has one spelling, so ids compare equal exactly when their text does
+    /// (up to hex case).
+    #[test]
+    fn only_the_printed_spelling_parses() {
+        for bad in [
+            "+000000000000abc-42",
+            "0000000000000abc-+42",
+            "0000000000000abc-042",
+            "0000000000000abc-4_2",
+            " 000000000000abc-42",
+            "0000000000000abc-18446744073709551616",
+        ] {
+            assert!(bad.parse::<RecordId>().is_err(), "{bad}");
+        }
+        assert!("+000000000000abc".parse::<NodeId>().is_err());
+        assert!("-000000000000abc".parse::<NodeId>().is_err());
     }
 }
