@@ -22,9 +22,10 @@ use crate::id::NodeId;
 pub struct Hlc(pub u64);
 
 impl Hlc {
-    /// The stamp for a wall-clock reading, with a zero counter.
+    /// The stamp for a wall-clock reading, with a zero counter. Readings past
+    /// the NTP era (year 2106) saturate to the last representable instant.
     pub fn from_unix(since_epoch: Duration) -> Hlc {
-        Hlc(NTP64::from(since_epoch).0)
+        Hlc(ntp(since_epoch).0)
     }
 
     /// Whole Unix seconds of the physical part.
@@ -36,6 +37,13 @@ impl Hlc {
     pub fn as_unix(self) -> Duration {
         NTP64(self.0).to_duration()
     }
+}
+
+/// `NTP64::from` asserts that the seconds fit 32 bits; a stamp must never panic
+/// on a bad clock reading, so clamp instead.
+fn ntp(since_epoch: Duration) -> NTP64 {
+    const LAST: Duration = Duration::new(u32::MAX as u64, 999_999_999);
+    NTP64::from(since_epoch.min(LAST))
 }
 
 thread_local! {
@@ -79,7 +87,7 @@ impl HybridClock {
     }
 
     fn with_now<T>(now: Duration, f: impl FnOnce() -> T) -> T {
-        NOW.with(|c| c.set(NTP64::from(now).0));
+        NOW.with(|c| c.set(ntp(now).0));
         f()
     }
 
@@ -125,6 +133,17 @@ mod tests {
         let err = clock.observe(now, NodeId::new(8), future).unwrap_err();
         assert_eq!(err.ahead, Duration::from_secs(60));
         assert!(clock.stamp(now) < future);
+    }
+
+    #[test]
+    fn readings_past_the_ntp_era_saturate_instead_of_panicking() {
+        let far = Duration::from_secs(u64::MAX);
+        assert_eq!(Hlc::from_unix(far).unix_secs(), u64::from(u32::MAX));
+        assert!(Hlc::from_unix(far) > Hlc::from_unix(Duration::from_secs(1_700_000_000)));
+        let clock = HybridClock::new(NodeId::new(7), DEFAULT_MAX_OFFSET);
+        assert_eq!(clock.stamp(far).unix_secs(), u64::from(u32::MAX));
+        let stamp = Hlc::from_unix(Duration::from_secs(1_000));
+        assert!(clock.observe(far, NodeId::new(8), stamp).is_ok());
     }
 
     #[test]
