@@ -4,8 +4,13 @@
 //! [`Backend`] by wiring veto-store and veto-gossip together, and the API only
 //! speaks HTTP. This keeps the dependency graph one-way (core <- api <- binary).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 use veto_core::{AuditQuery, Check, NodeId, Record, Revocation, ScopeKind};
+
+use crate::watch::Feed;
 
 /// Who this node is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +67,13 @@ pub struct StatusView {
     pub peers: Vec<PeerView>,
 }
 
+/// The live records for `GET /v1/snapshot`, in chunks, as the node reads them.
+///
+/// A chunk is `Err` when reading failed part way; the stream then ends, and the
+/// client is told the snapshot is incomplete. The reader stops or idles once
+/// the receiver is dropped, so a client that goes away costs little.
+pub type RecordChunks = mpsc::Receiver<Result<Vec<Record>, BackendError>>;
+
 /// A failure of the node behind the API.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -112,4 +124,24 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Removes a peer by name or address, closes its connection, persists.
     async fn remove_peer(&self, name_or_addr: &str) -> Result<(), BackendError>;
+
+    /// The feed of records that became durable here, for `GET /v1/watch` and
+    /// the cursor of `GET /v1/snapshot`. A node without one answers both with
+    /// 503 `unavailable`.
+    fn feed(&self) -> Option<Arc<Feed>> {
+        None
+    }
+
+    /// Starts reading every live record for `GET /v1/snapshot`.
+    ///
+    /// The API takes the feed's cursor before calling this, so every record the
+    /// feed numbered up to that cursor must be in the answer: read from the
+    /// state the feed's records are published after. Records that become
+    /// durable while the read runs may or may not be in it; the watch stream
+    /// delivers them after the cursor either way.
+    fn snapshot_records(&self) -> Result<RecordChunks, BackendError> {
+        Err(BackendError::Unavailable(
+            "this node does not serve snapshots".into(),
+        ))
+    }
 }

@@ -48,9 +48,11 @@ mod limits;
 mod oauth;
 mod peers;
 mod revoke;
+mod snapshot;
 mod state;
 mod status;
 mod view;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -59,12 +61,13 @@ use axum::routing::{any, delete, get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-pub use backend::{Backend, BackendError, NodeInfo, PeerView, Revoked, StatusView};
+pub use backend::{Backend, BackendError, NodeInfo, PeerView, RecordChunks, Revoked, StatusView};
 pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TOKEN_LIFETIME};
 pub use error::ApiError;
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
 pub use revoke::DEFAULT_ACTOR;
+pub use watch::{Cursor, Feed, FeedConfig};
 
 /// Builds the HTTP API over `backend`.
 ///
@@ -86,6 +89,8 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
+        .route("/v1/watch", get(watch::watch))
+        .route("/v1/snapshot", get(snapshot::snapshot))
         .fallback(error::unknown_path)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

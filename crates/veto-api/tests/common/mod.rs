@@ -15,7 +15,10 @@ use axum::Router;
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
-use veto_api::{ApiConfig, Backend, BackendError, NodeInfo, PeerView, Revoked, StatusView};
+use veto_api::{
+    ApiConfig, Backend, BackendError, Feed, FeedConfig, NodeInfo, PeerView, RecordChunks, Revoked,
+    StatusView,
+};
 use veto_core::{
     AuditQuery, Check, HybridClock, LookupIndex, NodeId, Record, RecordId, Revocation,
     RevocationSet,
@@ -25,6 +28,8 @@ pub(crate) const ADMIN: &str = "s3cret-admin-token";
 pub(crate) const NODE: u64 = 0xabc;
 pub(crate) const START: u64 = 1_700_000_000;
 pub(crate) const DAY: u64 = 86_400;
+/// The epoch of the in-memory node's watch feed.
+pub(crate) const EPOCH: u64 = 0x5eed_0000_0000_0001;
 
 struct Inner {
     set: RevocationSet,
@@ -45,10 +50,16 @@ pub(crate) struct MemoryBackend {
     pub(crate) fail_storage: AtomicBool,
     /// How many times `revoke` was called.
     pub(crate) revoke_calls: AtomicU64,
+    /// Every record that becomes durable here is published to it.
+    pub(crate) feed: Arc<Feed>,
 }
 
 impl MemoryBackend {
     pub(crate) fn new(now: Arc<AtomicU64>) -> MemoryBackend {
+        MemoryBackend::with_feed(now, FeedConfig::default())
+    }
+
+    pub(crate) fn with_feed(now: Arc<AtomicU64>, feed: FeedConfig) -> MemoryBackend {
         MemoryBackend {
             node: NodeInfo {
                 id: NodeId::new(NODE),
@@ -66,6 +77,7 @@ impl MemoryBackend {
             ready: AtomicBool::new(true),
             fail_storage: AtomicBool::new(false),
             revoke_calls: AtomicU64::new(0),
+            feed: Arc::new(Feed::new(EPOCH, feed)),
         }
     }
 
@@ -88,7 +100,10 @@ impl MemoryBackend {
     pub(crate) fn insert_remote(&self, record: Record) {
         let mut inner = self.inner.lock().unwrap();
         inner.index.insert_record(&record).unwrap();
-        inner.set.insert(record);
+        inner.set.insert(record.clone());
+        // Published under the lock, as the node publishes only what a snapshot
+        // can already read.
+        self.feed.publish(&[record]);
     }
 }
 
@@ -120,6 +135,7 @@ impl Backend for MemoryBackend {
             inner.set.insert(record.clone());
             out.push(record);
         }
+        self.feed.publish(&out);
         Ok(out)
     }
 
@@ -183,6 +199,23 @@ impl Backend for MemoryBackend {
         };
         inner.peers.push(peer.clone());
         Ok(peer)
+    }
+
+    fn feed(&self) -> Option<Arc<Feed>> {
+        Some(Arc::clone(&self.feed))
+    }
+
+    fn snapshot_records(&self) -> Result<RecordChunks, BackendError> {
+        let records = self.records();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for chunk in records.chunks(3) {
+                if tx.send(Ok(chunk.to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn remove_peer(&self, name_or_addr: &str) -> Result<(), BackendError> {
@@ -250,8 +283,17 @@ impl App {
     }
 
     pub(crate) fn with_config(f: impl FnOnce(ApiConfig) -> ApiConfig) -> App {
+        App::build(FeedConfig::default(), f)
+    }
+
+    /// A router whose node's watch feed has these limits.
+    pub(crate) fn with_feed(feed: FeedConfig) -> App {
+        App::build(feed, |c| c)
+    }
+
+    fn build(feed: FeedConfig, f: impl FnOnce(ApiConfig) -> ApiConfig) -> App {
         let now = Arc::new(AtomicU64::new(START));
-        let backend = Arc::new(MemoryBackend::new(now.clone()));
+        let backend = Arc::new(MemoryBackend::with_feed(now.clone(), feed));
         let clock = now.clone();
         let config = f(ApiConfig::new(ADMIN).with_clock(move || clock.load(Ordering::SeqCst)));
         App {

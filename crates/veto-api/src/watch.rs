@@ -1,0 +1,544 @@
+//! The push side of a node: `GET /v1/watch` (server-sent events) and the
+//! [`Feed`] behind it and behind the cursor of `GET /v1/snapshot`.
+//!
+//! # Cursors
+//!
+//! The node numbers every record that becomes durable here, local or
+//! replicated, with a per-process arrival counter `n` (1, 2, ...). A cursor is
+//! `<epoch>-<n>`: the epoch is 16 hex digits chosen at random when the process
+//! starts, and `n` is the last record the holder has seen. The node keeps the
+//! last records in a ring (100,000 by default). A cursor from another epoch
+//! (the node restarted), older than the ring or ahead of the node cannot be
+//! resumed: the watcher is told to resync.
+//!
+//! # `GET /v1/watch`
+//!
+//! Query parameters: `cursor` (resume after this cursor; the standard
+//! `Last-Event-ID` header wins over it, since a reconnecting `EventSource`
+//! sends the header and keeps its original URL) and `heartbeat` (seconds
+//! between keep-alive comments while idle, 1 to 60, default 15). Without a
+//! cursor the stream starts at the present. The answer is `text/event-stream`:
+//!
+//! ```text
+//! id: 8c1f0e25a3b4d9f7-41
+//! event: ready
+//! data: {"cursor":"8c1f0e25a3b4d9f7-41","node":"00000000000000ab"}
+//!
+//! id: 8c1f0e25a3b4d9f7-42
+//! event: record
+//! data: {"id":"00000000000000ab-7","scope":"token","jti":"j1",...}
+//!
+//! :heartbeat
+//!
+//! event: resync
+//! data: {"reason":"unknown_epoch","message":"...","cursor":"8c1f0e25a3b4d9f7-42"}
+//! ```
+//!
+//! - `ready` comes first and carries the cursor the stream continues after.
+//! - `record` is one record in the JSON shape of `POST /v1/revocations`; its
+//!   `id:` is the record's cursor. Records come in cursor order, each once.
+//! - `resync` means the stream cannot continue without a gap. The stream ends
+//!   after it; the client reloads `GET /v1/snapshot` and watches from the
+//!   snapshot's cursor. `reason` is `unknown_epoch`, `too_far_behind` or
+//!   `ahead`; `cursor` is the node's current cursor.
+//!
+//! A watcher that reads too slowly for the live channel falls back to the ring
+//! without a gap, and is told to resync only once the ring has moved past it.
+//! At most [`FeedConfig::max_watchers`] streams are open at once; beyond that the
+//! answer is 503 `unavailable`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
+use veto_core::Record;
+
+use crate::error::{code, ApiError};
+use crate::state::AppState;
+use crate::view::RecordView;
+
+/// Where a watcher is in a node's feed: `<epoch>-<n>`, as in the SSE `id:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    /// The node process's random epoch.
+    pub epoch: u64,
+    /// The arrival number of the last record seen; 0 before the first.
+    pub n: u64,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}", self.epoch, self.n)
+    }
+}
+
+/// A string that is not a cursor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed cursor {0:?}: expected <16 hex digits>-<number>")]
+pub struct ParseCursorError(pub String);
+
+impl FromStr for Cursor {
+    type Err = ParseCursorError;
+    fn from_str(s: &str) -> Result<Cursor, ParseCursorError> {
+        let err = || ParseCursorError(s.chars().take(64).collect());
+        let (epoch, n) = s.split_once('-').ok_or_else(err)?;
+        if epoch.len() != 16 {
+            return Err(err());
+        }
+        Ok(Cursor {
+            epoch: u64::from_str_radix(epoch, 16).map_err(|_| err())?,
+            n: n.parse().map_err(|_| err())?,
+        })
+    }
+}
+
+/// Limits of a [`Feed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedConfig {
+    /// How many of the latest records a watcher can resume from.
+    pub ring: usize,
+    /// How many watch streams may be open at once.
+    pub max_watchers: usize,
+    /// How many snapshots may be streaming at once.
+    pub max_snapshots: usize,
+    /// How many publishes a watcher may fall behind the live channel before it
+    /// catches up from the ring instead.
+    pub channel: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> FeedConfig {
+        FeedConfig {
+            ring: 100_000,
+            max_watchers: 1_000,
+            max_snapshots: 16,
+            channel: 1_024,
+        }
+    }
+}
+
+/// One record in the feed, already in its JSON form so that a thousand
+/// watchers do not serialise it a thousand times.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) n: u64,
+    pub(crate) data: Arc<str>,
+}
+
+struct Ring {
+    events: VecDeque<Event>,
+    head: u64,
+}
+
+/// Why a cursor cannot be resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resync {
+    UnknownEpoch,
+    TooFarBehind,
+    Ahead,
+}
+
+impl Resync {
+    fn reason(self) -> &'static str {
+        match self {
+            Resync::UnknownEpoch => "unknown_epoch",
+            Resync::TooFarBehind => "too_far_behind",
+            Resync::Ahead => "ahead",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Resync::UnknownEpoch => {
+                "the cursor is from another run of this node (it restarted): reload GET /v1/snapshot and watch from its cursor"
+            }
+            Resync::TooFarBehind => {
+                "the cursor is older than the records this node keeps for resuming: reload GET /v1/snapshot and watch from its cursor"
+            }
+            Resync::Ahead => {
+                "the cursor is ahead of this node: reload GET /v1/snapshot and watch from its cursor"
+            }
+        }
+    }
+}
+
+/// A new watcher's start: the records it missed, and the live channel from
+/// the moment after them.
+pub(crate) struct Subscription {
+    pub(crate) backlog: VecDeque<Event>,
+    pub(crate) live: broadcast::Receiver<Arc<[Event]>>,
+    pub(crate) after: Cursor,
+}
+
+/// Numbers the records that become durable on a node, keeps the latest for
+/// resuming, and fans them out to watchers.
+pub struct Feed {
+    epoch: u64,
+    config: FeedConfig,
+    ring: Mutex<Ring>,
+    live: broadcast::Sender<Arc<[Event]>>,
+    watchers: Arc<Semaphore>,
+    snapshots: Arc<Semaphore>,
+}
+
+impl fmt::Debug for Feed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Feed")
+            .field("head", &self.head())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Feed {
+    /// A feed for one run of a node. `epoch` must differ between runs: pick it
+    /// at random at start. Limits of zero are raised to one.
+    pub fn new(epoch: u64, config: FeedConfig) -> Feed {
+        let config = FeedConfig {
+            ring: config.ring.max(1),
+            max_watchers: config.max_watchers.max(1),
+            max_snapshots: config.max_snapshots.max(1),
+            channel: config.channel.max(1),
+        };
+        Feed {
+            epoch,
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(config.ring.min(4_096)),
+                head: 0,
+            }),
+            live: broadcast::channel(config.channel).0,
+            watchers: Arc::new(Semaphore::new(config.max_watchers)),
+            snapshots: Arc::new(Semaphore::new(config.max_snapshots)),
+            config,
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> FeedConfig {
+        self.config
+    }
+
+    /// The cursor of the latest record published.
+    pub fn head(&self) -> Cursor {
+        Cursor {
+            epoch: self.epoch,
+            n: self.lock().head,
+        }
+    }
+
+    /// How many watch streams are open.
+    pub fn watchers(&self) -> usize {
+        self.config.max_watchers - self.watchers.available_permits()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // The ring is consistent after every statement, so a panic elsewhere
+        // while it was held leaves nothing half-done.
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes records that have just become durable, in the order given.
+    /// Call it only after they are durable and readable by
+    /// [`crate::Backend::snapshot_records`], so that a snapshot taken at a
+    /// cursor holds every record up to it.
+    pub fn publish(&self, records: &[Record]) {
+        if records.is_empty() {
+            return;
+        }
+        let data: Vec<Arc<str>> = records
+            .iter()
+            .map(|r| match serde_json::to_string(&RecordView::new(r)) {
+                Ok(json) => Arc::from(json),
+                // A record view holds only strings and numbers; should it ever
+                // fail, the watcher still learns the id rather than nothing.
+                Err(_) => Arc::from(format!("{{\"id\":\"{}\"}}", r.id)),
+            })
+            .collect();
+        let mut ring = self.lock();
+        let mut batch = Vec::with_capacity(data.len());
+        for data in data {
+            ring.head += 1;
+            let event = Event { n: ring.head, data };
+            if ring.events.len() == self.config.ring {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(event.clone());
+            batch.push(event);
+        }
+        // Sent under the lock so that every watcher sees batches in cursor
+        // order; an error only means nobody is watching.
+        let _ = self.live.send(batch.into());
+    }
+
+    /// Starts a watcher after `after` (or at the present), atomically with
+    /// respect to [`Feed::publish`]: nothing is missed between the backlog and
+    /// the live channel.
+    pub(crate) fn subscribe(&self, after: Option<Cursor>) -> Result<Subscription, Resync> {
+        let ring = self.lock();
+        let live = self.live.subscribe();
+        let head = Cursor {
+            epoch: self.epoch,
+            n: ring.head,
+        };
+        let Some(after) = after else {
+            return Ok(Subscription {
+                backlog: VecDeque::new(),
+                live,
+                after: head,
+            });
+        };
+        if after.epoch != self.epoch {
+            return Err(Resync::UnknownEpoch);
+        }
+        if after.n > ring.head {
+            return Err(Resync::Ahead);
+        }
+        let oldest = ring.head + 1 - ring.events.len() as u64;
+        if after.n + 1 < oldest {
+            return Err(Resync::TooFarBehind);
+        }
+        let skip = (after.n + 1 - oldest) as usize;
+        Ok(Subscription {
+            backlog: ring.events.iter().skip(skip).cloned().collect(),
+            live,
+            after,
+        })
+    }
+
+    /// A place among the open watch streams, or `None` at the limit.
+    pub(crate) fn watcher_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.watchers).try_acquire_owned().ok()
+    }
+
+    /// A place among the streaming snapshots, or `None` at the limit.
+    pub(crate) fn snapshot_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.snapshots).try_acquire_owned().ok()
+    }
+}
+
+/// The feed, or 503 when the node has none.
+pub(crate) fn feed_of(state: &AppState) -> Result<Arc<Feed>, ApiError> {
+    state.backend.feed().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            "this node does not serve the watch feed",
+        )
+    })
+}
+
+const DEFAULT_HEARTBEAT: u64 = 15;
+const MAX_HEARTBEAT: u64 = 60;
+
+struct WatchQuery {
+    cursor: Option<Cursor>,
+    heartbeat: Duration,
+}
+
+fn parse_cursor(value: &str, what: &str) -> Result<Cursor, ApiError> {
+    value
+        .parse()
+        .map_err(|e: ParseCursorError| ApiError::invalid(format!("{what}: {e}")))
+}
+
+fn parse_query(query: Option<&str>, headers: &HeaderMap) -> Result<WatchQuery, ApiError> {
+    let mut q = WatchQuery {
+        cursor: None,
+        heartbeat: Duration::from_secs(DEFAULT_HEARTBEAT),
+    };
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*name {
+            "cursor" if value.is_empty() => {}
+            "cursor" => q.cursor = Some(parse_cursor(&value, "`cursor`")?),
+            "heartbeat" => match value.parse::<u64>() {
+                Ok(s) if (1..=MAX_HEARTBEAT).contains(&s) => q.heartbeat = Duration::from_secs(s),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "`heartbeat` must be whole seconds from 1 to {MAX_HEARTBEAT}, not {value:?}"
+                    )))
+                }
+            },
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter {other:?}; known are cursor, heartbeat"
+                )))
+            }
+        }
+    }
+    if let Some(id) = headers.get("last-event-id") {
+        let id = id
+            .to_str()
+            .map_err(|_| ApiError::invalid("`Last-Event-ID` is not text"))?
+            .trim();
+        if !id.is_empty() {
+            q.cursor = Some(parse_cursor(id, "`Last-Event-ID`")?);
+        }
+    }
+    Ok(q)
+}
+
+#[derive(Serialize)]
+struct Ready<'a> {
+    cursor: &'a str,
+    node: String,
+}
+
+#[derive(Serialize)]
+struct ResyncBody<'a> {
+    reason: &'a str,
+    message: &'a str,
+    cursor: String,
+}
+
+fn resync_event(feed: &Feed, why: Resync) -> SseEvent {
+    metrics::counter!("veto_watch_resyncs_total", "reason" => why.reason()).increment(1);
+    let body = ResyncBody {
+        reason: why.reason(),
+        message: why.message(),
+        cursor: feed.head().to_string(),
+    };
+    SseEvent::default()
+        .event("resync")
+        .data(serde_json::to_string(&body).unwrap_or_default())
+}
+
+fn record_event(epoch: u64, event: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(Cursor { epoch, n: event.n }.to_string())
+        .event("record")
+        .data(&*event.data)
+}
+
+/// A watcher's position in its stream.
+enum Phase {
+    Ready(SseEvent),
+    Streaming,
+    Done,
+}
+
+struct Watcher {
+    feed: Arc<Feed>,
+    phase: Phase,
+    backlog: VecDeque<Event>,
+    live: Option<broadcast::Receiver<Arc<[Event]>>>,
+    last: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Watcher {
+    /// The next event to send, or `None` once the stream is over.
+    async fn next(&mut self) -> Option<SseEvent> {
+        match std::mem::replace(&mut self.phase, Phase::Streaming) {
+            Phase::Ready(event) => return Some(event),
+            Phase::Done => {
+                self.phase = Phase::Done;
+                return None;
+            }
+            Phase::Streaming => {}
+        }
+        loop {
+            while let Some(event) = self.backlog.pop_front() {
+                if event.n <= self.last {
+                    continue;
+                }
+                if event.n != self.last + 1 {
+                    // Cannot happen while publishes and subscriptions share the
+                    // ring's lock; a gap would break the stream's promise, so
+                    // say so rather than skip.
+                    tracing::error!(last = self.last, next = event.n, "gap in the watch feed");
+                    self.phase = Phase::Done;
+                    return Some(resync_event(&self.feed, Resync::TooFarBehind));
+                }
+                self.last = event.n;
+                return Some(record_event(self.feed.epoch, &event));
+            }
+            let live = self.live.as_mut()?;
+            match live.recv().await {
+                Ok(batch) => self.backlog.extend(batch.iter().cloned()),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let after = Cursor {
+                        epoch: self.feed.epoch,
+                        n: self.last,
+                    };
+                    match self.feed.subscribe(Some(after)) {
+                        Ok(sub) => {
+                            self.backlog = sub.backlog;
+                            self.live = Some(sub.live);
+                        }
+                        Err(why) => {
+                            self.phase = Phase::Done;
+                            return Some(resync_event(&self.feed, why));
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.phase = Phase::Done;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// `GET /v1/watch`.
+pub(crate) async fn watch(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = parse_query(query.as_deref(), &headers)?;
+    let feed = feed_of(&state)?;
+    let permit = feed.watcher_permit().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            format!(
+                "this node already serves {} watch streams, its limit; retry later or use another node",
+                feed.config.max_watchers
+            ),
+        )
+    })?;
+    let mut watcher = Watcher {
+        feed: Arc::clone(&feed),
+        phase: Phase::Done,
+        backlog: VecDeque::new(),
+        live: None,
+        last: 0,
+        _permit: permit,
+    };
+    match feed.subscribe(q.cursor) {
+        Ok(sub) => {
+            let cursor = sub.after.to_string();
+            let ready = Ready {
+                cursor: &cursor,
+                node: state.backend.node().id.to_string(),
+            };
+            watcher.phase = Phase::Ready(
+                SseEvent::default()
+                    .id(cursor.clone())
+                    .event("ready")
+                    .data(serde_json::to_string(&ready).unwrap_or_default()),
+            );
+            watcher.backlog = sub.backlog;
+            watcher.live = Some(sub.live);
+            watcher.last = sub.after.n;
+        }
+        Err(why) => watcher.phase = Phase::Ready(resync_event(&feed, why)),
+    }
+    let stream = futures::stream::unfold(watcher, |mut w| async move {
+        let event = w.next().await?;
+        Some((Ok::<_, Infallible>(event), w))
+    });
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(q.heartbeat).text("heartbeat"));
+    // Proxies such as nginx buffer responses unless told not to.
+    Ok(([("x-accel-buffering", "no")], sse).into_response())
+}

@@ -1,0 +1,438 @@
+//! `GET /v1/watch` and `GET /v1/snapshot` over the in-memory node: order,
+//! cursors, resuming, resync, the watcher limit, and snapshot-then-watch.
+
+mod common;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::{App, EPOCH, NODE};
+use http_body_util::BodyExt as _;
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+use veto_api::FeedConfig;
+use veto_core::{HybridClock, NodeId, RecordId, Revocation, Target};
+
+/// One server-sent event, or a comment line.
+#[derive(Debug, Clone, PartialEq)]
+enum Sse {
+    Event {
+        id: Option<String>,
+        kind: String,
+        data: String,
+    },
+    Comment(String),
+}
+
+impl Sse {
+    #[track_caller]
+    fn record(&self) -> (String, Value) {
+        match self {
+            Sse::Event { id, kind, data } if kind == "record" => (
+                id.clone().expect("a record event has an id"),
+                serde_json::from_str(data).unwrap(),
+            ),
+            other => panic!("expected a record event, got {other:?}"),
+        }
+    }
+
+    fn kind(&self) -> &str {
+        match self {
+            Sse::Event { kind, .. } => kind,
+            Sse::Comment(_) => ":",
+        }
+    }
+
+    fn data(&self) -> Value {
+        match self {
+            Sse::Event { data, .. } => serde_json::from_str(data).unwrap(),
+            Sse::Comment(c) => panic!("comment {c:?} has no data"),
+        }
+    }
+}
+
+/// An open event stream from the router.
+struct Stream {
+    body: Body,
+    buf: String,
+    pending: VecDeque<Sse>,
+}
+
+impl Stream {
+    async fn open(app: &App, uri: &str, last_event_id: Option<&str>) -> Stream {
+        let mut req = Request::get(uri);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = app
+            .router
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET {uri}");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/event-stream",
+            "GET {uri}"
+        );
+        Stream {
+            body: resp.into_body(),
+            buf: String::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The next event or comment, or `None` when the stream ended.
+    async fn next(&mut self) -> Option<Sse> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.body.frame())
+                .await
+                .expect("no event within 5 s");
+            let frame = frame?;
+            if let Ok(data) = frame.unwrap().into_data() {
+                self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                self.pending.push_back(parse_block(&block));
+            }
+        }
+    }
+
+    /// The next event that is not a comment.
+    async fn event(&mut self) -> Sse {
+        loop {
+            match self.next().await.expect("the stream ended") {
+                Sse::Comment(_) => continue,
+                e => return e,
+            }
+        }
+    }
+
+    async fn records(&mut self, n: usize) -> Vec<(String, Value)> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.event().await.record());
+        }
+        out
+    }
+}
+
+fn parse_block(block: &str) -> Sse {
+    let (mut id, mut kind, mut data) = (None, "message".to_owned(), Vec::new());
+    for line in block.lines().filter(|l| !l.is_empty()) {
+        if let Some(c) = line.strip_prefix(':') {
+            return Sse::Comment(c.trim().to_owned());
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => id = Some(value.to_owned()),
+            "event" => kind = value.to_owned(),
+            "data" => data.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    Sse::Event {
+        id,
+        kind,
+        data: data.join("\n"),
+    }
+}
+
+fn cursor(n: u64) -> String {
+    format!("{EPOCH:016x}-{n}")
+}
+
+async fn revoke_jti(app: &App, jti: &str) -> Value {
+    app.revoke(json!({"scope": "token", "iss": "https://idp", "jti": jti}))
+        .await
+}
+
+#[tokio::test]
+async fn watch_sends_each_new_record_in_order_with_its_cursor() {
+    let app = App::new();
+    revoke_jti(&app, "before-watch").await;
+    let mut watch = Stream::open(&app, "/v1/watch", None).await;
+    let ready = watch.event().await;
+    assert_eq!(ready.kind(), "ready");
+    assert_eq!(ready.data()["cursor"], cursor(1));
+    assert_eq!(ready.data()["node"], format!("{NODE:016x}"));
+
+    let mut answers = Vec::new();
+    for i in 0..3 {
+        answers.push(revoke_jti(&app, &format!("j{i}")).await);
+    }
+    // A record replicated from a peer is an event too.
+    let remote = Revocation {
+        target: Target::Session {
+            iss: None,
+            sid: "s-remote".into(),
+        },
+        expires_at: common::START + common::DAY,
+        reason: "peer".into(),
+        actor: "admin".into(),
+    }
+    .into_record(
+        RecordId {
+            origin: NodeId::new(0xfeed),
+            seq: 9,
+        },
+        HybridClock::new(NodeId::new(0xfeed), Duration::from_millis(500))
+            .stamp(Duration::from_secs(common::START)),
+    );
+    app.backend.insert_remote(remote);
+
+    let got = watch.records(4).await;
+    for (i, (id, record)) in got.iter().enumerate() {
+        assert_eq!(id, &cursor(i as u64 + 2));
+        if i < 3 {
+            // The same JSON as the revoke answer.
+            assert_eq!(record, &answers[i]);
+        }
+    }
+    assert_eq!(got[3].1["id"], "000000000000feed-9");
+    assert_eq!(got[3].1["scope"], "session");
+    assert_eq!(got[3].1["sid"], "s-remote");
+}
+
+#[tokio::test]
+async fn a_cursor_resumes_with_exactly_the_records_after_it() {
+    let app = App::new();
+    for i in 0..5 {
+        revoke_jti(&app, &format!("a{i}")).await;
+    }
+    let uri = format!("/v1/watch?cursor={}", cursor(2));
+    let mut watch = Stream::open(&app, &uri, None).await;
+    let ready = watch.event().await;
+    assert_eq!(ready.data()["cursor"], cursor(2));
+    revoke_jti(&app, "a5").await;
+    let got = watch.records(4).await;
+    let ids: Vec<_> = got.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, [cursor(3), cursor(4), cursor(5), cursor(6)]);
+    let jtis: Vec<_> = got.iter().map(|(_, r)| r["jti"].clone()).collect();
+    assert_eq!(jtis, ["a2", "a3", "a4", "a5"]);
+
+    // Last-Event-ID, as a reconnecting EventSource sends it, wins over the
+    // cursor in its original URL.
+    let mut watch = Stream::open(&app, &uri, Some(&cursor(5))).await;
+    assert_eq!(watch.event().await.data()["cursor"], cursor(5));
+    let (id, record) = watch.event().await.record();
+    assert_eq!(
+        (id.as_str(), &record["jti"]),
+        (cursor(6).as_str(), &json!("a5"))
+    );
+
+    // At the head: nothing is repeated, the next record comes next.
+    let mut watch = Stream::open(&app, &format!("/v1/watch?cursor={}", cursor(6)), None).await;
+    watch.event().await;
+    revoke_jti(&app, "a6").await;
+    assert_eq!(watch.event().await.record().0, cursor(7));
+}
+
+#[tokio::test]
+async fn a_cursor_that_cannot_be_resumed_gets_resync_and_the_stream_ends() {
+    let app = App::with_feed(FeedConfig {
+        ring: 4,
+        ..FeedConfig::default()
+    });
+    for i in 0..10 {
+        revoke_jti(&app, &format!("r{i}")).await;
+    }
+    let other_epoch = format!("{:016x}-3", EPOCH ^ 1);
+    for (c, reason) in [
+        (cursor(5), "too_far_behind"),
+        (other_epoch, "unknown_epoch"),
+        (cursor(11), "ahead"),
+    ] {
+        let mut watch = Stream::open(&app, &format!("/v1/watch?cursor={c}"), None).await;
+        let e = watch.event().await;
+        assert_eq!(e.kind(), "resync", "{c}");
+        let body = e.data();
+        assert_eq!(body["reason"], reason, "{c}");
+        assert_eq!(body["cursor"], cursor(10));
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("GET /v1/snapshot"),
+            "{body}"
+        );
+        assert_eq!(watch.next().await, None, "the stream ends after resync");
+    }
+    // The oldest cursor the ring still covers resumes.
+    let mut watch = Stream::open(&app, &format!("/v1/watch?cursor={}", cursor(6)), None).await;
+    watch.event().await;
+    let ids: Vec<_> = watch.records(4).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(ids, [cursor(7), cursor(8), cursor(9), cursor(10)]);
+}
+
+#[tokio::test]
+async fn a_watcher_behind_the_live_channel_catches_up_from_the_ring() {
+    let app = App::with_feed(FeedConfig {
+        channel: 2,
+        ..FeedConfig::default()
+    });
+    let mut watch = Stream::open(&app, "/v1/watch", None).await;
+    watch.event().await;
+    for i in 0..50 {
+        revoke_jti(&app, &format!("l{i}")).await;
+    }
+    let got = watch.records(50).await;
+    for (i, (id, record)) in got.iter().enumerate() {
+        assert_eq!(id, &cursor(i as u64 + 1));
+        assert_eq!(record["jti"], format!("l{i}"));
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_the_ring_has_left_behind_gets_resync() {
+    let app = App::with_feed(FeedConfig {
+        channel: 2,
+        ring: 5,
+        ..FeedConfig::default()
+    });
+    let mut watch = Stream::open(&app, "/v1/watch", None).await;
+    watch.event().await;
+    for i in 0..20 {
+        revoke_jti(&app, &format!("s{i}")).await;
+    }
+    let e = watch.event().await;
+    assert_eq!(e.kind(), "resync");
+    assert_eq!(e.data()["reason"], "too_far_behind");
+    assert_eq!(watch.next().await, None);
+}
+
+#[tokio::test]
+async fn idle_streams_get_heartbeats() {
+    let app = App::new();
+    let mut watch = Stream::open(&app, "/v1/watch?heartbeat=1", None).await;
+    assert_eq!(watch.next().await.unwrap().kind(), "ready");
+    assert_eq!(
+        watch.next().await.unwrap(),
+        Sse::Comment("heartbeat".into())
+    );
+}
+
+#[tokio::test]
+async fn watchers_beyond_the_limit_are_refused_until_one_leaves() {
+    let app = App::with_feed(FeedConfig {
+        max_watchers: 2,
+        ..FeedConfig::default()
+    });
+    let first = Stream::open(&app, "/v1/watch", None).await;
+    let _second = Stream::open(&app, "/v1/watch", None).await;
+    let m = app
+        .get("/v1/watch")
+        .await
+        .error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(m.contains("2 watch streams"), "{m}");
+    drop(first);
+    let _third = Stream::open(&app, "/v1/watch", None).await;
+}
+
+#[tokio::test]
+async fn malformed_watch_requests_are_refused() {
+    let app = App::new();
+    for (uri, word) in [
+        ("/v1/watch?cursor=abc", "malformed cursor"),
+        ("/v1/watch?cursor=5eed000000000001-x", "malformed cursor"),
+        ("/v1/watch?heartbeat=0", "`heartbeat`"),
+        ("/v1/watch?heartbeat=61", "`heartbeat`"),
+        ("/v1/watch?since=5", "unknown query parameter"),
+    ] {
+        let m = app
+            .get(uri)
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(m.contains(word), "{uri}: {m}");
+    }
+    let req = Request::get("/v1/watch")
+        .header("last-event-id", "nope")
+        .body(Body::empty())
+        .unwrap();
+    let m = app
+        .send(req)
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(m.contains("Last-Event-ID"), "{m}");
+}
+
+/// Reads a whole snapshot: its cursor and its records.
+fn parse_snapshot(body: &[u8]) -> (String, Vec<Value>) {
+    let text = std::str::from_utf8(body).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cursor = lines[0]["cursor"].as_str().unwrap().to_owned();
+    let last = lines.last().unwrap();
+    assert_eq!(last["end"], true, "the snapshot ends with its end line");
+    let records = lines[1..lines.len() - 1].to_vec();
+    assert_eq!(last["count"], records.len());
+    (cursor, records)
+}
+
+#[tokio::test]
+async fn snapshot_then_watch_from_its_cursor_gives_every_record_exactly_once() {
+    let app = App::new();
+    let mut all = BTreeSet::new();
+    for i in 0..10 {
+        all.insert(revoke_jti(&app, &format!("p{i}")).await["id"].to_string());
+    }
+    // Take the snapshot's head, then let records arrive before its body is read.
+    let resp = app
+        .router
+        .clone()
+        .oneshot(Request::get("/v1/snapshot").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    let header_cursor = resp.headers()["veto-cursor"].to_str().unwrap().to_owned();
+    for i in 10..15 {
+        all.insert(revoke_jti(&app, &format!("p{i}")).await["id"].to_string());
+    }
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let (cursor, records) = parse_snapshot(&body);
+    assert_eq!(cursor, header_cursor);
+    assert_eq!(cursor, self::cursor(10));
+
+    let mut seen: BTreeSet<String> = records.iter().map(|r| r["id"].to_string()).collect();
+    assert_eq!(seen.len(), records.len(), "the snapshot repeats no record");
+    let mut watch = Stream::open(&app, &format!("/v1/watch?cursor={cursor}"), None).await;
+    watch.event().await;
+    for (_, record) in watch.records(5).await {
+        assert!(
+            seen.insert(record["id"].to_string()),
+            "{record} arrived twice"
+        );
+    }
+    assert_eq!(seen, all);
+    // A snapshot record has the revoke answer's shape.
+    let first = app.backend.records()[0].id.to_string();
+    let r = records.iter().find(|r| r["id"] == first).unwrap();
+    assert_eq!(r["iss"], "https://idp");
+    assert_eq!(r["scope"], "token");
+}
+
+#[tokio::test]
+async fn an_empty_node_snapshots_at_cursor_zero() {
+    let app = App::new();
+    let a = app.get("/v1/snapshot").await;
+    assert_eq!(a.status, StatusCode::OK);
+    let (cursor, records) = parse_snapshot(&a.body);
+    assert_eq!(cursor, self::cursor(0));
+    assert!(records.is_empty());
+    // Watching from cursor 0 sees the first record.
+    let mut watch = Stream::open(&app, &format!("/v1/watch?cursor={cursor}"), None).await;
+    watch.event().await;
+    revoke_jti(&app, "first").await;
+    assert_eq!(watch.event().await.record().0, self::cursor(1));
+}
