@@ -1,5 +1,6 @@
 //! What the router needs besides the backend: the admin token, the maximum token
-//! lifetime, the metrics renderer and the wall clock.
+//! lifetime, the metrics renderer, the wall clock and the Shared Signals
+//! transmitters.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,8 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::events::Transmitter;
+
 /// The default maximum lifetime of a token issued by any issuer veto serves.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How long the `jti` of an applied SET is remembered by default, so that a
+/// second delivery of it stores nothing.
+pub const DEFAULT_SET_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Renders the metrics for `GET /metrics` in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -39,6 +46,12 @@ pub struct ApiConfig {
     pub metrics: Option<MetricsRenderer>,
     /// The wall clock in Unix seconds.
     pub clock: Clock,
+    /// The Shared Signals transmitters whose SETs `POST /v1/events` accepts.
+    /// With none, every SET is refused as `invalid_issuer`.
+    pub transmitters: Vec<Transmitter>,
+    /// How long the `jti` of an applied SET is remembered (see
+    /// [`crate::events`]).
+    pub set_replay_window: Duration,
 }
 
 impl ApiConfig {
@@ -50,6 +63,8 @@ impl ApiConfig {
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             metrics: None,
             clock: Arc::new(system_clock),
+            transmitters: Vec::new(),
+            set_replay_window: DEFAULT_SET_REPLAY_WINDOW,
         }
     }
 
@@ -70,6 +85,18 @@ impl ApiConfig {
         self.clock = Arc::new(clock);
         self
     }
+
+    /// Accepts SETs from this transmitter at `POST /v1/events`.
+    pub fn with_transmitter(mut self, transmitter: Transmitter) -> ApiConfig {
+        self.transmitters.push(transmitter);
+        self
+    }
+
+    /// Sets how long the `jti` of an applied SET is remembered.
+    pub fn with_set_replay_window(mut self, window: Duration) -> ApiConfig {
+        self.set_replay_window = window;
+        self
+    }
 }
 
 impl fmt::Debug for ApiConfig {
@@ -79,6 +106,8 @@ impl fmt::Debug for ApiConfig {
             .field("admin_token", &"<redacted>")
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("metrics", &self.metrics.is_some())
+            .field("transmitters", &self.transmitters)
+            .field("set_replay_window", &self.set_replay_window)
             .finish_non_exhaustive()
     }
 }

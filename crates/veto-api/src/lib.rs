@@ -38,6 +38,7 @@
 pub mod backend;
 pub mod config;
 pub mod error;
+pub mod events;
 
 mod audit;
 mod auth;
@@ -62,8 +63,10 @@ use axum::Router;
 use tower_http::trace::TraceLayer;
 
 pub use backend::{Backend, BackendError, NodeInfo, PeerView, RecordChunks, Revoked, StatusView};
+pub use config::DEFAULT_SET_REPLAY_WINDOW;
 pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TOKEN_LIFETIME};
 pub use error::ApiError;
+pub use events::{Transmitter, TransmitterError};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
 pub use revoke::DEFAULT_ACTOR;
@@ -74,6 +77,7 @@ pub use watch::{Cursor, Feed, FeedConfig};
 /// The lookup metrics are registered with the global `metrics` recorder here,
 /// so install the recorder before calling this.
 pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
+    let events = events::routes(Arc::clone(&backend), &config);
     let state = state::AppState::new(backend, config);
     Router::new()
         .route("/v1/revocations", post(revoke::revoke_one).get(audit::list))
@@ -91,6 +95,7 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .route("/readyz", get(status::readyz))
         .route("/v1/watch", get(watch::watch))
         .route("/v1/snapshot", get(snapshot::snapshot))
+        .merge(events)
         .fallback(error::unknown_path)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

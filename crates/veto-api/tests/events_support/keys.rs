@@ -1,0 +1,73 @@
+//! Fixed test keys: two RSA keys (the transmitter's and a forger's) and an EC
+//! P-256 key (a second transmitter's). Generated once with
+//! `openssl genpkey`; they sign test SETs only.
+
+/// The first transmitter's RSA key.
+pub(crate) const RSA_A: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDEqtJ+HpHeCMsB\n\
+rxb3faYhy66nvNjezszWyvlWZYsanrvAszZPw9Rm+ZZqsh6h0ECJsOuDjxBmEj1N\n\
+LbNo6P1Yme/TSxotU1lpkyym9nqSTMoF7rcoJONTuIxkL5wlljO54k8gpnXoYSRu\n\
+3U0kwsJtei1FpfrMRgTwZHy+IJ+2x9QfB9sGv7TMkp6XWs21qAI0xiL6j3KdXRFe\n\
+Ir3TXt06L01vb6kMGfQCMpt5Wy5098DLXE8I2ImGMaiSzfhLW+7SUGHGlPinNIlM\n\
+rzMxHQoFSdj7eBKq6m2jTsk+Zt5E7d2Fz6wwgdVL1A6wr6pePyKhQSJVCI2PO3jK\n\
+p9IJEGi/AgMBAAECggEAD/k77Yh4GoumSXW6LNHky3vqrK8XAknTs2J7C/xlZv0b\n\
+jNRBhgsG1nJROEtNV6E9jLF0/5OAJno2xmz+1HeQFEE0jHneH25UpdGRX+JHJFje\n\
+U8sGz1jnqeYkaQLA8QCZJPDvslwy2XQCbIrG+ERlXFT/Flgb3bmWLxxKUXr+3e6K\n\
+no0ESwJ/fHc/UGQei4dbY3vCJzfhbofLvmoPlPWZ2T3mXS2X6Va0r2UxPCGWyJZW\n\
+ZNePBZeAqg2Ho9X1K4LVGWJXhL/YzmtpMencoNhtx2chdyi8WBvHIQJ3uookTmH9\n\
+8DRaFgEfj8AeNIylDw3k/ONtMyzL0nZteYKC4Cx/MQKBgQDphkqtbeUAnS/k1IbW\n\
+aebRUadplcHvCs35IiNsvScVr7xP3LV0nnl7nscOrFzXirQiXAEgOl9zxlrbZDe2\n\
+uv4RoIje2ZmaOY+KtAjrz0EDQc8EEQd2VZb3is+hpT9v2NwKxroF+qOnyShyMCC1\n\
+aTVYcyGpkpMPbDvGXCb8xTSf1wKBgQDXmGt5reGOrJXDWVa8A5JN2NItZUg3a9U/\n\
+2mCoU6wT9+veHdCcpkA8ExxDGz/lBZ+S7pzuyYrRq7oOeZVj4UJfnNyUtz6HPyDB\n\
+vijTZUV2+RupYKSr3/kI4uRnRfWEna/8e1r8VAMiW9/kCGF6xFJ035EclYpE5LTF\n\
+VdUGk2MBWQKBgQCl834sQxVjW1EG0BVGWBnklJ9hBEC+TDJVonIEO2OEIM+0/Uai\n\
+KmBwfkQ9ZDXSIsqiRDm0mmbs0oAMuupw2+/jvO6nV4G1vMQKMKjKUw2DcAfafvOL\n\
+n4VaQvYMjG9JX5X3voPB7fzRJr2scBE+ehaj1aWNaRFC+4p7C0/Vf5tHHwKBgBK/\n\
+c2EiaMHiaieRpkQ1P0y7tRMzgoMnQmUKFWut0wHthjpLd2+X2XAf7U48mWLOCWFa\n\
+lJUDO6od99D4a7BCz2XHGztnb+2M5MlUQvKXFOJSqUAiYk9764kFSf1dDQuaNsqK\n\
+44+bsqYTPTX0MJ3fYpg9NL46lsqE5N9gJmUq/eoJAoGBAMHZremFyvxLJAXi56Xr\n\
+532Wh66jSxGJPEaFGvTvefZ1d4c1ClOWart5YUyY0FfEGOw6Ul3BCWBnnQOQsQB6\n\
+3RnWLL8HoW3ogtueo/f7z5R7/UQxor4JbjpMTDN4HCoWMNcGN+rvW90Kxs8k5miJ\n\
+SVRX3BiWwwZAjpLtaHnUtkFe\n\
+-----END PRIVATE KEY-----\n";
+
+/// An RSA key no transmitter has.
+pub(crate) const RSA_FORGER: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCX3oScKgsiKgQp\n\
+QhEfyzf5KOG93JFnmcP1Yz7w3Z+lthG+DIQbU+KA/y1geAhBlPqoMy4ff33zE1a6\n\
+QJ507LM7W3s0kM3aTyQCbpe6SXfvZv/oYqiOD2pcdlIdQ6CA37eAQ2ihmgCz3xV4\n\
+zDFA7SAn0UIzhDTCoP6E5SSQPEfaN7lEtL0pgjSR4y6o1EHsro7y83lxi3khOCfR\n\
+Aa//2eKFzXU9LyHNmhJgunvJ+OIVBdmyVhcPmxySyUkzkD6/AmCJ9fX8TP0JOEtk\n\
+J9YP1zlUNcmuFJvpmH0NQpsUR19yuuV1UL8pRf3of8xlrjdfzmSN64vxHrE0h+SE\n\
+RG9tJSspAgMBAAECggEAA08XE5aOER3+0IAsgqDCZPNzlNfv82S0EomXQUT4oJac\n\
+5RDPvzPTVjidsI94Y7lqnZEmMZ42J9DA+1sw74NlDJ5k3S77XmBBM4eBxKn0avQl\n\
+WSATdj1/40RH2eIYHYa5MFEsP/G12FoFedEZtVfMKg+lOPjXqt/xRN5tik2N7vEA\n\
+1LaNLk9PwDOuC5Vupvvm6MSo8eWyrA9Y+DwhC2QenI+shYpr6jdGWGohU/wxqhol\n\
+Pnw3Ne+x02VXpeBrV3jwa+VfEJaq6BiqoNp0TpVQ1ZpEqsYTeDhi/cTws/mPrXwm\n\
+qUPszgKuyCU6XcYxHERO1j5SisFIHqYpdb8rv/xDQwKBgQDUzY3pqUK12C0SDSyR\n\
+Y3nqmwpedXHuZARpJC7+Gtw3xdjGjN4HeMS7Fn7vGjUJZEy9GDK7OZ7FDmDLOIkr\n\
+u1QAywB5kbDlHPCvVZ+0xTDrdqEY8z7YM43riRBhQNWi3U0Ucn4ncauAaCBW455K\n\
+hyxT2hOd7JiBF1bfCpNQMVYZYwKBgQC2soB5A8O6sUJaxWstsFsd51Kcv4QFsTMZ\n\
+ZuYO8ANJymR8yNzivhadH8++3U+olwsOyW/gX7dCTrWGEq49bwUZ0U7tsMt9CooY\n\
+YmUKBExiUXRfGS7FqyGET7EpXDNsDYOCQf2lV17Ttw0+cWDxO7NFOPgfnQIlAtM8\n\
+8NAwewdVAwKBgDvw2nRitOO7zJY1F8SsHH80xKrusfTQP13OT15L+pPLKtBihXfd\n\
+UKzSHVcELsRCeEsbMc8C3/HppuIXPqwOzA6dH7kejJE8oZ8Bo0ar9Keedqosehs0\n\
+Clm59d8u//4sD7YeueIqZoB41AMlgkTD5nyIBNaK+joCdPnGZNBF1Va5AoGAZoxX\n\
+VJXqXXZ12mGJwYGGA4j+dAGD53YJSq7ZX3UVQ2wZb3mHkrZEFznt8CJlPipaCJjE\n\
+9VqEkPGBLpp5tv4EDPPRq9VawvsRfJJuSGsVPPKfsWl/OXDPRWc9+AtKydHkCU9l\n\
+QlOCZLAQ/QXC9mUeQTKzA3ur4n5td31sPmowOWUCgYEAokF8FafkE1oC7TO/PuuH\n\
+XcpA02YlM1NhQLKhPpgDS3bhuVvTSk0wFwQmD0ZalB1nQ7qmZpigRr19Xytjjozp\n\
+7VzUv/6dITpWEPmYy1HsvBCId/Gts9Bwpy0yl8qvvUBWbMo+QJzrOocErRJTLp2x\n\
+nDD2uQpdQ4Hnbi0umNBidoo=\n\
+-----END PRIVATE KEY-----\n";
+
+/// The second transmitter's EC P-256 key.
+pub(crate) const EC_B: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg/M86J+uDCdEKohPz\n\
+IOQFdmMB6e1l9Ibj1Y49fihvNNyhRANCAARxB2GFcVd8KBgMYoBCN3yXwGEoeX1t\n\
+ZKxFc0vfBuBExx1eSSZXB8fWY6z7eLHKHO6OG8Uotk2W2AloGSj0UuKF\n\
+-----END PRIVATE KEY-----\n";
