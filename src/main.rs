@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod demo;
+mod feed;
 mod node;
 mod peers;
 mod relay;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use veto_api::{Backend, BackendError, NodeInfo, PeerView, Revoked, StatusView};
+use veto_api::{Backend, BackendError, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView};
 use veto_core::{AuditQuery, Check, HybridClock, LookupIndex, Record, RecordId, Revocation, SetDigest};
 use veto_store::Store;
 
@@ -45,6 +45,8 @@ pub(crate) struct Node {
     /// New records, local or replicated, for replication and watchers.
     local_records: mpsc::UnboundedSender<Vec<Record>>,
     peers: Arc<PeerDirectory>,
+    /// Numbers every durable record for watchers and snapshots.
+    feed: Arc<Feed>,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
@@ -73,6 +75,7 @@ impl Node {
             ready: AtomicBool::new(false),
             local_records: tx,
             peers,
+            feed: crate::feed::new_feed(),
         };
         Ok((Arc::new(node), rx))
     }
@@ -129,6 +132,11 @@ impl Node {
             memory.digest.add(&record.fingerprint());
         }
         metrics::gauge!("veto_records").set(memory.index.len() as f64);
+        drop(memory);
+        // After the store write, so a snapshot at any cursor holds every record
+        // numbered up to it; after the index, so a watcher told of a record
+        // finds the node enforcing it.
+        self.feed.publish(records);
     }
 
     /// Stores records received from a peer (already deduplicated by the
@@ -243,6 +251,14 @@ impl Backend for Node {
 
     async fn add_peer(&self, addr: String, name: Option<String>) -> Result<PeerView, BackendError> {
         self.peers.add(&self.store, addr, name).await
+    }
+
+    fn feed(&self) -> Option<Arc<Feed>> {
+        Some(Arc::clone(&self.feed))
+    }
+
+    fn snapshot_records(&self) -> Result<RecordChunks, BackendError> {
+        crate::feed::snapshot(&self.store)
     }
 
     async fn remove_peer(&self, name_or_addr: &str) -> Result<(), BackendError> {
