@@ -283,10 +283,10 @@ fn propagation() {
     let gossip: Vec<u16> = names.iter().map(|_| free_udp()).collect();
     let mut relays = Vec::new();
     let mut peers: Vec<Vec<u16>> = vec![Vec::new(); names.len()];
-    for i in 0..names.len() {
-        for j in (i + 1)..names.len() {
-            let relay = Relay::start(gossip[j], 50, (i * 10 + j) as u64);
-            peers[i].push(relay.listen);
+    for (i, dialler) in peers.iter_mut().enumerate() {
+        for (j, port) in gossip.iter().enumerate().skip(i + 1) {
+            let relay = Relay::start(*port, 50, (i * 10 + j) as u64);
+            dialler.push(relay.listen);
             relays.push(relay);
         }
     }

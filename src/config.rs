@@ -32,6 +32,43 @@ struct FileConfig {
     gc_interval: Option<u64>,
     anti_entropy_ms: Option<u64>,
     max_clock_offset_ms: Option<u64>,
+    #[serde(default)]
+    transmitters: Vec<TransmitterConfig>,
+    set_replay_window: Option<u64>,
+}
+
+/// A `[[transmitters]]` table: a Shared Signals transmitter whose SETs
+/// `POST /v1/events` accepts. Its keys are a JWKS, read from `jwks_file` (a
+/// path relative to the config file's folder) or given inline as `jwks` (a
+/// TOML table or a JSON string).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TransmitterConfig {
+    issuer: String,
+    audience: String,
+    jwks_file: Option<PathBuf>,
+    jwks: Option<serde_json::Value>,
+}
+
+impl TransmitterConfig {
+    fn load(self, base: &Path) -> anyhow::Result<veto_api::Transmitter> {
+        let t = match (self.jwks_file, self.jwks) {
+            (Some(file), None) => {
+                veto_api::Transmitter::from_jwks_file(self.issuer, self.audience, &base.join(file))?
+            }
+            (None, Some(serde_json::Value::String(text))) => {
+                let jwks = serde_json::from_str(&text)
+                    .with_context(|| format!("transmitter {}: `jwks` is not JSON", self.issuer))?;
+                veto_api::Transmitter::new(self.issuer, self.audience, &jwks)?
+            }
+            (None, Some(jwks)) => veto_api::Transmitter::new(self.issuer, self.audience, &jwks)?,
+            _ => bail!(
+                "transmitter {}: give exactly one of `jwks_file` and `jwks`",
+                self.issuer
+            ),
+        };
+        Ok(t)
+    }
 }
 
 /// Paths of this node's TLS material.
@@ -60,6 +97,8 @@ pub(crate) struct Settings {
     pub(crate) gc_interval: Duration,
     pub(crate) anti_entropy_period: Duration,
     pub(crate) max_clock_offset: Duration,
+    pub(crate) transmitters: Vec<veto_api::Transmitter>,
+    pub(crate) set_replay_window: Duration,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -76,8 +115,16 @@ impl Settings {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        let peers = if args.peers.is_empty() { file.peers } else { args.peers };
-        let peers: Vec<String> = peers.into_iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
+        let peers = if args.peers.is_empty() {
+            file.peers
+        } else {
+            args.peers
+        };
+        let peers: Vec<String> = peers
+            .into_iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
         let tls = match (
             args.tls_ca.or(file.tls_ca),
             args.tls_cert.or(file.tls_cert),
@@ -90,35 +137,81 @@ impl Settings {
         if tls.is_none() && !peers.is_empty() {
             bail!("peers need mutual TLS: give --tls-ca, --tls-cert and --tls-key (make them with `veto cert`)");
         }
+        let config_dir = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let transmitters = file
+            .transmitters
+            .into_iter()
+            .map(|t| t.load(&config_dir))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(dup) = transmitters
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| transmitters[..i].iter().find(|o| o.issuer() == t.issuer()))
+        {
+            bail!("transmitter {} is configured twice", dup.issuer());
+        }
         let secs = Duration::from_secs;
         let millis = Duration::from_millis;
         let admin_token = args
             .admin_token
             .or_else(|| std::env::var("VETO_ADMIN_TOKEN").ok())
             .filter(|t| !t.trim().is_empty());
-        let max_token_lifetime = args.max_token_lifetime.or(file.max_token_lifetime).unwrap_or(86_400);
+        let max_token_lifetime = args
+            .max_token_lifetime
+            .or(file.max_token_lifetime)
+            .unwrap_or(86_400);
         if max_token_lifetime == 0 {
             bail!("--max-token-lifetime must be at least 1 second");
         }
         Ok(Settings {
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./veto-data")),
-            listen: args.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7400))),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./veto-data")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7400))),
             gossip_listen: args
                 .gossip_listen
                 .or(file.gossip_listen)
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7401))),
             name: args.name.or(file.name),
-            region: args.region.or(file.region).unwrap_or_else(|| "local".to_owned()),
+            region: args
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "local".to_owned()),
             peers,
             tls,
             admin_token_file: args.admin_token_file.or(file.admin_token_file),
             admin_token,
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
             max_token_lifetime: secs(max_token_lifetime),
             gc_grace: secs(args.gc_grace.or(file.gc_grace).unwrap_or(3_600)),
             gc_interval: secs(args.gc_interval.or(file.gc_interval).unwrap_or(60).max(1)),
-            anti_entropy_period: millis(args.anti_entropy_ms.or(file.anti_entropy_ms).unwrap_or(2_000).max(10)),
-            max_clock_offset: millis(args.max_clock_offset_ms.or(file.max_clock_offset_ms).unwrap_or(500)),
+            anti_entropy_period: millis(
+                args.anti_entropy_ms
+                    .or(file.anti_entropy_ms)
+                    .unwrap_or(2_000)
+                    .max(10),
+            ),
+            max_clock_offset: millis(
+                args.max_clock_offset_ms
+                    .or(file.max_clock_offset_ms)
+                    .unwrap_or(500),
+            ),
+            transmitters,
+            set_replay_window: file
+                .set_replay_window
+                .map_or(veto_api::DEFAULT_SET_REPLAY_WINDOW, secs),
         })
     }
 }
@@ -155,7 +248,11 @@ pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
 pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()

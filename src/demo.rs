@@ -45,23 +45,33 @@ struct DemoNode {
 }
 
 fn free_udp() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn free_tcp() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Runs the demo.
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("veto-demo-").tempdir().context("cannot make a temp dir")?;
+    let dir = tempfile::Builder::new()
+        .prefix("veto-demo-")
+        .tempdir()
+        .context("cannot make a temp dir")?;
     let certs = dir.path().join("certs");
     veto_gossip::tls::write_ca(&certs, false)?;
     for region in REGIONS {
         veto_gossip::tls::write_node(&certs, region, &certs, false)?;
     }
     let admin = hex::encode(rand::random::<[u8; 16]>());
-    let gossip: Vec<u16> = REGIONS.iter().map(|_| free_udp()).collect::<anyhow::Result<_>>()?;
+    let gossip: Vec<u16> = REGIONS
+        .iter()
+        .map(|_| free_udp())
+        .collect::<anyhow::Result<_>>()?;
 
     // Each link is dialled by the lower-numbered region, through a relay unless
     // --loopback, so the relay is the link's only path.
@@ -81,7 +91,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             max_queue: 100_000,
             max_clients: 16,
             idle_secs: 3600,
-            faults: Faults { delay_ms: ms, ..Faults::default() },
+            faults: Faults {
+                delay_ms: ms,
+                ..Faults::default()
+            },
         };
         let relay = Relay::bind(config).await.context("cannot start a relay")?;
         peers[a].push(relay.local_addr()?);
@@ -101,17 +114,26 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .args(["--name", region, "--region", region])
             .args(tls_flags(&certs, region))
             .env("VETO_ADMIN_TOKEN", &admin)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .kill_on_drop(true);
         for p in &peers[i] {
             cmd.args(["--peer", &p.to_string()]);
         }
         let child = cmd.spawn().context("cannot start a node")?;
-        nodes.push(DemoNode { region, http: format!("http://127.0.0.1:{http}"), child });
+        nodes.push(DemoNode {
+            region,
+            http: format!("http://127.0.0.1:{http}"),
+            child,
+        });
     }
 
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let result = demonstrate(&client, &nodes, &admin, args.loopback).await;
     if result.is_ok() && !args.once {
         println!("\nThe cluster keeps running. Try:\n");
@@ -122,8 +144,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("  curl -s '{b}/v1/check?sid=s-42'");
         println!("  curl -s {b}/v1/status");
         println!("  cargo run --release -- peers list --node {a}");
-        println!("\nCtrl-C stops the cluster and removes {}.", dir.path().display());
-        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        println!(
+            "\nCtrl-C stops the cluster and removes {}.",
+            dir.path().display()
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
     }
     for mut node in nodes {
         let _ = node.child.kill().await;
@@ -150,14 +177,23 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
 }
 
-async fn demonstrate(client: &reqwest::Client, nodes: &[DemoNode], admin: &str, loopback: bool) -> anyhow::Result<()> {
+async fn demonstrate(
+    client: &reqwest::Client,
+    nodes: &[DemoNode],
+    admin: &str,
+    loopback: bool,
+) -> anyhow::Result<()> {
     println!("Starting a three-region veto cluster on this machine...");
     let deadline = Instant::now() + Duration::from_secs(60);
     for node in nodes {
         loop {
-            let connected = get_json(client, &format!("{}/v1/status", node.http)).await.is_some_and(|s| {
-                s["peers"].as_array().is_some_and(|p| p.iter().filter(|p| p["state"] == "connected").count() == 2)
-            });
+            let connected = get_json(client, &format!("{}/v1/status", node.http))
+                .await
+                .is_some_and(|s| {
+                    s["peers"].as_array().is_some_and(|p| {
+                        p.iter().filter(|p| p["state"] == "connected").count() == 2
+                    })
+                });
             if connected {
                 break;
             }
@@ -170,7 +206,9 @@ async fn demonstrate(client: &reqwest::Client, nodes: &[DemoNode], admin: &str, 
     }
     if !loopback {
         println!("Inter-region links run through relays adding one-way delays of 38 ms (us-east/eu-west),");
-        println!("95 ms (us-east/ap-south) and 60 ms (eu-west/ap-south), like public-cloud regions.");
+        println!(
+            "95 ms (us-east/ap-south) and 60 ms (eu-west/ap-south), like public-cloud regions."
+        );
     }
     let jti = format!("demo-{}", hex::encode(rand::random::<[u8; 4]>()));
     let origin = &nodes[0];
@@ -178,7 +216,9 @@ async fn demonstrate(client: &reqwest::Client, nodes: &[DemoNode], admin: &str, 
     let resp = client
         .post(format!("{}/v1/revocations", origin.http))
         .bearer_auth(admin)
-        .json(&json!({"scope": "token", "iss": "https://idp.example", "jti": jti, "reason": "demo"}))
+        .json(
+            &json!({"scope": "token", "iss": "https://idp.example", "jti": jti, "reason": "demo"}),
+        )
         .send()
         .await
         .context("revoke failed")?;
@@ -191,8 +231,16 @@ async fn demonstrate(client: &reqwest::Client, nodes: &[DemoNode], admin: &str, 
         let mut still = Vec::new();
         for node in pending {
             let url = format!("{}/v1/check?iss=https://idp.example&jti={jti}", node.http);
-            if get_json(client, &url).await.is_some_and(|v| v["revoked"] == true) {
-                println!("  enforced at {:<9} {:>6.1} ms after the 201 at {}", node.region, acked.elapsed().as_secs_f64() * 1e3, origin.region);
+            if get_json(client, &url)
+                .await
+                .is_some_and(|v| v["revoked"] == true)
+            {
+                println!(
+                    "  enforced at {:<9} {:>6.1} ms after the 201 at {}",
+                    node.region,
+                    acked.elapsed().as_secs_f64() * 1e3,
+                    origin.region
+                );
             } else {
                 still.push(node);
             }

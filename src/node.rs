@@ -13,15 +13,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use veto_api::{Backend, BackendError, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView};
-use veto_core::{AuditQuery, Check, HybridClock, LookupIndex, Record, RecordId, Revocation, SetDigest};
+use veto_api::{
+    Backend, BackendError, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView,
+};
+use veto_core::{
+    AuditQuery, Check, HybridClock, LookupIndex, Record, RecordId, Revocation, SetDigest,
+};
 use veto_store::Store;
 
 use crate::peers::PeerDirectory;
 
 /// Wall-clock time since the Unix epoch. The one place the node reads the OS clock.
 pub(crate) fn wall_clock() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// What the index answers from: rebuilt from the store at start, then kept in
@@ -63,7 +69,9 @@ impl Node {
         peers: Arc<PeerDirectory>,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
         let id = store.node_id();
-        let covered = store.covered().context("cannot read the covered frontier")?;
+        let covered = store
+            .covered()
+            .context("cannot read the covered frontier")?;
         let next_seq = covered.max_seq(id) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
         let node = Node {
@@ -84,7 +92,9 @@ impl Node {
     pub(crate) fn load(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut memory = Memory::default();
-        memory.index.reserve_tokens(self.store.live_count() as usize);
+        memory
+            .index
+            .reserve_tokens(self.store.live_count() as usize);
         let mut failure = None;
         self.store
             .for_each_record(|record| {
@@ -103,7 +113,11 @@ impl Node {
         *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
         metrics::gauge!("veto_records").set(count as f64);
         self.ready.store(true, Ordering::Release);
-        tracing::info!(records = count, elapsed_ms = started.elapsed().as_millis() as u64, "index loaded");
+        tracing::info!(
+            records = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "index loaded"
+        );
         Ok(())
     }
 
@@ -141,7 +155,10 @@ impl Node {
 
     /// Stores records received from a peer (already deduplicated by the
     /// replication engine), then indexes them. Returns the ones that were new.
-    pub(crate) fn store_remote(&self, records: &[Record]) -> Result<Vec<Record>, veto_store::StoreError> {
+    pub(crate) fn store_remote(
+        &self,
+        records: &[Record],
+    ) -> Result<Vec<Record>, veto_store::StoreError> {
         let new = self.store.append(records)?;
         self.index_durable(&new);
         Ok(new)
@@ -189,7 +206,10 @@ impl Backend for Node {
             .into_iter()
             .enumerate()
             .map(|(i, revocation)| {
-                let id = RecordId { origin: self.info.id, seq: *next_seq + i as u64 };
+                let id = RecordId {
+                    origin: self.info.id,
+                    seq: *next_seq + i as u64,
+                };
                 revocation.into_record(id, self.clock.stamp(now))
             })
             .collect();
@@ -213,12 +233,20 @@ impl Backend for Node {
     }
 
     fn check(&self, check: &Check<'_>) -> Option<Revoked> {
-        let hit = self.memory.read().unwrap_or_else(|p| p.into_inner()).index.check(check)?;
+        let hit = self
+            .memory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .index
+            .check(check)?;
         let record = self.store.get(hit.record).ok().flatten();
         Some(Revoked {
             scope: hit.scope,
             id: hit.record.to_string(),
-            reason: record.as_ref().map(|r| r.reason.clone()).unwrap_or_default(),
+            reason: record
+                .as_ref()
+                .map(|r| r.reason.clone())
+                .unwrap_or_default(),
             revoked_at: record.map(|r| r.revoked_at()).unwrap_or_default(),
         })
     }

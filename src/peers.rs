@@ -62,13 +62,25 @@ fn storage(e: impl std::fmt::Display) -> BackendError {
 impl PeerDirectory {
     /// A directory for a node without replication: peers cannot be added.
     pub(crate) fn disabled() -> PeerDirectory {
-        PeerDirectory { peers: Mutex::new(Peers::default()), commands: None }
+        PeerDirectory {
+            peers: Mutex::new(Peers::default()),
+            commands: None,
+        }
     }
 
     /// A directory that forwards changes to the replication driver.
-    pub(crate) fn new(entries: &[PeerEntry], commands: mpsc::UnboundedSender<PeerCommand>) -> PeerDirectory {
+    pub(crate) fn new(
+        entries: &[PeerEntry],
+        commands: mpsc::UnboundedSender<PeerCommand>,
+    ) -> PeerDirectory {
         let configured = entries.iter().map(connecting).collect();
-        PeerDirectory { peers: Mutex::new(Peers { configured, inbound: Vec::new() }), commands: Some(commands) }
+        PeerDirectory {
+            peers: Mutex::new(Peers {
+                configured,
+                inbound: Vec::new(),
+            }),
+            commands: Some(commands),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Peers> {
@@ -79,17 +91,31 @@ impl PeerDirectory {
     /// connected to this one on their own.
     pub(crate) fn views(&self) -> Vec<PeerView> {
         let peers = self.lock();
-        peers.configured.iter().map(|p| p.view.clone()).chain(peers.inbound.iter().cloned()).collect()
+        peers
+            .configured
+            .iter()
+            .map(|p| p.view.clone())
+            .chain(peers.inbound.iter().cloned())
+            .collect()
     }
 
     /// The configured addresses.
     pub(crate) fn addrs(&self) -> Vec<String> {
-        self.lock().configured.iter().map(|p| p.view.addr.clone()).collect()
+        self.lock()
+            .configured
+            .iter()
+            .map(|p| p.view.addr.clone())
+            .collect()
     }
 
     /// Records what a configured address resolved to.
     pub(crate) fn set_resolved(&self, addr: &str, resolved: Vec<SocketAddr>) {
-        if let Some(p) = self.lock().configured.iter_mut().find(|p| p.view.addr == addr) {
+        if let Some(p) = self
+            .lock()
+            .configured
+            .iter_mut()
+            .find(|p| p.view.addr == addr)
+        {
             p.resolved = resolved;
         }
     }
@@ -105,10 +131,16 @@ impl PeerDirectory {
     }
 
     /// Adds a peer, persists it and starts dialling it.
-    pub(crate) async fn add(&self, store: &Store, addr: String, name: Option<String>) -> Result<PeerView, BackendError> {
+    pub(crate) async fn add(
+        &self,
+        store: &Store,
+        addr: String,
+        name: Option<String>,
+    ) -> Result<PeerView, BackendError> {
         let Some(commands) = &self.commands else {
             return Err(BackendError::Invalid(
-                "replication is off on this node: start it with --tls-ca, --tls-cert and --tls-key".into(),
+                "replication is off on this node: start it with --tls-ca, --tls-cert and --tls-key"
+                    .into(),
             ));
         };
         validate_addr(&addr)?;
@@ -118,11 +150,19 @@ impl PeerDirectory {
             .iter()
             .any(|p| p.view.addr == addr || (name.is_some() && p.view.name == name));
         if exists {
-            return Err(BackendError::Conflict(format!("peer {addr} is already configured")));
+            return Err(BackendError::Conflict(format!(
+                "peer {addr} is already configured"
+            )));
         }
-        let entry = PeerEntry { addr: addr.clone(), name };
+        let entry = PeerEntry {
+            addr: addr.clone(),
+            name,
+        };
         let (store, persisted) = (store.clone(), entry.clone());
-        tokio::task::spawn_blocking(move || store.put_peer(&persisted)).await.map_err(storage)?.map_err(storage)?;
+        tokio::task::spawn_blocking(move || store.put_peer(&persisted))
+            .await
+            .map_err(storage)?
+            .map_err(storage)?;
         let peer = connecting(&entry);
         let view = peer.view.clone();
         self.lock().configured.push(peer);
@@ -131,24 +171,40 @@ impl PeerDirectory {
     }
 
     /// Removes a peer by name or address, persists, and closes its connection.
-    pub(crate) async fn remove(&self, store: &Store, name_or_addr: &str) -> Result<(), BackendError> {
+    pub(crate) async fn remove(
+        &self,
+        store: &Store,
+        name_or_addr: &str,
+    ) -> Result<(), BackendError> {
         let addr = self
             .lock()
             .configured
             .iter()
             .find(|p| p.view.addr == name_or_addr || p.view.name.as_deref() == Some(name_or_addr))
             .map(|p| p.view.addr.clone())
-            .ok_or_else(|| BackendError::NotFound(format!("no peer named or at {name_or_addr:?}")))?;
+            .ok_or_else(|| {
+                BackendError::NotFound(format!("no peer named or at {name_or_addr:?}"))
+            })?;
         let (store, key) = (store.clone(), addr.clone());
-        tokio::task::spawn_blocking(move || store.remove_peer(&key)).await.map_err(storage)?.map_err(storage)?;
+        tokio::task::spawn_blocking(move || store.remove_peer(&key))
+            .await
+            .map_err(storage)?
+            .map_err(storage)?;
         let removed = {
             let mut peers = self.lock();
-            let resolved = peers.configured.iter().find(|p| p.view.addr == addr).map(|p| p.resolved.clone());
+            let resolved = peers
+                .configured
+                .iter()
+                .find(|p| p.view.addr == addr)
+                .map(|p| p.resolved.clone());
             peers.configured.retain(|p| p.view.addr != addr);
             resolved.unwrap_or_default()
         };
         if let Some(commands) = &self.commands {
-            let _ = commands.send(PeerCommand::Remove { addr, resolved: removed });
+            let _ = commands.send(PeerCommand::Remove {
+                addr,
+                resolved: removed,
+            });
         }
         Ok(())
     }

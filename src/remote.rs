@@ -10,7 +10,10 @@ use serde_json::{json, Map, Value};
 use crate::cli::{CertCommand, CheckArgs, KeyArgs, NodeArgs, PeersCommand, RevokeArgs};
 
 fn client() -> anyhow::Result<Client> {
-    Client::builder().timeout(Duration::from_secs(30)).build().context("cannot build the HTTP client")
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")
 }
 
 fn url(node: &str, path: &str) -> String {
@@ -94,7 +97,9 @@ pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
             body.insert(name.into(), v);
         }
     }
-    let req = client()?.post(url(&args.node.node, "/v1/revocations")).json(&body);
+    let req = client()?
+        .post(url(&args.node.node, "/v1/revocations"))
+        .json(&body);
     finish(&args.node.node, with_admin(req, &args.node)?.send())
 }
 
@@ -102,7 +107,15 @@ pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
 pub(crate) fn check(args: CheckArgs) -> anyhow::Result<()> {
     let mut query: Vec<(&str, String)> = Vec::new();
     let k = &args.keys;
-    for (name, value) in [("iss", &k.iss), ("jti", &k.jti), ("sid", &k.sid), ("sub", &k.sub), ("client_id", &k.client_id), ("kid", &k.kid), ("token", &args.token)] {
+    for (name, value) in [
+        ("iss", &k.iss),
+        ("jti", &k.jti),
+        ("sid", &k.sid),
+        ("sub", &k.sub),
+        ("client_id", &k.client_id),
+        ("kid", &k.kid),
+        ("token", &args.token),
+    ] {
         if let Some(v) = value {
             query.push((name, v.clone()));
         }
@@ -113,21 +126,35 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<()> {
     if query.is_empty() {
         bail!("give at least one of --iss, --jti, --sid, --sub, --client-id, --kid or --token");
     }
-    finish(&args.node, client()?.get(url(&args.node, "/v1/check")).query(&query).send())
+    finish(
+        &args.node,
+        client()?
+            .get(url(&args.node, "/v1/check"))
+            .query(&query)
+            .send(),
+    )
 }
 
 /// `veto peers list|add|remove`.
 pub(crate) fn peers(cmd: PeersCommand) -> anyhow::Result<()> {
     let c = client()?;
     match cmd {
-        PeersCommand::List(node) => finish(&node.node, with_admin(c.get(url(&node.node, "/v1/peers")), &node)?.send()),
+        PeersCommand::List(node) => finish(
+            &node.node,
+            with_admin(c.get(url(&node.node, "/v1/peers")), &node)?.send(),
+        ),
         PeersCommand::Add { node, addr, name } => {
-            let req = c.post(url(&node.node, "/v1/peers")).json(&json!({"addr": addr, "name": name}));
+            let req = c
+                .post(url(&node.node, "/v1/peers"))
+                .json(&json!({"addr": addr, "name": name}));
             finish(&node.node, with_admin(req, &node)?.send())
         }
         PeersCommand::Remove { node, peer } => {
             let path = format!("/v1/peers/{}", urlencode(&peer));
-            finish(&node.node, with_admin(c.delete(url(&node.node, &path)), &node)?.send())
+            finish(
+                &node.node,
+                with_admin(c.delete(url(&node.node, &path)), &node)?.send(),
+            )
         }
     }
 }
@@ -135,7 +162,9 @@ pub(crate) fn peers(cmd: PeersCommand) -> anyhow::Result<()> {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -143,7 +172,10 @@ fn urlencode(s: &str) -> String {
 
 /// `veto status`.
 pub(crate) fn status(node: NodeArgs) -> anyhow::Result<()> {
-    finish(&node.node, client()?.get(url(&node.node, "/v1/status")).send())
+    finish(
+        &node.node,
+        client()?.get(url(&node.node, "/v1/status")).send(),
+    )
 }
 
 /// `veto cert ca|node`.
@@ -151,11 +183,24 @@ pub(crate) fn cert(cmd: CertCommand) -> anyhow::Result<()> {
     match cmd {
         CertCommand::Ca { out, force } => {
             let written = veto_gossip::tls::write_ca(&out, force)?;
-            println!("wrote {}\nwrote {}", written.cert.display(), written.key.display());
+            println!(
+                "wrote {}\nwrote {}",
+                written.cert.display(),
+                written.key.display()
+            );
         }
-        CertCommand::Node { ca_dir, name, out, force } => {
+        CertCommand::Node {
+            ca_dir,
+            name,
+            out,
+            force,
+        } => {
             let written = veto_gossip::tls::write_node(&ca_dir, &name, &out, force)?;
-            println!("wrote {}\nwrote {}", written.cert.display(), written.key.display());
+            println!(
+                "wrote {}\nwrote {}",
+                written.cert.display(),
+                written.key.display()
+            );
         }
     }
     Ok(())

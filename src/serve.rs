@@ -23,7 +23,9 @@ use veto_store::PeerEntry;
 pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -52,33 +54,56 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = node_name(&settings, &store)?;
     let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let peers = match &settings.tls {
-        Some(_) => Arc::new(PeerDirectory::new(&configured_peers(&settings, &store)?, commands_tx)),
+        Some(_) => Arc::new(PeerDirectory::new(
+            &configured_peers(&settings, &store)?,
+            commands_tx,
+        )),
         None => Arc::new(PeerDirectory::disabled()),
     };
-    let (node, local_records) =
-        Node::new(store, name, settings.region.clone(), settings.max_clock_offset, Arc::clone(&peers))?;
+    let (node, local_records) = Node::new(
+        store,
+        name,
+        settings.region.clone(),
+        settings.max_clock_offset,
+        Arc::clone(&peers),
+    )?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,
         http = %http_addr, data_dir = %settings.data_dir.display(), "veto node starting"
     );
 
     let loader = Arc::clone(&node);
-    tokio::task::spawn_blocking(move || loader.load()).await.context("index load task failed")??;
+    tokio::task::spawn_blocking(move || loader.load())
+        .await
+        .context("index load task failed")??;
 
     match &settings.tls {
         Some(tls) => {
             let replication = ReplicationSettings {
                 listen: settings.gossip_listen,
-                tls: TlsFiles { ca: tls.ca.clone(), cert: tls.cert.clone(), key: tls.key.clone() },
+                tls: TlsFiles {
+                    ca: tls.ca.clone(),
+                    cert: tls.cert.clone(),
+                    key: tls.key.clone(),
+                },
                 anti_entropy_period: settings.anti_entropy_period,
                 gc_grace: settings.gc_grace,
                 max_clock_offset: settings.max_clock_offset,
             };
-            let gossip = replication::start(Arc::clone(&node), replication, peers, local_records, commands_rx).await?;
+            let gossip = replication::start(
+                Arc::clone(&node),
+                replication,
+                peers,
+                local_records,
+                commands_rx,
+            )
+            .await?;
             tracing::info!(%gossip, "replication listening (QUIC)");
         }
         None => {
-            tracing::info!("replication is off: give --tls-ca, --tls-cert and --tls-key to join a cluster");
+            tracing::info!(
+                "replication is off: give --tls-ca, --tls-cert and --tls-key to join a cluster"
+            );
             // Nobody replicates local records; drain them so the channel stays empty.
             tokio::spawn(async move {
                 let mut local_records = local_records;
@@ -89,16 +114,22 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     spawn_garbage_collector(Arc::clone(&node), &settings);
     spawn_metrics_upkeep(metrics.clone());
 
-
     let api_config = veto_api::ApiConfig::new(admin_token)
         .with_max_token_lifetime(settings.max_token_lifetime)
         .with_prometheus(metrics);
+    let api_config = settings
+        .transmitters
+        .iter()
+        .cloned()
+        .fold(api_config, veto_api::ApiConfig::with_transmitter)
+        .with_set_replay_window(settings.set_replay_window);
     let backend: Arc<dyn Backend> = node.clone();
     let ready = Arc::clone(&node);
-    let app = veto_api::router(backend, api_config).layer(axum::middleware::from_fn(move |req, next| {
-        let ready = ready.ready();
-        serve_when_ready(ready, req, next)
-    }));
+    let app =
+        veto_api::router(backend, api_config).layer(axum::middleware::from_fn(move |req, next| {
+            let ready = ready.ready();
+            serve_when_ready(ready, req, next)
+        }));
     tracing::info!(http = %http_addr, "serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -114,8 +145,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn node_name(settings: &Settings, store: &Store) -> anyhow::Result<String> {
     let cert_name = match &settings.tls {
         Some(tls) => {
-            let files = TlsFiles { ca: tls.ca.clone(), cert: tls.cert.clone(), key: tls.key.clone() };
-            Some(ClusterTls::load(&files).context("cannot load the TLS identity")?.node_name().to_owned())
+            let files = TlsFiles {
+                ca: tls.ca.clone(),
+                cert: tls.cert.clone(),
+                key: tls.key.clone(),
+            };
+            Some(
+                ClusterTls::load(&files)
+                    .context("cannot load the TLS identity")?
+                    .node_name()
+                    .to_owned(),
+            )
         }
         None => None,
     };
@@ -136,8 +176,13 @@ fn configured_peers(settings: &Settings, store: &Store) -> anyhow::Result<Vec<Pe
     let mut peers = store.peers().context("cannot read the peer list")?;
     for addr in &settings.peers {
         if !peers.iter().any(|p| &p.addr == addr) {
-            let entry = PeerEntry { addr: addr.clone(), name: None };
-            store.put_peer(&entry).context("cannot persist the peer list")?;
+            let entry = PeerEntry {
+                addr: addr.clone(),
+                name: None,
+            };
+            store
+                .put_peer(&entry)
+                .context("cannot persist the peer list")?;
             peers.push(entry);
         }
     }

@@ -35,41 +35,94 @@ fn every_bad_request_is_refused_and_stores_nothing() {
             .unwrap()
     };
     assert_error(post_raw("{\"scope\": "), 400, "");
-    assert_error(veto.post_json("/v1/revocations", &json!({"scope": "everything"})), 400, "session");
-    assert_error(veto.post_json("/v1/revocations", &json!({"scope": "session"})), 400, "sid");
-    let long = "x".repeat(513);
-    assert_error(veto.post_json("/v1/revocations", &json!({"scope": "token", "jti": long})), 400, "512");
     assert_error(
-        veto.post_json("/v1/revocations", &json!({"scope": "subject", "sub": "a", "before": "yesterday"})),
+        veto.post_json("/v1/revocations", &json!({"scope": "everything"})),
+        400,
+        "session",
+    );
+    assert_error(
+        veto.post_json("/v1/revocations", &json!({"scope": "session"})),
+        400,
+        "sid",
+    );
+    let long = "x".repeat(513);
+    assert_error(
+        veto.post_json("/v1/revocations", &json!({"scope": "token", "jti": long})),
+        400,
+        "512",
+    );
+    assert_error(
+        veto.post_json(
+            "/v1/revocations",
+            &json!({"scope": "subject", "sub": "a", "before": "yesterday"}),
+        ),
         400,
         "",
     );
     assert_error(
-        veto.post_json("/v1/revocations", &json!({"scope": "token", "jti": "a", "expires_at": now() - 10})),
+        veto.post_json(
+            "/v1/revocations",
+            &json!({"scope": "token", "jti": "a", "expires_at": now() - 10}),
+        ),
         400,
         "past",
     );
-    let huge = format!("{{\"scope\":\"token\",\"jti\":\"a\",\"reason\":\"{}\"}}", "r".repeat(1_100_000));
-    let r = veto.http.post(url("/v1/revocations")).bearer_auth(ADMIN_TOKEN).header("content-type", "application/json").body(huge).send().unwrap();
+    let huge = format!(
+        "{{\"scope\":\"token\",\"jti\":\"a\",\"reason\":\"{}\"}}",
+        "r".repeat(1_100_000)
+    );
+    let r = veto
+        .http
+        .post(url("/v1/revocations"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 413);
-    let batch: Vec<Value> = (0..10_001).map(|i| json!({"scope": "token", "jti": format!("{i}")})).collect();
+    let batch: Vec<Value> = (0..10_001)
+        .map(|i| json!({"scope": "token", "jti": format!("{i}")}))
+        .collect();
     let r = veto.post_json("/v1/revocations/batch", &json!(batch));
-    assert!(r.status() == 413 || r.status() == 400, "oversized batch: {}", r.status());
+    assert!(
+        r.status() == 413 || r.status() == 400,
+        "oversized batch: {}",
+        r.status()
+    );
     let bad_item = json!([{"scope": "token", "jti": "fine"}, {"scope": "token"}]);
     assert_error(veto.post_json("/v1/revocations/batch", &bad_item), 400, "1");
 
     // Auth.
-    let r = veto.http.post(url("/v1/revocations")).json(&json!({"scope": "token", "jti": "a"})).send().unwrap();
+    let r = veto
+        .http
+        .post(url("/v1/revocations"))
+        .json(&json!({"scope": "token", "jti": "a"}))
+        .send()
+        .unwrap();
     assert_error(r, 401, "");
-    let r = veto.http.post(url("/v1/revocations")).bearer_auth("wrong").json(&json!({"scope": "token", "jti": "a"})).send().unwrap();
+    let r = veto
+        .http
+        .post(url("/v1/revocations"))
+        .bearer_auth("wrong")
+        .json(&json!({"scope": "token", "jti": "a"}))
+        .send()
+        .unwrap();
     assert_error(r, 401, "");
 
     // Lookups.
     assert_error(veto.get("/v1/check?token=not.a.jwt"), 400, "");
     assert_error(veto.get("/v1/check?jti=a&iat=soon"), 400, "iat");
-    let r = veto.http.get(url("/v1/auth")).bearer_auth("a.b.c").send().unwrap();
+    let r = veto
+        .http
+        .get(url("/v1/auth"))
+        .bearer_auth("a.b.c")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let bad_iat = jwt(json!({"alg": "none"}), json!({"jti": "z", "iat": "yesterday"}));
+    let bad_iat = jwt(
+        json!({"alg": "none"}),
+        json!({"jti": "z", "iat": "yesterday"}),
+    );
     assert_error(veto.get(&format!("/v1/check?token={bad_iat}")), 400, "iat");
 
     // Routing.
@@ -115,7 +168,10 @@ fn a_data_dir_locked_by_another_node_is_refused() {
     assert!(stderr.to_lowercase().contains("lock"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let last = stderr.trim().lines().last().unwrap_or_default();
-    assert!(last.starts_with("veto: ") && last.to_lowercase().contains("lock"), "one clear line: {stderr}");
+    assert!(
+        last.starts_with("veto: ") && last.to_lowercase().contains("lock"),
+        "one clear line: {stderr}"
+    );
 }
 
 #[test]
@@ -125,7 +181,12 @@ fn without_a_token_the_node_makes_one_in_the_data_dir() {
     let mut child = Command::new(veto_bin())
         .args(["serve", "--data-dir"])
         .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--gossip-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--gossip-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("VETO_ADMIN_TOKEN")
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -145,13 +206,22 @@ fn without_a_token_the_node_makes_one_in_the_data_dir() {
     let base = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        if client.get(format!("{base}/readyz")).send().is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let r = client.post(format!("{base}/v1/revocations")).bearer_auth(&token).json(&json!({"scope": "key", "kid": "k"})).send().unwrap();
+    let r = client
+        .post(format!("{base}/v1/revocations"))
+        .bearer_auth(&token)
+        .json(&json!({"scope": "key", "kid": "k"}))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
     let _ = child.kill();
     let _ = child.wait();

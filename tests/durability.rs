@@ -16,7 +16,10 @@ fn kill_9_right_after_the_last_201_loses_nothing() {
     veto.kill9();
     let veto = veto.restart();
     for i in 0..n {
-        assert!(veto.revoked(&[("iss", "https://idp"), ("jti", &format!("t{i}"))]), "t{i} lost after kill -9");
+        assert!(
+            veto.revoked(&[("iss", "https://idp"), ("jti", &format!("t{i}"))]),
+            "t{i} lost after kill -9"
+        );
     }
     assert_eq!(veto.get_json("/v1/status")["revocations"], n);
 }
@@ -25,7 +28,9 @@ fn kill_9_right_after_the_last_201_loses_nothing() {
 fn a_batch_is_durable_as_a_whole() {
     let dir = tempfile::tempdir().unwrap();
     let mut veto = Veto::start(dir.path(), &[]);
-    let batch: Vec<_> = (0..2_000).map(|i| json!({"scope": "token", "jti": format!("b{i}")})).collect();
+    let batch: Vec<_> = (0..2_000)
+        .map(|i| json!({"scope": "token", "jti": format!("b{i}")}))
+        .collect();
     let r = veto.post_json("/v1/revocations/batch", &json!(batch));
     assert_eq!(r.status(), 201);
     veto.kill9();
@@ -61,13 +66,21 @@ fn garbage_collection_prunes_expired_records_and_keeps_live_ones() {
     veto.revoke(json!({"scope": "token", "jti": "long"}));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while veto.get_json("/v1/status")["revocations"] != 1 {
-        assert!(std::time::Instant::now() < deadline, "expired record was never pruned");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired record was never pruned"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert!(!veto.revoked(&[("jti", "short")]));
     assert!(veto.revoked(&[("jti", "long")]));
     let metrics = veto.get("/metrics").text().unwrap();
-    assert!(metrics.lines().any(|l| l.starts_with("veto_gc_removed_total") && !l.ends_with(" 0")), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("veto_gc_removed_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     // After a restart the pruned record stays gone and the live one stays.
     let veto = veto.restart();
     assert!(!veto.revoked(&[("jti", "short")]));

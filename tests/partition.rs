@@ -29,7 +29,12 @@ fn split(seed: u64) -> Split {
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let side_a = i < 2;
-        let mut args = tls_args(certs.path(), name, ports[i], if side_a { "side-a" } else { "side-b" });
+        let mut args = tls_args(
+            certs.path(),
+            name,
+            ports[i],
+            if side_a { "side-a" } else { "side-b" },
+        );
         let buddy = if i % 2 == 0 { i + 1 } else { i - 1 };
         if i % 2 == 0 {
             args.extend(["--peer".to_owned(), format!("127.0.0.1:{}", ports[buddy])]);
@@ -44,7 +49,13 @@ fn split(seed: u64) -> Split {
         nodes.push(Veto::start_with(dirs[i].path(), &args));
     }
     let b = nodes.split_off(2);
-    Split { a: nodes, b, relays, _dirs: dirs, _certs: certs }
+    Split {
+        a: nodes,
+        b,
+        relays,
+        _dirs: dirs,
+        _certs: certs,
+    }
 }
 
 fn all_agree(nodes: &[&Veto]) -> bool {
@@ -57,7 +68,9 @@ fn revocations_on_both_sides_of_a_partition_converge_after_it_heals() {
     let s = split(1);
     let everyone: Vec<&Veto> = s.a.iter().chain(s.b.iter()).collect();
     s.a[0].revoke(json!({"scope": "token", "jti": "before"}));
-    eventually(Duration::from_secs(30), "initial propagation", || s.b[1].revoked(&[("jti", "before")]));
+    eventually(Duration::from_secs(30), "initial propagation", || {
+        s.b[1].revoked(&[("jti", "before")])
+    });
 
     for relay in &s.relays {
         relay.command("partition on");
@@ -67,20 +80,38 @@ fn revocations_on_both_sides_of_a_partition_converge_after_it_heals() {
         s.b[i % 2].revoke(json!({"scope": "session", "sid": format!("side-b-{i}")}));
     }
     // Within a side, records still travel; across, nothing does.
-    eventually(Duration::from_secs(10), "side A agrees", || all_agree(&[&s.a[0], &s.a[1]]));
-    eventually(Duration::from_secs(10), "side B agrees", || all_agree(&[&s.b[0], &s.b[1]]));
+    eventually(Duration::from_secs(10), "side A agrees", || {
+        all_agree(&[&s.a[0], &s.a[1]])
+    });
+    eventually(Duration::from_secs(10), "side B agrees", || {
+        all_agree(&[&s.b[0], &s.b[1]])
+    });
     std::thread::sleep(Duration::from_secs(1));
-    assert!(!s.b[0].revoked(&[("jti", "side-a-0")]), "a partitioned record crossed");
-    assert!(!s.a[0].revoked(&[("sid", "side-b-0")]), "a partitioned record crossed");
+    assert!(
+        !s.b[0].revoked(&[("jti", "side-a-0")]),
+        "a partitioned record crossed"
+    );
+    assert!(
+        !s.a[0].revoked(&[("sid", "side-b-0")]),
+        "a partitioned record crossed"
+    );
     // Outlast QUIC's idle timeout so the cross links really drop.
     eventually(Duration::from_secs(30), "cross links down", || {
-        s.b[0].status()["peers"].as_array().unwrap().iter().all(|p| p["name"] != "a1" && p["name"] != "a2")
+        s.b[0].status()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "a1" && p["name"] != "a2")
     });
 
     for relay in &s.relays {
         relay.command("partition off");
     }
-    eventually(Duration::from_secs(60), "all digests agree after heal", || all_agree(&everyone));
+    eventually(
+        Duration::from_secs(60),
+        "all digests agree after heal",
+        || all_agree(&everyone),
+    );
     for node in &everyone {
         assert_eq!(node.status()["revocations"], 41);
         for i in 0..20 {
@@ -103,9 +134,16 @@ fn lossy_duplicating_delaying_links_still_converge() {
         s.a[i % 2].revoke(json!({"scope": "token", "jti": format!("lossy-a-{i}")}));
         s.b[i % 2].revoke(json!({"scope": "key", "kid": format!("lossy-b-{i}")}));
     }
-    eventually(Duration::from_secs(90), "digests agree over lossy links", || all_agree(&everyone));
+    eventually(
+        Duration::from_secs(90),
+        "digests agree over lossy links",
+        || all_agree(&everyone),
+    );
     assert!(s.b[1].revoked(&[("jti", "lossy-a-49")]));
     assert!(s.a[1].revoked(&[("kid", "lossy-b-49")]));
     let stats = s.relays[0].command("stats");
-    assert!(stats.contains("dropped") || stats.contains("loss"), "relay stats: {stats}");
+    assert!(
+        stats.contains("dropped") || stats.contains("loss"),
+        "relay stats: {stats}"
+    );
 }

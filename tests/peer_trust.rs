@@ -19,7 +19,10 @@ fn a_node_with_a_certificate_from_another_ca_is_refused_and_gets_nothing() {
     make_certs(theirs.path(), &["intruder"]);
     let (member_port, intruder_port) = (free_udp_port(), free_udp_port());
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let member = Veto::start_with(d1.path(), &tls_args(ours.path(), "member", member_port, "r1"));
+    let member = Veto::start_with(
+        d1.path(),
+        &tls_args(ours.path(), "member", member_port, "r1"),
+    );
     let mut intruder_args = tls_args(theirs.path(), "intruder", intruder_port, "r2");
     intruder_args.extend(["--peer".to_owned(), format!("127.0.0.1:{member_port}")]);
     let intruder = Veto::start_with(d2.path(), &intruder_args);
@@ -30,12 +33,24 @@ fn a_node_with_a_certificate_from_another_ca_is_refused_and_gets_nothing() {
     // dial fails on the member's certificate, before any message is read.
     let refused = |node: &Veto| {
         let metrics = node.get("/metrics").text().unwrap();
-        metrics.lines().any(|l| l.starts_with("veto_gossip_tls_rejected_total") && !l.ends_with(" 0"))
+        metrics
+            .lines()
+            .any(|l| l.starts_with("veto_gossip_tls_rejected_total") && !l.ends_with(" 0"))
     };
-    eventually(Duration::from_secs(20), "a refused handshake is counted", || refused(&member) || refused(&intruder));
+    eventually(
+        Duration::from_secs(20),
+        "a refused handshake is counted",
+        || refused(&member) || refused(&intruder),
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!member.revoked(&[("jti", "forged")]), "a record crossed from another CA");
-    assert!(!intruder.revoked(&[("jti", "members-only")]), "the intruder received a record");
+    assert!(
+        !member.revoked(&[("jti", "forged")]),
+        "a record crossed from another CA"
+    );
+    assert!(
+        !intruder.revoked(&[("jti", "members-only")]),
+        "the intruder received a record"
+    );
     assert_eq!(member.status()["revocations"], 1);
     assert_eq!(intruder.status()["revocations"], 1);
     assert!(member.status()["peers"].as_array().unwrap().is_empty());
@@ -63,17 +78,34 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
         key: certs.path().join("rogue.key"),
     };
     let tls = ClusterTls::load(&files).unwrap();
-    let (rogue, mut events) = Transport::bind(TransportConfig::new("127.0.0.1:0".parse().unwrap(), tls)).await.unwrap();
+    let (rogue, mut events) =
+        Transport::bind(TransportConfig::new("127.0.0.1:0".parse().unwrap(), tls))
+            .await
+            .unwrap();
     rogue.add_peer(format!("127.0.0.1:{node_port}").parse().unwrap());
     let conn = loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             TransportEvent::Connected { conn, .. } => break conn,
             _ => continue,
         }
     };
-    rogue.send(conn, Lane::Urgent, bytes::Bytes::from_static(b"\xff\xfe this is not a veto message")).unwrap();
+    rogue
+        .send(
+            conn,
+            Lane::Urgent,
+            bytes::Bytes::from_static(b"\xff\xfe this is not a veto message"),
+        )
+        .unwrap();
     let reason = loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             TransportEvent::Disconnected { conn: c, reason } if c == conn => break reason,
             _ => continue,
         }
@@ -83,7 +115,10 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
 
     let (node, _dir) = node;
     tokio::task::spawn_blocking(move || {
-        assert!(node.revoked(&[("jti", "still-here")]), "the node stopped serving");
+        assert!(
+            node.revoked(&[("jti", "still-here")]),
+            "the node stopped serving"
+        );
         node.revoke(json!({"scope": "token", "jti": "after-garbage"}));
         assert!(node.revoked(&[("jti", "after-garbage")]));
     })

@@ -27,9 +27,16 @@ fn each_scope_revokes_exactly_its_tokens() {
     // subject before T: older tokens revoked, newer not, no iat fails closed.
     let before = (t - 100).to_string();
     veto.revoke(json!({"scope": "subject", "iss": "https://a", "sub": "alice", "before": t - 100}));
-    assert!(veto.revoked(&[("iss", "https://a"), ("sub", "alice"), ("iat", &(t - 200).to_string())]));
+    assert!(veto.revoked(&[
+        ("iss", "https://a"),
+        ("sub", "alice"),
+        ("iat", &(t - 200).to_string())
+    ]));
     assert!(!veto.revoked(&[("iss", "https://a"), ("sub", "alice"), ("iat", &before)]));
-    assert!(veto.revoked(&[("iss", "https://a"), ("sub", "alice")]), "no iat: fail closed");
+    assert!(
+        veto.revoked(&[("iss", "https://a"), ("sub", "alice")]),
+        "no iat: fail closed"
+    );
     assert!(!veto.revoked(&[("iss", "https://a"), ("sub", "bob"), ("iat", "1")]));
 
     // client before T
@@ -51,7 +58,10 @@ fn each_scope_revokes_exactly_its_tokens() {
 
     // opaque token: stored hashed, found by the same string only.
     let rec = veto.revoke(json!({"scope": "token", "token": "opaque-secret-1"}));
-    assert!(!rec.to_string().contains("opaque-secret-1"), "the store must never hold the token: {rec}");
+    assert!(
+        !rec.to_string().contains("opaque-secret-1"),
+        "the store must never hold the token: {rec}"
+    );
     assert!(veto.revoked(&[("token", "opaque-secret-1")]));
     assert!(!veto.revoked(&[("token", "opaque-secret-2")]));
 }
@@ -60,7 +70,8 @@ fn each_scope_revokes_exactly_its_tokens() {
 fn check_answers_carry_the_matching_record() {
     let dir = tempfile::tempdir().unwrap();
     let veto = Veto::start(dir.path(), &[]);
-    let rec = veto.revoke(json!({"scope": "session", "sid": "s9", "reason": "hijacked", "actor": "soc"}));
+    let rec =
+        veto.revoke(json!({"scope": "session", "sid": "s9", "reason": "hijacked", "actor": "soc"}));
     let answer = veto.get_json("/v1/check?sid=s9");
     assert_eq!(answer["revoked"], true);
     assert_eq!(answer["scope"], "session");
@@ -68,7 +79,10 @@ fn check_answers_carry_the_matching_record() {
     assert_eq!(answer["id"], rec["id"]);
     let revoked_at = answer["revoked_at"].as_u64().unwrap();
     assert!(revoked_at.abs_diff(now()) < 60);
-    assert_eq!(veto.get_json("/v1/check?sid=s10"), json!({"revoked": false}));
+    assert_eq!(
+        veto.get_json("/v1/check?sid=s10"),
+        json!({"revoked": false})
+    );
 }
 
 #[test]
@@ -76,11 +90,22 @@ fn jwt_checks_decode_the_claims() {
     let dir = tempfile::tempdir().unwrap();
     let veto = Veto::start(dir.path(), &[]);
     let t = now();
-    veto.revoke(json!({"scope": "subject", "iss": "https://idp", "sub": "carol", "before": t - 100}));
+    veto.revoke(
+        json!({"scope": "subject", "iss": "https://idp", "sub": "carol", "before": t - 100}),
+    );
     veto.revoke(json!({"scope": "key", "kid": "bad-key"}));
-    let old = jwt(json!({"alg": "RS256", "kid": "k1"}), json!({"iss": "https://idp", "sub": "carol", "iat": t - 200, "jti": "a"}));
-    let fresh = jwt(json!({"alg": "RS256", "kid": "k1"}), json!({"iss": "https://idp", "sub": "carol", "iat": t, "jti": "b"}));
-    let bad_key = jwt(json!({"alg": "RS256", "kid": "bad-key"}), json!({"iss": "https://idp", "sub": "dave", "iat": t}));
+    let old = jwt(
+        json!({"alg": "RS256", "kid": "k1"}),
+        json!({"iss": "https://idp", "sub": "carol", "iat": t - 200, "jti": "a"}),
+    );
+    let fresh = jwt(
+        json!({"alg": "RS256", "kid": "k1"}),
+        json!({"iss": "https://idp", "sub": "carol", "iat": t, "jti": "b"}),
+    );
+    let bad_key = jwt(
+        json!({"alg": "RS256", "kid": "bad-key"}),
+        json!({"iss": "https://idp", "sub": "dave", "iat": t}),
+    );
     assert!(veto.revoked(&[("token", &old)]));
     assert!(!veto.revoked(&[("token", &fresh)]));
     assert!(veto.revoked(&[("token", &bad_key)]));
@@ -94,17 +119,29 @@ fn jwt_checks_decode_the_claims() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().unwrap();
-    let flags: Vec<bool> = v["results"].as_array().unwrap().iter().map(|x| x["revoked"].as_bool().unwrap()).collect();
+    let flags: Vec<bool> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["revoked"].as_bool().unwrap())
+        .collect();
     assert_eq!(flags, vec![true, false, true]);
 
     // /v1/auth, as nginx's auth_request calls it.
     let auth = |token: &str| {
-        veto.http.get(format!("{}/v1/auth", veto.url)).bearer_auth(token).send().unwrap()
+        veto.http
+            .get(format!("{}/v1/auth", veto.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
     };
     assert_eq!(auth(&fresh).status(), 200);
     let denied = auth(&old);
     assert_eq!(denied.status(), 401);
-    let challenge = denied.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = denied.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(challenge.contains("invalid_token"), "{challenge}");
     assert_eq!(veto.get("/v1/auth").status(), 401, "no token");
 }
@@ -129,11 +166,18 @@ fn the_audit_trail_lists_who_revoked_what_newest_first() {
     let status = veto.get_json("/v1/status");
     assert_eq!(recs[5]["origin"], status["node"]["id"]);
 
-    let v: serde_json::Value = veto.admin_get("/v1/revocations?scope=token&limit=2").json().unwrap();
+    let v: serde_json::Value = veto
+        .admin_get("/v1/revocations?scope=token&limit=2")
+        .json()
+        .unwrap();
     let recs = v["records"].as_array().unwrap();
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0]["jti"], "a4");
     let v: serde_json::Value = veto.admin_get("/v1/revocations?key=a2").json().unwrap();
     assert_eq!(v["records"].as_array().unwrap().len(), 1);
-    assert_eq!(veto.get("/v1/revocations").status(), 401, "audit needs the admin token");
+    assert_eq!(
+        veto.get("/v1/revocations").status(),
+        401,
+        "audit needs the admin token"
+    );
 }

@@ -12,7 +12,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng as _;
 use tokio::sync::mpsc;
 use veto_core::{NodeId, Record};
-use veto_gossip::engine::{Config, Engine, EngineEvent, Lane as EngineLane, Output, PeerKey, PersistId, Via};
+use veto_gossip::engine::{
+    Config, Engine, EngineEvent, Lane as EngineLane, Output, PeerKey, PersistId, Via,
+};
 use veto_gossip::proto;
 use veto_gossip::tls::{ClusterTls, TlsFiles};
 use veto_gossip::transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
@@ -32,10 +34,14 @@ pub(crate) struct ReplicationSettings {
 }
 
 /// Loads the TLS identity and binds the QUIC endpoint.
-async fn bind(settings: &ReplicationSettings) -> anyhow::Result<(Transport, mpsc::Receiver<TransportEvent>)> {
+async fn bind(
+    settings: &ReplicationSettings,
+) -> anyhow::Result<(Transport, mpsc::Receiver<TransportEvent>)> {
     let tls = ClusterTls::load(&settings.tls).context("cannot load the TLS identity")?;
     let config = TransportConfig::new(settings.listen, tls);
-    Transport::bind(config).await.context("cannot start the QUIC transport")
+    Transport::bind(config)
+        .await
+        .context("cannot start the QUIC transport")
 }
 
 /// Starts replication for `node`: binds QUIC, dials the configured peers, and
@@ -54,7 +60,10 @@ pub(crate) async fn start(
     config.anti_entropy_period = settings.anti_entropy_period;
     config.gc_grace = settings.gc_grace;
     config.max_clock_offset = settings.max_clock_offset;
-    let frontier = node.store().covered().context("cannot read the covered frontier")?;
+    let frontier = node
+        .store()
+        .covered()
+        .context("cannot read the covered frontier")?;
     let engine = Engine::with_clock(config, frontier, node.clock_handle());
     for addr in directory.addrs() {
         dial(&transport, &directory, &addr).await;
@@ -84,7 +93,9 @@ async fn dial(transport: &Transport, directory: &PeerDirectory, addr: &str) {
             }
             directory.set_resolved(addr, resolved);
         }
-        Err(e) => tracing::warn!(peer = addr, error = %e, "cannot resolve peer address; it stays configured"),
+        Err(e) => {
+            tracing::warn!(peer = addr, error = %e, "cannot resolve peer address; it stays configured")
+        }
     }
 }
 
@@ -111,7 +122,10 @@ impl Driver {
     ) {
         let mut publish = tokio::time::interval(Duration::from_millis(500));
         loop {
-            let timeout = self.engine.next_timeout().map(|t| t.saturating_sub(wall_clock()));
+            let timeout = self
+                .engine
+                .next_timeout()
+                .map(|t| t.saturating_sub(wall_clock()));
             let sleep = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 biased;
@@ -147,7 +161,12 @@ impl Driver {
     fn on_transport(&mut self, event: TransportEvent) {
         let now = wall_clock();
         match event {
-            TransportEvent::Connected { conn, peer_name, remote, dialed } => {
+            TransportEvent::Connected {
+                conn,
+                peer_name,
+                remote,
+                dialed,
+            } => {
                 tracing::info!(%conn, peer = %peer_name, %remote, dialed, "peer connected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer_name.clone()).set(1.0);
                 self.names.insert(conn, peer_name);
@@ -156,9 +175,11 @@ impl Driver {
             TransportEvent::Frame { conn, bytes, .. } => {
                 let peer = self.names.get(&conn).cloned().unwrap_or_default();
                 metrics::counter!("veto_gossip_messages_total", "direction" => "in", "peer" => peer.clone()).increment(1);
-                metrics::counter!("veto_gossip_bytes_total", "direction" => "in", "peer" => peer).increment(bytes.len() as u64);
+                metrics::counter!("veto_gossip_bytes_total", "direction" => "in", "peer" => peer)
+                    .increment(bytes.len() as u64);
                 let source = StoreSource(self.node.store());
-                self.engine.handle_frame(now, PeerKey(conn.0), &bytes, &mut self.rng, &source);
+                self.engine
+                    .handle_frame(now, PeerKey(conn.0), &bytes, &mut self.rng, &source);
             }
             TransportEvent::Disconnected { conn, reason } => {
                 let peer = self.names.remove(&conn).unwrap_or_default();
@@ -193,7 +214,9 @@ impl Driver {
                     let node = Arc::clone(&self.node);
                     let done = self.persisted_tx.clone();
                     tokio::task::spawn_blocking(move || {
-                        let stored = node.store_remote(&records).and_then(|_| node.store().cover_frontier(&cover));
+                        let stored = node
+                            .store_remote(&records)
+                            .and_then(|_| node.store().cover_frontier(&cover));
                         if let Err(e) = &stored {
                             tracing::error!(error = %e, records = records.len(), "cannot store records from a peer");
                         }
@@ -227,7 +250,8 @@ impl Driver {
         match self.transport.send(conn, lane, Bytes::from(frame)) {
             Ok(()) => {
                 metrics::counter!("veto_gossip_messages_total", "direction" => "out", "peer" => name.clone()).increment(1);
-                metrics::counter!("veto_gossip_bytes_total", "direction" => "out", "peer" => name).increment(len);
+                metrics::counter!("veto_gossip_bytes_total", "direction" => "out", "peer" => name)
+                    .increment(len);
                 if matches!(msg, proto::Message::Frontier { .. }) {
                     metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
                 }
@@ -242,11 +266,22 @@ impl Driver {
 
     fn on_event(&mut self, event: EngineEvent) {
         match event {
-            EngineEvent::PeerUp { peer, node, name, region } => {
+            EngineEvent::PeerUp {
+                peer,
+                node,
+                name,
+                region,
+            } => {
                 tracing::info!(conn = %ConnId(peer.0), %node, %name, %region, "peer handshake complete");
                 self.regions.insert(node, region);
             }
-            EngineEvent::Received { via, new, duplicates, expired, .. } => {
+            EngineEvent::Received {
+                via,
+                new,
+                duplicates,
+                expired,
+                ..
+            } => {
                 let via = match via {
                     Via::Push => "push",
                     Via::Repair => "repair",
@@ -257,19 +292,32 @@ impl Driver {
                 metrics::counter!("veto_gossip_records_received_total", "kind" => "expired", "via" => via)
                     .increment(expired as u64);
                 if via == "repair" {
-                    metrics::counter!("veto_anti_entropy_records_repaired_total").increment(new as u64);
+                    metrics::counter!("veto_anti_entropy_records_repaired_total")
+                        .increment(new as u64);
                 }
             }
-            EngineEvent::ClockAhead { peer, record, ahead, limit } => {
+            EngineEvent::ClockAhead {
+                peer,
+                record,
+                ahead,
+                limit,
+            } => {
                 tracing::warn!(
                     conn = %ConnId(peer.0), %record, ahead_ms = ahead.as_millis() as u64, limit_ms = limit.as_millis() as u64,
                     "a peer's stamp is ahead of our clock beyond the limit; record stored, clock not advanced"
                 );
                 metrics::counter!("veto_clock_offset_rejections_total").increment(1);
             }
-            EngineEvent::PropagationLatency { origin, latency, .. } => {
-                let region = self.regions.get(&origin).cloned().unwrap_or_else(|| "unknown".to_owned());
-                metrics::histogram!("veto_propagation_seconds", "origin_region" => region).record(latency.as_secs_f64());
+            EngineEvent::PropagationLatency {
+                origin, latency, ..
+            } => {
+                let region = self
+                    .regions
+                    .get(&origin)
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".to_owned());
+                metrics::histogram!("veto_propagation_seconds", "origin_region" => region)
+                    .record(latency.as_secs_f64());
             }
             EngineEvent::BatchTimedOut { peer, batch_id } => {
                 tracing::warn!(conn = %ConnId(peer.0), batch_id, "a backlog batch was not acknowledged in time; resending");

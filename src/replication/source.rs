@@ -12,7 +12,12 @@ use veto_store::Store;
 pub(crate) struct StoreSource<'a>(pub(crate) &'a Store);
 
 impl RecordSource for StoreSource<'_> {
-    fn read_range(&self, origin: NodeId, seqs: RangeInclusive<u64>, max: usize) -> Result<Vec<Record>, SourceUnavailable> {
+    fn read_range(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        max: usize,
+    ) -> Result<Vec<Record>, SourceUnavailable> {
         self.0.read_range(origin, seqs, max).map_err(|e| {
             tracing::error!(error = %e, %origin, "cannot read records for a peer");
             SourceUnavailable

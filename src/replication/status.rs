@@ -22,7 +22,12 @@ fn state_name(state: PeerState) -> &'static str {
 }
 
 /// Refreshes every peer view from the transport and the engine.
-pub(crate) fn publish(directory: &PeerDirectory, transport: &Transport, engine: &Engine, names: &Names) {
+pub(crate) fn publish(
+    directory: &PeerDirectory,
+    transport: &Transport,
+    engine: &Engine,
+    names: &Names,
+) {
     let dialled = transport.peers();
     let mut seen = Vec::new();
     let view_of = |conn: Option<ConnId>, view: &mut PeerView| {
@@ -43,7 +48,9 @@ pub(crate) fn publish(directory: &PeerDirectory, transport: &Transport, engine: 
     };
     directory.refresh(|views| {
         for view in views.iter_mut() {
-            let status = dialled.iter().find(|p| p.addr.to_string() == view.view.addr || view.resolved.contains(&p.addr));
+            let status = dialled
+                .iter()
+                .find(|p| p.addr.to_string() == view.view.addr || view.resolved.contains(&p.addr));
             match status {
                 Some(s) => {
                     view.view.state = state_name(s.state).to_owned();

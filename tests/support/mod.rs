@@ -18,12 +18,20 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// A free TCP port on loopback (the OS may hand it out again later, but not
 /// while tests in one process pick ports one after another).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A free UDP port on loopback.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn veto_bin() -> &'static str {
@@ -60,7 +68,10 @@ impl Veto {
         let child = Command::new(veto_bin())
             .args(&args)
             .env("VETO_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", std::env::var("VETO_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("VETO_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -69,7 +80,10 @@ impl Veto {
             child,
             url: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
-            http: Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             args,
         };
         veto.wait_ready(Duration::from_secs(30));
@@ -93,7 +107,11 @@ impl Veto {
                     return;
                 }
             }
-            assert!(started.elapsed() < limit, "veto at {} not ready within {limit:?}", self.url);
+            assert!(
+                started.elapsed() < limit,
+                "veto at {} not ready within {limit:?}",
+                self.url
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -123,11 +141,20 @@ impl Veto {
     }
 
     pub fn admin_get(&self, path: &str) -> Response {
-        self.http.get(format!("{}{path}", self.url)).bearer_auth(ADMIN_TOKEN).send().unwrap()
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap()
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.http.post(format!("{}{path}", self.url)).bearer_auth(ADMIN_TOKEN).json(body).send().unwrap()
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .unwrap()
     }
 
     /// Revokes and asserts 201; returns the record.
@@ -141,7 +168,12 @@ impl Veto {
 
     /// `GET /v1/check` with these query pairs; returns whether revoked.
     pub fn revoked(&self, query: &[(&str, &str)]) -> bool {
-        let r = self.http.get(format!("{}/v1/check", self.url)).query(query).send().unwrap();
+        let r = self
+            .http
+            .get(format!("{}/v1/check", self.url))
+            .query(query)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200, "check {query:?}");
         let v: Value = r.json().unwrap();
         v["revoked"].as_bool().unwrap()
@@ -165,14 +197,21 @@ pub fn jwt(header: Value, claims: Value) -> String {
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Makes a cluster CA and a certificate for each name with the real `veto cert`.
 pub fn make_certs(dir: &Path, names: &[&str]) {
     let run = |args: &[&str]| {
         let out = Command::new(veto_bin()).args(args).output().unwrap();
-        assert!(out.status.success(), "veto {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "veto {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let d = dir.display().to_string();
     run(&["cert", "ca", "--out", &d]);
@@ -230,7 +269,10 @@ impl Veto {
 pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -248,13 +290,28 @@ impl Relay {
         let listen = free_udp_port();
         let control = free_port();
         let child = Command::new(veto_bin())
-            .args(["relay", "--listen", &format!("127.0.0.1:{listen}"), "--to", &format!("127.0.0.1:{to_port}")])
-            .args(["--control", &format!("127.0.0.1:{control}"), "--seed", &seed.to_string()])
+            .args([
+                "relay",
+                "--listen",
+                &format!("127.0.0.1:{listen}"),
+                "--to",
+                &format!("127.0.0.1:{to_port}"),
+            ])
+            .args([
+                "--control",
+                &format!("127.0.0.1:{control}"),
+                "--seed",
+                &seed.to_string(),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn veto relay");
-        let relay = Relay { child, listen, control };
+        let relay = Relay {
+            child,
+            listen,
+            control,
+        };
         eventually(Duration::from_secs(10), "relay control port", || {
             std::net::TcpStream::connect(("127.0.0.1", control)).is_ok()
         });
