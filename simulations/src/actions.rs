@@ -1,0 +1,398 @@
+//! What happens to the world besides replication: clients revoke and check,
+//! collectors collect, faults strike, everything heals, and the run ends with
+//! its audits.
+
+use rand::Rng;
+use veto_core::{Frontier, Record, RecordId};
+use veto_gossip::proto::{self, Message};
+
+use crate::bound::{AtHeal, Bound};
+use crate::params::{Bug, FaultAction};
+use crate::sched::{Event, MS};
+use crate::world::{CatchUp, Phase, World};
+
+/// How far back a crash with the `lose-unsynced` bug loses writes.
+const UNSYNCED_WINDOW: u64 = 200 * MS;
+
+impl World {
+    pub(crate) fn start_node(&mut self, i: usize) {
+        self.nodes[i].start();
+        self.net.start(&mut self.q, self.now, i);
+        self.rearm(i, false);
+        if self.log {
+            self.say(i, "starts");
+        }
+    }
+
+    fn crash_node(&mut self, i: usize) {
+        let Some(live) = self.nodes[i].crash() else {
+            return;
+        };
+        self.metrics.crashes += 1;
+        self.oracle.lost_unacked(&live.pending);
+        if self.p.bug == Some(Bug::LoseUnsynced) {
+            let since = self.now.saturating_sub(UNSYNCED_WINDOW);
+            self.nodes[i].store.lose_writes_since(since);
+        }
+        self.net.crash(&mut self.q, self.now, i);
+        if self.log {
+            self.say(i, "crashes");
+        }
+    }
+
+    /// The live nodes, in order.
+    fn live_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].live.is_some())
+            .collect()
+    }
+
+    fn pick_live(&mut self) -> Option<usize> {
+        let live = self.live_nodes();
+        if live.is_empty() {
+            return None;
+        }
+        Some(live[self.workload.rng.gen_range(0..live.len())])
+    }
+
+    pub(crate) fn on_gc(&mut self, i: usize) {
+        let now = self.now;
+        self.q.push(
+            now + self.p.gc_interval_ms.max(1) * MS,
+            Event::Gc { node: i },
+        );
+        if self.nodes[i].live.is_none() {
+            return;
+        }
+        let local_secs = self.nodes[i].local_secs(now);
+        self.max_clock_secs = self.max_clock_secs.max(local_secs);
+        let pruned = self.nodes[i]
+            .store
+            .prune_expired(local_secs, self.p.engine.gc_grace_s);
+        if pruned.is_empty() {
+            return;
+        }
+        self.trace.word(0x6c ^ (pruned.len() as u64) << 8);
+        self.metrics.gc_pruned += pruned.len() as u64;
+        for r in &pruned {
+            if let Some(live) = self.nodes[i].live.as_mut() {
+                live.index.remove(r.id, &r.target);
+            }
+            self.oracle.pruned(now, i, local_secs, r);
+        }
+        self.check_converged();
+    }
+
+    pub(crate) fn on_revoke(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let size = (self.workload.request_size() as u64).min(self.revocations_left);
+        self.revocations_left -= size;
+        if self.revocations_left > 0 {
+            let at = self.next_arrival(self.now, self.revocations_left);
+            self.q.push(at, Event::Revoke);
+        }
+        if let Some(i) = self.pick_live() {
+            self.revoke_at(i, size as usize);
+        }
+    }
+
+    pub(crate) fn on_bulk_import(&mut self) {
+        let Some(b) = self.p.workload.bulk_import else {
+            return;
+        };
+        if self.nodes.get(b.node).is_some_and(|n| n.live.is_some()) {
+            self.revoke_at(b.node, b.count);
+        }
+    }
+
+    /// Node `i` revokes `count` records in one durable write.
+    fn revoke_at(&mut self, i: usize, count: usize) {
+        let now = self.now;
+        let local = self.nodes[i].local(now);
+        let mut records: Vec<Record> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let revocation = self.workload.revocation(local.as_secs());
+            let node = &mut self.nodes[i];
+            let Some(live) = node.live.as_mut() else {
+                return;
+            };
+            let id = RecordId {
+                origin: node.id,
+                seq: live.next_seq,
+            };
+            live.next_seq += 1;
+            live.pending.push(id);
+            let record = revocation.into_record(id, live.engine.clock().stamp(local));
+            let size = proto::encoded_len(&Message::Push {
+                records: vec![record.clone()],
+            });
+            self.metrics.max_record_bytes = self.metrics.max_record_bytes.max(size);
+            self.metrics.revocations += 1;
+            self.oracle.created(now, i, &record);
+            records.push(record);
+        }
+        self.trace
+            .word(0x7e ^ (i as u64) << 8 ^ (count as u64) << 32);
+        let d = &self.p.disk;
+        let latency = self.disk_rng.gen_range(d.min_us..=d.max_us.max(d.min_us));
+        let node = &mut self.nodes[i];
+        let done = node.disk_write(now, latency);
+        let incarnation = node.incarnation;
+        self.q.push(
+            done,
+            Event::LocalDurable {
+                node: i,
+                incarnation,
+                records,
+            },
+        );
+    }
+
+    pub(crate) fn on_check(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.checks_left = self.checks_left.saturating_sub(1);
+        if self.checks_left > 0 {
+            let at = self.next_arrival(self.now, self.checks_left);
+            self.q.push(at, Event::Check);
+        }
+        let Some(i) = self.pick_live() else {
+            return;
+        };
+        let now = self.now;
+        let secs = self.nodes[i].local_secs(now);
+        let order = &self.oracle.order;
+        let target = if !order.is_empty() && self.workload.rng.gen_bool(0.7) {
+            let recent = order.len().saturating_sub(200);
+            let at = if self.workload.rng.gen_bool(0.5) {
+                self.workload.rng.gen_range(recent..order.len())
+            } else {
+                self.workload.rng.gen_range(0..order.len())
+            };
+            self.oracle
+                .records
+                .get(&order[at])
+                .map(|k| k.record.clone())
+        } else {
+            None
+        };
+        let spec = match &target {
+            Some(r) => self.workload.probe(r),
+            None => self.workload.random_check(secs),
+        };
+        let node = &self.nodes[i];
+        let Some(live) = node.live.as_ref() else {
+            return;
+        };
+        let revoked = self.oracle.check(now, i, &spec, &live.index, &node.store);
+        self.metrics.checks += 1;
+        self.metrics.checks_revoked += u64::from(revoked);
+        self.trace.word(0xc4 ^ u64::from(revoked));
+    }
+
+    pub(crate) fn on_fault(&mut self, index: usize) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let action = self.p.faults[index].action.clone();
+        self.trace.word(0xfa ^ (index as u64) << 8);
+        let now = self.now;
+        if self.log {
+            eprintln!("{:>12.3} ms fault {action:?}", now as f64 / MS as f64);
+        }
+        match action {
+            FaultAction::Partition { id, links } => {
+                self.net.partition(&mut self.q, now, id, links.edges())
+            }
+            FaultAction::Heal { id } => self.net.heal(&mut self.q, now, id),
+            FaultAction::Chaos { id, links, chaos } => self.net.chaos(id, links.edges(), chaos),
+            FaultAction::Calm { id } => self.net.calm(id),
+            FaultAction::Crash { node } => self.crash_node(node),
+            FaultAction::Restart { node } => {
+                // Only a node that crashed restarts; one that never started
+                // waits for its `Start`.
+                if self.nodes[node].live.is_none() && self.nodes[node].incarnation > 0 {
+                    self.metrics.restarts += 1;
+                    self.start_node(node);
+                }
+            }
+            FaultAction::ClockJump { node, delta_ms } => {
+                let n = &mut self.nodes[node];
+                n.skew += delta_ms * MS as i64;
+                if delta_ms < 0 {
+                    n.stepped_back += delta_ms.unsigned_abs() * MS;
+                }
+                n.timer_at = None;
+                self.metrics.clock_jumps += 1;
+                self.rearm(node, false);
+            }
+            FaultAction::Start { node } => {
+                if self.nodes[node].live.is_none() && self.nodes[node].incarnation == 0 {
+                    let mut target = Frontier::new();
+                    for (id, k) in &self.oracle.records {
+                        if k.acked_at.is_some() {
+                            target.insert(*id);
+                        }
+                    }
+                    self.catch_up.push(CatchUp {
+                        node,
+                        started_at: now,
+                        target_count: target.count(),
+                        target,
+                        done_at: None,
+                    });
+                    self.start_node(node);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_heal(&mut self) {
+        let now = self.now;
+        self.phase = Phase::Healed;
+        self.heal_at = Some(now);
+        self.disk_failing = false;
+        for n in &mut self.nodes {
+            n.store.read_fail_prob = 0.0;
+        }
+        self.net.heal_all(&mut self.q, now);
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].live.is_none() {
+                if self.nodes[i].incarnation > 0 {
+                    self.metrics.restarts += 1;
+                }
+                self.start_node(i);
+            }
+        }
+        let mut union = Frontier::new();
+        for n in &self.nodes {
+            union.union_with(n.store.covered());
+        }
+        let pending: u64 = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.live.as_ref())
+            .map(|l| l.pending.len() as u64)
+            .sum();
+        let lag = self
+            .nodes
+            .iter()
+            .map(|n| union.lag_of(n.store.covered()))
+            .max()
+            .unwrap_or(0);
+        let at_heal = AtHeal {
+            max_rtt: self.net.max_rtt(),
+            back_step: self.nodes.iter().map(|n| n.stepped_back).max().unwrap_or(0),
+            backlog: lag + pending,
+            record_bytes: self.metrics.max_record_bytes.max(64),
+            chaos: self.chaos,
+        };
+        let (bound, total) = Bound::derive(&self.p, &at_heal);
+        self.bound = Some(bound);
+        self.q.push(now + total, Event::Deadline);
+        self.check_converged();
+    }
+
+    /// After the heal: whether every node now covers the same ids and holds
+    /// the same records that no node may have collected yet.
+    pub(crate) fn check_converged(&mut self) {
+        if self.phase != Phase::Healed || self.converged_at.is_some() {
+            return;
+        }
+        let Some(first) = self.nodes.first() else {
+            return;
+        };
+        let count = first.store.covered_count();
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.live.is_none() || n.store.covered_count() != count)
+        {
+            return;
+        }
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.store.covered() != first.store.covered())
+        {
+            return;
+        }
+        let cut = self.collectable_before();
+        let digest = first.store.digest_from(cut);
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.store.digest_from(cut) != digest)
+        {
+            return;
+        }
+        self.converged_at = Some(self.now);
+        self.q.push(self.now + self.p.settle_ms * MS, Event::End);
+    }
+
+    /// Records expiring before this (Unix seconds) may have been collected
+    /// somewhere: the latest clock reading of any node, less the grace.
+    fn collectable_before(&self) -> u64 {
+        let now = self
+            .nodes
+            .iter()
+            .map(|n| n.local_secs(self.now))
+            .max()
+            .unwrap_or(0);
+        now.max(self.max_clock_secs)
+            .saturating_sub(self.p.engine.gc_grace_s)
+    }
+
+    pub(crate) fn on_deadline(&mut self) {
+        if self.converged_at.is_some() || self.ended {
+            return;
+        }
+        let now = self.now;
+        let mut union = Frontier::new();
+        for n in &self.nodes {
+            union.union_with(n.store.covered());
+        }
+        let bound = self.bound.as_ref().map_or(0.0, |b| b.total_ms);
+        let mut named = false;
+        for i in 0..self.nodes.len() {
+            let missing = union.missing_in(self.nodes[i].store.covered());
+            let lacking: u64 = missing
+                .iter()
+                .flat_map(|(_, r)| r.iter().map(|r| r.end() - r.start() + 1))
+                .sum();
+            if let Some((origin, ranges)) = missing.first() {
+                let id = RecordId {
+                    origin: *origin,
+                    seq: *ranges[0].start(),
+                };
+                let detail = format!(
+                    "{lacking} ids other nodes cover are missing here {bound:.0} ms after the heal (the bound)"
+                );
+                self.oracle
+                    .violate(now, "no-convergence", Some(i), Some(id), detail);
+                named = true;
+            }
+        }
+        if !named {
+            let detail = format!(
+                "every node covers the same ids, but their digests of live records still differ {bound:.0} ms after the heal"
+            );
+            self.oracle
+                .violate(now, "no-convergence", None, None, detail);
+        }
+        self.end();
+    }
+
+    pub(crate) fn end(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        for i in 0..self.nodes.len() {
+            self.oracle.audit(self.now, i, &self.nodes[i].store);
+        }
+    }
+}

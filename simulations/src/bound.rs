@@ -1,0 +1,133 @@
+//! The convergence bound: how long after the heal every node may take to hold
+//! the same records. A run that takes longer breaks an invariant.
+//!
+//! At the heal every partition lifts, every crashed or not yet started node
+//! starts, loss, chaos, disk and read failures stop, and the workload stops.
+//! The cluster is a full mesh and the engine does not relay, so every record
+//! held anywhere reaches a node that lacks it in one hop, from any holder, as
+//! soon as the two exchanged frontiers. Let RTT be the largest round trip
+//! between two nodes, jitter included. Then, term by term:
+//!
+//! 1. **A connection to start from** (`t_connect`). A pair without a
+//!    connection redials within `backoff_max`; a dial already under way to a
+//!    node that was unreachable fails first, after `dial_timeout`. A side
+//!    whose peer forgot the connection learns it by a stateless reset within
+//!    `keep_alive + RTT`, then redials. Under chaos (which may have eaten a
+//!    `Hello`) an engine closes a stuck handshake after `handshake_timeout`.
+//!    The QUIC handshake takes 1.5 RTT; `Hello` and the first `Frontier` one
+//!    more RTT.
+//!    `t_connect = max(dial_timeout, keep_alive + RTT, [chaos] handshake_timeout + RTT)
+//!    + backoff_max + 2.5 RTT`.
+//! 2. **Or an established connection's next round** (`t_round`). Packets
+//!    stalled on a blocked path are retransmitted within 1.5 RTT. The next
+//!    anti-entropy round comes within 1.5 × the period (rounds are jittered
+//!    to 0.5–1.5 ×), delayed by any backward step of the node's clock
+//!    (timers are set in wall-clock time), after records pushed within
+//!    `push_grace` stop counting as on their way. If a batch could have been
+//!    lost (chaos drops, failed persists), its window slot comes back only
+//!    after `ack_timeout`; after a failed read the stream resumes after
+//!    `retry_delay`.
+//!    `t_round = 1.5 RTT + back_step + push_grace + 1.5 × period
+//!    + [loss of a batch possible] ack_timeout + [read failures] retry_delay`.
+//! 3. **The backlog** (`t_stream`). A node lacking `L` records receives them
+//!    in batches of `b = min(max_batch_records, max_batch_bytes / record
+//!    size)` records, `window` batches per round trip. Every peer may stream
+//!    the same backlog at once, and writes to one disk queue up, so one round
+//!    costs `RTT + (nodes - 1) × window × disk_max`, plus the bytes of a
+//!    window on the link.
+//!    `t_stream = ceil(ceil(L / b) / window) × round + L × size / bandwidth`.
+//! 4. **The last write** (`t_tail = disk_max + RTT`).
+//!
+//! `bound = max(t_connect, t_round) + t_stream + t_tail`.
+//!
+//! The bound is an upper bound, not an estimate: runs usually converge in a
+//! few round trips, and the report shows both.
+
+use serde::Serialize;
+
+use crate::params::Params;
+use crate::sched::{Time, MS};
+
+/// What the bound depends on besides the parameters, measured at the heal.
+pub(crate) struct AtHeal {
+    /// Largest RTT between two nodes, jitter included.
+    pub(crate) max_rtt: Time,
+    /// The largest total backward clock step of any node.
+    pub(crate) back_step: Time,
+    /// The most records any node lacks (plus local writes still on their way).
+    pub(crate) backlog: u64,
+    /// The largest encoded record.
+    pub(crate) record_bytes: usize,
+    /// Whether messages may have been dropped for good (transport chaos).
+    pub(crate) chaos: bool,
+}
+
+/// The bound and its terms, in ms.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bound {
+    /// Until a fresh connection exchanged frontiers.
+    pub connect_ms: f64,
+    /// Until an existing connection's next anti-entropy round.
+    pub round_ms: f64,
+    /// Streaming the backlog.
+    pub stream_ms: f64,
+    /// The last write.
+    pub tail_ms: f64,
+    /// Records the worst node lacked at the heal.
+    pub backlog: u64,
+    /// The bound itself.
+    pub total_ms: f64,
+}
+
+impl Bound {
+    pub(crate) fn derive(p: &Params, h: &AtHeal) -> (Bound, Time) {
+        let ms = |x: u64| x * MS;
+        let t = &p.transport;
+        let e = &p.engine;
+        let rtt = h.max_rtt;
+        let disk_max = p.disk.max_us * (MS / 1_000);
+        let batch_loss = h.chaos || p.disk.fail_prob > 0.0;
+
+        let mut wait = ms(t.dial_timeout_ms).max(ms(t.keep_alive_ms) + rtt);
+        if h.chaos {
+            wait = wait.max(ms(e.handshake_timeout_ms) + rtt);
+        }
+        let connect = wait + ms(t.backoff_max_ms) + rtt * 5 / 2;
+
+        let mut round =
+            rtt * 3 / 2 + h.back_step + ms(e.push_grace_ms) + ms(e.anti_entropy_ms) * 3 / 2;
+        if batch_loss {
+            round += ms(e.ack_timeout_ms);
+        }
+        if p.disk.read_fail_prob > 0.0 {
+            round += ms(e.retry_delay_ms);
+        }
+
+        let size = h.record_bytes.max(1) as u64;
+        let per_batch = (e.max_batch_records as u64)
+            .min(e.max_batch_bytes as u64 / size)
+            .max(1);
+        let batches = h.backlog.div_ceil(per_batch);
+        let window = e.window.max(1) as u64;
+        let peers = p.nodes().saturating_sub(1) as u64;
+        let ns_per_byte = 8_000.0 / p.net.bandwidth_mbps.max(1.0);
+        let window_bytes = (window * per_batch * size) as f64 * ns_per_byte;
+        let per_round = rtt + peers * window * disk_max + window_bytes as Time;
+        let stream = batches.div_ceil(window) * per_round
+            + (h.backlog as f64 * size as f64 * ns_per_byte) as Time;
+        let tail = disk_max + rtt;
+        let total = connect.max(round) + stream + tail;
+        let f = |x: Time| x as f64 / MS as f64;
+        (
+            Bound {
+                connect_ms: f(connect),
+                round_ms: f(round),
+                stream_ms: f(stream),
+                tail_ms: f(tail),
+                backlog: h.backlog,
+                total_ms: f(total),
+            },
+            total,
+        )
+    }
+}

@@ -1,0 +1,415 @@
+//! The global oracle and the invariants checked throughout a run.
+//!
+//! The oracle knows every record any node created, when it was acknowledged
+//! (durable at its origin), and which ids some node has legitimately
+//! forgotten: collected after `expires_at + grace` by its own clock, or
+//! received already past that. Against it, the checker asserts:
+//!
+//! - **no invented or altered record**: whatever an engine asks to persist is
+//!   a record some node created, byte for byte;
+//! - **no resurrection**: no engine asks to persist a record its store
+//!   already covers, in particular one it collected;
+//! - **no silent loss**: an id covered without data (`cleared`, or received
+//!   expired) is one that some node legitimately forgot, and a record the
+//!   engine was told is durable is in the store;
+//! - **durable means durable**: a record once stored at a node stays there
+//!   until that node's garbage collector takes it, crashes included;
+//! - **no false revocation**: a check answered "revoked" names a record that
+//!   some node created, that matches the check (`Check::matched_by`), and
+//!   that the node still holds;
+//! - **enforcement is monotone**: a check aimed at a record the node holds
+//!   comes out revoked;
+//! - **convergence**: after the heal, every node covers the same ids and has
+//!   the same digest of the records no node may have collected yet, within
+//!   the bound of `crate::bound` (checked by the world);
+//! - **delivery**: then every acknowledged record is at every node, unless
+//!   legitimately forgotten.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use veto_core::{Frontier, LookupIndex, Record, RecordId};
+
+use crate::sched::{Time, MS};
+use crate::store::Store;
+use crate::workload::CheckSpec;
+
+/// An invariant that broke.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Violation {
+    /// The run's seed: `veto-sim --seed N` with the same scenario replays it.
+    pub seed: u64,
+    /// Simulated time, ms.
+    pub at_ms: f64,
+    /// Which invariant.
+    pub invariant: &'static str,
+    /// The node where it broke.
+    pub node: Option<String>,
+    /// The record concerned.
+    pub record: Option<String>,
+    /// What happened.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} t={:.3}s [{}]",
+            self.seed,
+            self.at_ms / 1e3,
+            self.invariant
+        )?;
+        if let Some(n) = &self.node {
+            write!(f, " node {n}")?;
+        }
+        if let Some(r) = &self.record {
+            write!(f, " record {r}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// How many violations a run keeps; the first one matters most.
+const MAX_VIOLATIONS: usize = 50;
+
+pub(crate) struct Known {
+    pub(crate) record: Record,
+    pub(crate) created_at: Time,
+    pub(crate) acked_at: Option<Time>,
+}
+
+pub(crate) struct Oracle {
+    seed: u64,
+    grace_secs: u64,
+    names: Vec<String>,
+    pub(crate) records: BTreeMap<RecordId, Known>,
+    /// Ids in creation order, for probes.
+    pub(crate) order: Vec<RecordId>,
+    /// Ids some node legitimately forgot.
+    forgotten: Frontier,
+    /// Per node: ids ever stored there with data.
+    held: Vec<Frontier>,
+    /// Per node: ids its garbage collector took.
+    pruned: Vec<Frontier>,
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) violation_count: u64,
+}
+
+impl Oracle {
+    pub(crate) fn new(seed: u64, grace_secs: u64, names: Vec<String>) -> Oracle {
+        let n = names.len();
+        Oracle {
+            seed,
+            grace_secs,
+            names,
+            records: BTreeMap::new(),
+            order: Vec::new(),
+            forgotten: Frontier::new(),
+            held: vec![Frontier::new(); n],
+            pruned: vec![Frontier::new(); n],
+            violations: Vec::new(),
+            violation_count: 0,
+        }
+    }
+
+    pub(crate) fn violate(
+        &mut self,
+        now: Time,
+        invariant: &'static str,
+        node: Option<usize>,
+        record: Option<RecordId>,
+        detail: String,
+    ) {
+        self.violation_count += 1;
+        if self.violations.len() >= MAX_VIOLATIONS {
+            return;
+        }
+        self.violations.push(Violation {
+            seed: self.seed,
+            at_ms: now as f64 / MS as f64,
+            invariant,
+            node: node.map(|i| self.names[i].clone()),
+            record: record.map(|r| r.to_string()),
+            detail,
+        });
+    }
+
+    /// A node created a record (not yet durable).
+    pub(crate) fn created(&mut self, now: Time, node: usize, record: &Record) {
+        if let Some(old) = self.records.get(&record.id) {
+            if old.acked_at.is_some() {
+                self.violate(
+                    now,
+                    "seq-reused",
+                    Some(node),
+                    Some(record.id),
+                    "the origin issued an id it had already acknowledged for another record".into(),
+                );
+            }
+        }
+        self.records.insert(
+            record.id,
+            Known {
+                record: record.clone(),
+                created_at: now,
+                acked_at: None,
+            },
+        );
+        self.order.push(record.id);
+    }
+
+    pub(crate) fn acked(&mut self, now: Time, id: RecordId) {
+        if let Some(k) = self.records.get_mut(&id) {
+            k.acked_at = Some(now);
+        }
+    }
+
+    /// Records that were never durable anywhere and died with their origin.
+    pub(crate) fn lost_unacked(&mut self, ids: &[RecordId]) {
+        for id in ids {
+            if self.records.get(id).is_some_and(|k| k.acked_at.is_none()) {
+                self.records.remove(id);
+            }
+        }
+    }
+
+    /// An engine asks node `node` to persist `records` and cover `cover`,
+    /// at local time `local_secs`.
+    pub(crate) fn persist_request(
+        &mut self,
+        now: Time,
+        node: usize,
+        local_secs: u64,
+        records: &[Record],
+        cover: &Frontier,
+        store: &Store,
+    ) {
+        for r in records {
+            match self.records.get(&r.id) {
+                None => self.violate(
+                    now,
+                    "invented-record",
+                    Some(node),
+                    Some(r.id),
+                    "asked to persist a record no node created".into(),
+                ),
+                Some(k) if k.record != *r => self.violate(
+                    now,
+                    "altered-record",
+                    Some(node),
+                    Some(r.id),
+                    format!(
+                        "asked to persist {r:?}, but the origin created {:?}",
+                        k.record
+                    ),
+                ),
+                Some(_) => {}
+            }
+            if store.covers(r.id) {
+                let (invariant, detail) = if self.pruned[node].contains(r.id) {
+                    (
+                        "resurrection",
+                        "asked to persist a record this node collected",
+                    )
+                } else {
+                    (
+                        "persist-covered",
+                        "asked to persist a record the store already covers",
+                    )
+                };
+                self.violate(now, invariant, Some(node), Some(r.id), detail.into());
+            }
+        }
+        for (origin, seqs) in cover.origins() {
+            for range in seqs.ranges() {
+                for seq in range {
+                    let id = RecordId { origin, seq };
+                    if store.covers(id) {
+                        continue;
+                    }
+                    self.check_forget(now, node, local_secs, id);
+                }
+            }
+        }
+    }
+
+    /// Node `node` is about to cover `id` without its data.
+    fn check_forget(&mut self, now: Time, node: usize, local_secs: u64, id: RecordId) {
+        let Some(k) = self.records.get(&id) else {
+            return self.violate(
+                now,
+                "cleared-unknown",
+                Some(node),
+                Some(id),
+                "covers without data a seq no node created: a later record with this id would be ignored".into(),
+            );
+        };
+        let expired_here = k.record.expires_at.saturating_add(self.grace_secs) < local_secs;
+        if expired_here || self.forgotten.contains(id) {
+            self.forgotten.insert(id);
+            return;
+        }
+        let detail = format!(
+            "covers without data a record that expires at {} (+{} s grace), which no node has collected: the record is lost here",
+            k.record.expires_at, self.grace_secs
+        );
+        self.violate(now, "cleared-live-record", Some(node), Some(id), detail);
+    }
+
+    /// Node `node` now holds `id` with data.
+    pub(crate) fn stored(&mut self, node: usize, id: RecordId) {
+        self.held[node].insert(id);
+    }
+
+    /// Node `node`'s collector took `record` at local time `local_secs`.
+    pub(crate) fn pruned(&mut self, now: Time, node: usize, local_secs: u64, record: &Record) {
+        if record.expires_at.saturating_add(self.grace_secs) >= local_secs {
+            self.violate(
+                now,
+                "early-gc",
+                Some(node),
+                Some(record.id),
+                "collected before expires_at + grace".into(),
+            );
+        }
+        self.pruned[node].insert(record.id);
+        self.forgotten.insert(record.id);
+    }
+
+    /// After a persist completed and the engine was told: every record asked
+    /// for must be in the store.
+    pub(crate) fn durable(&mut self, now: Time, node: usize, records: &[Record], store: &Store) {
+        for r in records {
+            if !store.has(r.id) && !self.pruned[node].contains(r.id) {
+                self.violate(
+                    now,
+                    "durable-write-lost",
+                    Some(node),
+                    Some(r.id),
+                    "the engine was told the record is durable, but the store does not hold it"
+                        .into(),
+                );
+            }
+        }
+    }
+
+    /// Whether `id` was stored at `node` and must still be there.
+    fn must_hold(&self, node: usize, id: RecordId) -> bool {
+        self.held[node].contains(id) && !self.pruned[node].contains(id)
+    }
+
+    /// A check answered at `node` by its index.
+    pub(crate) fn check(
+        &mut self,
+        now: Time,
+        node: usize,
+        spec: &CheckSpec,
+        index: &LookupIndex,
+        store: &Store,
+    ) -> bool {
+        let check = spec.as_check();
+        let hit = index.check(&check);
+        if let Some(hit) = hit {
+            match self.records.get(&hit.record) {
+                None => self.violate(
+                    now,
+                    "false-revocation",
+                    Some(node),
+                    Some(hit.record),
+                    format!("check {check:?} answered revoked by a record no node created"),
+                ),
+                Some(k) if !check.matched_by(&k.record.target) => self.violate(
+                    now,
+                    "false-revocation",
+                    Some(node),
+                    Some(hit.record),
+                    format!(
+                        "check {check:?} answered revoked by {:?}, which does not match it",
+                        k.record.target
+                    ),
+                ),
+                Some(_) if !store.has(hit.record) => self.violate(
+                    now,
+                    "stale-enforcement",
+                    Some(node),
+                    Some(hit.record),
+                    "answered revoked by a record the node no longer holds (collected or lost)"
+                        .into(),
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(probe) = spec.probe {
+            if self.must_hold(node, probe) && !store.has(probe) {
+                self.violate(
+                    now,
+                    "durable-record-lost",
+                    Some(node),
+                    Some(probe),
+                    "the node stored this record and has not collected it, but no longer holds it"
+                        .into(),
+                );
+            } else if store.has(probe) && hit.is_none() {
+                self.violate(
+                    now,
+                    "enforcement-lost",
+                    Some(node),
+                    Some(probe),
+                    format!("the node holds the record, but check {check:?} came out not revoked"),
+                );
+            }
+        }
+        hit.is_some()
+    }
+
+    /// The end of a run: every record a node ever stored is still there or
+    /// was collected; every acknowledged record is everywhere, unless
+    /// legitimately forgotten.
+    pub(crate) fn audit(&mut self, now: Time, node: usize, store: &Store) {
+        let mut lost = Vec::new();
+        for (origin, seqs) in self.held[node].origins() {
+            for range in seqs.ranges() {
+                for seq in range {
+                    let id = RecordId { origin, seq };
+                    if !store.has(id) && !self.pruned[node].contains(id) {
+                        lost.push(id);
+                    }
+                }
+            }
+        }
+        for id in lost {
+            self.violate(
+                now,
+                "durable-record-lost",
+                Some(node),
+                Some(id),
+                "stored here once, never collected, and gone".into(),
+            );
+        }
+        let missing: Vec<(RecordId, &'static str)> = self
+            .records
+            .iter()
+            .filter(|(_, k)| k.acked_at.is_some())
+            .filter_map(|(id, _)| {
+                if !store.covers(*id) {
+                    Some((*id, "never arrived"))
+                } else if !store.has(*id) && !self.forgotten.contains(*id) {
+                    Some((*id, "covered without data though nobody collected it"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in missing {
+            self.violate(
+                now,
+                "acked-record-missing",
+                Some(node),
+                Some(id),
+                format!("an acknowledged record is missing after convergence: {why}"),
+            );
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Counters and samples gathered while a run goes.
+
+use std::collections::BTreeMap;
+
+use veto_gossip::engine::{EngineEvent, Via};
+use veto_gossip::proto::Message;
+
+use crate::sched::Time;
+
+/// Message kinds in wire-tag order.
+pub(crate) const KINDS: [&str; 6] = ["Hello", "Goodbye", "Frontier", "Push", "Records", "Ack"];
+
+pub(crate) fn kind_index(msg: &Message) -> usize {
+    match msg {
+        Message::Hello(_) => 0,
+        Message::Goodbye { .. } => 1,
+        Message::Frontier { .. } => 2,
+        Message::Push { .. } => 3,
+        Message::Records { .. } => 4,
+        Message::Ack { .. } => 5,
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(crate) messages: [u64; 6],
+    pub(crate) bytes: [u64; 6],
+    /// (propagation latency, base one-way latency of that pair).
+    pub(crate) latency: Vec<(Time, Time)>,
+    pub(crate) revocations: u64,
+    pub(crate) acked: u64,
+    pub(crate) checks: u64,
+    pub(crate) checks_revoked: u64,
+    pub(crate) closes: BTreeMap<String, u64>,
+    pub(crate) new_by_push: u64,
+    pub(crate) new_by_repair: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) expired_on_receipt: u64,
+    pub(crate) cleared: u64,
+    pub(crate) clock_ahead: u64,
+    pub(crate) batches_timed_out: u64,
+    pub(crate) persist_failures: u64,
+    pub(crate) gc_pruned: u64,
+    pub(crate) crashes: u64,
+    pub(crate) restarts: u64,
+    pub(crate) clock_jumps: u64,
+    pub(crate) max_record_bytes: usize,
+}
+
+impl Metrics {
+    pub(crate) fn sent(&mut self, msg: &Message, bytes: usize) {
+        let k = kind_index(msg);
+        self.messages[k] += 1;
+        self.bytes[k] += bytes as u64;
+    }
+
+    pub(crate) fn event(&mut self, e: &EngineEvent) {
+        match e {
+            EngineEvent::Received {
+                duplicates,
+                expired,
+                cleared,
+                ..
+            } => {
+                self.duplicates += *duplicates as u64;
+                self.expired_on_receipt += *expired as u64;
+                self.cleared += cleared;
+            }
+            EngineEvent::PropagationLatency { via, .. } => match via {
+                Via::Push => self.new_by_push += 1,
+                Via::Repair => self.new_by_repair += 1,
+            },
+            EngineEvent::ClockAhead { .. } => self.clock_ahead += 1,
+            EngineEvent::BatchTimedOut { .. } => self.batches_timed_out += 1,
+            EngineEvent::PeerUp { .. } => {}
+        }
+    }
+
+    /// Counts a connection close by the class of its reason.
+    pub(crate) fn closed(&mut self, class: &str) {
+        *self.closes.entry(class.to_owned()).or_default() += 1;
+    }
+}
+
+/// The class of an engine's close reason, and whether the engine may close
+/// for it over a transport that keeps its contract (reliable, ordered lanes).
+pub(crate) fn close_class(reason: &str) -> (&'static str, bool) {
+    if reason.starts_with("peer closed the connection") {
+        ("closed by peer", true)
+    } else if reason.starts_with("no Hello within") {
+        // A Hello can be held up by a partition shorter than the idle timeout.
+        ("handshake timeout", true)
+    } else if reason.contains("reused") {
+        ("batch id reused", false)
+    } else if reason.contains("before Hello") {
+        ("message before Hello", false)
+    } else if reason.contains("second Hello") {
+        ("second Hello", false)
+    } else if reason.contains("backpressure") {
+        ("ignores backpressure", false)
+    } else if reason.starts_with("undecodable") || reason.starts_with("invalid") {
+        ("bad message", false)
+    } else {
+        ("other", false)
+    }
+}

@@ -1,0 +1,120 @@
+//! One simulated veto node: the real replication engine and lookup index over
+//! an in-memory durable store, with a clock of its own.
+//!
+//! What a crash keeps is [`SimNode::store`] (and the node's identity); what it
+//! loses is [`Live`]: the engine and its sessions, the lookup index, writes
+//! still on their way to disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use veto_core::{HybridClock, LookupIndex, NodeId};
+use veto_gossip::engine::{Config, Engine};
+
+use crate::params::EngineParams;
+use crate::rng::SimRng;
+use crate::sched::{Time, EPOCH_SECS, MS, SEC};
+use crate::store::Store;
+
+/// What a running node holds in memory.
+pub(crate) struct Live {
+    pub(crate) engine: Engine,
+    pub(crate) index: LookupIndex,
+    /// The next seq of this node's own log.
+    pub(crate) next_seq: u64,
+    /// Local revocations on their way to disk, not yet acknowledged.
+    pub(crate) pending: Vec<veto_core::RecordId>,
+    /// Records the index refused (it never should).
+    pub(crate) index_errors: u64,
+}
+
+pub(crate) struct SimNode {
+    pub(crate) id: NodeId,
+    pub(crate) name: String,
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) live: Option<Live>,
+    /// This node's clock minus simulated wall time, ns.
+    pub(crate) skew: i64,
+    /// How far this node's clock has stepped backwards in total, ns.
+    pub(crate) stepped_back: Time,
+    /// Bumped at every crash, so that events of a past life are ignored.
+    pub(crate) incarnation: u64,
+    pub(crate) rng: SimRng,
+    /// When the disk finishes the writes queued so far.
+    pub(crate) disk_free: Time,
+    /// The engine timer currently scheduled.
+    pub(crate) timer_at: Option<Time>,
+}
+
+/// The engine configuration a node runs with.
+pub(crate) fn engine_config(id: NodeId, name: &str, region: &str, e: &EngineParams) -> Config {
+    let mut c = Config::new(id, name, region);
+    c.anti_entropy_period = Duration::from_millis(e.anti_entropy_ms);
+    c.max_batch_records = e.max_batch_records;
+    c.max_batch_bytes = e.max_batch_bytes;
+    c.window = e.window;
+    c.ack_timeout = Duration::from_millis(e.ack_timeout_ms);
+    c.handshake_timeout = Duration::from_millis(e.handshake_timeout_ms);
+    c.push_grace = Duration::from_millis(e.push_grace_ms);
+    c.retry_delay = Duration::from_millis(e.retry_delay_ms);
+    c.gc_grace = Duration::from_secs(e.gc_grace_s);
+    c.max_clock_offset = Duration::from_millis(e.max_clock_offset_ms);
+    c
+}
+
+impl SimNode {
+    /// This node's wall clock at simulated time `now`.
+    pub(crate) fn local(&self, now: Time) -> Duration {
+        let nanos = (EPOCH_SECS * SEC) as i128 + now as i128 + self.skew as i128;
+        Duration::from_nanos(nanos.max(0) as u64)
+    }
+
+    /// This node's wall clock at `now`, in whole Unix seconds.
+    pub(crate) fn local_secs(&self, now: Time) -> u64 {
+        self.local(now).as_secs()
+    }
+
+    /// The simulated time at which this node's clock reads `local`.
+    pub(crate) fn global(&self, local: Duration) -> Time {
+        let nanos = local.as_nanos() as i128 - (EPOCH_SECS * SEC) as i128 - self.skew as i128;
+        nanos.clamp(0, u64::MAX as i128) as Time
+    }
+
+    /// Starts the node from its durable state: a new engine over the store's
+    /// frontier, a new clock, and the index rebuilt from the stored records.
+    pub(crate) fn start(&mut self) {
+        let clock = Arc::new(HybridClock::new(self.id, self.config.max_clock_offset));
+        let engine = Engine::with_clock(self.config.clone(), self.store.covered().clone(), clock);
+        let mut index = LookupIndex::new();
+        let mut index_errors = 0;
+        for r in self.store.records() {
+            if index.insert_record(r).is_err() {
+                index_errors += 1;
+            }
+        }
+        let next_seq = self.store.covered().max_seq(self.id) + 1;
+        self.live = Some(Live {
+            engine,
+            index,
+            next_seq,
+            pending: Vec::new(),
+            index_errors,
+        });
+        self.timer_at = None;
+    }
+
+    /// The node crashes: everything in memory is gone.
+    pub(crate) fn crash(&mut self) -> Option<Live> {
+        self.incarnation += 1;
+        self.timer_at = None;
+        self.live.take()
+    }
+
+    /// Queues a write on the disk; returns when it is durable.
+    pub(crate) fn disk_write(&mut self, now: Time, latency_us: u64) -> Time {
+        let done = self.disk_free.max(now) + latency_us * (MS / 1_000);
+        self.disk_free = done;
+        done
+    }
+}

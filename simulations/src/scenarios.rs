@@ -1,0 +1,501 @@
+//! Named scenarios, each a world and a fault plan drawn from the seed, in the
+//! manner of FoundationDB's test files. `random` draws everything, the
+//! world's parameters included, from the seed (swarm testing).
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::faults::{random_plan, random_side, two, Plan};
+use crate::params::{
+    BulkImport, Chaos, DiskParams, EngineParams, Links, NetParams, Params, TransportParams,
+    WorkloadParams,
+};
+use crate::regions::{FIVE, REGIONS};
+use crate::rng::{stream, SimRng, Stream};
+
+/// How big a run is: `Full` for the command line, `Quick` for the test suite
+/// (which runs hundreds of seeds in the debug profile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// The documented sizes (tens of seconds, thousands of revocations).
+    Full,
+    /// A few seconds and a few hundred revocations.
+    Quick,
+}
+
+/// A named scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Five regions, one node each, no faults: the baseline for latency,
+    /// traffic and speed (10,000 revocations over 60 s at full size).
+    Healthy5Regions,
+    /// Five regions split in two for a long while, plus one node cut off
+    /// alone later; both sides keep revoking. Checks that the halves
+    /// converge once the partition lifts.
+    PartitionHeal,
+    /// One-way partitions: some nodes can send but not receive (or the
+    /// reverse), so connections die one side at a time and half-open
+    /// connections linger. Checks nothing is lost to half-open connections.
+    AsymmetricPartition,
+    /// 10% packet loss on every inter-region link for the whole phase; QUIC
+    /// retransmits, so records arrive late and lanes stall behind lost
+    /// packets. Measures the latency cost.
+    LossyWan10Pct,
+    /// Nodes crash, losing their sessions, their index and every write still
+    /// on its way to disk, then restart from what was durable.
+    CrashRestart,
+    /// Clocks seconds apart (one far ahead, one far behind, beyond the
+    /// tolerated offset) and clocks that step forwards and backwards.
+    /// Garbage collection then runs at different moments on each node.
+    ClockSkew,
+    /// Four regions run and import a large batch; a fifth region's node joins
+    /// empty later and must stream the whole backlog with backpressure.
+    NewRegionWithBacklog,
+    /// Several links go down and up every few hundred milliseconds, one of
+    /// them in one direction only.
+    FlappingLinks,
+    /// One hundred nodes in five regions (twenty each), full mesh, with one
+    /// crash and one isolated node.
+    LargeCluster100Nodes,
+    /// Everything from the seed: regions, sizes, engine and transport
+    /// settings, loss, chaos, disk failures, skew and a random fault plan.
+    Random,
+}
+
+impl Scenario {
+    /// Every scenario, in documentation order.
+    pub const ALL: [Scenario; 10] = [
+        Scenario::Healthy5Regions,
+        Scenario::PartitionHeal,
+        Scenario::AsymmetricPartition,
+        Scenario::LossyWan10Pct,
+        Scenario::CrashRestart,
+        Scenario::ClockSkew,
+        Scenario::NewRegionWithBacklog,
+        Scenario::FlappingLinks,
+        Scenario::LargeCluster100Nodes,
+        Scenario::Random,
+    ];
+
+    /// Its command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Healthy5Regions => "healthy-5-regions",
+            Scenario::PartitionHeal => "partition-heal",
+            Scenario::AsymmetricPartition => "asymmetric-partition",
+            Scenario::LossyWan10Pct => "lossy-wan-10pct",
+            Scenario::CrashRestart => "crash-restart",
+            Scenario::ClockSkew => "clock-skew",
+            Scenario::NewRegionWithBacklog => "new-region-with-backlog",
+            Scenario::FlappingLinks => "flapping-links",
+            Scenario::LargeCluster100Nodes => "large-cluster-100-nodes",
+            Scenario::Random => "random",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// A few lines on what the scenario does and checks.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scenario::Healthy5Regions => "Five regions (us-east-1, us-west-2, eu-west-1, ap-south-1, ap-northeast-1), one node each, no faults. The baseline for latency, traffic and simulator speed: 10,000 revocations over 60 s.",
+            Scenario::PartitionHeal => "Five regions split in two for 40% of the run, then one node cut off alone; both sides keep revoking. The halves must converge once the partition lifts.",
+            Scenario::AsymmetricPartition => "One-way partitions: one node hears nobody but can still send, then one group cannot send to the other, and one single link is one-way. Connections die one side at a time; half-open connections linger until a reset.",
+            Scenario::LossyWan10Pct => "10% packet loss on every inter-region link (QUIC retransmits after 9/8 RTT, holding back the lane) and 20% jitter. Measures what loss costs in latency.",
+            Scenario::CrashRestart => "Three to six crashes of random nodes, each down up to a quarter of the run. A crash loses the sessions, the index and every write still on its way to disk; the node restarts from its durable store.",
+            Scenario::ClockSkew => "Clocks up to 3 s apart, one node 40 s ahead and one 20 s behind (beyond the 500 ms tolerated offset), and three clock steps of 1-10 s forwards or backwards. Garbage collection then runs at different moments on each node.",
+            Scenario::NewRegionWithBacklog => "Four regions run and one imports 30,000 records in one batch; a node in a fifth region (ap-southeast-1) joins empty at 40% of the run and streams the backlog from every peer with backpressure (256-record batches).",
+            Scenario::FlappingLinks => "Three links go down and up every 0.1-3 s for most of the run, two both ways and one in one direction only.",
+            Scenario::LargeCluster100Nodes => "One hundred nodes in five regions (twenty each), full mesh; one node crashes for a quarter of the run and another is isolated for a fifth.",
+            Scenario::Random => "Swarm testing: regions, node count, sizes, engine and transport settings, jitter, loss, transport chaos (drops, duplicates, reordering), disk and read failures, skew, late joiners and a random fault plan, all drawn from the seed.",
+        }
+    }
+
+    /// The world and fault plan of this scenario for `seed`.
+    pub fn params(self, seed: u64, size: Size) -> Params {
+        self.params_with(seed, size, &Overrides::default())
+    }
+
+    /// The same, with some of the world's size overridden.
+    pub fn params_with(self, seed: u64, size: Size, ov: &Overrides) -> Params {
+        let mut p = self.build(seed, size, ov);
+        if let Some(r) = ov.revocations {
+            p.workload.checks = p.workload.checks * r / p.workload.revocations.max(1);
+            p.workload.revocations = r;
+        }
+        p
+    }
+
+    fn build(self, seed: u64, size: Size, ov: &Overrides) -> Params {
+        let mut rng = stream(seed, Stream::Faults);
+        let quick = size == Size::Quick;
+        let five = || shape(&FIVE, ov.nodes);
+        let base = |s: Scenario, regions: Vec<usize>, rng: &mut SimRng| {
+            base(seed, s, regions, size, ov, rng)
+        };
+        match self {
+            Scenario::Healthy5Regions => {
+                let mut p = base(self, five(), &mut rng);
+                p.workload.revocations = if quick { 300 } else { 10_000 };
+                p.workload.checks = p.workload.revocations;
+                p
+            }
+            Scenario::PartitionHeal => {
+                let mut p = base(self, five(), &mut rng);
+                let d = p.duration_ms;
+                let n = p.nodes();
+                let mut plan = Plan::default();
+                let at = d / 5 + rng.gen_range(0..d / 10);
+                plan.split(at, d * 2 / 5, random_side(&mut rng, n), n);
+                let later = d * 7 / 10;
+                plan.isolate(later, rng.gen_range(d / 20..=d / 5), rng.gen_range(0..n), n);
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::AsymmetricPartition => {
+                let mut p = base(self, five(), &mut rng);
+                let d = p.duration_ms;
+                let n = p.nodes();
+                let mut plan = Plan::default();
+                let (a, _) = two(&mut rng, n);
+                let others = (0..n).filter(|&o| o != a).collect();
+                // `a` can send but not receive, for longer than the idle timeout.
+                plan.partition(
+                    d / 10,
+                    d * 3 / 10,
+                    Links {
+                        from: others,
+                        to: vec![a],
+                        both_ways: false,
+                    },
+                );
+                let side = random_side(&mut rng, n);
+                let rest = (0..n).filter(|o| !side.contains(o)).collect();
+                plan.partition(
+                    d / 2,
+                    d * 3 / 10,
+                    Links {
+                        from: side,
+                        to: rest,
+                        both_ways: false,
+                    },
+                );
+                let (x, y) = two(&mut rng, n);
+                plan.partition(
+                    d / 5,
+                    d / 2,
+                    Links {
+                        from: vec![x],
+                        to: vec![y],
+                        both_ways: false,
+                    },
+                );
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::LossyWan10Pct => {
+                let mut p = base(self, five(), &mut rng);
+                p.net.loss = 0.10;
+                p.net.jitter = 0.2;
+                p
+            }
+            Scenario::CrashRestart => {
+                let mut p = base(self, five(), &mut rng);
+                let d = p.duration_ms;
+                let n = p.nodes();
+                let mut plan = Plan::default();
+                for _ in 0..rng.gen_range(3..=6) {
+                    let at = rng.gen_range(d / 10..d * 9 / 10);
+                    plan.crash(at, rng.gen_range(200..=d / 4), rng.gen_range(0..n));
+                }
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::ClockSkew => {
+                let mut p = base(self, five(), &mut rng);
+                let n = p.nodes();
+                p.skew_ms = (0..n).map(|_| rng.gen_range(-3_000..=3_000)).collect();
+                let (ahead, behind) = two(&mut rng, n);
+                p.skew_ms[ahead] = 40_000;
+                p.skew_ms[behind] = -20_000;
+                let d = p.duration_ms;
+                let mut plan = Plan::default();
+                for _ in 0..3 {
+                    let delta = rng.gen_range(1_000..=10_000) as i64;
+                    let sign = if rng.gen_bool(0.5) { 1 } else { -1 };
+                    plan.jump(
+                        rng.gen_range(d / 10..d * 9 / 10),
+                        rng.gen_range(0..n),
+                        sign * delta,
+                    );
+                }
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::NewRegionWithBacklog => {
+                let mut regions = five();
+                let last = regions.len() - 1;
+                regions[last] = 7;
+                let mut p = base(self, regions, &mut rng);
+                let d = p.duration_ms;
+                p.late_joiners = vec![last];
+                p.engine.max_batch_records = 256;
+                p.workload.bulk_import = Some(BulkImport {
+                    at_ms: p.warmup_ms,
+                    node: rng.gen_range(0..last),
+                    count: if quick { 2_000 } else { 30_000 },
+                });
+                let mut plan = Plan::default();
+                plan.start(d * 2 / 5, last);
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::FlappingLinks => {
+                let mut p = base(self, five(), &mut rng);
+                let d = p.duration_ms;
+                let n = p.nodes();
+                let mut plan = Plan::default();
+                for k in 0..3 {
+                    let (a, b) = two(&mut rng, n);
+                    let low = rng.gen_range(100..=1_000);
+                    plan.flap(&mut rng, d / 10, d * 9 / 10, a, b, (low, low * 3), k != 0);
+                }
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::LargeCluster100Nodes => {
+                let regions = shape(&FIVE, Some(ov.nodes.unwrap_or(100)));
+                let mut p = base(self, regions, &mut rng);
+                let n = p.nodes();
+                p.duration_ms = ov.duration_ms.unwrap_or(if quick { 1_500 } else { 30_000 });
+                p.workload.revocations = if quick { 50 } else { 3_000 };
+                p.workload.checks = p.workload.revocations;
+                let d = p.duration_ms;
+                let mut plan = Plan::default();
+                if !quick {
+                    plan.crash(d / 4, d / 4, rng.gen_range(0..n));
+                    plan.isolate(d / 2, d / 5, rng.gen_range(0..n), n);
+                }
+                p.faults = plan.finish();
+                p
+            }
+            Scenario::Random => random(seed, size, ov, &mut rng),
+        }
+    }
+}
+
+/// Overrides of a scenario's size, from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Number of nodes, spread round-robin over the scenario's regions.
+    pub nodes: Option<usize>,
+    /// Revocations over the run (checks scale along).
+    pub revocations: Option<u64>,
+    /// Length of the workload and fault phase, ms.
+    pub duration_ms: Option<u64>,
+}
+
+/// `nodes` nodes (default: one per region) spread over `regions`, in region
+/// order: all the nodes of one region are adjacent.
+fn shape(regions: &[usize], nodes: Option<usize>) -> Vec<usize> {
+    let n = nodes.unwrap_or(regions.len()).max(2);
+    let k = regions.len().max(1);
+    let mut out: Vec<usize> = (0..n).map(|i| regions[i * k / n]).collect();
+    out.sort_by_key(|r| regions.iter().position(|x| x == r));
+    out
+}
+
+/// The defaults every named scenario starts from: realistic settings, the
+/// engine's and transport's own defaults, NTP-grade clocks.
+fn base(
+    seed: u64,
+    s: Scenario,
+    node_regions: Vec<usize>,
+    size: Size,
+    ov: &Overrides,
+    rng: &mut SimRng,
+) -> Params {
+    let quick = size == Size::Quick;
+    let n = node_regions.len();
+    let revocations = if quick { 200 } else { 3_000 };
+    Params {
+        seed,
+        scenario: s.name().to_owned(),
+        node_regions,
+        late_joiners: Vec::new(),
+        // NTP keeps clocks within tens of milliseconds.
+        skew_ms: (0..n).map(|_| rng.gen_range(-50..=50)).collect(),
+        duration_ms: ov
+            .duration_ms
+            .unwrap_or(if quick { 8_000 } else { 60_000 }),
+        warmup_ms: 1_000,
+        settle_ms: 1_000,
+        gc_interval_ms: 1_000,
+        workload: WorkloadParams {
+            revocations,
+            checks: 2 * revocations,
+            batch_prob: 0.02,
+            max_batch: 20,
+            short_lived: 0.5,
+            short_life_s: (2, 20),
+            long_life_s: (600, 3_600),
+            bulk_import: None,
+        },
+        engine: EngineParams {
+            anti_entropy_ms: 2_000,
+            max_batch_records: 1_024,
+            max_batch_bytes: 256 * 1024,
+            window: 4,
+            ack_timeout_ms: 30_000,
+            handshake_timeout_ms: 10_000,
+            push_grace_ms: 1_000,
+            retry_delay_ms: 1_000,
+            gc_grace_s: 5,
+            max_clock_offset_ms: 500,
+        },
+        transport: TransportParams {
+            idle_timeout_ms: 10_000,
+            keep_alive_ms: 2_000,
+            dial_timeout_ms: 5_000,
+            backoff_min_ms: 100,
+            backoff_max_ms: 10_000,
+            stable_ms: 5_000,
+        },
+        net: NetParams {
+            jitter: 0.1,
+            loss: 0.0,
+            bandwidth_mbps: 1_000.0,
+        },
+        disk: DiskParams {
+            min_us: 200,
+            max_us: 2_000,
+            fail_prob: 0.0,
+            read_fail_prob: 0.0,
+        },
+        base_chaos: Chaos::default(),
+        faults: Vec::new(),
+        bug: None,
+    }
+}
+
+/// Swarm testing: every parameter drawn from the seed.
+fn random(seed: u64, size: Size, ov: &Overrides, rng: &mut SimRng) -> Params {
+    let quick = size == Size::Quick;
+    let mut params_rng = stream(seed, Stream::Params);
+    let r = &mut params_rng;
+    let mut regions: Vec<usize> = (0..REGIONS.len()).collect();
+    regions.shuffle(r);
+    regions.truncate(r.gen_range(1..=REGIONS.len()));
+    let cap = if quick { 10 } else { 24 };
+    let mut node_regions = Vec::new();
+    for region in &regions {
+        let k = if r.gen_bool(0.2) {
+            r.gen_range(1..=6)
+        } else {
+            r.gen_range(1..=3)
+        };
+        node_regions.extend(std::iter::repeat_n(*region, k));
+    }
+    if node_regions.len() < 2 {
+        node_regions.push(regions[0]);
+    }
+    node_regions.truncate(cap);
+    if let Some(n) = ov.nodes {
+        node_regions = shape(&regions, Some(n));
+    }
+    let mut p = base(seed, Scenario::Random, node_regions, size, ov, r);
+    let n = p.nodes();
+    let drawn = if quick {
+        r.gen_range(3_000..=8_000)
+    } else {
+        r.gen_range(10_000..=60_000)
+    };
+    p.duration_ms = ov.duration_ms.unwrap_or(drawn);
+    p.warmup_ms = r.gen_range(0..=2_000);
+    p.gc_interval_ms = r.gen_range(200..=3_000);
+    let w = &mut p.workload;
+    w.revocations = if quick {
+        r.gen_range(20..=200)
+    } else {
+        r.gen_range(50..=5_000)
+    };
+    w.checks = (w.revocations as f64 * r.gen_range(0.5..3.0)) as u64;
+    w.batch_prob = r.gen_range(0.0..0.1);
+    w.max_batch = r.gen_range(2..=200);
+    w.short_lived = r.gen_range(0.0..=1.0);
+    w.short_life_s = (r.gen_range(1..=5), r.gen_range(5..=30));
+    if r.gen_bool(0.2) {
+        w.bulk_import = Some(BulkImport {
+            at_ms: r.gen_range(0..p.duration_ms / 2),
+            node: r.gen_range(0..n),
+            count: if quick {
+                r.gen_range(50..=1_000)
+            } else {
+                r.gen_range(100..=10_000)
+            },
+        });
+    }
+    let e = &mut p.engine;
+    e.anti_entropy_ms = r.gen_range(300..=5_000);
+    e.max_batch_records = *[8, 32, 128, 1_024].choose(r).unwrap_or(&1_024);
+    e.max_batch_bytes = *[4_096, 65_536, 262_144].choose(r).unwrap_or(&262_144);
+    e.window = r.gen_range(1..=8);
+    e.ack_timeout_ms = r.gen_range(2_000..=30_000);
+    e.handshake_timeout_ms = r.gen_range(3_000..=10_000);
+    e.push_grace_ms = r.gen_range(200..=2_000);
+    e.retry_delay_ms = r.gen_range(200..=2_000);
+    e.gc_grace_s = r.gen_range(1..=30);
+    e.max_clock_offset_ms = *[100, 500, 2_000].choose(r).unwrap_or(&500);
+    let t = &mut p.transport;
+    t.idle_timeout_ms = r.gen_range(3_000..=15_000);
+    t.keep_alive_ms = r.gen_range(500..=t.idle_timeout_ms / 2);
+    t.dial_timeout_ms = r.gen_range(1_000..=5_000);
+    t.backoff_min_ms = r.gen_range(50..=500);
+    t.backoff_max_ms = r.gen_range(1_000..=10_000);
+    p.net.jitter = r.gen_range(0.0..0.5);
+    p.net.loss = if r.gen_bool(0.5) {
+        0.0
+    } else {
+        r.gen_range(0.0..0.2)
+    };
+    p.net.bandwidth_mbps = *[10.0, 100.0, 1_000.0].choose(r).unwrap_or(&1_000.0);
+    p.disk.min_us = r.gen_range(50..=500);
+    p.disk.max_us = p.disk.min_us + r.gen_range(0..=20_000);
+    p.disk.fail_prob = if r.gen_bool(0.7) {
+        0.0
+    } else {
+        r.gen_range(0.0..0.05)
+    };
+    p.disk.read_fail_prob = if r.gen_bool(0.7) {
+        0.0
+    } else {
+        r.gen_range(0.0..0.1)
+    };
+    if r.gen_bool(0.3) {
+        p.base_chaos = Chaos {
+            loss: 0.0,
+            drop: r.gen_range(0.0..0.05),
+            duplicate: r.gen_range(0.0..0.05),
+            reorder: r.gen_range(0.0..0.05),
+        };
+    }
+    if r.gen_bool(0.4) {
+        p.skew_ms = (0..n).map(|_| r.gen_range(-5_000..=5_000)).collect();
+    }
+    let d = p.duration_ms;
+    let count = rng.gen_range(0..=(d / 3_000) as usize + 1);
+    let mut faults = random_plan(rng, n, p.warmup_ms, d, count);
+    if n >= 3 && rng.gen_bool(0.2) {
+        let late = rng.gen_range(0..n);
+        p.late_joiners = vec![late];
+        let mut plan = Plan::default();
+        plan.start(rng.gen_range(d / 10..=d * 7 / 10), late);
+        faults.extend(plan.finish());
+        faults.sort_by_key(|s| s.at_ms);
+    }
+    p.faults = faults;
+    p
+}

@@ -1,0 +1,554 @@
+//! The simulated world: nodes, the network, the clients and the faults, run
+//! off one event queue in simulated time.
+//!
+//! This file holds the loop and the glue between the engine and the world:
+//! feeding inputs in at each node's own clock, and acting on its outputs
+//! (frames onto the network, writes onto the disk, closed connections).
+//! `actions.rs` holds the clients, the faults, the heal and the end.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::Rng;
+use veto_core::{Frontier, NodeId, Record};
+use veto_gossip::engine::{Engine, Lane, Output};
+use veto_gossip::proto::{self, FRAME_HEADER_BYTES};
+
+use crate::bound::Bound;
+use crate::invariants::Oracle;
+use crate::metrics::{close_class, Metrics};
+use crate::net::{Net, NetEffect};
+use crate::node::{engine_config, SimNode};
+use crate::params::{Bug, FaultAction, Params};
+use crate::regions::REGIONS;
+use crate::rng::{mix, stream, SimRng, Stream};
+use crate::sched::{Event, Queue, Time, Trace, MS};
+use crate::store::Store;
+use crate::workload::Workload;
+
+/// Where the run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Workload and faults.
+    Running,
+    /// Everything healed; waiting for convergence.
+    Healed,
+}
+
+/// A node that joined late, and how long it took to catch up.
+pub(crate) struct CatchUp {
+    pub(crate) node: usize,
+    pub(crate) started_at: Time,
+    pub(crate) target: Frontier,
+    pub(crate) target_count: u64,
+    pub(crate) done_at: Option<Time>,
+}
+
+pub(crate) struct World {
+    pub(crate) p: Params,
+    pub(crate) now: Time,
+    pub(crate) q: Queue,
+    pub(crate) trace: Trace,
+    pub(crate) log: bool,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) by_id: BTreeMap<NodeId, usize>,
+    pub(crate) net: Net,
+    pub(crate) oracle: Oracle,
+    pub(crate) metrics: Metrics,
+    pub(crate) workload: Workload,
+    pub(crate) disk_rng: SimRng,
+    pub(crate) phase: Phase,
+    pub(crate) heal_at: Option<Time>,
+    pub(crate) converged_at: Option<Time>,
+    pub(crate) bound: Option<Bound>,
+    pub(crate) events: u64,
+    pub(crate) max_clock_secs: u64,
+    /// Whether the transport ever breaks its contract in this run.
+    pub(crate) chaos: bool,
+    pub(crate) disk_failing: bool,
+    pub(crate) catch_up: Vec<CatchUp>,
+    pub(crate) revocations_left: u64,
+    pub(crate) checks_left: u64,
+    pub(crate) ended: bool,
+    effects: Vec<NetEffect>,
+}
+
+impl World {
+    pub(crate) fn new(p: Params, log: bool) -> World {
+        let seed = p.seed;
+        let n = p.nodes();
+        let mut ids = stream(seed, Stream::Identity);
+        let mut nodes = Vec::with_capacity(n);
+        let mut by_id = BTreeMap::new();
+        let mut per_region: BTreeMap<usize, usize> = BTreeMap::new();
+        for i in 0..n {
+            let mut id = NodeId::new(ids.gen());
+            while by_id.contains_key(&id) {
+                id = NodeId::new(ids.gen());
+            }
+            by_id.insert(id, i);
+            let region = p.node_regions[i];
+            let k = per_region.entry(region).or_default();
+            *k += 1;
+            let name = format!("{}/{}", REGIONS[region].name, k);
+            let mut store = Store::new(mix(seed ^ (i as u64) << 20));
+            store.read_fail_prob = p.disk.read_fail_prob;
+            if p.bug == Some(Bug::LoseUnsynced) {
+                store.journal = Some(Vec::new());
+            }
+            nodes.push(SimNode {
+                id,
+                config: engine_config(id, &name, REGIONS[region].name, &p.engine),
+                name,
+                store,
+                live: None,
+                skew: p.skew_ms.get(i).copied().unwrap_or(0) * MS as i64,
+                stepped_back: 0,
+                incarnation: 0,
+                rng: stream(seed, Stream::Engine(i)),
+                disk_free: 0,
+                timer_at: None,
+            });
+        }
+        if p.bug == Some(Bug::DropOrigin) && n >= 2 {
+            nodes[0].store.drop_origin = Some(nodes[1].id);
+        }
+        let names = nodes.iter().map(|n| n.name.clone()).collect();
+        let chaos = {
+            let hostile =
+                |c: &crate::params::Chaos| c.drop > 0.0 || c.duplicate > 0.0 || c.reorder > 0.0;
+            hostile(&p.base_chaos)
+                || p.faults.iter().any(
+                    |s| matches!(&s.action, FaultAction::Chaos { chaos, .. } if hostile(chaos)),
+                )
+        };
+        let mut w = World {
+            net: Net::new(&p, stream(seed, Stream::Net)),
+            oracle: Oracle::new(seed, p.engine.gc_grace_s, names),
+            workload: Workload::new(p.workload.clone(), stream(seed, Stream::Workload)),
+            disk_rng: stream(seed, Stream::Disk),
+            disk_failing: p.disk.fail_prob > 0.0,
+            p,
+            now: 0,
+            q: Queue::default(),
+            trace: Trace::default(),
+            log,
+            nodes,
+            by_id,
+            metrics: Metrics::default(),
+            phase: Phase::Running,
+            heal_at: None,
+            converged_at: None,
+            bound: None,
+            events: 0,
+            max_clock_secs: 0,
+            chaos,
+            catch_up: Vec::new(),
+            revocations_left: 0,
+            checks_left: 0,
+            ended: false,
+            effects: Vec::new(),
+        };
+        w.schedule_start();
+        w
+    }
+
+    fn schedule_start(&mut self) {
+        let n = self.nodes.len();
+        for i in 0..n {
+            if !self.p.late_joiners.contains(&i) {
+                self.start_node(i);
+            }
+            let offset = self.disk_rng.gen_range(0..self.p.gc_interval_ms.max(1)) * MS;
+            self.q.push(offset, Event::Gc { node: i });
+        }
+        let warmup = self.p.warmup_ms * MS;
+        self.revocations_left = self.p.workload.revocations;
+        self.checks_left = self.p.workload.checks;
+        if self.revocations_left > 0 {
+            let first = self.next_arrival(warmup, self.revocations_left);
+            self.q.push(first, Event::Revoke);
+        }
+        if self.checks_left > 0 {
+            let first = self.next_arrival(warmup, self.checks_left);
+            self.q.push(first, Event::Check);
+        }
+        if let Some(b) = self.p.workload.bulk_import {
+            self.q.push(b.at_ms * MS, Event::BulkImport);
+        }
+        for (index, step) in self.p.faults.iter().enumerate() {
+            self.q.push(step.at_ms * MS, Event::Fault { index });
+        }
+        self.q.push(self.p.duration_ms * MS, Event::Heal);
+    }
+
+    /// When the next of `left` client requests spread over the rest of the
+    /// workload phase comes.
+    pub(crate) fn next_arrival(&mut self, now: Time, left: u64) -> Time {
+        let end = self.p.duration_ms * MS;
+        crate::rng::next_arrival(&mut self.workload.rng, now, end, left)
+    }
+
+    /// Runs to the end.
+    pub(crate) fn run(&mut self) {
+        while let Some((at, event)) = self.q.pop() {
+            self.now = at;
+            self.events += 1;
+            self.trace.word(at);
+            self.dispatch(event);
+            if self.ended {
+                break;
+            }
+        }
+        if !self.ended {
+            // The queue ran dry before the end: should not happen, as GC
+            // timers always tick; audit anyway.
+            self.end();
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let now = self.now;
+        match event {
+            Event::Arrive {
+                conn,
+                dir,
+                lane,
+                seq,
+                frame,
+            } => {
+                self.trace
+                    .word(conn << 2 | u64::from(dir) << 1 | u64::from(lane));
+                let mut fx = std::mem::take(&mut self.effects);
+                self.net
+                    .arrive(conn, usize::from(dir), lane, seq, frame, &mut fx);
+                self.apply(fx);
+            }
+            Event::SideCheck { conn, side } => {
+                self.trace.word(0x51 ^ conn << 1 | u64::from(side));
+                let mut fx = std::mem::take(&mut self.effects);
+                self.net
+                    .side_check(&mut self.q, now, conn, usize::from(side), &mut fx);
+                self.apply(fx);
+            }
+            Event::Dial { pair, token } => {
+                self.trace.word(0xd1 ^ (pair as u64) << 8);
+                self.net.dial(&mut self.q, now, pair, token);
+            }
+            Event::ConnUp { pair, token } => {
+                self.trace.word(0xc0 ^ (pair as u64) << 8);
+                let mut fx = std::mem::take(&mut self.effects);
+                self.net.conn_up(&mut self.q, now, pair, token, &mut fx);
+                self.apply(fx);
+            }
+            Event::Timer { node, incarnation } => self.on_timer(node, incarnation),
+            Event::PersistDone {
+                node,
+                incarnation,
+                id,
+                records,
+                cover,
+                fail,
+            } => self.on_persisted(node, incarnation, id, records, cover, fail),
+            Event::LocalDurable {
+                node,
+                incarnation,
+                records,
+            } => self.on_local_durable(node, incarnation, records),
+            Event::Gc { node } => self.on_gc(node),
+            Event::Revoke => self.on_revoke(),
+            Event::BulkImport => self.on_bulk_import(),
+            Event::Check => self.on_check(),
+            Event::Fault { index } => self.on_fault(index),
+            Event::Heal => self.on_heal(),
+            Event::Deadline => self.on_deadline(),
+            Event::End => self.end(),
+        }
+    }
+
+    /// Hands network effects to the engines.
+    fn apply(&mut self, mut fx: Vec<NetEffect>) {
+        for effect in fx.drain(..) {
+            let node = match &effect {
+                NetEffect::Connected { node, .. }
+                | NetEffect::Lost { node, .. }
+                | NetEffect::Deliver { node, .. } => *node,
+            };
+            if self.log {
+                let what = match &effect {
+                    NetEffect::Connected { key, .. } => format!("connected {key:?}"),
+                    NetEffect::Lost { key, .. } => format!("lost {key:?}"),
+                    NetEffect::Deliver { key, frame, .. } => {
+                        format!("frame of {} B on {key:?}", frame.len())
+                    }
+                };
+                self.say(node, &what);
+            }
+            self.with_engine(node, |e, local, rng, store| match effect {
+                NetEffect::Connected { key, .. } => e.peer_connected(local, key),
+                NetEffect::Lost { key, .. } => e.peer_lost(local, key),
+                NetEffect::Deliver { key, frame, .. } => {
+                    e.handle_frame(local, key, &frame, rng, store)
+                }
+            });
+        }
+        self.effects = fx;
+    }
+
+    pub(crate) fn say(&self, node: usize, what: &str) {
+        eprintln!(
+            "{:>12.3} ms {:<18} {what}",
+            self.now as f64 / MS as f64,
+            self.nodes[node].name
+        );
+    }
+
+    /// Gives node `i`'s engine an input at the node's own clock, then acts on
+    /// its outputs and re-arms its timer. Nothing happens if the node is down.
+    pub(crate) fn with_engine(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Engine, Duration, &mut SimRng, &Store),
+    ) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let local = node.local(now);
+        let Some(live) = node.live.as_mut() else {
+            return;
+        };
+        f(&mut live.engine, local, &mut node.rng, &node.store);
+        self.drain(i);
+        self.rearm(i, false);
+    }
+
+    fn on_timer(&mut self, i: usize, incarnation: u64) {
+        let node = &mut self.nodes[i];
+        if node.incarnation != incarnation || node.timer_at != Some(self.now) {
+            return;
+        }
+        node.timer_at = None;
+        self.trace.word(0x71 ^ (i as u64) << 8);
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let local = node.local(now);
+        let Some(live) = node.live.as_mut() else {
+            return;
+        };
+        live.engine.tick(local, &mut node.rng, &node.store);
+        self.drain(i);
+        self.rearm(i, true);
+    }
+
+    /// Schedules node `i`'s engine timer at its next timeout.
+    pub(crate) fn rearm(&mut self, i: usize, after_tick: bool) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let Some(live) = node.live.as_ref() else {
+            return;
+        };
+        let Some(due) = live.engine.next_timeout() else {
+            node.timer_at = None;
+            return;
+        };
+        let mut at = node.global(due).max(now);
+        if after_tick && due <= node.local(now) {
+            // A tick must handle everything due; asking to be woken at once
+            // again would make a driver spin.
+            at = now + MS;
+            let detail =
+                format!("after a tick the engine asks to be woken at {due:?}, not later than now");
+            self.oracle
+                .violate(now, "timer-spin", Some(i), None, detail);
+        }
+        let node = &mut self.nodes[i];
+        if node.timer_at != Some(at) {
+            node.timer_at = Some(at);
+            let incarnation = node.incarnation;
+            self.q.push(
+                at,
+                Event::Timer {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    /// Acts on every output node `i`'s engine has queued.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let out = match self.nodes[i].live.as_mut() {
+                Some(live) => live.engine.poll_output(),
+                None => None,
+            };
+            let Some(out) = out else {
+                return;
+            };
+            match out {
+                Output::Send { peer, msg, lane } => {
+                    let frame = match proto::encode(&msg) {
+                        Ok(frame) => frame,
+                        Err(e) => {
+                            let detail =
+                                format!("the engine sent a message that does not encode: {e}");
+                            self.oracle
+                                .violate(self.now, "unencodable", Some(i), None, detail);
+                            continue;
+                        }
+                    };
+                    self.metrics.sent(&msg, frame.len() + FRAME_HEADER_BYTES);
+                    self.trace.bytes(&frame);
+                    if self.log {
+                        self.say(
+                            i,
+                            &format!("send {} ({} B) on {peer:?}", msg.kind(), frame.len()),
+                        );
+                    }
+                    let lane = u8::from(lane == Lane::Bulk);
+                    self.net.send(&mut self.q, self.now, peer, lane, frame);
+                }
+                Output::Persist { id, records, cover } => self.persist(i, id, records, cover),
+                Output::Close { peer, reason } => {
+                    let (class, allowed) = close_class(&reason);
+                    self.metrics.closed(class);
+                    self.trace.word(0xc1 ^ peer.0);
+                    if self.log {
+                        self.say(i, &format!("closes {peer:?}: {reason}"));
+                    }
+                    if !allowed && !self.chaos {
+                        let detail =
+                            format!("closed a connection over a faithful transport: {reason}");
+                        self.oracle
+                            .violate(self.now, "protocol-violation", Some(i), None, detail);
+                    }
+                    self.net.engine_close(&mut self.q, self.now, peer);
+                }
+                Output::Event(e) => self.metrics.event(&e),
+            }
+        }
+    }
+
+    fn persist(
+        &mut self,
+        i: usize,
+        id: veto_gossip::engine::PersistId,
+        records: Vec<Record>,
+        cover: Frontier,
+    ) {
+        let now = self.now;
+        let local_secs = self.nodes[i].local_secs(now);
+        self.max_clock_secs = self.max_clock_secs.max(local_secs);
+        self.oracle
+            .persist_request(now, i, local_secs, &records, &cover, &self.nodes[i].store);
+        self.trace
+            .word(0x9e ^ (records.len() as u64) << 8 ^ cover.count() << 32);
+        let d = &self.p.disk;
+        let latency = self.disk_rng.gen_range(d.min_us..=d.max_us.max(d.min_us));
+        let fail = self.disk_failing && self.disk_rng.gen_bool(d.fail_prob);
+        let node = &mut self.nodes[i];
+        let done = node.disk_write(now, latency);
+        let incarnation = node.incarnation;
+        self.q.push(
+            done,
+            Event::PersistDone {
+                node: i,
+                incarnation,
+                id,
+                records,
+                cover,
+                fail,
+            },
+        );
+    }
+
+    fn on_persisted(
+        &mut self,
+        i: usize,
+        incarnation: u64,
+        id: veto_gossip::engine::PersistId,
+        records: Vec<Record>,
+        cover: Frontier,
+        fail: bool,
+    ) {
+        let now = self.now;
+        if self.nodes[i].incarnation != incarnation || self.nodes[i].live.is_none() {
+            // The write was still on its way when the node crashed.
+            return;
+        }
+        if fail {
+            self.metrics.persist_failures += 1;
+            self.with_engine(i, |e, local, _, _| e.persist_failed(local, id));
+            return;
+        }
+        let node = &mut self.nodes[i];
+        let mut stored = Vec::new();
+        for r in &records {
+            if node.store.insert(now, r.clone()) {
+                stored.push(r);
+            }
+        }
+        node.store.cover(&cover);
+        self.with_engine(i, |e, local, _, _| e.records_durable(local, id));
+        for r in stored {
+            self.index_insert(i, r);
+            self.oracle.stored(i, r.id);
+            if let (Some(k), Some(&origin)) =
+                (self.oracle.records.get(&r.id), self.by_id.get(&r.id.origin))
+            {
+                let base = self.net.one_way(origin, i);
+                self.metrics.latency.push((now - k.created_at, base));
+            }
+        }
+        self.oracle.durable(now, i, &records, &self.nodes[i].store);
+        self.catch_up_check(i);
+        self.check_converged();
+    }
+
+    pub(crate) fn index_insert(&mut self, i: usize, r: &Record) {
+        let Some(live) = self.nodes[i].live.as_mut() else {
+            return;
+        };
+        if let Err(e) = live.index.insert_record(r) {
+            live.index_errors += 1;
+            let detail = format!("the lookup index refused the record: {e}");
+            self.oracle
+                .violate(self.now, "index-refused", Some(i), Some(r.id), detail);
+        }
+    }
+
+    fn on_local_durable(&mut self, i: usize, incarnation: u64, records: Vec<Record>) {
+        let now = self.now;
+        if self.nodes[i].incarnation != incarnation || self.nodes[i].live.is_none() {
+            return;
+        }
+        for r in &records {
+            let node = &mut self.nodes[i];
+            node.store.insert(now, r.clone());
+            if let Some(live) = node.live.as_mut() {
+                live.pending.retain(|p| *p != r.id);
+            }
+            self.index_insert(i, r);
+            self.oracle.stored(i, r.id);
+            self.oracle.acked(now, r.id);
+            self.metrics.acked += 1;
+        }
+        self.trace.word(0x1d ^ (records.len() as u64) << 8);
+        self.with_engine(i, |e, local, _, _| e.local_records(local, &records));
+    }
+
+    fn catch_up_check(&mut self, i: usize) {
+        let now = self.now;
+        let store = &self.nodes[i].store;
+        for c in self
+            .catch_up
+            .iter_mut()
+            .filter(|c| c.node == i && c.done_at.is_none())
+        {
+            if store.covered_count() >= c.target_count
+                && c.target.missing_in(store.covered()).is_empty()
+            {
+                c.done_at = Some(now);
+            }
+        }
+    }
+}
