@@ -37,8 +37,9 @@ use crate::limits::{parse_array, Body, MAX_BATCH_ITEMS};
 use crate::state::{AppState, Outcome};
 
 /// One lookup as a client sends it, borrowing from the query or body.
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CheckRequest)]
 pub(crate) struct CheckInput<'a> {
     #[serde(default, borrow)]
     iss: Option<Cow<'a, str>>,
@@ -193,8 +194,9 @@ pub(crate) fn check_token(backend: &dyn Backend, token: &str) -> Result<Option<R
 }
 
 /// The answer to one lookup.
-#[derive(Serialize)]
-struct Answer<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CheckAnswer)]
+pub(crate) struct Answer<'a> {
     revoked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'static str>,
@@ -269,8 +271,9 @@ pub(crate) async fn check_get(
     }
 }
 
-#[derive(Serialize)]
-struct Results<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CheckResults)]
+pub(crate) struct Results<'a> {
     results: Vec<Answer<'a>>,
 }
 

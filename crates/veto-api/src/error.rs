@@ -55,8 +55,9 @@ pub mod code {
     pub const UNSUPPORTED_TOKEN_TYPE: &str = "unsupported_token_type";
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
 }

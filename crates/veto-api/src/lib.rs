@@ -5,6 +5,10 @@
 //! status, metrics and health, as specified in the project's DESIGN.md. Every
 //! error is `{"error": "<code>", "message": "<what was wrong>"}`.
 //!
+//! It also receives Security Event Tokens from Shared Signals transmitters
+//! (`POST /v1/events`, see [`events`]), and describes itself in an OpenAPI
+//! document (`GET /openapi.json`, see [`openapi`]).
+//!
 //! # Answers where DESIGN.md leaves a choice
 //!
 //! - A record (201 from `POST /v1/revocations`, items of the batch and audit
@@ -47,6 +51,7 @@ mod gateway;
 mod jwt_fast;
 mod limits;
 mod oauth;
+pub mod openapi;
 mod peers;
 mod revoke;
 mod snapshot;
@@ -96,6 +101,7 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .route("/v1/watch", get(watch::watch))
         .route("/v1/snapshot", get(snapshot::snapshot))
         .merge(events)
+        .route(openapi::OPENAPI_PATH, get(openapi::serve))
         .fallback(error::unknown_path)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -36,8 +36,8 @@ use crate::state::AppState;
 /// The actor recorded for revocations made through this endpoint.
 pub const OAUTH_ACTOR: &str = "oauth2";
 
-#[derive(Serialize)]
-struct OAuthError<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OAuthError<'a> {
     error: &'a str,
     message: &'a str,
     error_description: &'a str,

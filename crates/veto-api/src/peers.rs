@@ -19,7 +19,8 @@ use crate::limits::{parse_json, Body};
 use crate::state::AppState;
 
 /// A peer as JSON.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Peer)]
 pub(crate) struct PeerJson<'a> {
     name: Option<&'a str>,
     addr: &'a str,
@@ -42,14 +43,14 @@ impl<'a> PeerJson<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct PeerList<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct PeerList<'a> {
     peers: Vec<PeerJson<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddPeer {
+pub(crate) struct AddPeer {
     addr: String,
     #[serde(default)]
     name: Option<String>,

@@ -37,7 +37,7 @@ pub const DEFAULT_ACTOR: &str = "admin";
 const SCOPE_LIST: &str = "token, session, subject, client, issuer, key";
 
 /// One revocation as a client asks for it.
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeRequest {
     pub(crate) scope: String,

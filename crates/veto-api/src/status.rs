@@ -13,15 +13,17 @@ use crate::error::{code, ApiError};
 use crate::peers::PeerJson;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct NodeJson<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Node)]
+pub(crate) struct NodeJson<'a> {
     id: String,
     name: &'a str,
     region: &'a str,
 }
 
-#[derive(Serialize)]
-struct StatusJson<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Status)]
+pub(crate) struct StatusJson<'a> {
     node: NodeJson<'a>,
     revocations: u64,
     digest: &'a str,

@@ -16,7 +16,8 @@
 use serde::Serialize;
 use veto_core::{Record, Target};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Record)]
 pub(crate) struct RecordView<'a> {
     id: String,
     scope: &'static str,
@@ -80,7 +81,7 @@ impl<'a> RecordView<'a> {
 }
 
 /// `{"records": [...]}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RecordList<'a> {
     records: Vec<RecordView<'a>>,
 }
