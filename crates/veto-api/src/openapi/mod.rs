@@ -3,9 +3,10 @@
 //! The schemas of request and response bodies are derived from the types the
 //! handlers parse and answer with (`utoipa::ToSchema` on them), so a field added
 //! to a body shows up here without anyone remembering to. The operations are
-//! described in [`paths`], one documentation item per route; a test compares
-//! them with the routes the router really has, in both directions, so a route
-//! cannot be added or removed without the document following.
+//! described in the private `paths` module, one documentation item per route;
+//! a test compares them with the routes the router really has, in both
+//! directions, so a route cannot be added or removed without the document
+//! following.
 
 mod paths;
 
