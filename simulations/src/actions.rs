@@ -306,10 +306,16 @@ impl World {
             return;
         };
         let count = first.store.covered_count();
+        // Nothing may still be on its way to a disk: a local revocation not
+        // yet acknowledged would make the cluster disagree a moment later.
+        let busy = |n: &crate::node::SimNode| match &n.live {
+            None => true,
+            Some(live) => !live.pending.is_empty() || live.engine.stats().persisting > 0,
+        };
         if self
             .nodes
             .iter()
-            .any(|n| n.live.is_none() || n.store.covered_count() != count)
+            .any(|n| busy(n) || n.store.covered_count() != count)
         {
             return;
         }

@@ -73,6 +73,9 @@ impl fmt::Display for Violation {
 
 /// How many violations a run keeps; the first one matters most.
 const MAX_VIOLATIONS: usize = 50;
+/// How many of one invariant's violations a run keeps, so that one flood
+/// does not hide the others.
+const MAX_PER_INVARIANT: u64 = 5;
 
 pub(crate) struct Known {
     pub(crate) record: Record,
@@ -95,6 +98,7 @@ pub(crate) struct Oracle {
     pruned: Vec<Frontier>,
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
+    pub(crate) by_invariant: BTreeMap<&'static str, u64>,
 }
 
 impl Oracle {
@@ -111,6 +115,7 @@ impl Oracle {
             pruned: vec![Frontier::new(); n],
             violations: Vec::new(),
             violation_count: 0,
+            by_invariant: BTreeMap::new(),
         }
     }
 
@@ -123,7 +128,9 @@ impl Oracle {
         detail: String,
     ) {
         self.violation_count += 1;
-        if self.violations.len() >= MAX_VIOLATIONS {
+        let seen = self.by_invariant.entry(invariant).or_default();
+        *seen += 1;
+        if *seen > MAX_PER_INVARIANT || self.violations.len() >= MAX_VIOLATIONS {
             return;
         }
         self.violations.push(Violation {

@@ -26,6 +26,8 @@ mod faults;
 mod invariants;
 mod metrics;
 mod net;
+#[cfg(test)]
+mod net_tests;
 mod node;
 mod params;
 pub mod regions;

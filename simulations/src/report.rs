@@ -146,6 +146,8 @@ pub struct RunReport {
     pub violations: Vec<Violation>,
     /// How many violations in all.
     pub violation_count: u64,
+    /// How many of each invariant.
+    pub violations_by_invariant: Vec<(String, u64)>,
     /// Hash of the whole event trace; equal hashes mean identical runs.
     pub trace_hash: String,
     /// Events processed.
@@ -280,6 +282,12 @@ impl RunReport {
             passed: w.oracle.violation_count == 0,
             violations: w.oracle.violations.clone(),
             violation_count: w.oracle.violation_count,
+            violations_by_invariant: w
+                .oracle
+                .by_invariant
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             trace_hash: format!("{:016x}", w.trace.value()),
             events: w.events,
             sim_ms: ms(w.now),
@@ -351,7 +359,17 @@ impl fmt::Display for RunReport {
             writeln!(f, "  VIOLATION {v}")?;
         }
         if self.violation_count > self.violations.len() as u64 {
-            writeln!(f, "  ... {} violations in all", self.violation_count)?;
+            let all: Vec<String> = self
+                .violations_by_invariant
+                .iter()
+                .map(|(k, v)| format!("{k} x{v}"))
+                .collect();
+            writeln!(
+                f,
+                "  ... {} violations in all: {}",
+                self.violation_count,
+                all.join(", ")
+            )?;
         }
         Ok(())
     }

@@ -328,9 +328,7 @@ fn base(
         late_joiners: Vec::new(),
         // NTP keeps clocks within tens of milliseconds.
         skew_ms: (0..n).map(|_| rng.gen_range(-50..=50)).collect(),
-        duration_ms: ov
-            .duration_ms
-            .unwrap_or(if quick { 8_000 } else { 60_000 }),
+        duration_ms: ov.duration_ms.unwrap_or(if quick { 8_000 } else { 60_000 }),
         warmup_ms: 1_000,
         settle_ms: 1_000,
         gc_interval_ms: 1_000,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng;
-use veto_core::{Frontier, NodeId, Record};
+use veto_core::{Frontier, NodeId, Record, RecordId};
 use veto_gossip::engine::{Engine, Lane, Output};
 use veto_gossip::proto::{self, FRAME_HEADER_BYTES};
 
@@ -521,12 +521,12 @@ impl World {
         if self.nodes[i].incarnation != incarnation || self.nodes[i].live.is_none() {
             return;
         }
+        let done: std::collections::BTreeSet<RecordId> = records.iter().map(|r| r.id).collect();
+        if let Some(live) = self.nodes[i].live.as_mut() {
+            live.pending.retain(|p| !done.contains(p));
+        }
         for r in &records {
-            let node = &mut self.nodes[i];
-            node.store.insert(now, r.clone());
-            if let Some(live) = node.live.as_mut() {
-                live.pending.retain(|p| *p != r.id);
-            }
+            self.nodes[i].store.insert(now, r.clone());
             self.index_insert(i, r);
             self.oracle.stored(i, r.id);
             self.oracle.acked(now, r.id);
@@ -534,6 +534,7 @@ impl World {
         }
         self.trace.word(0x1d ^ (records.len() as u64) << 8);
         self.with_engine(i, |e, local, _, _| e.local_records(local, &records));
+        self.check_converged();
     }
 
     fn catch_up_check(&mut self, i: usize) {
