@@ -1,1 +1,40 @@
-//! veto-client: a Rust client for veto nodes.
+//! veto-client: a Rust client for veto nodes, for gateways and tools.
+//!
+//! - [`Client`] calls every endpoint of a node's HTTP API (revoke, batch,
+//!   audit, lookups, gateway auth, RFC 7009 revocation, membership, status,
+//!   snapshot, watch, health and metrics), async on reqwest. Every failure is
+//!   a [`ClientError`]; an error answer carries the API's `code` and
+//!   `message`.
+//! - [`LocalCache`] holds a node's revocations in this process, kept current
+//!   by the node's watch stream, and answers lookups in well under a
+//!   microsecond with veto-core's [`veto_core::LookupIndex`]. It reports its
+//!   staleness and, past a bound, fails closed (or open, if so configured).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), veto_client::ClientError> {
+//! use veto_client::{CacheConfig, Check, Client, LocalCache};
+//! let node = Client::new("http://127.0.0.1:7400")?;
+//! let cache = LocalCache::start(node, CacheConfig::default()).await?;
+//! let check = Check { iss: Some("https://idp"), jti: Some("t-1"), ..Check::default() };
+//! if !cache.check(&check).is_allowed() {
+//!     // refuse the request
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! It speaks to a node only over HTTP: it must never depend on veto-api,
+//! veto-store or veto-gossip, only on veto-core's data model.
+
+mod cache;
+mod client;
+mod error;
+mod record;
+mod stream;
+mod types;
+
+pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StalePolicy};
+pub use client::Client;
+pub use error::ClientError;
+pub use stream::{SnapshotStream, WatchEvent, WatchStream};
+pub use types::{AuditFilter, CheckItem, Claims, NodeStatus, Peer, RevokeRequest, Revoked, Status};
+pub use veto_core::{Check, Record, RecordId, ScopeKind, Target};

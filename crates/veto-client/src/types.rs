@@ -1,0 +1,319 @@
+//! What the client sends and what the node answers, as Rust types.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use veto_core::{Check, NodeId, RecordId, ScopeKind};
+
+use crate::error::ClientError;
+
+/// One revocation to ask for (`POST /v1/revocations`). Give the keys the
+/// scope takes: `jti` (with an optional `iss`) or `token` for `token`; `sid`
+/// for `session`; `sub`, `client_id` or `iss` for the bulk scopes, with an
+/// optional `before`; `kid` for `key`. The node refuses keys that do not
+/// belong to the scope.
+///
+/// ```
+/// use veto_client::{RevokeRequest, ScopeKind};
+/// let req = RevokeRequest::new(ScopeKind::Subject)
+///     .iss("https://idp.example")
+///     .sub("alice")
+///     .reason("laptop stolen");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RevokeRequest {
+    /// The scope.
+    pub scope: ScopeKind,
+    /// Issuer; absent means any issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Token id, for `token` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// An opaque token, for `token` scope; the node keeps only its SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Session id, for `session` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Subject, for `subject` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// OAuth client id, for `client` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Key id, for `key` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Cutoff of a bulk scope, Unix seconds (default: now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    /// When the record stops mattering, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Why, for the audit trail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who, for the audit trail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+macro_rules! setters {
+    ($($field:ident),*) => {$(
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        // `sub` is the JWT claim's name, not subtraction.
+        #[allow(clippy::should_implement_trait)]
+        pub fn $field(mut self, value: impl Into<String>) -> RevokeRequest {
+            self.$field = Some(value.into());
+            self
+        }
+    )*};
+}
+
+impl RevokeRequest {
+    /// A request of this scope with no keys yet.
+    pub fn new(scope: ScopeKind) -> RevokeRequest {
+        RevokeRequest {
+            scope,
+            iss: None,
+            jti: None,
+            token: None,
+            sid: None,
+            sub: None,
+            client_id: None,
+            kid: None,
+            before: None,
+            expires_at: None,
+            reason: None,
+            actor: None,
+        }
+    }
+
+    setters!(iss, jti, token, sid, sub, client_id, kid, reason, actor);
+
+    /// Sets the cutoff of a bulk scope.
+    pub fn before(mut self, unix_secs: u64) -> RevokeRequest {
+        self.before = Some(unix_secs);
+        self
+    }
+
+    /// Sets when the record stops mattering.
+    pub fn expires_at(mut self, unix_secs: u64) -> RevokeRequest {
+        self.expires_at = Some(unix_secs);
+        self
+    }
+}
+
+/// What a gateway knows of one token, owned. [`Claims::as_check`] borrows it
+/// as the [`Check`] that [`crate::LocalCache::check`] takes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    /// `iss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// `sub`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `sid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// `client_id` (or `azp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `kid` from the JWT header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// `iat`, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+impl Claims {
+    /// The claims as a lookup.
+    pub fn as_check(&self) -> Check<'_> {
+        Check {
+            iss: self.iss.as_deref(),
+            sub: self.sub.as_deref(),
+            jti: self.jti.as_deref(),
+            sid: self.sid.as_deref(),
+            client_id: self.client_id.as_deref(),
+            kid: self.kid.as_deref(),
+            iat: self.iat,
+            token_sha256: None,
+        }
+    }
+
+    /// The query pairs of `GET /v1/check`.
+    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        let text = [
+            ("iss", &self.iss),
+            ("sub", &self.sub),
+            ("jti", &self.jti),
+            ("sid", &self.sid),
+            ("client_id", &self.client_id),
+            ("kid", &self.kid),
+        ];
+        for (name, value) in text {
+            if let Some(v) = value {
+                q.push((name, v.clone()));
+            }
+        }
+        if let Some(iat) = self.iat {
+            q.push(("iat", iat.to_string()));
+        }
+        q
+    }
+}
+
+/// One item of a batch lookup (`POST /v1/check`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CheckItem {
+    /// Claims the gateway has already decoded.
+    Claims(Claims),
+    /// A raw token: a JWT (decoded by the node) or an opaque token.
+    Token {
+        /// The token string.
+        token: String,
+    },
+}
+
+/// Why a token is revoked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    /// The scope of the matching record.
+    pub scope: ScopeKind,
+    /// The matching record.
+    pub id: RecordId,
+    /// The reason given when it was revoked.
+    pub reason: Arc<str>,
+    /// Unix seconds at which it was revoked.
+    pub revoked_at: u64,
+}
+
+/// A lookup answer as JSON.
+#[derive(Deserialize)]
+pub(crate) struct CheckAnswer {
+    revoked: bool,
+    #[serde(default)]
+    scope: Option<ScopeKind>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    revoked_at: Option<u64>,
+}
+
+impl CheckAnswer {
+    pub(crate) fn into_revoked(self) -> Result<Option<Revoked>, ClientError> {
+        if !self.revoked {
+            return Ok(None);
+        }
+        let (Some(scope), Some(id)) = (self.scope, self.id) else {
+            return Err(ClientError::protocol(
+                "a revoked answer without its scope or id",
+            ));
+        };
+        let id = id
+            .parse()
+            .map_err(|e| ClientError::protocol(format!("record id: {e}")))?;
+        Ok(Some(Revoked {
+            scope,
+            id,
+            reason: self.reason.unwrap_or_default().into(),
+            revoked_at: self.revoked_at.unwrap_or_default(),
+        }))
+    }
+}
+
+/// Filters of the audit trail (`GET /v1/revocations`); all optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this scope.
+    pub scope: Option<ScopeKind>,
+    /// Only records with this key (any key field, or an opaque token's hex
+    /// SHA-256).
+    pub key: Option<String>,
+    /// Only records made at this node.
+    pub origin: Option<NodeId>,
+    /// Revoked at or after, Unix seconds.
+    pub since: Option<u64>,
+    /// Revoked before, Unix seconds.
+    pub until: Option<u64>,
+    /// At most this many (the node's default is 100, its limit 1,000).
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(s) = self.scope {
+            q.push(("scope", s.as_str().to_owned()));
+        }
+        if let Some(k) = &self.key {
+            q.push(("key", k.clone()));
+        }
+        if let Some(o) = self.origin {
+            q.push(("origin", o.to_string()));
+        }
+        if let Some(s) = self.since {
+            q.push(("since", s.to_string()));
+        }
+        if let Some(u) = self.until {
+            q.push(("until", u.to_string()));
+        }
+        if let Some(l) = self.limit {
+            q.push(("limit", l.to_string()));
+        }
+        q
+    }
+}
+
+/// A peer as the node reports it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Peer {
+    /// Its name, when known.
+    pub name: Option<String>,
+    /// The address it is dialled at.
+    pub addr: String,
+    /// `connected`, `connecting` or `down`.
+    pub state: String,
+    /// Records the node holds that the peer is known to lack.
+    pub lag: u64,
+    /// Smoothed round-trip time in milliseconds, once connected.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// Unix seconds of the last message from the peer.
+    #[serde(default)]
+    pub last_contact: Option<u64>,
+}
+
+/// Who a node is.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct NodeStatus {
+    /// The node id, 16 hex digits.
+    pub id: String,
+    /// The operator-given name.
+    pub name: String,
+    /// Its region.
+    pub region: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Status {
+    /// Who the node is.
+    pub node: NodeStatus,
+    /// Live revocation records.
+    pub revocations: u64,
+    /// The set digest, hex: equal digests mean equal sets.
+    pub digest: String,
+    /// Every peer.
+    pub peers: Vec<Peer>,
+}

@@ -1,0 +1,260 @@
+//! veto-client's LocalCache against a real `veto serve`: it loads the
+//! snapshot, follows the watch stream, enforces new revocations, survives a
+//! node restart through resync, and answers per its stale policy while the
+//! node is down.
+//!
+//! These tests need `veto-client` among the root package's dev-dependencies
+//! (`veto-client.workspace = true`); until it is listed there the attribute
+//! below compiles this file to nothing, so that the other tests still build.
+//! Remove the attribute when adding the dependency.
+#![cfg(any())]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::Veto;
+use veto_client::{CacheConfig, Check, Client, Decision, LocalCache, ScopeKind, StalePolicy};
+
+const ISS: &str = "https://idp.example";
+/// Generous: speed is measured by bench/watch-latency.sh, not here.
+const BOUND: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn jti(j: &str) -> Check<'_> {
+    Check {
+        iss: Some(ISS),
+        jti: Some(j),
+        sub: Some("someone"),
+        iat: Some(support::now()),
+        ..Check::default()
+    }
+}
+
+/// A cache that notices a lost node quickly.
+fn quick(policy: StalePolicy) -> CacheConfig {
+    CacheConfig {
+        stale_after: Duration::from_secs(2),
+        policy,
+        heartbeat: Duration::from_secs(1),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(300),
+        ..CacheConfig::default()
+    }
+}
+
+/// Waits, without polling, until `f` holds for the cache.
+async fn until(cache: &LocalCache, what: &str, f: impl Fn(&LocalCache) -> bool) {
+    let mut changes = cache.changes();
+    let deadline = Instant::now() + BOUND;
+    while !f(cache) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "not within {BOUND:?}: {what}; {:?}",
+            cache.status()
+        );
+        // Staleness changes without an index change: look again now and then.
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), changes.changed()).await;
+    }
+}
+
+fn revoked(d: Decision) -> bool {
+    matches!(d, Decision::Revoked(_))
+}
+
+#[test]
+fn a_local_cache_loads_follows_and_enforces_new_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let veto = Veto::start(dir.path(), &[]);
+    for i in 0..3 {
+        veto.revoke(
+            json!({"scope": "token", "iss": ISS, "jti": format!("old-{i}"), "reason": "r"}),
+        );
+    }
+    let rt = runtime();
+    rt.block_on(async {
+        let node = Client::new(&veto.url)
+            .unwrap()
+            .with_admin_token(support::ADMIN_TOKEN);
+        let cache = LocalCache::start(node.clone(), CacheConfig::default())
+            .await
+            .unwrap();
+        // Loaded from the snapshot.
+        assert_eq!(cache.len(), 3);
+        let Decision::Revoked(hit) = cache.check(&jti("old-1")) else {
+            panic!("old-1 is not revoked in the cache");
+        };
+        assert_eq!((hit.scope, &*hit.reason), (ScopeKind::Token, "r"));
+        assert_eq!(cache.check(&jti("fresh")), Decision::NotRevoked);
+        let status = cache.status();
+        assert!(!status.stale);
+        assert_eq!(status.loads, 1);
+
+        // Followed: every scope, one by one and as a batch.
+        let record = node
+            .revoke(
+                &veto_client::RevokeRequest::new(ScopeKind::Token)
+                    .iss(ISS)
+                    .jti("new-1"),
+            )
+            .await
+            .unwrap();
+        until(&cache, "new-1 enforced", |c| {
+            revoked(c.check(&jti("new-1")))
+        })
+        .await;
+        let Decision::Revoked(hit) = cache.check(&jti("new-1")) else {
+            unreachable!()
+        };
+        assert_eq!(hit.id, record.id);
+        node.revoke(
+            &veto_client::RevokeRequest::new(ScopeKind::Subject)
+                .iss(ISS)
+                .sub("alice"),
+        )
+        .await
+        .unwrap();
+        let alice_old = Check {
+            iss: Some(ISS),
+            sub: Some("alice"),
+            iat: Some(support::now() - 60),
+            ..Check::default()
+        };
+        until(&cache, "alice's older tokens refused", |c| {
+            revoked(c.check(&alice_old))
+        })
+        .await;
+        let alice_new = Check {
+            iat: Some(support::now() + 60),
+            ..alice_old
+        };
+        assert_eq!(cache.check(&alice_new), Decision::NotRevoked);
+
+        let batch: Vec<_> = (0..2_000)
+            .map(|i| veto_client::RevokeRequest::new(ScopeKind::Session).sid(format!("s-{i}")))
+            .collect();
+        node.revoke_batch(&batch).await.unwrap();
+        until(&cache, "the whole batch", |c| c.len() == 3 + 2 + 2_000).await;
+        let sid = Check {
+            sid: Some("s-1999"),
+            ..Check::default()
+        };
+        assert!(revoked(cache.check(&sid)));
+        // The cache agrees with the node on what it holds.
+        assert_eq!(node.status().await.unwrap().revocations, cache.len() as u64);
+        assert!(cache.status().connected);
+        assert!(cache.status().cursor.is_some());
+    });
+}
+
+#[test]
+fn the_cache_survives_a_node_restart_and_fails_closed_while_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = Veto::start(dir.path(), &[]);
+    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "before"}));
+    let rt = runtime();
+    let node = Client::new(&veto.url)
+        .unwrap()
+        .with_admin_token(support::ADMIN_TOKEN);
+    let cache = rt.block_on(async {
+        let cache = LocalCache::start(node.clone(), quick(StalePolicy::FailClosed))
+            .await
+            .unwrap();
+        assert!(revoked(cache.check(&jti("before"))));
+        cache
+    });
+
+    veto.kill9();
+    rt.block_on(async {
+        until(&cache, "stale while the node is down", |c| c.is_stale()).await;
+        // Closed: a token the cache does not know to be revoked is refused...
+        assert_eq!(cache.check(&jti("unknown")), Decision::Unavailable);
+        assert!(!cache.check(&jti("unknown")).is_allowed());
+        // ...and a known revocation is still reported as such.
+        assert!(revoked(cache.check(&jti("before"))));
+        assert!(cache.staleness() >= Duration::from_secs(2));
+        assert!(!cache.status().connected);
+    });
+
+    // Same data and port, new process: the old cursor's epoch is unknown, so
+    // the cache resyncs from a fresh snapshot.
+    let veto = veto.restart();
+    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "after"}));
+    rt.block_on(async {
+        until(&cache, "after enforced", |c| {
+            revoked(c.check(&jti("after")))
+        })
+        .await;
+        until(&cache, "fresh again", |c| !c.is_stale()).await;
+        let status = cache.status();
+        assert!(status.resyncs >= 1, "{status:?}");
+        assert!(status.loads >= 2, "{status:?}");
+        assert!(revoked(cache.check(&jti("before"))));
+        assert_eq!(cache.check(&jti("unknown")), Decision::NotRevoked);
+        // And it follows the new process live, not only through the reload.
+        node.revoke(
+            &veto_client::RevokeRequest::new(ScopeKind::Token)
+                .iss(ISS)
+                .jti("later"),
+        )
+        .await
+        .unwrap();
+        until(&cache, "later enforced", |c| {
+            revoked(c.check(&jti("later")))
+        })
+        .await;
+    });
+}
+
+#[test]
+fn fail_open_answers_from_the_cache_while_the_node_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = Veto::start(dir.path(), &[]);
+    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "known"}));
+    let rt = runtime();
+    let node = Client::new(&veto.url).unwrap();
+    let cache = rt.block_on(async {
+        LocalCache::start(node, quick(StalePolicy::FailOpen))
+            .await
+            .unwrap()
+    });
+    veto.kill9();
+    rt.block_on(async {
+        until(&cache, "stale while the node is down", |c| c.is_stale()).await;
+        assert_eq!(cache.check(&jti("unknown")), Decision::NotRevoked);
+        assert!(revoked(cache.check(&jti("known"))));
+    });
+}
+
+#[test]
+fn a_cache_spawned_while_its_node_is_down_fails_closed_until_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = Veto::start(dir.path(), &[]);
+    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "x"}));
+    veto.kill9();
+    let rt = runtime();
+    let node = Client::new(&veto.url).unwrap();
+    let cache = rt.block_on(async {
+        let cache = LocalCache::spawn(node, quick(StalePolicy::FailClosed));
+        assert!(cache.is_stale());
+        assert_eq!(cache.check(&jti("anything")), Decision::Unavailable);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(cache.check(&jti("anything")), Decision::Unavailable);
+        cache
+    });
+    let _veto = veto.restart();
+    rt.block_on(async {
+        until(&cache, "loaded", |c| !c.is_stale()).await;
+        assert!(revoked(cache.check(&jti("x"))));
+        assert_eq!(cache.check(&jti("anything")), Decision::NotRevoked);
+    });
+}
