@@ -80,9 +80,12 @@ impl SeqSet {
         self.ranges.last_key_value().map(|(_, e)| *e)
     }
 
-    /// How many numbers are in the set.
+    /// How many numbers are in the set, saturating at `u64::MAX`: a peer may
+    /// claim ranges as wide as it likes, and a count must not overflow.
     pub fn count(&self) -> u64 {
-        self.ranges.iter().map(|(s, e)| e - s + 1).sum()
+        self.ranges
+            .iter()
+            .fold(0u64, |n, (s, e)| n.saturating_add(range_len(*s, *e)))
     }
 
     /// The ranges, in order.
@@ -141,6 +144,11 @@ impl SeqSet {
             self.insert_range(*r.start(), *r.end());
         }
     }
+}
+
+/// How many numbers `start..=end` holds, saturating: `0..=u64::MAX` holds 2^64.
+fn range_len(start: u64, end: u64) -> u64 {
+    end.saturating_sub(start).saturating_add(1)
 }
 
 /// What one node covers of every origin's log.
@@ -206,12 +214,13 @@ impl Frontier {
             .collect()
     }
 
-    /// How many records `self` covers that `other` lacks.
+    /// How many records `self` covers that `other` lacks, saturating at
+    /// `u64::MAX`.
     pub fn lag_of(&self, other: &Frontier) -> u64 {
         self.missing_in(other)
             .iter()
-            .flat_map(|(_, ranges)| ranges.iter().map(|r| r.end() - r.start() + 1))
-            .sum()
+            .flat_map(|(_, ranges)| ranges.iter().map(|r| range_len(*r.start(), *r.end())))
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Covers everything `other` covers.
@@ -221,9 +230,12 @@ impl Frontier {
         }
     }
 
-    /// Total number of seqs covered.
+    /// Total number of seqs covered, saturating at `u64::MAX`.
     pub fn count(&self) -> u64 {
-        self.origins.values().map(SeqSet::count).sum()
+        self.origins
+            .values()
+            .map(SeqSet::count)
+            .fold(0u64, u64::saturating_add)
     }
 }
 
@@ -260,6 +272,19 @@ mod tests {
             let expected_union: BTreeSet<u64> = a.union(&b).copied().collect();
             prop_assert_eq!(u, set_of(&expected_union));
         }
+    }
+
+    /// Counts over ranges a peer claims must not overflow, however wide.
+    #[test]
+    fn counts_saturate_instead_of_overflowing() {
+        let mut everything = Frontier::new();
+        everything.insert_range(NodeId::new(1), 1..=u64::MAX);
+        everything.insert_range(NodeId::new(2), 1..=u64::MAX);
+        assert_eq!(everything.count(), u64::MAX);
+        assert_eq!(everything.lag_of(&Frontier::new()), u64::MAX);
+        assert_eq!(SeqSet::from_ranges([0..=u64::MAX]).count(), u64::MAX);
+        assert_eq!(SeqSet::from_ranges([1..=u64::MAX]).count(), u64::MAX);
+        assert_eq!(SeqSet::from_ranges([3..=5, 9..=9]).count(), 4);
     }
 
     #[test]
