@@ -28,7 +28,7 @@ use veto_core::{jwt, Revocation, Target};
 
 use crate::auth::Admin;
 use crate::check::plus_for_space;
-use crate::error::{code, count_error};
+use crate::error::{code, count_error, ApiError};
 use crate::limits::Body;
 use crate::revoke::store;
 use crate::state::AppState;
@@ -98,7 +98,21 @@ pub(crate) fn revocation_for(
 }
 
 /// `POST /oauth2/revoke`.
-pub(crate) async fn revoke(_: Admin, State(state): State<AppState>, Body(body): Body) -> Response {
+pub(crate) async fn revoke(
+    admin: Result<Admin, ApiError>,
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> Response {
+    // RFC 6749 §5.2: a client that fails authentication gets `invalid_client`,
+    // with a Basic challenge since that is the scheme OAuth clients use here.
+    if let Err(e) = admin {
+        let mut resp = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &e.message);
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"veto\""),
+        );
+        return resp;
+    }
     let mut token = None;
     let mut hint = None;
     for (name, value) in form_urlencoded::parse(&body) {

@@ -242,11 +242,11 @@ async fn rfc7009_errors() {
     }
     oauth(&app, "token=abc", None)
         .await
-        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+        .error(StatusCode::UNAUTHORIZED, "invalid_client");
     let wrong = base64::engine::general_purpose::STANDARD.encode("client:wrong");
     oauth(&app, "token=abc", Some(format!("Basic {wrong}")))
         .await
-        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+        .error(StatusCode::UNAUTHORIZED, "invalid_client");
     assert_eq!(app.backend.len(), 0);
 
     // HTTP Basic with the admin token as password is accepted.

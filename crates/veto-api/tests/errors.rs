@@ -225,7 +225,6 @@ async fn admin_endpoints_need_the_admin_token() {
         (Method::POST, "/v1/revocations", body.clone()),
         (Method::POST, "/v1/revocations/batch", format!("[{body}]")),
         (Method::GET, "/v1/revocations", String::new()),
-        (Method::POST, "/oauth2/revoke", "token=abc".to_owned()),
         (
             Method::POST,
             "/v1/peers",
@@ -253,6 +252,24 @@ async fn admin_endpoints_need_the_admin_token() {
     }
     assert_nothing_stored(&app);
     assert!(app.backend.peers_is_empty());
+}
+
+#[tokio::test]
+async fn oauth_clients_that_fail_authentication_get_invalid_client() {
+    let app = App::new();
+    for auth in [None, Some("wrong"), Some(&ADMIN[..ADMIN.len() - 1])] {
+        let a = app
+            .call(Method::POST, "/oauth2/revoke", auth, b"token=abc".to_vec())
+            .await;
+        // RFC 6749 section 5.2.
+        a.error(StatusCode::UNAUTHORIZED, "invalid_client");
+        let challenge = a.headers.get(header::WWW_AUTHENTICATE).unwrap();
+        assert!(
+            challenge.to_str().unwrap().starts_with("Basic"),
+            "{challenge:?}"
+        );
+    }
+    assert_nothing_stored(&app);
 }
 
 #[tokio::test]
