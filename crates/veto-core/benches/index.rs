@@ -7,7 +7,11 @@
 //! would under real traffic. Each iteration answers a batch of checks, and the
 //! throughput is reported in checks per second.
 //!
-//! Run with `cargo bench -p veto-core --bench index`.
+//! Run with `cargo bench -p veto-core --bench index`. The `spread` cases measure
+//! memory latency, so on a machine shared with other work the figures swing by a
+//! factor of two or more; for numbers worth comparing, run the built benchmark
+//! binary with real-time priority on an otherwise idle core, e.g.
+//! `chrt -f 10 target/release/deps/index-<hash> --bench`.
 
 use std::hint::black_box;
 
