@@ -289,6 +289,12 @@ impl World {
             backlog: lag + pending,
             record_bytes: self.metrics.max_record_bytes.max(64),
             chaos: self.chaos,
+            disk_backlog: self
+                .nodes
+                .iter()
+                .map(|n| n.disk_free.saturating_sub(now))
+                .max()
+                .unwrap_or(0),
         };
         let (bound, total) = Bound::derive(&self.p, &at_heal);
         self.bound = Some(bound);

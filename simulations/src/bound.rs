@@ -36,7 +36,10 @@
 //!    costs `RTT + (nodes - 1) × window × disk_max`, plus the bytes of a
 //!    window on the link.
 //!    `t_stream = ceil(ceil(L / b) / window) × round + L × size / bandwidth`.
-//! 4. **The last write** (`t_tail = disk_max + RTT`).
+//! 4. **The last write** (`t_tail = disk_max + RTT + disk_backlog`), where
+//!    `disk_backlog` is how long the busiest disk still has to work on what
+//!    was queued before the heal (writes are group-committed, so this is at
+//!    most two flushes).
 //!
 //! `bound = max(t_connect, t_round) + t_stream + t_tail`.
 //!
@@ -60,6 +63,8 @@ pub(crate) struct AtHeal {
     pub(crate) record_bytes: usize,
     /// Whether messages may have been dropped for good (transport chaos).
     pub(crate) chaos: bool,
+    /// The longest a disk still has to work on writes queued before the heal.
+    pub(crate) disk_backlog: Time,
 }
 
 /// The bound and its terms, in ms.
@@ -115,7 +120,7 @@ impl Bound {
         let per_round = rtt + peers * window * disk_max + window_bytes as Time;
         let stream = batches.div_ceil(window) * per_round
             + (h.backlog as f64 * size as f64 * ns_per_byte) as Time;
-        let tail = disk_max + rtt;
+        let tail = disk_max + rtt + h.disk_backlog;
         let total = connect.max(round) + stream + tail;
         let f = |x: Time| x as f64 / MS as f64;
         (

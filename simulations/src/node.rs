@@ -43,6 +43,8 @@ pub(crate) struct SimNode {
     pub(crate) rng: SimRng,
     /// When the disk finishes the writes queued so far.
     pub(crate) disk_free: Time,
+    /// The flush that has not started yet, which new writes join: (start, end).
+    pub(crate) next_flush: Option<(Time, Time)>,
     /// The engine timer currently scheduled.
     pub(crate) timer_at: Option<Time>,
 }
@@ -112,9 +114,26 @@ impl SimNode {
     }
 
     /// Queues a write on the disk; returns when it is durable.
+    ///
+    /// The disk group-commits, as sled and most databases do: a write that
+    /// comes while a flush is under way joins the next flush, which starts
+    /// when the current one ends, and completes with it. Writes complete in
+    /// the order they were queued.
     pub(crate) fn disk_write(&mut self, now: Time, latency_us: u64) -> Time {
-        let done = self.disk_free.max(now) + latency_us * (MS / 1_000);
-        self.disk_free = done;
-        done
+        let latency = latency_us * (MS / 1_000);
+        if now >= self.disk_free {
+            self.disk_free = now + latency;
+            self.next_flush = None;
+            return self.disk_free;
+        }
+        if let Some((start, done)) = self.next_flush {
+            if start > now {
+                return done;
+            }
+        }
+        let start = self.disk_free;
+        self.disk_free = start + latency;
+        self.next_flush = Some((start, self.disk_free));
+        self.disk_free
     }
 }

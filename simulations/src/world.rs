@@ -107,6 +107,7 @@ impl World {
                 incarnation: 0,
                 rng: stream(seed, Stream::Engine(i)),
                 disk_free: 0,
+                next_flush: None,
                 timer_at: None,
             });
         }

@@ -1,0 +1,88 @@
+//! Behaviour of the replication engine that the simulator brought to light.
+//! Each test builds a small world by hand; see simulations/README.md.
+
+use veto_sim::{
+    params_for, run, BulkImport, FaultAction, FaultStep, Links, Params, RunOptions, Scenario, Size,
+};
+
+/// Three nodes (us-east-1, eu-west-1, ap-south-1); node 0 cannot reach node 2
+/// for the whole phase; node 2 revokes 50 records at 2 s, which node 1 gets by
+/// push and node 0 can only get from node 1, by anti-entropy.
+fn relay_world(seed: u64) -> Params {
+    let mut opts = RunOptions {
+        size: Size::Quick,
+        ..RunOptions::default()
+    };
+    opts.overrides.nodes = Some(3);
+    opts.overrides.duration_ms = Some(40_000);
+    let mut p = params_for(Scenario::Healthy5Regions, seed, &opts);
+    p.skew_ms = vec![0; 3];
+    p.workload.revocations = 0;
+    p.workload.checks = 0;
+    p.workload.short_lived = 0.0;
+    p.workload.bulk_import = Some(BulkImport {
+        at_ms: 2_000,
+        node: 2,
+        count: 50,
+    });
+    p.faults = vec![
+        FaultStep {
+            at_ms: 1_000,
+            action: FaultAction::Partition {
+                id: 1,
+                links: Links {
+                    from: vec![0],
+                    to: vec![2],
+                    both_ways: true,
+                },
+            },
+        },
+        FaultStep {
+            at_ms: 39_000,
+            action: FaultAction::Heal { id: 1 },
+        },
+    ];
+    p
+}
+
+/// The slowest arrival of node 2's records at node 0, ms.
+fn slowest_at_node_0(p: &Params) -> f64 {
+    let r = run(p, false);
+    assert!(r.passed, "{r}");
+    assert_eq!(r.acknowledged, 50);
+    r.propagation.max_ms
+}
+
+#[test]
+fn anti_entropy_carries_records_around_a_cut_link() {
+    for seed in 0..5 {
+        let slowest = slowest_at_node_0(&relay_world(seed));
+        // Node 0's next round (within 1.5 anti-entropy periods of 2 s), one
+        // round trip to node 1, and the writes.
+        assert!(slowest < 4_000.0, "seed {seed}: {slowest} ms");
+    }
+}
+
+/// The engine sets its timers in the wall-clock time it is given, so a
+/// backward step of the node's wall clock postpones every pending timer by
+/// the step: here node 0's anti-entropy rounds stop for 60 s, and the
+/// records it lacks wait for the partition to heal instead of coming round
+/// by node 1 within seconds. Desired: timers that follow a monotonic clock,
+/// so that a clock step delays nothing.
+#[test]
+#[ignore = "engine finding: timers follow the wall clock (see simulations/README.md)"]
+fn a_backward_clock_step_does_not_postpone_anti_entropy() {
+    for seed in 0..5 {
+        let mut p = relay_world(seed);
+        p.faults.push(FaultStep {
+            at_ms: 1_500,
+            action: FaultAction::ClockJump {
+                node: 0,
+                delta_ms: -60_000,
+            },
+        });
+        p.faults.sort_by_key(|s| s.at_ms);
+        let slowest = slowest_at_node_0(&p);
+        assert!(slowest < 4_000.0, "seed {seed}: {slowest} ms");
+    }
+}
