@@ -11,17 +11,30 @@ use crate::client::Client;
 use crate::error::ClientError;
 use crate::stream::WatchEvent;
 
+/// How long a snapshot or a new watch stream may go without progress before
+/// the attempt is abandoned and retried.
+const PROGRESS: Duration = Duration::from_secs(30);
+
+async fn progress<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(PROGRESS, f)
+        .await
+        .map_err(|_| ClientError::Protocol(format!("{what}: no progress for {PROGRESS:?}")))?
+}
+
 /// Loads a full snapshot into a fresh index and swaps it in. Returns the
 /// cursor to watch from.
 pub(crate) async fn load(state: &State, client: &Client) -> Result<String, ClientError> {
     let started = Instant::now();
-    let mut snapshot = client.snapshot().await?;
+    let mut snapshot = progress("snapshot", client.snapshot()).await?;
     let mut fresh = CacheIndex::new();
     if let Ok(held) = state.index.read() {
         // A reload usually finds about as many records as the last load.
         fresh.reserve(held.len());
     }
-    while let Some(record) = snapshot.next().await? {
+    while let Some(record) = progress("snapshot", snapshot.next()).await? {
         fresh.apply(&record);
     }
     let cursor = snapshot.cursor().to_owned();
@@ -93,6 +106,10 @@ enum End {
     Broken,
     /// Reload the snapshot first.
     Reload,
+    /// Reload the snapshot after a pause: a node that asks again at once
+    /// (say, because this cache cannot keep up) is not hammered with
+    /// snapshot downloads. The pause grows until a stream opens cleanly.
+    Resync,
 }
 
 /// Follows the node for as long as the cache lives. `cursor` is `None` when a
@@ -115,7 +132,8 @@ pub(crate) async fn follow(state: Arc<State>, client: Client, mut cursor: Option
             }
             continue;
         };
-        let mut stream = match client.watch(Some(&from), Some(heartbeat)).await {
+        let opened = progress("watch", client.watch(Some(&from), Some(heartbeat))).await;
+        let mut stream = match opened {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, node = client.base_url(), "veto cache cannot open the watch stream; retrying");
@@ -159,7 +177,7 @@ pub(crate) async fn follow(state: Arc<State>, client: Client, mut cursor: Option
                 WatchEvent::Resync { reason, message } => {
                     tracing::info!(%reason, %message, "veto node asked for a resync; reloading the snapshot");
                     state.resyncs.fetch_add(1, Ordering::Relaxed);
-                    break End::Reload;
+                    break End::Resync;
                 }
             }
             if next_refresh.is_some_and(|t| Instant::now() >= t) {
@@ -173,6 +191,10 @@ pub(crate) async fn follow(state: Arc<State>, client: Client, mut cursor: Option
         state.connected.store(false, Ordering::Relaxed);
         match end {
             End::Reload => cursor = None,
+            End::Resync => {
+                cursor = None;
+                backoff.wait().await;
+            }
             End::Broken => backoff.wait().await,
         }
     }
