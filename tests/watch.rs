@@ -11,6 +11,8 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -256,5 +258,102 @@ fn a_cache_spawned_while_its_node_is_down_fails_closed_until_it_loads() {
         until(&cache, "loaded", |c| !c.is_stale()).await;
         assert!(revoked(cache.check(&jti("x"))));
         assert_eq!(cache.check(&jti("anything")), Decision::NotRevoked);
+    });
+}
+
+/// A TCP proxy in front of a node whose connections the test can cut.
+struct Proxy {
+    url: String,
+    open: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let open = Arc::new(AtomicBool::new(true));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let (o, c) = (Arc::clone(&open), Arc::clone(&conns));
+        tokio::spawn(async move {
+            loop {
+                let (mut down, _) = listener.accept().await.unwrap();
+                if !o.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                c.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                }));
+            }
+        });
+        Proxy { url, open, conns }
+    }
+
+    /// Drops every connection, and refuses new ones until `resume`.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    fn resume(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_broken_stream_resumes_from_its_cursor_without_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let veto = Veto::start(dir.path(), &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        let proxy = Proxy::start(&veto.url).await;
+        let direct = Client::new(&veto.url)
+            .unwrap()
+            .with_admin_token(support::ADMIN_TOKEN);
+        let cache = LocalCache::start(
+            Client::new(&proxy.url).unwrap(),
+            quick(StalePolicy::FailClosed),
+        )
+        .await
+        .unwrap();
+        direct
+            .revoke(
+                &veto_client::RevokeRequest::new(ScopeKind::Token)
+                    .iss(ISS)
+                    .jti("one"),
+            )
+            .await
+            .unwrap();
+        until(&cache, "one enforced", |c| revoked(c.check(&jti("one")))).await;
+
+        proxy.cut();
+        until(&cache, "the stream noticed the cut", |c| {
+            !c.status().connected
+        })
+        .await;
+        for i in 0..20 {
+            let req = veto_client::RevokeRequest::new(ScopeKind::Token)
+                .iss(ISS)
+                .jti(format!("gap-{i}"));
+            direct.revoke(&req).await.unwrap();
+        }
+        proxy.resume();
+        until(&cache, "every record revoked during the cut", |c| {
+            c.len() == 21
+        })
+        .await;
+        for i in 0..20 {
+            assert!(revoked(cache.check(&jti(&format!("gap-{i}")))), "gap-{i}");
+        }
+        let status = cache.status();
+        // Resumed from its cursor: no second snapshot, no resync.
+        assert_eq!((status.loads, status.resyncs), (1, 0), "{status:?}");
+        assert_eq!(status.cursor.unwrap().rsplit('-').next(), Some("21"));
     });
 }
