@@ -42,6 +42,17 @@
 //!   snapshot's cursor. `reason` is `unknown_epoch`, `too_far_behind` or
 //!   `ahead`; `cursor` is the node's current cursor.
 //!
+//! # `GET /v1/snapshot`
+//!
+//! Every live record as newline-delimited JSON (`application/x-ndjson`): a
+//! first line `{"cursor": "<cursor>", "node": "<id>"}` (the cursor is also in
+//! the `Veto-Cursor` header), one record per line, and a last line
+//! `{"end": true, "count": N}`. Without its end line a snapshot is incomplete
+//! (a failed read ends with `{"error": ..., "message": ...}` instead). The
+//! cursor is taken before the records are read, so watching from it after
+//! loading the snapshot misses nothing; a record may arrive both ways, which
+//! a client treats as one.
+//!
 //! A watcher that reads too slowly for the live channel falls back to the ring
 //! without a gap, and is told to resync only once the ring has moved past it.
 //! At most [`FeedConfig::max_watchers`] streams are open at once; beyond that the

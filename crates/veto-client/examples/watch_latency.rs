@@ -85,9 +85,15 @@ async fn main() {
     };
     let count: usize = args.next().map_or(1_000, |c| c.parse().expect("COUNT"));
     let node = Client::new(&url).expect("node URL").with_admin_token(token);
+    let started = Instant::now();
     let cache = LocalCache::start(node.clone(), CacheConfig::default())
         .await
         .expect("load the snapshot");
+    println!(
+        "snapshot: {} records loaded in {:.0} ms",
+        cache.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
     let run = std::process::id();
     for i in 0..WARMUP {
         one(&node, &cache, format!("warm-{run}-{i}")).await;
