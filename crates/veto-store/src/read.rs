@@ -32,7 +32,7 @@ impl Store {
     /// The stored record with this id, if it is present (not pruned, not absent).
     pub fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
         let key = chunk_key(id);
-        let Some(value) = self.inner.records.get(key)? else {
+        let Some(value) = self.read_chunk(&key)? else {
             return Ok(None);
         };
         let chunk = ChunkRef::parse(&key, &value)?;
@@ -58,6 +58,7 @@ impl Store {
         let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
         for entry in self.inner.records.range(lo..=hi) {
             let (key, value) = entry?;
+            self.touch(&key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
                 out.push(decode_record(chunk.id(slot), chunk.bytes(slot))?);
@@ -75,6 +76,7 @@ impl Store {
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
         for entry in self.inner.records.iter() {
             let (key, value) = entry?;
+            self.touch(&key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots() {
                 f(decode_record(chunk.id(slot), chunk.bytes(slot))?);
@@ -89,6 +91,7 @@ impl Store {
     pub fn for_each_target(&self, mut f: impl FnMut(RecordId, Target)) -> Result<(), StoreError> {
         for entry in self.inner.records.iter() {
             let (key, value) = entry?;
+            self.touch(&key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots() {
                 let id = chunk.id(slot);
@@ -222,7 +225,7 @@ impl Store {
         tree: &'static str,
         key: &[u8; 16],
     ) -> Result<Option<sled::IVec>, StoreError> {
-        let value = self.inner.records.get(key)?;
+        let value = self.read_chunk(key)?;
         if value.is_none() {
             tracing::warn!(
                 tree,

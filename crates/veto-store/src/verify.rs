@@ -40,6 +40,7 @@ impl Store {
         let mut bounds: BTreeMap<[u8; 16], Bounds> = BTreeMap::new();
         for entry in self.inner.records.iter() {
             let (key, value) = entry?;
+            self.touch(&key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots() {
                 let id = chunk.id(slot);

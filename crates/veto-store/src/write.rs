@@ -107,7 +107,7 @@ impl Store {
             }
             let mut writes = Writes::default();
             for (key, new) in &groups {
-                let old_value = self.inner.records.get(key)?;
+                let old_value = self.read_chunk(key)?;
                 let old = old_value
                     .as_ref()
                     .map(|v| ChunkRef::parse(key, v))
@@ -200,7 +200,7 @@ impl Store {
                 covered_more |= frontier.insert(*id);
             }
             for (key, seqs) in &groups {
-                let Some(value) = self.inner.records.get(key)? else {
+                let Some(value) = self.read_chunk(key)? else {
                     continue;
                 };
                 let chunk = ChunkRef::parse(key, &value)?;
