@@ -26,8 +26,6 @@ mod faults;
 mod invariants;
 mod metrics;
 mod net;
-#[cfg(test)]
-mod net_tests;
 mod node;
 mod params;
 pub mod regions;

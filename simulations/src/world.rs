@@ -280,7 +280,8 @@ impl World {
                     NetEffect::Connected { key, .. } => format!("connected {key:?}"),
                     NetEffect::Lost { key, .. } => format!("lost {key:?}"),
                     NetEffect::Deliver { key, frame, .. } => {
-                        format!("frame of {} B on {key:?}", frame.len())
+                        let kind = proto::decode(frame).map_or("undecodable", |m| m.kind());
+                        format!("receives {kind} ({} B) on {key:?}", frame.len())
                     }
                 };
                 self.say(node, &what);
