@@ -96,8 +96,9 @@ pub enum StoreError {
     /// An argument is not acceptable (for example an empty peer address).
     #[error("{0}")]
     Invalid(String),
-    /// A thread panicked while writing: the in-memory state can no longer be
-    /// trusted, so the store refuses further writes until it is reopened.
-    #[error("the store is unusable after a panic during a write; restart the node")]
-    Poisoned,
+    /// An earlier write failed part-way (a flush or commit error, or a panic),
+    /// so what is on disk is no longer known. The store refuses further writes;
+    /// reads still work. Restarting the node recovers from what is on disk.
+    #[error("the store stopped accepting writes after {0}; restart the node")]
+    Halted(String),
 }

@@ -45,6 +45,7 @@ impl Store {
                 "a peer address or name is {longest} bytes; the limit is {MAX_PEER_FIELD_BYTES}"
             )));
         }
+        self.writable()?;
         let bytes = encode_meta("peer", peer)?;
         self.inner.peers.insert(peer.addr.as_bytes(), bytes)?;
         self.flush()
@@ -52,6 +53,7 @@ impl Store {
 
     /// Removes the peer with this address; returns whether it was there. Flushes.
     pub fn remove_peer(&self, addr: &str) -> Result<bool, StoreError> {
+        self.writable()?;
         let existed = self.inner.peers.remove(addr.as_bytes())?.is_some();
         if existed {
             self.flush()?;

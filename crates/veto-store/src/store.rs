@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use veto_core::{Frontier, NodeId, SetDigest};
@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     /// completed. This is what the node may tell peers it holds.
     pub(crate) durable: Mutex<Frontier>,
     pub(crate) live: AtomicU64,
+    /// Set when a write failed part-way; see [`StoreError::Halted`].
+    pub(crate) halted: OnceLock<String>,
 }
 
 /// One node's durable state in a sled data directory: records, the covered
@@ -228,6 +230,7 @@ impl Store {
                 durable: Mutex::new(frontier.clone()),
                 write: Mutex::new(WriteState { frontier, digest }),
                 live: AtomicU64::new(live),
+                halted: OnceLock::new(),
             }),
         })
     }
@@ -252,12 +255,12 @@ impl Store {
     /// Whether `id` is covered (stored or pruned), counting writes still being
     /// flushed. A record for which this is true is skipped by [`Store::append`].
     pub fn is_covered(&self, id: veto_core::RecordId) -> Result<bool, StoreError> {
-        Ok(self.write_state()?.frontier.contains(id))
+        Ok(self.state()?.frontier.contains(id))
     }
 
     /// The digest of the live records, kept on disk beside them.
     pub fn digest(&self) -> Result<SetDigest, StoreError> {
-        Ok(self.write_state()?.digest)
+        Ok(self.state()?.digest)
     }
 
     /// The number of live (stored, not pruned) records.
@@ -278,6 +281,7 @@ impl Store {
 
     /// Stores a small setting durably.
     pub fn put_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.writable()?;
         self.inner.meta.insert(setting_key(name), value)?;
         self.flush()
     }
@@ -309,12 +313,43 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses once the store has halted.
+    pub(crate) fn writable(&self) -> Result<(), StoreError> {
+        match self.inner.halted.get() {
+            Some(reason) => Err(StoreError::Halted(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Locks the writers' state, refusing once the store has halted.
     pub(crate) fn write_state(&self) -> Result<MutexGuard<'_, WriteState>, StoreError> {
-        self.inner.write.lock().map_err(|_| StoreError::Poisoned)
+        self.writable()?;
+        self.state()
+    }
+
+    /// Locks the writers' state for reading.
+    pub(crate) fn state(&self) -> Result<MutexGuard<'_, WriteState>, StoreError> {
+        self.inner
+            .write
+            .lock()
+            .map_err(|_| self.halt("a panic during a write".to_owned()))
     }
 
     fn durable(&self) -> Result<MutexGuard<'_, Frontier>, StoreError> {
-        self.inner.durable.lock().map_err(|_| StoreError::Poisoned)
+        self.inner
+            .durable
+            .lock()
+            .map_err(|_| self.halt("a panic during a write".to_owned()))
+    }
+
+    /// Stops all further writes. The in-memory frontier and digest already
+    /// include a write whose fate on disk is unknown, so carrying on could
+    /// acknowledge records that a restart would not find.
+    pub(crate) fn halt(&self, reason: String) -> StoreError {
+        if self.inner.halted.set(reason.clone()).is_ok() {
+            tracing::error!(%reason, dir = %self.inner.path.display(), "store halted: no further writes");
+        }
+        StoreError::Halted(reason)
     }
 
     /// Flushes, then adds `written` (a frontier taken after the writes to make
@@ -322,10 +357,19 @@ impl Store {
     /// outside the write lock, so their flushes can share one fsync.
     pub(crate) fn flush_then_publish(&self, written: &Frontier) -> Result<(), StoreError> {
         let started = Instant::now();
-        self.inner.db.flush()?;
+        if let Err(e) = self.inner.db.flush() {
+            self.halt(format!("a failed flush ({e})"));
+            return Err(StoreError::Storage(e));
+        }
         metrics::histogram!("veto_store_flush_seconds").record(started.elapsed().as_secs_f64());
         self.durable()?.union_with(written);
         Ok(())
+    }
+
+    /// Whether every id is in the durable frontier.
+    pub(crate) fn all_durable(&self, ids: &[veto_core::RecordId]) -> Result<bool, StoreError> {
+        let durable = self.durable()?;
+        Ok(ids.iter().all(|id| durable.contains(*id)))
     }
 
     pub(crate) fn set_live(&self, live: u64) {

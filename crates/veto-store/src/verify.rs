@@ -30,11 +30,11 @@ impl Store {
     /// Reads everything and checks that it agrees: every record decodes, the
     /// secondary indexes list exactly the stored chunks with their current
     /// bounds, the frontier covers every stored record, and the persisted digest
-    /// and count match the records. Takes the write lock for the duration, so
-    /// writes wait; reads do not. Returns the first disagreement as
+    /// and count match the records. Holds the write lock throughout, so writes
+    /// wait; reads do not. Returns the first disagreement as
     /// [`StoreError::Corrupt`].
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let state = self.write_state()?;
+        let state = self.state()?;
         let mut report = VerifyReport::default();
         let mut digest = SetDigest::new();
         let mut bounds: BTreeMap<[u8; 16], Bounds> = BTreeMap::new();

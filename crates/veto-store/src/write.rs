@@ -86,8 +86,10 @@ impl Store {
             let mut digest = state.digest;
             let mut groups: BTreeMap<[u8; 16], Vec<Pending>> = BTreeMap::new();
             let mut fresh = Vec::new();
+            let mut skipped = Vec::new();
             for record in records {
                 if !frontier.insert(record.id) {
+                    skipped.push(record.id);
                     continue;
                 }
                 groups
@@ -103,6 +105,12 @@ impl Store {
                 fresh.push(record.clone());
             }
             if fresh.is_empty() {
+                drop(state);
+                // Another call may have written these and still be flushing:
+                // answer only once they are on disk, as for new records.
+                if !self.all_durable(&skipped)? {
+                    self.flush()?;
+                }
                 return Ok(fresh);
             }
             let mut writes = Writes::default();
@@ -255,7 +263,12 @@ impl Store {
             })
             .map_err(|e| match e {
                 TransactionError::Abort(never) => match never {},
-                TransactionError::Storage(e) => StoreError::Storage(e),
+                TransactionError::Storage(e) => {
+                    // sled may have logged part of the transaction; only a
+                    // restart's recovery knows what of it is durable.
+                    self.halt(format!("a failed commit ({e})"));
+                    StoreError::Storage(e)
+                }
             })
     }
 }
