@@ -136,7 +136,10 @@ impl Store {
         };
         let mut next = pull()?;
         let mut heap: BinaryHeap<Candidate> = BinaryHeap::new();
-        let mut loaded = Vec::new();
+        // Chunks with candidates still in the heap, and how many; a chunk is
+        // released once its last candidate is popped, so a selective filter
+        // over a long history holds only the chunks that overlap in time.
+        let mut loaded: Vec<Option<(sled::IVec, usize)>> = Vec::new();
         let mut out = Vec::new();
         loop {
             let bound = next.map(|(max, _, _)| max);
@@ -147,8 +150,15 @@ impl Store {
                 let Some(c) = heap.pop() else {
                     break;
                 };
-                let value: &sled::IVec = &loaded[c.chunk];
+                let Some((value, pending)) = loaded.get_mut(c.chunk).and_then(Option::as_mut)
+                else {
+                    continue;
+                };
                 let record = decode_record(c.id, &value[c.start..c.end])?;
+                *pending -= 1;
+                if *pending == 0 {
+                    loaded[c.chunk] = None;
+                }
                 if query.matches(&record) {
                     out.push(record);
                     if out.len() >= limit {
@@ -167,18 +177,21 @@ impl Store {
                 continue;
             };
             let chunk = ChunkRef::parse(&key, &value)?;
+            let mut pending = 0;
             for slot in chunk.slots() {
                 if slot.hlc >= lo && hi.is_none_or(|hi| slot.hlc < hi) {
+                    let bytes = ChunkRef::range(slot);
                     heap.push(Candidate {
                         hlc: slot.hlc,
                         id: chunk.id(slot),
                         chunk: loaded.len(),
-                        start: ChunkRef::range(slot).start,
-                        end: ChunkRef::range(slot).end,
+                        start: bytes.start,
+                        end: bytes.end,
                     });
+                    pending += 1;
                 }
             }
-            loaded.push(value.clone());
+            loaded.push((pending > 0).then(|| (value.clone(), pending)));
         }
     }
 

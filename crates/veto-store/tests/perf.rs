@@ -116,6 +116,20 @@ fn ingest_and_rebuild() {
             assert_eq!(page.len(), 100);
         }
     });
+    timed(
+        "audit with a filter nothing matches (full scan)",
+        live,
+        || {
+            let page = store
+                .audit(&AuditQuery {
+                    key: Some("no-such-key".into()),
+                    limit: 100,
+                    ..AuditQuery::default()
+                })
+                .unwrap();
+            assert!(page.is_empty());
+        },
+    );
     let now = 1_700_000_000 + per_origin / 200;
     let expired = timed("expired (max 10,000)", 10, || {
         let mut last = Vec::new();
