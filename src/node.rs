@@ -97,8 +97,10 @@ impl Node {
             .reserve_tokens(self.store.live_count() as usize);
         let mut failure = None;
         self.store
-            .for_each_record(|record| {
-                if let Err(e) = memory.index.insert_record(&record) {
+            // Only ids and targets: the index needs nothing else, and skipping
+            // the rest of each record makes a 10M-record restart faster.
+            .for_each_target(|id, target| {
+                if let Err(e) = memory.index.insert(id, &target) {
                     failure.get_or_insert(e);
                 }
             })
