@@ -2,12 +2,6 @@
 //! snapshot, follows the watch stream, enforces new revocations, survives a
 //! node restart through resync, and answers per its stale policy while the
 //! node is down.
-//!
-//! These tests need `veto-client` among the root package's dev-dependencies
-//! (`veto-client.workspace = true`); until it is listed there the attribute
-//! below compiles this file to nothing, so that the other tests still build.
-//! Remove the attribute when adding the dependency.
-#![cfg(any())]
 
 mod support;
 

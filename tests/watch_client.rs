@@ -1,12 +1,6 @@
 //! veto-client's `Client` against a real `veto serve`: every endpoint, the
 //! API's errors surfaced with their code, and snapshot-then-watch giving every
 //! record exactly once while revocations keep arriving.
-//!
-//! These tests need `veto-client` among the root package's dev-dependencies
-//! (`veto-client.workspace = true`); until it is listed there the attribute
-//! below compiles this file to nothing, so that the other tests still build.
-//! Remove the attribute when adding the dependency.
-#![cfg(any())]
 
 mod support;
 
