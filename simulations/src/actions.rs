@@ -124,7 +124,14 @@ impl World {
             };
             live.next_seq += 1;
             live.pending.push(id);
-            let record = revocation.into_record(id, live.engine.clock().stamp(local));
+            let stamp = live.engine.clock().stamp(local);
+            // The clock is not kept across restarts: after a crash and a
+            // backward clock step, a node's stamps can go back.
+            if stamp <= node.last_stamp {
+                self.metrics.stamp_regressions += 1;
+            }
+            node.last_stamp = node.last_stamp.max(stamp);
+            let record = revocation.into_record(id, stamp);
             let size = proto::encoded_len(&Message::Push {
                 records: vec![record.clone()],
             });

@@ -49,7 +49,7 @@ struct Cli {
     /// Print every event of a single run to stderr.
     #[arg(long)]
     trace: bool,
-    /// Print one line per run of a sweep.
+    /// Print one line per run of a sweep, or the fault plan of a single run.
     #[arg(long)]
     verbose: bool,
     /// List the scenarios and exit.
@@ -148,6 +148,11 @@ fn main() -> ExitCode {
         );
     }
     let report = run_seed(scenario, seed, &opts);
+    if cli.verbose && !cli.json {
+        for step in &report.world.faults {
+            println!("  at {:>8} ms  {:?}", step.at_ms, step.action);
+        }
+    }
     print_one(&report, cli.json);
     if report.passed {
         ExitCode::SUCCESS

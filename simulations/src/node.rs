@@ -45,6 +45,8 @@ pub(crate) struct SimNode {
     pub(crate) disk_free: Time,
     /// The flush that has not started yet, which new writes join: (start, end).
     pub(crate) next_flush: Option<(Time, Time)>,
+    /// The highest stamp this node ever gave a record, across restarts.
+    pub(crate) last_stamp: veto_core::Hlc,
     /// The engine timer currently scheduled.
     pub(crate) timer_at: Option<Time>,
 }

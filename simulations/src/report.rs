@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::bound::Bound;
 use crate::invariants::Violation;
 use crate::metrics::KINDS;
+use crate::params::Params;
 use crate::sched::{Time, MS};
 use crate::world::World;
 
@@ -113,6 +114,9 @@ pub struct Happenings {
     pub restarts: u64,
     /// Clock steps.
     pub clock_jumps: u64,
+    /// Records stamped no later than an earlier record of the same origin
+    /// (the HLC restarts with the node).
+    pub stamp_regressions: u64,
     /// Connections made.
     pub connections: u64,
     /// Connection sides that went away.
@@ -140,6 +144,8 @@ pub struct RunReport {
     pub scenario: String,
     /// The parameters, in one paragraph.
     pub params: String,
+    /// The parameters in full, the fault plan included.
+    pub world: Params,
     /// Whether no invariant broke.
     pub passed: bool,
     /// The first violations (at most 50).
@@ -266,6 +272,7 @@ impl RunReport {
             crashes: m.crashes,
             restarts: m.restarts,
             clock_jumps: m.clock_jumps,
+            stamp_regressions: m.stamp_regressions,
             connections: ns.connections,
             disconnections: ns.disconnections,
             dial_failures: ns.dial_failures,
@@ -279,6 +286,7 @@ impl RunReport {
             seed: w.p.seed,
             scenario: w.p.scenario.clone(),
             params: w.p.to_string(),
+            world: w.p.clone(),
             passed: w.oracle.violation_count == 0,
             violations: w.oracle.violations.clone(),
             violation_count: w.oracle.violation_count,
@@ -337,7 +345,7 @@ impl fmt::Display for RunReport {
             ("traffic", format!("{} messages, {} bytes; per revocation {:.1} messages ({:.1} pushes), {:.0} bytes", t.messages, t.bytes, t.messages_per_revocation, t.pushes_per_revocation, t.bytes_per_revocation)),
             ("by kind", t.by_kind.iter().map(|k| format!("{} {}/{}B", k.kind, k.messages, k.bytes)).collect::<Vec<_>>().join("  ")),
             ("records in", format!("{} by push, {} by repair, {} duplicates, {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.expired_on_receipt, h.cleared, h.gc_pruned)),
-            ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.persist_failures, h.read_failures, h.batches_timed_out)),
+            ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} stamp regressions, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.stamp_regressions, h.persist_failures, h.read_failures, h.batches_timed_out)),
             ("network", format!("{} connections, {} sides lost, {} failed dials, {} retransmissions; chaos {} dropped {} duplicated {} reordered", h.connections, h.disconnections, h.dial_failures, h.retransmissions, h.chaos_dropped, h.chaos_duplicated, h.chaos_reordered)),
         ];
         for (k, v) in rows {

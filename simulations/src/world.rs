@@ -108,6 +108,7 @@ impl World {
                 rng: stream(seed, Stream::Engine(i)),
                 disk_free: 0,
                 next_flush: None,
+                last_stamp: veto_core::Hlc::default(),
                 timer_at: None,
             });
         }
