@@ -412,6 +412,15 @@ impl World {
         self.ended = true;
         for i in 0..self.nodes.len() {
             self.oracle.audit(self.now, i, &self.nodes[i].store);
+            // Every record a node holds is enforced by its index.
+            let node = &self.nodes[i];
+            if let Some(live) = &node.live {
+                for r in node.store.records() {
+                    let probe = crate::workload::exact_probe(r);
+                    self.oracle
+                        .check(self.now, i, &probe, &live.index, &node.store);
+                }
+            }
         }
     }
 }

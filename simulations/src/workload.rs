@@ -23,6 +23,27 @@ const KEYS: u32 = 16;
 const REASONS: [&str; 4] = ["logout", "compromised", "offboarding", "password-change"];
 const ACTORS: [&str; 3] = ["svc-auth", "admin@example.com", "soc-bot"];
 
+/// The plainest check a record revokes: its own keys and issuer, and a token
+/// issued one second before a cutoff.
+pub(crate) fn exact_probe(record: &Record) -> CheckSpec {
+    let mut c = CheckSpec {
+        iss: record.target.iss().map(str::to_owned),
+        iat: record.target.before().map(|b| b.saturating_sub(1)),
+        probe: Some(record.id),
+        ..CheckSpec::default()
+    };
+    match &record.target {
+        Target::Token { jti, .. } => c.jti = Some(jti.clone()),
+        Target::TokenHash { sha256 } => c.sha = Some(*sha256),
+        Target::Session { sid, .. } => c.sid = Some(sid.clone()),
+        Target::Subject { sub, .. } => c.sub = Some(sub.clone()),
+        Target::Client { client_id, .. } => c.client_id = Some(client_id.clone()),
+        Target::Issuer { .. } => {}
+        Target::Key { kid, .. } => c.kid = Some(kid.clone()),
+    }
+    c
+}
+
 /// A check with owned fields; [`CheckSpec::as_check`] borrows it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CheckSpec {
