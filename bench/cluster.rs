@@ -319,6 +319,15 @@ fn propagation() {
         "50 ms one way, no loss",
         propagation_round(&nodes, count, "clean"),
     );
+    let clean = gossip_counters(&client, &nodes);
+    if std::env::var("SHOW_METRICS").is_ok() {
+        for node in &nodes {
+            let text = client.get(format!("{}/metrics", node.url)).send().unwrap().text().unwrap();
+            for line in text.lines().filter(|l| l.starts_with("veto_propagation_seconds") || l.starts_with("veto_store_flush")) {
+                println!("{} {line}", node.url);
+            }
+        }
+    }
     for r in &relays {
         r.command("loss 0.05");
     }
@@ -326,6 +335,43 @@ fn propagation() {
         "50 ms one way, 5% loss",
         propagation_round(&nodes, count, "lossy"),
     );
+    let total = gossip_counters(&client, &nodes);
+    println!("\nhow records arrived, summed over the nodes:");
+    println!("| links | {} |", COUNTERS.join(" | "));
+    println!("|---|---|---|---|---|---|");
+    let row = |v: Vec<f64>| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" | ");
+    println!("| no loss | {} |", row(clean.clone()));
+    println!("| 5% loss | {} |", row(total.iter().zip(&clean).map(|(t, c)| t - c).collect()));
+}
+
+/// The counters that tell how records travelled: by push or by repair.
+const COUNTERS: [&str; 5] = [
+    "veto_gossip_records_received_total{kind=\"new\",via=\"push\"}",
+    "veto_gossip_records_received_total{kind=\"new\",via=\"repair\"}",
+    "veto_gossip_records_received_total{kind=\"duplicate\",via=\"push\"}",
+    "veto_gossip_send_dropped_total",
+    "veto_anti_entropy_rounds_total",
+];
+
+/// Sums each of [`COUNTERS`] over every node's `/metrics`.
+fn gossip_counters(client: &Client, nodes: &[Node]) -> Vec<f64> {
+    let mut sums = vec![0.0; COUNTERS.len()];
+    for node in nodes {
+        let text = client.get(format!("{}/metrics", node.url)).send().unwrap().text().unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            for (i, counter) in COUNTERS.iter().enumerate() {
+                let (base, labels) = counter.split_once('{').unwrap_or((counter, ""));
+                let labels_match = labels.trim_end_matches('}').split(',').all(|l| name.contains(l));
+                if name.split('{').next() == Some(base) && labels_match {
+                    sums[i] += value.parse::<f64>().unwrap_or(0.0);
+                }
+            }
+        }
+    }
+    sums
 }
 
 fn backlog() {
