@@ -174,8 +174,8 @@ impl Driver {
             }
             TransportEvent::Frame { conn, bytes, .. } => {
                 let peer = self.names.get(&conn).cloned().unwrap_or_default();
-                metrics::counter!("veto_gossip_messages_total", "direction" => "in", "peer" => peer.clone()).increment(1);
-                metrics::counter!("veto_gossip_bytes_total", "direction" => "in", "peer" => peer)
+                metrics::counter!("veto_peer_messages_total", "direction" => "in", "peer" => peer.clone()).increment(1);
+                metrics::counter!("veto_peer_bytes_total", "direction" => "in", "peer" => peer)
                     .increment(bytes.len() as u64);
                 let source = StoreSource(self.node.store());
                 self.engine
@@ -249,8 +249,8 @@ impl Driver {
         };
         match self.transport.send(conn, lane, Bytes::from(frame)) {
             Ok(()) => {
-                metrics::counter!("veto_gossip_messages_total", "direction" => "out", "peer" => name.clone()).increment(1);
-                metrics::counter!("veto_gossip_bytes_total", "direction" => "out", "peer" => name)
+                metrics::counter!("veto_peer_messages_total", "direction" => "out", "peer" => name.clone()).increment(1);
+                metrics::counter!("veto_peer_bytes_total", "direction" => "out", "peer" => name)
                     .increment(len);
                 if matches!(msg, proto::Message::Frontier { .. }) {
                     metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
