@@ -322,8 +322,15 @@ fn propagation() {
     let clean = gossip_counters(&client, &nodes);
     if std::env::var("SHOW_METRICS").is_ok() {
         for node in &nodes {
-            let text = client.get(format!("{}/metrics", node.url)).send().unwrap().text().unwrap();
-            for line in text.lines().filter(|l| l.starts_with("veto_propagation_seconds") || l.starts_with("veto_store_flush")) {
+            let text = client
+                .get(format!("{}/metrics", node.url))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            for line in text.lines().filter(|l| {
+                l.starts_with("veto_propagation_seconds") || l.starts_with("veto_store_flush")
+            }) {
                 println!("{} {line}", node.url);
             }
         }
@@ -339,9 +346,17 @@ fn propagation() {
     println!("\nhow records arrived, summed over the nodes:");
     println!("| links | {} |", COUNTERS.join(" | "));
     println!("|---|---|---|---|---|---|");
-    let row = |v: Vec<f64>| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" | ");
+    let row = |v: Vec<f64>| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
     println!("| no loss | {} |", row(clean.clone()));
-    println!("| 5% loss | {} |", row(total.iter().zip(&clean).map(|(t, c)| t - c).collect()));
+    println!(
+        "| 5% loss | {} |",
+        row(total.iter().zip(&clean).map(|(t, c)| t - c).collect())
+    );
 }
 
 /// The counters that tell how records travelled: by push or by repair.
@@ -357,14 +372,22 @@ const COUNTERS: [&str; 5] = [
 fn gossip_counters(client: &Client, nodes: &[Node]) -> Vec<f64> {
     let mut sums = vec![0.0; COUNTERS.len()];
     for node in nodes {
-        let text = client.get(format!("{}/metrics", node.url)).send().unwrap().text().unwrap();
+        let text = client
+            .get(format!("{}/metrics", node.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((name, value)) = line.rsplit_once(' ') else {
                 continue;
             };
             for (i, counter) in COUNTERS.iter().enumerate() {
                 let (base, labels) = counter.split_once('{').unwrap_or((counter, ""));
-                let labels_match = labels.trim_end_matches('}').split(',').all(|l| name.contains(l));
+                let labels_match = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .all(|l| name.contains(l));
                 if name.split('{').next() == Some(base) && labels_match {
                     sums[i] += value.parse::<f64>().unwrap_or(0.0);
                 }
