@@ -20,7 +20,7 @@ use veto_gossip::tls::{ClusterTls, TlsFiles};
 use veto_gossip::transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
 
 use super::source::StoreSource;
-use super::status::{self, Names};
+use super::status::{self, Names, PeerConn};
 use crate::node::{wall_clock, Node};
 use crate::peers::{PeerCommand, PeerDirectory};
 
@@ -169,20 +169,20 @@ impl Driver {
             } => {
                 tracing::info!(%conn, peer = %peer_name, %remote, dialed, "peer connected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer_name.clone()).set(1.0);
-                self.names.insert(conn, peer_name);
+                self.names.insert(conn, PeerConn::new(peer_name));
                 self.engine.peer_connected(now, PeerKey(conn.0));
             }
             TransportEvent::Frame { conn, bytes, .. } => {
-                let peer = self.names.get(&conn).cloned().unwrap_or_default();
-                metrics::counter!("veto_peer_messages_total", "direction" => "in", "peer" => peer.clone()).increment(1);
-                metrics::counter!("veto_peer_bytes_total", "direction" => "in", "peer" => peer)
-                    .increment(bytes.len() as u64);
+                if let Some(p) = self.names.get(&conn) {
+                    p.messages_in.increment(1);
+                    p.bytes_in.increment(bytes.len() as u64);
+                }
                 let source = StoreSource(self.node.store());
                 self.engine
                     .handle_frame(now, PeerKey(conn.0), &bytes, &mut self.rng, &source);
             }
             TransportEvent::Disconnected { conn, reason } => {
-                let peer = self.names.remove(&conn).unwrap_or_default();
+                let peer = self.names.remove(&conn).map(|p| p.name).unwrap_or_default();
                 tracing::info!(%conn, peer = %peer, reason = %reason, "peer disconnected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer).set(0.0);
                 self.engine.peer_lost(now, PeerKey(conn.0));
@@ -224,7 +224,7 @@ impl Driver {
                     });
                 }
                 Output::Close { peer, reason } => {
-                    tracing::warn!(conn = %ConnId(peer.0), peer = self.names.get(&ConnId(peer.0)).map(String::as_str), %reason, "closing peer connection");
+                    tracing::warn!(conn = %ConnId(peer.0), peer = self.names.get(&ConnId(peer.0)).map(|p| p.name.as_str()), %reason, "closing peer connection");
                     self.transport.close(ConnId(peer.0), &reason);
                 }
                 Output::Event(event) => self.on_event(event),
@@ -241,7 +241,6 @@ impl Driver {
                 return;
             }
         };
-        let name = self.names.get(&conn).cloned().unwrap_or_default();
         let len = frame.len() as u64;
         let lane = match lane {
             EngineLane::Urgent => Lane::Urgent,
@@ -249,15 +248,21 @@ impl Driver {
         };
         match self.transport.send(conn, lane, Bytes::from(frame)) {
             Ok(()) => {
-                metrics::counter!("veto_peer_messages_total", "direction" => "out", "peer" => name.clone()).increment(1);
-                metrics::counter!("veto_peer_bytes_total", "direction" => "out", "peer" => name)
-                    .increment(len);
+                if let Some(p) = self.names.get(&conn) {
+                    p.messages_out.increment(1);
+                    p.bytes_out.increment(len);
+                }
                 if matches!(msg, proto::Message::Frontier { .. }) {
                     metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
                 }
             }
             // The engine repairs whatever is dropped here on its next round.
             Err(e) => {
+                let name = self
+                    .names
+                    .get(&conn)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
                 metrics::counter!("veto_gossip_send_dropped_total", "peer" => name).increment(1);
                 tracing::debug!(%conn, error = %e, kind = msg.kind(), "frame not sent");
             }

@@ -9,8 +9,31 @@ use veto_gossip::transport::{ConnId, PeerState, Transport};
 
 use crate::peers::PeerDirectory;
 
-/// Names of connected nodes, by connection, as learnt from their handshakes.
-pub(crate) type Names = BTreeMap<ConnId, String>;
+/// A connected node's name (from its certificate) and its per-peer counters,
+/// resolved once per connection rather than on every frame.
+pub(crate) struct PeerConn {
+    pub(crate) name: String,
+    pub(crate) messages_in: metrics::Counter,
+    pub(crate) bytes_in: metrics::Counter,
+    pub(crate) messages_out: metrics::Counter,
+    pub(crate) bytes_out: metrics::Counter,
+}
+
+impl PeerConn {
+    pub(crate) fn new(name: String) -> PeerConn {
+        let counter = |metric: &'static str, direction: &'static str| metrics::counter!(metric, "direction" => direction, "peer" => name.clone());
+        PeerConn {
+            messages_in: counter("veto_peer_messages_total", "in"),
+            bytes_in: counter("veto_peer_bytes_total", "in"),
+            messages_out: counter("veto_peer_messages_total", "out"),
+            bytes_out: counter("veto_peer_bytes_total", "out"),
+            name,
+        }
+    }
+}
+
+/// Connected nodes by connection.
+pub(crate) type Names = BTreeMap<ConnId, PeerConn>;
 
 fn state_name(state: PeerState) -> &'static str {
     match state {
@@ -42,8 +65,8 @@ pub(crate) fn publish(
         if let Some(conn_stats) = transport.stats(conn) {
             view.rtt_ms = Some(conn_stats.rtt.as_secs_f64() * 1e3);
         }
-        if let Some(name) = names.get(&conn) {
-            view.name = Some(name.clone());
+        if let Some(peer) = names.get(&conn) {
+            view.name = Some(peer.name.clone());
         }
     };
     directory.refresh(|views| {
