@@ -52,18 +52,12 @@ pub struct Veto {
 impl Veto {
     /// Starts a node on `data_dir` with extra flags and waits until it is ready.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Veto {
-        let port = free_port();
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--gossip-listen".into(),
+        let mut args = vec![
+            "--gossip-listen".to_owned(),
             format!("127.0.0.1:{}", free_udp_port()),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(data_dir, args, port)
+        Self::start_with(data_dir, &args)
     }
 
     fn spawn(data_dir: &Path, args: Vec<String>, port: u16) -> Veto {
