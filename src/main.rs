@@ -4,10 +4,12 @@
 //! meet, and the only crate allowed to use `anyhow`.
 
 mod cli;
+mod clock_steps;
 mod config;
 mod demo;
 mod feed;
 mod node;
+mod panics;
 mod peers;
 mod relay;
 mod remote;
@@ -22,6 +24,7 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    panics::install_hook();
     let result = match cli.command {
         Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

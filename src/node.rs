@@ -5,22 +5,31 @@
 //! then enters the index, the digest and replication. So an acknowledged
 //! revocation survives `kill -9`, and nothing is ever served or gossiped that a
 //! crash could take back.
+//!
+//! The node's id is drawn afresh at every start (see [`fresh_writer`]): the
+//! records of one process lifetime are numbered 1, 2, ... under an id no data
+//! directory has used, so a restored backup or a cloned data directory can
+//! never issue an id that names two different revocations.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use veto_api::{
-    Backend, BackendError, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView,
+    Backend, BackendError, ClockView, Feed, NodeInfo, PeerView, RecordChunks, Revoked,
+    StatusView, StorageView,
 };
 use veto_core::{
-    AuditQuery, Check, HybridClock, LookupIndex, Record, RecordId, Revocation, SetDigest,
+    AuditQuery, Check, Frontier, HybridClock, LookupIndex, NodeId, Record, RecordId, Revocation,
+    SetDigest,
 };
-use veto_store::Store;
+use veto_gossip::engine::{ClockCheck, ClockVerdict};
+use veto_store::{Store, StoreError};
 
+use crate::clock_steps::Reading;
 use crate::peers::PeerDirectory;
 
 /// Wall-clock time since the Unix epoch. The one place the node reads the OS clock.
@@ -28,6 +37,18 @@ pub(crate) fn wall_clock() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+/// A node id for this process lifetime: random, non-zero, and not an origin
+/// the store already covers (so never one a copy of this data directory, or a
+/// peer, has used).
+pub(crate) fn fresh_writer(covered: &Frontier) -> NodeId {
+    loop {
+        let id = NodeId::new(rand::random::<u64>());
+        if covered.origin(id).is_none() {
+            return id;
+        }
+    }
 }
 
 /// What the index answers from: rebuilt from the store at start, then kept in
@@ -44,6 +65,7 @@ pub(crate) struct Node {
     store: Store,
     memory: RwLock<Memory>,
     clock: Arc<HybridClock>,
+    max_clock_offset: Duration,
     /// Serialises local appends so that sequence numbers are handed out
     /// contiguously and in the order they become durable.
     next_seq: tokio::sync::Mutex<u64>,
@@ -53,10 +75,20 @@ pub(crate) struct Node {
     peers: Arc<PeerDirectory>,
     /// Numbers every durable record for watchers and snapshots.
     feed: Arc<Feed>,
+    /// The replication engine's latest comparison of this node's clock with
+    /// its peers', and both clocks' readings when it was reported.
+    clock_check: Mutex<(ClockCheck, Reading)>,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
     BackendError::Storage(err.to_string())
+}
+
+fn store_error(err: StoreError) -> BackendError {
+    match err {
+        StoreError::Halted(why) => BackendError::WritesHalted(why),
+        other => storage(other),
+    }
 }
 
 impl Node {
@@ -68,29 +100,37 @@ impl Node {
         max_clock_offset: Duration,
         peers: Arc<PeerDirectory>,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
-        let id = store.node_id();
         let covered = store
             .covered()
             .context("cannot read the covered frontier")?;
-        let next_seq = covered.max_seq(id) + 1;
+        let id = fresh_writer(&covered);
         let (tx, rx) = mpsc::unbounded_channel();
         let node = Node {
             info: NodeInfo { id, name, region },
             store,
             memory: RwLock::new(Memory::default()),
             clock: Arc::new(HybridClock::new(id, max_clock_offset)),
-            next_seq: tokio::sync::Mutex::new(next_seq),
+            max_clock_offset,
+            next_seq: tokio::sync::Mutex::new(1),
             ready: AtomicBool::new(false),
             local_records: tx,
             peers,
             feed: crate::feed::new_feed(),
+            clock_check: Mutex::new((
+                ClockCheck {
+                    verdict: ClockVerdict::Unconfirmed,
+                    peers: 0,
+                    off: 0,
+                    offset_ns: None,
+                },
+                Reading::now(),
+            )),
         };
         Ok((Arc::new(node), rx))
     }
 
-    /// Rebuilds the index and digest from the store, then marks the node ready.
-    pub(crate) fn load(&self) -> anyhow::Result<()> {
-        let started = Instant::now();
+    /// Reads the index and digest from the store.
+    fn read_memory(&self) -> anyhow::Result<Memory> {
         let mut memory = Memory::default();
         memory
             .index
@@ -111,6 +151,13 @@ impl Node {
         if let Some(e) = failure {
             return Err(e).context("cannot index a stored record");
         }
+        Ok(memory)
+    }
+
+    /// Rebuilds the index and digest from the store, then marks the node ready.
+    pub(crate) fn load(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let memory = self.read_memory()?;
         let count = memory.index.len();
         *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
         metrics::gauge!("veto_records").set(count as f64);
@@ -120,7 +167,34 @@ impl Node {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "index loaded"
         );
+        if let Some(d) = self.store.damage() {
+            tracing::error!(
+                missing = d.missing,
+                covered_before = d.covered_before,
+                covered_now = d.covered_at_open,
+                "serving with records missing from a damaged database; peers send back what they hold"
+            );
+        }
         Ok(())
+    }
+
+    /// After a failed write: once the disk takes writes again, reopens the
+    /// store and rebuilds the index from what is on disk (the failed write may
+    /// have left part of itself there). Lookups are served from the old index
+    /// meanwhile. Returns whether writes resumed.
+    pub(crate) fn recover_storage(&self) -> anyhow::Result<bool> {
+        if !self.store.recover()? {
+            return Ok(false);
+        }
+        let memory = self.read_memory()?;
+        let count = memory.index.len();
+        *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        metrics::gauge!("veto_records").set(count as f64);
+        // Records of the failed write that reached the disk keep their seqs.
+        let on_disk = self.store.covered()?.max_seq(self.info.id);
+        let mut next_seq = self.next_seq.blocking_lock();
+        *next_seq = (*next_seq).max(on_disk + 1);
+        Ok(true)
     }
 
     /// The store, for the replication driver.
@@ -132,6 +206,26 @@ impl Node {
     /// observed from peers order later local revocations.
     pub(crate) fn clock_handle(&self) -> Arc<HybridClock> {
         Arc::clone(&self.clock)
+    }
+
+    /// The hybrid clock's reading now, in whole Unix seconds: never behind a
+    /// stamp this node made or took in.
+    pub(crate) fn hybrid_now_secs(&self) -> u64 {
+        self.clock.stamp(wall_clock()).unix_secs()
+    }
+
+    /// The replication driver reports the clock comparison.
+    pub(crate) fn set_clock_check(&self, check: ClockCheck) {
+        *self.clock_check.lock().unwrap_or_else(|p| p.into_inner()) = (check, Reading::now());
+        metrics::gauge!("veto_clock_skewed")
+            .set(f64::from(u8::from(check.verdict == ClockVerdict::Skewed)));
+        if let Some(ns) = check.offset_ns {
+            metrics::gauge!("veto_clock_offset_seconds").set(ns as f64 / 1e9);
+        }
+    }
+
+    fn clock_check(&self) -> ClockCheck {
+        self.clock_check.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
     /// Records that became durable here (local or from a peer): index them.
@@ -155,19 +249,57 @@ impl Node {
         self.feed.publish(records);
     }
 
-    /// Stores records received from a peer (already deduplicated by the
-    /// replication engine), then indexes them. Returns the ones that were new.
+    /// Stores what a peer sent (already deduplicated by the replication
+    /// engine): new records, ids to cover without data, and records to hold
+    /// again under ids covered without data. Indexes what was stored.
     pub(crate) fn store_remote(
         &self,
         records: &[Record],
-    ) -> Result<Vec<Record>, veto_store::StoreError> {
+        cover: &Frontier,
+        restore: &[Record],
+    ) -> Result<(), StoreError> {
         let new = self.store.append(records)?;
         self.index_durable(&new);
-        Ok(new)
+        if cover.count() > 0 {
+            self.store.cover_frontier(cover)?;
+        }
+        if !restore.is_empty() {
+            let restored = self.store.restore(restore)?;
+            self.index_durable(&restored);
+        }
+        Ok(())
+    }
+
+    /// Why garbage collection must wait, if it must: this node's clock alone
+    /// decides what has expired, so it must agree with the cluster's first.
+    fn gc_hold(&self) -> Option<&'static str> {
+        let (check, at) = *self.clock_check.lock().unwrap_or_else(|p| p.into_inner());
+        // A step since the check was reported voids it; the replication
+        // driver notices the step within half a second and measures again.
+        let limit = i64::try_from(self.max_clock_offset.as_millis() / 2).unwrap_or(i64::MAX);
+        if at.step_since(&Reading::now()).abs() > limit {
+            return Some("clock_stepped");
+        }
+        match check.verdict {
+            ClockVerdict::Skewed => Some("clock_skew"),
+            // A node that replicates waits to compare its clock with a peer's;
+            // a node alone has nothing to compare with.
+            ClockVerdict::Unconfirmed if !self.peers.is_empty() => Some("clock_unconfirmed"),
+            _ => None,
+        }
     }
 
     /// One garbage-collection pass: prunes records past `expires_at + grace`.
-    pub(crate) fn collect_garbage(&self, grace: Duration) -> Result<usize, veto_store::StoreError> {
+    pub(crate) fn collect_garbage(&self, grace: Duration) -> Result<usize, StoreError> {
+        if let Some(reason) = self.gc_hold() {
+            metrics::counter!("veto_gc_paused_total", "reason" => reason).increment(1);
+            tracing::warn!(
+                reason,
+                "garbage collection paused: this node's clock has not been confirmed \
+                 against its peers' (records are kept until it is)"
+            );
+            return Ok(0);
+        }
         let now = wall_clock().as_secs();
         let mut total = 0;
         loop {
@@ -190,6 +322,25 @@ impl Node {
         }
         Ok(total)
     }
+
+    /// Refuses a batch with a bulk cutoff while this node's clock disagrees
+    /// with its peers': the cutoff came from that clock.
+    fn check_bulk_allowed(&self, batch: &[Revocation]) -> Result<(), BackendError> {
+        let check = self.clock_check();
+        if check.verdict != ClockVerdict::Skewed || !batch.iter().any(|r| r.target.kind().is_bulk())
+        {
+            return Ok(());
+        }
+        metrics::counter!("veto_revocations_refused_total", "reason" => "clock_skew").increment(1);
+        Err(BackendError::ClockSkew(format!(
+            "this node's clock is {} ms away from its peers' ({} of {} measured are more than {} ms off), \
+             so it cannot set a bulk cutoff (subject, client, issuer); revoke at another node, or fix this clock",
+            check.offset_ns.map_or(0, |ns| ns / 1_000_000),
+            check.off,
+            check.peers,
+            self.max_clock_offset.as_millis(),
+        )))
+    }
 }
 
 #[async_trait]
@@ -202,6 +353,10 @@ impl Backend for Node {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(why) = self.store.halted() {
+            return Err(BackendError::WritesHalted(why));
+        }
+        self.check_bulk_allowed(&batch)?;
         let mut next_seq = self.next_seq.lock().await;
         let now = wall_clock();
         let records: Vec<Record> = batch
@@ -220,7 +375,16 @@ impl Backend for Node {
         let stored = tokio::task::spawn_blocking(move || store.append(&to_store))
             .await
             .map_err(storage)?
-            .map_err(storage)?;
+            .map_err(store_error)?;
+        if stored.len() != records.len() {
+            // Only a reused id gets here: refuse rather than acknowledge a
+            // record that is not the one stored.
+            return Err(storage(format!(
+                "{} of {} new ids were already covered",
+                records.len() - stored.len(),
+                records.len()
+            )));
+        }
         *next_seq += records.len() as u64;
         drop(next_seq);
         self.index_durable(&stored);
@@ -258,21 +422,36 @@ impl Backend for Node {
         tokio::task::spawn_blocking(move || store.audit(&query))
             .await
             .map_err(storage)?
-            .map_err(storage)
+            .map_err(store_error)
     }
 
     fn status(&self) -> StatusView {
         let memory = self.memory.read().unwrap_or_else(|p| p.into_inner());
+        let check = self.clock_check();
         StatusView {
             node: self.info.clone(),
             revocations: memory.digest.count(),
             digest: memory.digest.to_hex(),
             peers: self.peers.views(),
+            clock: ClockView {
+                state: check.verdict.as_str().to_owned(),
+                offset_ms: check.offset_ns.map(|ns| ns / 1_000_000),
+                peers_measured: check.peers,
+                peers_off: check.off,
+            },
+            storage: StorageView {
+                halted: self.store.halted(),
+                missing_records: self.store.damage().map(|d| d.missing),
+            },
         }
     }
 
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    fn writes_halted(&self) -> Option<String> {
+        self.store.halted()
     }
 
     fn peers(&self) -> Vec<PeerView> {

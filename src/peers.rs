@@ -99,6 +99,13 @@ impl PeerDirectory {
             .collect()
     }
 
+    /// Whether the node has no peers at all: none configured, none connected
+    /// on their own.
+    pub(crate) fn is_empty(&self) -> bool {
+        let peers = self.lock();
+        peers.configured.is_empty() && peers.inbound.is_empty()
+    }
+
     /// The configured addresses.
     pub(crate) fn addrs(&self) -> Vec<String> {
         self.lock()

@@ -1,13 +1,14 @@
 //! `veto serve`: open the store, load the index, and serve HTTP (and gossip, when
 //! TLS is configured) until SIGINT or SIGTERM.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceExt as _;
 use veto_api::Backend;
 use veto_store::{OpenOptions, Store};
 
@@ -33,16 +34,17 @@ pub(crate) fn init_logging(format: LogFormat) {
 }
 
 /// Runs a node until it is told to stop.
+///
+/// The HTTP port is bound and answering first: until the store is open and
+/// the index loaded, everything but `/healthz`, `/readyz` and `/metrics`
+/// answers 503, so a gateway never hears a possibly wrong "not revoked" and
+/// never waits on a refused connection.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_format);
     let data_dir = settings.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir, OpenOptions::default()))
-        .await
-        .context("store open task failed")??;
-    let admin_token = config::admin_token(&settings)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
@@ -50,12 +52,55 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let http_addr = listener.local_addr().context("no local address")?;
+    let app: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn(serve_http(
+        listener,
+        Arc::clone(&app),
+        metrics.clone(),
+        stop_rx,
+    ));
+    tracing::info!(http = %http_addr, "HTTP listening; answering 503 until the state is loaded");
+    let served = start_node(&settings, metrics, &app).await;
+    let node = match served {
+        Ok(node) => node,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        ended = http => {
+            ended.context("HTTP server task failed")??;
+            anyhow::bail!("the HTTP server stopped");
+        }
+    }
+    let _ = stop_tx.send(true);
+    node.store().flush().context("final flush failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
 
-    let name = node_name(&settings, &store)?;
+/// Opens the store, loads the index, starts replication and the background
+/// tasks, and installs the real router in `app`.
+async fn start_node(
+    settings: &Settings,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    app: &OnceLock<Router>,
+) -> anyhow::Result<Arc<Node>> {
+    let data_dir = settings.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        crate::panics::quietly(|| Store::open(&data_dir, OpenOptions::default()))
+    })
+    .await
+    .context("store open task failed")??;
+    let admin_token = config::admin_token(settings)?;
+    let name = node_name(settings, &store)?;
     let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let peers = match &settings.tls {
         Some(_) => Arc::new(PeerDirectory::new(
-            &configured_peers(&settings, &store)?,
+            &configured_peers(settings, &store)?,
             commands_tx,
         )),
         None => Arc::new(PeerDirectory::disabled()),
@@ -69,11 +114,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,
-        http = %http_addr, data_dir = %settings.data_dir.display(), "veto node starting"
+        data_dir = %settings.data_dir.display(), "veto node starting"
     );
 
     let loader = Arc::clone(&node);
-    tokio::task::spawn_blocking(move || loader.load())
+    tokio::task::spawn_blocking(move || crate::panics::quietly(|| loader.load()))
         .await
         .context("index load task failed")??;
 
@@ -111,11 +156,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
     }
-    spawn_garbage_collector(Arc::clone(&node), &settings);
+    spawn_garbage_collector(Arc::clone(&node), settings);
+    spawn_storage_recovery(Arc::clone(&node));
     spawn_metrics_upkeep(metrics.clone());
 
+    let clock = Arc::clone(&node);
     let api_config = veto_api::ApiConfig::new(admin_token)
         .with_max_token_lifetime(settings.max_token_lifetime)
+        .with_max_clock_offset(settings.max_clock_offset)
+        // Bulk cutoffs come from the hybrid clock: never behind a stamp this
+        // node has made or taken in.
+        .with_clock(move || clock.hybrid_now_secs())
         .with_prometheus(metrics);
     let api_config = settings
         .transmitters
@@ -124,20 +175,58 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .fold(api_config, veto_api::ApiConfig::with_transmitter)
         .with_set_replay_window(settings.set_replay_window);
     let backend: Arc<dyn Backend> = node.clone();
-    let ready = Arc::clone(&node);
-    let app =
-        veto_api::router(backend, api_config).layer(axum::middleware::from_fn(move |req, next| {
-            let ready = ready.ready();
-            serve_when_ready(ready, req, next)
-        }));
-    tracing::info!(http = %http_addr, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    // Set once, here: nothing else writes it.
+    let _ = app.set(veto_api::router(backend, api_config));
+    tracing::info!("serving");
+    Ok(node)
+}
+
+/// Serves HTTP until `stop` turns true: the router in `app` once it is set,
+/// the answers of a node still loading before.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Arc<OnceLock<Router>>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let outer = Router::new().fallback(move |req: Request| {
+        let app = Arc::clone(&app);
+        let metrics = metrics.clone();
+        async move {
+            match app.get() {
+                Some(router) => match router.clone().oneshot(req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                },
+                None => loading(req.uri().path(), &metrics),
+            }
+        }
+    });
+    axum::serve(listener, outer)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
         .await
-        .context("HTTP server failed")?;
-    node.store().flush().context("final flush failed")?;
-    tracing::info!("stopped");
-    Ok(())
+        .context("HTTP server failed")
+}
+
+/// What a node still loading its state answers.
+fn loading(path: &str, metrics: &metrics_exporter_prometheus::PrometheusHandle) -> Response {
+    match path {
+        "/healthz" => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+        "/metrics" => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics.render(),
+        )
+            .into_response(),
+        _ => {
+            let body = serde_json::json!({"error": "unavailable", "message": "the node is still loading its state"});
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }
 
 /// The node's name: `--name`, else the name in its certificate, else
@@ -189,17 +278,6 @@ fn configured_peers(settings: &Settings, store: &Store) -> anyhow::Result<Vec<Pe
     Ok(peers)
 }
 
-/// Until the index is loaded, only health and metrics answer; a lookup must never
-/// say "not revoked" from a half-loaded index.
-async fn serve_when_ready(ready: bool, req: Request, next: Next) -> Response {
-    let always = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
-    if ready || always {
-        return next.run(req).await;
-    }
-    let body = serde_json::json!({"error": "unavailable", "message": "the node is still loading its state"});
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-}
-
 fn spawn_garbage_collector(node: Arc<Node>, settings: &Settings) {
     let (interval, grace) = (settings.gc_interval, settings.gc_grace);
     tokio::spawn(async move {
@@ -212,6 +290,38 @@ fn spawn_garbage_collector(node: Arc<Node>, settings: &Settings) {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "garbage collection failed"),
                 Err(e) => tracing::error!(error = %e, "garbage collection task failed"),
+            }
+        }
+    });
+}
+
+/// While writes are halted after a storage failure, tries every few seconds
+/// whether the disk takes writes again, and resumes them when it does.
+fn spawn_storage_recovery(node: Arc<Node>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(2));
+        let mut last_error = String::new();
+        loop {
+            ticker.tick().await;
+            if node.store().halted().is_none() {
+                continue;
+            }
+            let n = Arc::clone(&node);
+            match tokio::task::spawn_blocking(move || n.recover_storage()).await {
+                Ok(Ok(true)) => {
+                    tracing::info!("writes resumed after the storage failure");
+                    last_error.clear();
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    // Logged once per distinct error, not every two seconds.
+                    let text = format!("{e:#}");
+                    if text != last_error {
+                        tracing::warn!(error = %text, "writes stay halted; retrying");
+                        last_error = text;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "storage recovery task failed"),
             }
         }
     });

@@ -4,6 +4,7 @@
 
 use rand::Rng;
 use veto_core::{Frontier, Record, RecordId};
+use veto_gossip::engine::ClockVerdict;
 use veto_gossip::proto::{self, Message};
 
 use crate::bound::{AtHeal, Bound};
@@ -16,11 +17,32 @@ const UNSYNCED_WINDOW: u64 = 200 * MS;
 
 impl World {
     pub(crate) fn start_node(&mut self, i: usize) {
-        self.nodes[i].start();
+        let id = if self.p.bug == Some(Bug::ReuseSeqs) && self.nodes[i].incarnation > 0 {
+            // The old behaviour: one permanent id, seqs continuing from what
+            // the store holds.
+            self.nodes[i].id
+        } else {
+            self.fresh_writer(i)
+        };
+        self.by_id.insert(id, i);
+        self.nodes[i].start(id);
         self.net.start(&mut self.q, self.now, i);
         self.rearm(i, false);
         if self.log {
             self.say(i, "starts");
+        }
+    }
+
+    /// A writer id for node `i`'s next life: drawn from the seed, used by no
+    /// node and covered by no store here.
+    fn fresh_writer(&mut self, i: usize) -> veto_core::NodeId {
+        loop {
+            let id = veto_core::NodeId::new(self.nodes[i].rng.gen());
+            let taken = self.by_id.contains_key(&id)
+                || self.nodes.iter().any(|n| n.store.covered().origin(id).is_some());
+            if !taken {
+                return id;
+            }
         }
     }
 
@@ -61,11 +83,18 @@ impl World {
             now + self.p.gc_interval_ms.max(1) * MS,
             Event::Gc { node: i },
         );
-        if self.nodes[i].live.is_none() {
+        let Some(live) = self.nodes[i].live.as_ref() else {
+            return;
+        };
+        // As in production: collect only by a clock the peers confirm.
+        let verdict = live.engine.clock_check().verdict;
+        if verdict != ClockVerdict::Agrees && self.p.bug != Some(Bug::TrustLocalClock) {
+            self.metrics.gc_paused += 1;
             return;
         }
         let local_secs = self.nodes[i].local_secs(now);
         self.max_clock_secs = self.max_clock_secs.max(local_secs);
+        let cluster_secs = self.cluster_secs();
         let pruned = self.nodes[i]
             .store
             .prune_expired(local_secs, self.p.engine.gc_grace_s);
@@ -78,9 +107,17 @@ impl World {
             if let Some(live) = self.nodes[i].live.as_mut() {
                 live.index.remove(r.id, &r.target);
             }
-            self.oracle.pruned(now, i, local_secs, r);
+            self.oracle.pruned(now, i, local_secs, cluster_secs, r);
         }
         self.check_converged();
+    }
+
+    /// The cluster's time, as its clocks tell it: the median of every node's
+    /// clock reading now, in Unix seconds.
+    pub(crate) fn cluster_secs(&self) -> u64 {
+        let mut readings: Vec<u64> = self.nodes.iter().map(|n| n.local_secs(self.now)).collect();
+        readings.sort_unstable();
+        readings[readings.len() / 2]
     }
 
     pub(crate) fn on_revoke(&mut self) {
@@ -234,6 +271,9 @@ impl World {
                 }
                 n.timer_at = None;
                 self.metrics.clock_jumps += 1;
+                // A node sees its own clock step against its monotonic clock,
+                // as the production driver does, and measures again.
+                self.with_engine(node, |e, local, _, store| e.clock_stepped(local, store));
                 self.rearm(node, false);
             }
             FaultAction::Start { node } => {

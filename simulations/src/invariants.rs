@@ -86,6 +86,8 @@ pub(crate) struct Known {
 pub(crate) struct Oracle {
     seed: u64,
     grace_secs: u64,
+    /// The maximum clock offset, in whole seconds rounded up, plus one.
+    offset_secs: u64,
     names: Vec<String>,
     pub(crate) records: BTreeMap<RecordId, Known>,
     /// Ids in creation order, for probes.
@@ -102,11 +104,12 @@ pub(crate) struct Oracle {
 }
 
 impl Oracle {
-    pub(crate) fn new(seed: u64, grace_secs: u64, names: Vec<String>) -> Oracle {
+    pub(crate) fn new(seed: u64, grace_secs: u64, max_offset_ms: u64, names: Vec<String>) -> Oracle {
         let n = names.len();
         Oracle {
             seed,
             grace_secs,
+            offset_secs: max_offset_ms.div_ceil(1000) + 1,
             names,
             records: BTreeMap::new(),
             order: Vec::new(),
@@ -242,6 +245,38 @@ impl Oracle {
         }
     }
 
+    /// An engine asks node `node` to store `records` again under ids its
+    /// store covers without data.
+    pub(crate) fn restore_request(
+        &mut self,
+        now: Time,
+        node: usize,
+        records: &[Record],
+        store: &Store,
+    ) {
+        for r in records {
+            match self.records.get(&r.id) {
+                Some(k) if k.record == *r => {}
+                _ => self.violate(
+                    now,
+                    "invented-record",
+                    Some(node),
+                    Some(r.id),
+                    "asked to restore a record no node created with this content".into(),
+                ),
+            }
+            if !store.covers(r.id) {
+                self.violate(
+                    now,
+                    "restore-uncovered",
+                    Some(node),
+                    Some(r.id),
+                    "asked to restore a record its store does not cover".into(),
+                );
+            }
+        }
+    }
+
     /// Node `node` is about to cover `id` without its data.
     fn check_forget(&mut self, now: Time, node: usize, local_secs: u64, id: RecordId) {
         let Some(k) = self.records.get(&id) else {
@@ -270,9 +305,18 @@ impl Oracle {
         self.held[node].insert(id);
     }
 
-    /// Node `node`'s collector took `record` at local time `local_secs`.
-    pub(crate) fn pruned(&mut self, now: Time, node: usize, local_secs: u64, record: &Record) {
-        if record.expires_at.saturating_add(self.grace_secs) >= local_secs {
+    /// Node `node`'s collector took `record` at local time `local_secs`, when
+    /// the cluster's clocks read `cluster_secs` (their median).
+    pub(crate) fn pruned(
+        &mut self,
+        now: Time,
+        node: usize,
+        local_secs: u64,
+        cluster_secs: u64,
+        record: &Record,
+    ) {
+        let due = record.expires_at.saturating_add(self.grace_secs);
+        if due >= local_secs {
             self.violate(
                 now,
                 "early-gc",
@@ -280,6 +324,15 @@ impl Oracle {
                 Some(record.id),
                 "collected before expires_at + grace".into(),
             );
+        } else if due >= cluster_secs.saturating_add(self.offset_secs) {
+            // The node's clock is ahead of the cluster's by more than the
+            // tolerated offset.
+            let detail = format!(
+                "collected at {local_secs} by this node's clock, but the cluster's clocks read {cluster_secs}: \
+                 expires_at + grace is {due}, so the cluster still needs it for {} s",
+                due - cluster_secs
+            );
+            self.violate(now, "gc-by-wrong-clock", Some(node), Some(record.id), detail);
         }
         self.pruned[node].insert(record.id);
         self.forgotten.insert(record.id);

@@ -8,7 +8,9 @@ use veto_gossip::proto::Message;
 use crate::sched::Time;
 
 /// Message kinds in wire-tag order.
-pub(crate) const KINDS: [&str; 6] = ["Hello", "Goodbye", "Frontier", "Push", "Records", "Ack"];
+pub(crate) const KINDS: [&str; 7] = [
+    "Hello", "Goodbye", "Frontier", "Push", "Records", "Ack", "Held",
+];
 
 pub(crate) fn kind_index(msg: &Message) -> usize {
     match msg {
@@ -18,13 +20,14 @@ pub(crate) fn kind_index(msg: &Message) -> usize {
         Message::Push { .. } => 3,
         Message::Records { .. } => 4,
         Message::Ack { .. } => 5,
+        Message::Held { .. } => 6,
     }
 }
 
 #[derive(Default)]
 pub(crate) struct Metrics {
-    pub(crate) messages: [u64; 6],
-    pub(crate) bytes: [u64; 6],
+    pub(crate) messages: [u64; 7],
+    pub(crate) bytes: [u64; 7],
     /// (propagation latency, base one-way latency of that pair).
     pub(crate) latency: Vec<(Time, Time)>,
     pub(crate) revocations: u64,
@@ -36,11 +39,17 @@ pub(crate) struct Metrics {
     pub(crate) new_by_repair: u64,
     pub(crate) duplicates: u64,
     pub(crate) expired_on_receipt: u64,
+    pub(crate) restored: u64,
+    /// Records a completed persist stored again under a covered id.
+    pub(crate) restored_stored: u64,
+    pub(crate) conflicts: u64,
     pub(crate) cleared: u64,
     pub(crate) clock_ahead: u64,
     pub(crate) batches_timed_out: u64,
     pub(crate) persist_failures: u64,
     pub(crate) gc_pruned: u64,
+    /// Collector passes skipped because the node's clock was not confirmed.
+    pub(crate) gc_paused: u64,
     pub(crate) crashes: u64,
     pub(crate) restarts: u64,
     pub(crate) clock_jumps: u64,
@@ -61,10 +70,14 @@ impl Metrics {
                 duplicates,
                 expired,
                 cleared,
+                restored,
+                conflicts,
                 ..
             } => {
                 self.duplicates += *duplicates as u64;
                 self.expired_on_receipt += *expired as u64;
+                self.restored += *restored as u64;
+                self.conflicts += *conflicts as u64;
                 self.cleared += cleared;
             }
             EngineEvent::PropagationLatency { via, .. } => match via {
@@ -73,7 +86,9 @@ impl Metrics {
             },
             EngineEvent::ClockAhead { .. } => self.clock_ahead += 1,
             EngineEvent::BatchTimedOut { .. } => self.batches_timed_out += 1,
-            EngineEvent::PeerUp { .. } => {}
+            EngineEvent::PeerUp { .. }
+            | EngineEvent::Conflict { .. }
+            | EngineEvent::ClockVerdict(_) => {}
         }
     }
 

@@ -85,9 +85,13 @@ impl SimNode {
         nanos.clamp(0, u64::MAX as i128) as Time
     }
 
-    /// Starts the node from its durable state: a new engine over the store's
-    /// frontier, a new clock, and the index rebuilt from the stored records.
-    pub(crate) fn start(&mut self) {
+    /// Starts the node from its durable state under writer id `id`: a new
+    /// engine over the store's frontier, a new clock, and the index rebuilt
+    /// from the stored records. Seqs start at 1 under a fresh id (as in
+    /// production), or after the highest stored one when the id is reused.
+    pub(crate) fn start(&mut self, id: NodeId) {
+        self.id = id;
+        self.config.node = id;
         let clock = Arc::new(HybridClock::new(self.id, self.config.max_clock_offset));
         let engine = Engine::with_clock(self.config.clone(), self.store.covered().clone(), clock);
         let mut index = LookupIndex::new();

@@ -17,17 +17,31 @@ pub enum Bug {
     /// A crash loses the writes of the last 200 ms that the disk had reported
     /// durable (a missing fsync).
     LoseUnsynced,
+    /// A restarted node keeps its id and numbers on from the highest seq its
+    /// store holds, instead of taking a fresh id: the behaviour that lets a
+    /// restored or cloned data directory issue an id twice.
+    ReuseSeqs,
+    /// Garbage collection goes by the node's own clock, whatever its peers'
+    /// clocks say: a clock far ahead collects records the cluster still needs.
+    TrustLocalClock,
 }
 
 impl Bug {
     /// Every bug, for the command line.
-    pub const ALL: [Bug; 2] = [Bug::DropOrigin, Bug::LoseUnsynced];
+    pub const ALL: [Bug; 4] = [
+        Bug::DropOrigin,
+        Bug::LoseUnsynced,
+        Bug::ReuseSeqs,
+        Bug::TrustLocalClock,
+    ];
 
     /// Its command-line name.
     pub fn name(self) -> &'static str {
         match self {
             Bug::DropOrigin => "drop-origin",
             Bug::LoseUnsynced => "lose-unsynced",
+            Bug::ReuseSeqs => "reuse-seqs",
+            Bug::TrustLocalClock => "trust-local-clock",
         }
     }
 

@@ -380,6 +380,11 @@ fn base(
 }
 
 /// Swarm testing: every parameter drawn from the seed.
+/// The maximum clock offset a world's engines tolerate.
+fn e_offset_ms(p: &Params) -> u64 {
+    p.engine.max_clock_offset_ms
+}
+
 fn random(seed: u64, size: Size, ov: &Overrides, rng: &mut SimRng) -> Params {
     let quick = size == Size::Quick;
     let mut params_rng = stream(seed, Stream::Params);
@@ -481,7 +486,22 @@ fn random(seed: u64, size: Size, ov: &Overrides, rng: &mut SimRng) -> Params {
         };
     }
     if r.gen_bool(0.4) {
-        p.skew_ms = (0..n).map(|_| r.gen_range(-5_000..=5_000)).collect();
+        // Most clocks are kept within the tolerated offset (NTP), a minority
+        // are far off: seconds to days, ahead or behind. Against a majority of
+        // wrong clocks no rule can tell which time is right.
+        let tolerated = e_offset_ms(&p) as i64;
+        p.skew_ms = (0..n)
+            .map(|_| r.gen_range(-tolerated / 3..=tolerated / 3))
+            .collect();
+        let bad = r.gen_range(1..=(n.saturating_sub(1) / 2).max(1));
+        for _ in 0..bad.min(n) {
+            let k = r.gen_range(0..n);
+            let far = *[5_000i64, 60_000, 3_600_000, 3 * 86_400_000]
+                .choose(r)
+                .unwrap_or(&5_000);
+            let sign = if r.gen_bool(0.5) { 1 } else { -1 };
+            p.skew_ms[k] = sign * r.gen_range(far / 2..=far);
+        }
     }
     let d = p.duration_ms;
     let count = rng.gen_range(0..=(d / 3_000) as usize + 1);

@@ -49,6 +49,7 @@ pub(crate) enum Event {
         id: PersistId,
         records: Vec<Record>,
         cover: Frontier,
+        restore: Vec<Record>,
         fail: bool,
     },
     /// A local revocation is durable at its origin: it is acknowledged.

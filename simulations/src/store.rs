@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
 use veto_core::{Frontier, NodeId, Record, RecordId, SetDigest};
-use veto_gossip::engine::{RecordSource, SourceUnavailable};
+use veto_gossip::engine::{held_ranges, RecordSource, SourceUnavailable};
+use veto_gossip::proto::Holding;
 
 use crate::rng::mix;
 use crate::sched::Time;
@@ -31,6 +32,8 @@ pub(crate) struct Store {
     /// or cleared by a peer that pruned them.
     dataless: Frontier,
     digest: SetDigest,
+    /// The same per origin, as the engine's holdings.
+    per_origin: BTreeMap<NodeId, SetDigest>,
     /// (expires_at, id) of every held record, for garbage collection.
     expiry: BTreeSet<(u64, RecordId)>,
     /// Chance that a read fails, and the counter that makes failures
@@ -53,6 +56,7 @@ impl Store {
             covered_count: 0,
             dataless: Frontier::new(),
             digest: SetDigest::new(),
+            per_origin: BTreeMap::new(),
             expiry: BTreeSet::new(),
             read_fail_prob: 0.0,
             reads: Cell::new(0),
@@ -73,8 +77,18 @@ impl Store {
             return false;
         }
         self.covered_count += 1;
+        self.hold(now, record);
+        true
+    }
+
+    /// Stores the data of a record (its id already covered).
+    fn hold(&mut self, now: Time, record: Record) {
         let fingerprint = record.fingerprint();
         self.digest.add(&fingerprint);
+        self.per_origin
+            .entry(record.id.origin)
+            .or_default()
+            .add(&fingerprint);
         self.expiry.insert((record.expires_at, record.id));
         if let Some(journal) = &mut self.journal {
             journal.push((now, record.id));
@@ -86,7 +100,27 @@ impl Store {
                 fingerprint,
             },
         );
+    }
+
+    /// Stores a record again under an id covered without data. Returns
+    /// whether it was stored.
+    pub(crate) fn restore(&mut self, now: Time, record: Record) -> bool {
+        if !self.covered.contains(record.id) || self.records.contains_key(&record.id) {
+            return false;
+        }
+        self.hold(now, record);
         true
+    }
+
+    /// Forgets the data of a held record, keeping the id covered.
+    fn drop_data(&mut self, id: RecordId) -> Option<Stored> {
+        let stored = self.records.remove(&id)?;
+        self.digest.remove(&stored.fingerprint);
+        if let Some(d) = self.per_origin.get_mut(&id.origin) {
+            d.remove(&stored.fingerprint);
+        }
+        self.expiry.remove(&(stored.record.expires_at, id));
+        Some(stored)
     }
 
     /// Covers ids without data. Returns the spans that were not covered before.
@@ -118,9 +152,7 @@ impl Store {
             if expires_at.saturating_add(grace_secs) >= now_secs {
                 break;
             }
-            self.expiry.pop_first();
-            if let Some(stored) = self.records.remove(&id) {
-                self.digest.remove(&stored.fingerprint);
+            if let Some(stored) = self.drop_data(id) {
                 self.dataless.insert(id);
                 out.push(stored.record);
             }
@@ -141,10 +173,7 @@ impl Store {
             .collect();
         journal.clear();
         for id in &lost {
-            if let Some(stored) = self.records.remove(id) {
-                self.digest.remove(&stored.fingerprint);
-                self.expiry.remove(&(stored.record.expires_at, *id));
-            }
+            self.drop_data(*id);
         }
         let mut covered = self.dataless.clone();
         for id in self.records.keys() {
@@ -226,5 +255,31 @@ impl RecordSource for Store {
             .take(max)
             .map(|(_, s)| s.record.clone())
             .collect())
+    }
+
+    fn holdings(&self) -> Vec<(NodeId, Holding)> {
+        self.per_origin
+            .iter()
+            .filter(|(_, d)| d.count() > 0)
+            .map(|(o, d)| (*o, Holding::of(d)))
+            .collect()
+    }
+
+    fn held(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        max_ranges: usize,
+    ) -> Result<(Vec<RangeInclusive<u64>>, u64), SourceUnavailable> {
+        let lo = RecordId {
+            origin,
+            seq: *seqs.start(),
+        };
+        let hi = RecordId {
+            origin,
+            seq: *seqs.end(),
+        };
+        let held = self.records.range(lo..=hi).map(|(id, _)| id.seq);
+        Ok(held_ranges(held, seqs, max_ranges))
     }
 }

@@ -126,7 +126,12 @@ impl World {
         };
         let mut w = World {
             net: Net::new(&p, stream(seed, Stream::Net)),
-            oracle: Oracle::new(seed, p.engine.gc_grace_s, names),
+            oracle: Oracle::new(
+                seed,
+                p.engine.gc_grace_s,
+                p.engine.max_clock_offset_ms,
+                names,
+            ),
             workload: Workload::new(p.workload.clone(), stream(seed, Stream::Workload)),
             disk_rng: stream(seed, Stream::Disk),
             disk_failing: p.disk.fail_prob > 0.0,
@@ -250,8 +255,9 @@ impl World {
                 id,
                 records,
                 cover,
+                restore,
                 fail,
-            } => self.on_persisted(node, incarnation, id, records, cover, fail),
+            } => self.on_persisted(node, incarnation, id, records, cover, restore, fail),
             Event::LocalDurable {
                 node,
                 incarnation,
@@ -410,7 +416,12 @@ impl World {
                     let lane = u8::from(lane == Lane::Bulk);
                     self.net.send(&mut self.q, self.now, peer, lane, frame);
                 }
-                Output::Persist { id, records, cover } => self.persist(i, id, records, cover),
+                Output::Persist {
+                    id,
+                    records,
+                    cover,
+                    restore,
+                } => self.persist(i, id, records, cover, restore),
                 Output::Close { peer, reason } => {
                     let (class, allowed) = close_class(&reason);
                     self.metrics.closed(class);
@@ -437,12 +448,15 @@ impl World {
         id: veto_gossip::engine::PersistId,
         records: Vec<Record>,
         cover: Frontier,
+        restore: Vec<Record>,
     ) {
         let now = self.now;
         let local_secs = self.nodes[i].local_secs(now);
         self.max_clock_secs = self.max_clock_secs.max(local_secs);
         self.oracle
             .persist_request(now, i, local_secs, &records, &cover, &self.nodes[i].store);
+        self.oracle
+            .restore_request(now, i, &restore, &self.nodes[i].store);
         self.trace
             .word(0x9e ^ (records.len() as u64) << 8 ^ cover.count() << 32);
         let d = &self.p.disk;
@@ -459,11 +473,13 @@ impl World {
                 id,
                 records,
                 cover,
+                restore,
                 fail,
             },
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_persisted(
         &mut self,
         i: usize,
@@ -471,6 +487,7 @@ impl World {
         id: veto_gossip::engine::PersistId,
         records: Vec<Record>,
         cover: Frontier,
+        restore: Vec<Record>,
         fail: bool,
     ) {
         let now = self.now;
@@ -491,6 +508,12 @@ impl World {
             }
         }
         node.store.cover(&cover);
+        for r in &restore {
+            if node.store.restore(now, r.clone()) {
+                stored.push(r);
+                self.metrics.restored_stored += 1;
+            }
+        }
         self.with_engine(i, |e, local, _, _| e.records_durable(local, id));
         for r in stored {
             self.index_insert(i, r);

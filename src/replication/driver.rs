@@ -21,6 +21,7 @@ use veto_gossip::transport::{ConnId, Lane, Transport, TransportConfig, Transport
 
 use super::source::StoreSource;
 use super::status::{self, Names, PeerConn};
+use crate::clock_steps::StepDetector;
 use crate::node::{wall_clock, Node};
 use crate::peers::{PeerCommand, PeerDirectory};
 
@@ -121,6 +122,7 @@ impl Driver {
         mut persisted: mpsc::UnboundedReceiver<(PersistId, bool)>,
     ) {
         let mut publish = tokio::time::interval(Duration::from_millis(500));
+        let mut steps = StepDetector::new(self.engine.config().max_clock_offset / 2);
         loop {
             let timeout = self
                 .engine
@@ -150,7 +152,15 @@ impl Driver {
                     self.engine.tick(wall_clock(), &mut self.rng, &source);
                 }
                 _ = publish.tick() => {
+                    if let Some(step) = steps.observe() {
+                        tracing::warn!(step_ms = step, "the wall clock stepped; measuring the peers' clocks again");
+                        metrics::counter!("veto_clock_steps_total").increment(1);
+                        let source = StoreSource(self.node.store());
+                        self.engine.clock_stepped(wall_clock(), &source);
+                    }
                     status::publish(&self.directory, &self.transport, &self.engine, &self.names);
+                    self.node.set_clock_check(self.engine.clock_check());
+                    self.drain();
                     continue;
                 }
             }
@@ -210,13 +220,16 @@ impl Driver {
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Send { peer, msg, lane } => self.send(peer, &msg, lane),
-                Output::Persist { id, records, cover } => {
+                Output::Persist {
+                    id,
+                    records,
+                    cover,
+                    restore,
+                } => {
                     let node = Arc::clone(&self.node);
                     let done = self.persisted_tx.clone();
                     tokio::task::spawn_blocking(move || {
-                        let stored = node
-                            .store_remote(&records)
-                            .and_then(|_| node.store().cover_frontier(&cover));
+                        let stored = node.store_remote(&records, &cover, &restore);
                         if let Err(e) = &stored {
                             tracing::error!(error = %e, records = records.len(), "cannot store records from a peer");
                         }
@@ -285,6 +298,8 @@ impl Driver {
                 new,
                 duplicates,
                 expired,
+                restored,
+                conflicts,
                 ..
             } => {
                 let via = match via {
@@ -296,6 +311,10 @@ impl Driver {
                     .increment(duplicates as u64);
                 metrics::counter!("veto_gossip_records_received_total", "kind" => "expired", "via" => via)
                     .increment(expired as u64);
+                metrics::counter!("veto_gossip_records_received_total", "kind" => "restored", "via" => via)
+                    .increment(restored as u64);
+                metrics::counter!("veto_gossip_records_received_total", "kind" => "conflict", "via" => via)
+                    .increment(conflicts as u64);
                 if via == "repair" {
                     metrics::counter!("veto_anti_entropy_records_repaired_total")
                         .increment(new as u64);
@@ -323,6 +342,29 @@ impl Driver {
                     .unwrap_or_else(|| "unknown".to_owned());
                 metrics::histogram!("veto_propagation_seconds", "origin_region" => region)
                     .record(latency.as_secs_f64());
+            }
+            EngineEvent::Conflict { peer, record } => {
+                tracing::error!(
+                    conn = %ConnId(peer.0), %record,
+                    "a peer sent a different record under an id stored here: refused, the stored one stays \
+                     (an origin reused a sequence number)"
+                );
+                metrics::counter!("veto_record_conflicts_total").increment(1);
+            }
+            EngineEvent::ClockVerdict(check) => {
+                let offset_ms = check.offset_ns.map(|ns| ns / 1_000_000);
+                match check.verdict {
+                    veto_gossip::engine::ClockVerdict::Skewed => tracing::error!(
+                        ?offset_ms, peers_off = check.off, peers_measured = check.peers,
+                        "this node's clock disagrees with its peers' beyond the maximum offset: \
+                         garbage collection and bulk revocations stop until it agrees"
+                    ),
+                    verdict => tracing::info!(
+                        ?offset_ms, peers_measured = check.peers, verdict = verdict.as_str(),
+                        "clock compared with peers"
+                    ),
+                }
+                self.node.set_clock_check(check);
             }
             EngineEvent::BatchTimedOut { peer, batch_id } => {
                 tracing::warn!(conn = %ConnId(peer.0), batch_id, "a backlog batch was not acknowledged in time; resending");

@@ -15,7 +15,9 @@ use crate::watch::Feed;
 /// Who this node is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
-    /// The permanent node id.
+    /// The node's id in this process lifetime: the origin of the records it
+    /// makes. A fresh one is drawn at every start, so that a data directory
+    /// restored from a backup or cloned can never issue an id twice.
     pub id: NodeId,
     /// The operator-given name.
     pub name: String,
@@ -65,6 +67,35 @@ pub struct StatusView {
     pub digest: String,
     /// Every peer.
     pub peers: Vec<PeerView>,
+    /// Whether this node's clock agrees with its peers'.
+    pub clock: ClockView,
+    /// Whether the store takes writes, and what it lost.
+    pub storage: StorageView,
+}
+
+/// The node's clock against its peers', for `/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ClockView {
+    /// `ok` (within the maximum offset of most peers measured), `skewed`
+    /// (beyond it: garbage collection and bulk revocations stop), or
+    /// `unconfirmed` (no peer measured yet).
+    pub state: String,
+    /// This node's clock minus the median peer's, in milliseconds.
+    pub offset_ms: Option<i64>,
+    /// Peers whose clocks were measured.
+    pub peers_measured: usize,
+    /// Of those, how many are beyond the maximum offset.
+    pub peers_off: usize,
+}
+
+/// The store's health, for `/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StorageView {
+    /// Why writes are halted, or `None` while they are taken.
+    pub halted: Option<String>,
+    /// Acknowledged records the database lost before this start (found by its
+    /// durability marker) that peers have not yet sent back.
+    pub missing_records: Option<u64>,
 }
 
 /// The live records for `GET /v1/snapshot`, in chunks, as the node reads them.
@@ -92,6 +123,14 @@ pub enum BackendError {
     /// The node cannot take this now (starting or shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// Writes are halted after a storage failure; the node retries and resumes
+    /// them once the disk works again. Nothing was stored.
+    #[error("{0}")]
+    WritesHalted(String),
+    /// This node's clock disagrees with its peers', so it cannot take a
+    /// revocation whose cutoff comes from the clock. Nothing was stored.
+    #[error("{0}")]
+    ClockSkew(String),
 }
 
 /// The node as the API sees it.
@@ -115,6 +154,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Whether the node has loaded its state and serves lookups.
     fn ready(&self) -> bool;
+
+    /// Why writes are halted, if they are (lookups go on).
+    fn writes_halted(&self) -> Option<String> {
+        None
+    }
 
     /// Every configured peer.
     fn peers(&self) -> Vec<PeerView>;

@@ -44,8 +44,13 @@ pub struct ApiConfig {
     /// the metrics recorder before calling [`crate::router`], so that the
     /// lookup counters registered there are live.
     pub metrics: Option<MetricsRenderer>,
-    /// The wall clock in Unix seconds.
+    /// The clock revocations take their defaults from, in Unix seconds: the
+    /// node's hybrid clock (never behind any stamp it has seen).
     pub clock: Clock,
+    /// The largest offset tolerated between this node's clock and the
+    /// issuers' (and peers'): a bulk cutoff defaults to now plus this, and
+    /// may not be later.
+    pub max_clock_offset: Duration,
     /// The Shared Signals transmitters whose SETs `POST /v1/events` accepts.
     /// With none, every SET is refused as `invalid_issuer`.
     pub transmitters: Vec<Transmitter>,
@@ -63,6 +68,7 @@ impl ApiConfig {
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             metrics: None,
             clock: Arc::new(system_clock),
+            max_clock_offset: veto_core::hlc::DEFAULT_MAX_OFFSET,
             transmitters: Vec::new(),
             set_replay_window: DEFAULT_SET_REPLAY_WINDOW,
         }
@@ -83,6 +89,12 @@ impl ApiConfig {
     /// Replaces the wall clock (for tests and simulations).
     pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> ApiConfig {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the maximum clock offset.
+    pub fn with_max_clock_offset(mut self, offset: Duration) -> ApiConfig {
+        self.max_clock_offset = offset;
         self
     }
 

@@ -51,6 +51,10 @@ pub mod code {
     pub const STORAGE_FAILED: &str = "storage_failed";
     /// The node cannot serve this now.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// Writes are halted after a storage failure (503).
+    pub const WRITES_HALTED: &str = "writes_halted";
+    /// The node's clock disagrees with its peers' (503).
+    pub const CLOCK_SKEW: &str = "clock_skew";
     /// RFC 7009: the `token_type_hint` is not one this server knows.
     pub const UNSUPPORTED_TOKEN_TYPE: &str = "unsupported_token_type";
 }
@@ -176,6 +180,16 @@ impl From<BackendError> for ApiError {
             BackendError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, m)
             }
+            BackendError::WritesHalted(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::WRITES_HALTED,
+                format!("writes are halted, nothing was stored: {m}"),
+            ),
+            BackendError::ClockSkew(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::CLOCK_SKEW,
+                format!("nothing was stored: {m}"),
+            ),
         }
     }
 }

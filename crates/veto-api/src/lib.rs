@@ -67,14 +67,17 @@ use axum::routing::{any, delete, get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-pub use backend::{Backend, BackendError, NodeInfo, PeerView, RecordChunks, Revoked, StatusView};
+pub use backend::{
+    Backend, BackendError, ClockView, NodeInfo, PeerView, RecordChunks, Revoked, StatusView,
+    StorageView,
+};
 pub use config::DEFAULT_SET_REPLAY_WINDOW;
 pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TOKEN_LIFETIME};
 pub use error::ApiError;
 pub use events::{Transmitter, TransmitterError};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
-pub use revoke::DEFAULT_ACTOR;
+pub use revoke::{DEFAULT_ACTOR, MAX_EXPIRY_HORIZON};
 pub use watch::{Cursor, Feed, FeedConfig};
 
 /// Builds the HTTP API over `backend`.

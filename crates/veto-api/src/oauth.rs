@@ -86,7 +86,13 @@ pub(crate) fn revocation_for(
         // An already expired token is still recorded until its own expiry has
         // passed the node's grace period, so a gateway whose clock runs behind
         // does not accept it meanwhile.
-        Some((t, exp)) => (t, exp.unwrap_or(default_expiry)),
+        // A token's `exp` beyond the horizon is held to it, so that the record
+        // is collected some day (RFC 7009 has no way to refuse it).
+        Some((t, exp)) => (
+            t,
+            exp.unwrap_or(default_expiry)
+                .min(now.saturating_add(crate::revoke::MAX_EXPIRY_HORIZON)),
+        ),
         None => (Target::opaque_token(token), default_expiry),
     };
     Revocation {

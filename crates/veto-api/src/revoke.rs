@@ -7,10 +7,17 @@
 //!   `client` `client_id`, `issuer` `iss`, `key` `kid`. A key that does not
 //!   belong to the scope is refused rather than ignored, so that a typo never
 //!   revokes something other than what was meant.
-//! - Bulk scopes (`subject`, `client`, `issuer`) take `before` (default: now) and
-//!   their `expires_at` defaults to `before` plus the maximum token lifetime (but
-//!   not earlier than now). Other scopes default `expires_at` to now plus the
-//!   maximum token lifetime. An explicit `expires_at` in the past is refused.
+//! - Bulk scopes (`subject`, `client`, `issuer`) take `before`. Its default is
+//!   the node's hybrid clock plus the maximum clock offset, plus one second
+//!   (`iat` is whole seconds): every token issued before the revocation is
+//!   acknowledged is covered, as long as the issuers' clocks are within the
+//!   maximum offset of this node's. A `before` later than that default is
+//!   refused: a cutoff in the future would revoke tokens not yet issued.
+//! - Their `expires_at` defaults to `before` plus the maximum token lifetime
+//!   (but not earlier than now). Other scopes default `expires_at` to now plus
+//!   the maximum token lifetime. An explicit `expires_at` in the past, or more
+//!   than [`MAX_EXPIRY_HORIZON`] ahead, is refused: such a record would never
+//!   be collected.
 //! - `reason` defaults to `""` and `actor` to `"admin"`: there is one admin
 //!   token, so the node cannot tell admins apart; callers that can should say
 //!   who they are in `actor`.
@@ -32,6 +39,35 @@ use crate::view::{RecordList, RecordView};
 
 /// The actor recorded when a request names none.
 pub const DEFAULT_ACTOR: &str = "admin";
+
+/// How far ahead of now an explicit `expires_at` may lie: ten years.
+pub const MAX_EXPIRY_HORIZON: u64 = 10 * 366 * 86_400;
+
+/// The clock facts a revocation's defaults and bounds come from, in Unix
+/// seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cutoffs {
+    /// Now, by the node's hybrid clock.
+    pub(crate) now: u64,
+    /// The longest a token may live.
+    pub(crate) max_lifetime: u64,
+    /// The maximum clock offset between this node and the issuers, rounded up.
+    pub(crate) max_offset: u64,
+}
+
+impl Cutoffs {
+    /// The default `before` of a bulk scope, and the latest one accepted.
+    pub(crate) fn latest_before(&self) -> u64 {
+        self.now
+            .saturating_add(self.max_offset)
+            .saturating_add(1)
+    }
+
+    /// The latest `expires_at` accepted.
+    pub(crate) fn latest_expiry(&self) -> u64 {
+        self.now.saturating_add(MAX_EXPIRY_HORIZON)
+    }
+}
 
 /// The valid scopes, as listed in error messages.
 const SCOPE_LIST: &str = "token, session, subject, client, issuer, key";
@@ -102,9 +138,10 @@ impl RevokeRequest {
         ]
     }
 
-    /// Checks the request and fills in its defaults. `now` and `max_lifetime` are
-    /// in seconds. The error is the message for a 400.
-    pub(crate) fn into_revocation(self, now: u64, max_lifetime: u64) -> Result<Revocation, String> {
+    /// Checks the request and fills in its defaults. The error is the message
+    /// for a 400.
+    pub(crate) fn into_revocation(self, cutoffs: &Cutoffs) -> Result<Revocation, String> {
+        let (now, max_lifetime) = (cutoffs.now, cutoffs.max_lifetime);
         let scope = ScopeKind::parse(&self.scope).ok_or_else(|| {
             format!(
                 "unknown scope {:?}; valid scopes are {SCOPE_LIST}",
@@ -131,7 +168,17 @@ impl RevokeRequest {
                 "field `before` applies only to the bulk scopes subject, client and issuer, not `{scope}`"
             ));
         }
-        let before = self.before.unwrap_or(now);
+        let latest = cutoffs.latest_before();
+        let before = match self.before {
+            Some(b) if b > latest => {
+                return Err(format!(
+                    "`before` {b} is in the future (the latest accepted is {latest}: now plus the \
+                     maximum clock offset); a cutoff in the future would revoke tokens not yet issued"
+                ))
+            }
+            Some(b) => b,
+            None => latest,
+        };
         let iss = self.iss;
         let target = match scope {
             ScopeKind::Token => match (self.jti, self.token) {
@@ -193,6 +240,14 @@ impl RevokeRequest {
                     "`expires_at` {t} is in the past (now is {now}); a record that has already expired revokes nothing"
                 ))
             }
+            Some(t) if t > cutoffs.latest_expiry() => {
+                return Err(format!(
+                    "`expires_at` {t} is more than {} days ahead (the latest accepted is {}); \
+                     such a record would never be collected",
+                    MAX_EXPIRY_HORIZON / 86_400,
+                    cutoffs.latest_expiry()
+                ))
+            }
             Some(t) => t,
             None if scope.is_bulk() => before.saturating_add(max_lifetime).max(now),
             None => now.saturating_add(max_lifetime),
@@ -239,7 +294,7 @@ pub(crate) async fn revoke_one(
 ) -> Result<Response, ApiError> {
     let req: RevokeRequest = parse_json(&body)?;
     let rev = req
-        .into_revocation(state.now(), state.max_lifetime)
+        .into_revocation(&state.cutoffs())
         .map_err(ApiError::invalid)?;
     let records = store(&state, vec![rev]).await?;
     let view = records.first().map(RecordView::new);
@@ -254,12 +309,12 @@ pub(crate) async fn revoke_batch(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let reqs: Vec<RevokeRequest> = parse_array(&body, MAX_BATCH_ITEMS)?;
-    let now = state.now();
+    let cutoffs = state.cutoffs();
     let batch = reqs
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            r.into_revocation(now, state.max_lifetime)
+            r.into_revocation(&cutoffs)
                 .map_err(|m| ApiError::invalid(format!("item {i}: {m}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -278,10 +333,16 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
     const DAY: u64 = 86_400;
 
+    const CUTOFFS: Cutoffs = Cutoffs {
+        now: NOW,
+        max_lifetime: DAY,
+        max_offset: 1,
+    };
+
     fn req(json: &str) -> Result<Revocation, String> {
         serde_json::from_str::<RevokeRequest>(json)
             .map_err(|e| e.to_string())?
-            .into_revocation(NOW, DAY)
+            .into_revocation(&CUTOFFS)
     }
 
     #[test]
@@ -296,9 +357,11 @@ mod tests {
         // before + lifetime is long past: the record still lives until now.
         assert_eq!(r.expires_at, NOW);
 
+        // The default cutoff covers every token issued by a clock up to the
+        // maximum offset ahead, in the second of the revocation too.
         let r = req(r#"{"scope":"issuer","iss":"i"}"#).unwrap();
-        assert_eq!(r.target.before(), Some(NOW));
-        assert_eq!(r.expires_at, NOW + DAY);
+        assert_eq!(r.target.before(), Some(NOW + 2));
+        assert_eq!(r.expires_at, NOW + 2 + DAY);
 
         let r = req(r#"{"scope":"token","token":"opaque"}"#).unwrap();
         assert_eq!(r.target, Target::opaque_token("opaque"));
@@ -322,6 +385,15 @@ mod tests {
         assert!(e.contains("not both"), "{e}");
         let e = req(r#"{"scope":"token","jti":""}"#).unwrap_err();
         assert!(e.contains("empty"), "{e}");
+        let e = req(r#"{"scope":"subject","sub":"a","before":1700000003}"#).unwrap_err();
+        assert!(e.contains("in the future"), "{e}");
+        assert!(req(r#"{"scope":"subject","sub":"a","before":1700000002}"#).is_ok());
+        let e = req(r#"{"scope":"subject","sub":"a","before":18446744073709551615}"#).unwrap_err();
+        assert!(e.contains("in the future"), "{e}");
+        let e = req(r#"{"scope":"token","jti":"j","expires_at":18446744073709551615}"#).unwrap_err();
+        assert!(e.contains("never be collected"), "{e}");
+        let far = NOW + MAX_EXPIRY_HORIZON;
+        assert!(req(&format!(r#"{{"scope":"token","jti":"j","expires_at":{far}}}"#)).is_ok());
         let e = req(r#"{"scope":"subject","sub":"a","before":"yesterday"}"#).unwrap_err();
         assert!(e.contains("`before` must be Unix seconds"), "{e}");
         let long = "r".repeat(513);

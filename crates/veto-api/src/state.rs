@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     /// Comparing digests in constant time hides the token's length too.
     pub(crate) admin_digest: Option<[u8; 32]>,
     pub(crate) max_lifetime: u64,
+    /// The maximum clock offset, in whole seconds rounded up.
+    pub(crate) max_offset: u64,
     pub(crate) metrics: Option<MetricsRenderer>,
     pub(crate) clock: Clock,
     pub(crate) check_metrics: LookupMetrics,
@@ -90,6 +92,10 @@ impl AppState {
             backend,
             admin_digest,
             max_lifetime: config.max_token_lifetime.as_secs(),
+            max_offset: config
+                .max_clock_offset
+                .as_secs()
+                .saturating_add(u64::from(config.max_clock_offset.subsec_nanos() > 0)),
             metrics: config.metrics,
             clock: config.clock,
             check_metrics: LookupMetrics::new("check"),
@@ -101,5 +107,14 @@ impl AppState {
     /// Now, in Unix seconds.
     pub(crate) fn now(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// What a revocation's defaults and bounds come from, now.
+    pub(crate) fn cutoffs(&self) -> crate::revoke::Cutoffs {
+        crate::revoke::Cutoffs {
+            now: self.now(),
+            max_lifetime: self.max_lifetime,
+            max_offset: self.max_offset,
+        }
     }
 }

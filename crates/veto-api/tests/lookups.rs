@@ -77,7 +77,7 @@ async fn batch_check_answers_in_order() {
         .await;
     let fresh = jwt(
         json!({}),
-        json!({"iss": A, "sub": "alice", "iat": START + 1}),
+        json!({"iss": A, "sub": "alice", "iat": START + 2}),
     );
     let old = jwt(
         json!({}),
@@ -90,7 +90,7 @@ async fn batch_check_answers_in_order() {
             None,
             json!([
                 {"iss": A, "sub": "alice", "iat": START - 1},
-                {"iss": A, "sub": "alice", "iat": START},
+                {"iss": A, "sub": "alice", "iat": START + 2},
                 {"token": "opaque-1"},
                 {"token": "opaque-2"},
                 {"token": old},

@@ -146,16 +146,20 @@ async fn subject_scope_cuts_off_by_iat() {
     assert!(!app.is_revoked(&[("token", &new)]).await);
 }
 
+/// The default cutoff is now plus the maximum clock offset (500 ms, rounded
+/// up to 1 s), plus one second since `iat` is whole seconds: a token issued in
+/// the second of the revocation, even by an issuer whose clock runs up to the
+/// offset ahead, is revoked.
 #[tokio::test]
-async fn bulk_scopes_default_before_to_now() {
+async fn bulk_scopes_default_before_to_now_plus_the_clock_offset() {
     let app = App::new();
     let rec = app
         .revoke(json!({"scope": "client", "iss": A, "client_id": "web"}))
         .await;
-    assert_eq!(rec["before"], START);
-    assert_eq!(rec["expires_at"], START + DAY);
-    let before = (START - 1).to_string();
-    let after = START.to_string();
+    assert_eq!(rec["before"], START + 2);
+    assert_eq!(rec["expires_at"], START + 2 + DAY);
+    let before = (START + 1).to_string();
+    let after = (START + 2).to_string();
     assert!(
         app.is_revoked(&[("iss", A), ("client_id", "web"), ("iat", &before)])
             .await

@@ -65,6 +65,13 @@ impl SetDigest {
         self.count
     }
 
+    /// The lowest 64 bits of the sum: itself an order-independent digest
+    /// (the sum of each fingerprint's first 8 bytes, mod 2^64), small enough
+    /// to send for every origin in every anti-entropy round.
+    pub fn low_limb(&self) -> u64 {
+        self.limbs[0]
+    }
+
     /// The digest as 64 hex digits of the sum followed by the count, as shown by
     /// `/v1/status`.
     pub fn to_hex(&self) -> String {

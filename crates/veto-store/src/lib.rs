@@ -31,6 +31,7 @@
 mod chunk;
 mod codec;
 mod error;
+mod marker;
 mod peers;
 mod read;
 mod store;
@@ -39,5 +40,5 @@ mod write;
 
 pub use error::{OpenError, StoreError};
 pub use peers::{PeerEntry, MAX_PEER_FIELD_BYTES};
-pub use store::{OpenOptions, Store};
+pub use store::{Damage, OpenOptions, Store};
 pub use verify::VerifyReport;

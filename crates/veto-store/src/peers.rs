@@ -22,7 +22,7 @@ impl Store {
     /// Every persisted peer, ordered by address.
     pub fn peers(&self) -> Result<Vec<PeerEntry>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.inner.peers.iter() {
+        for entry in self.trees()?.peers.iter() {
             let (key, bytes) = entry?;
             out.push(decode_meta(TREE_PEERS, &key, &bytes)?);
         }
@@ -47,14 +47,14 @@ impl Store {
         }
         self.writable()?;
         let bytes = encode_meta("peer", peer)?;
-        self.inner.peers.insert(peer.addr.as_bytes(), bytes)?;
+        self.trees()?.peers.insert(peer.addr.as_bytes(), bytes)?;
         self.flush()
     }
 
     /// Removes the peer with this address; returns whether it was there. Flushes.
     pub fn remove_peer(&self, addr: &str) -> Result<bool, StoreError> {
         self.writable()?;
-        let existed = self.inner.peers.remove(addr.as_bytes())?.is_some();
+        let existed = self.trees()?.peers.remove(addr.as_bytes())?.is_some();
         if existed {
             self.flush()?;
         }

@@ -1,16 +1,16 @@
 //! Reads: single records, ranges of one origin's log, the full scans used to
 //! rebuild in-memory state, the audit trail and the garbage-collection queue.
 
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::RangeInclusive;
 
 use veto_core::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
-use veto_core::{AuditQuery, NodeId, Record, RecordId, Target};
+use veto_core::{AuditQuery, NodeId, Record, RecordId, SetDigest, Target};
 
 use crate::chunk::{chunk_key, chunk_key_of, ChunkRef, CHUNK_BITS};
 use crate::codec::{corrupt, decode_record, decode_target, split_ordered_key};
 use crate::error::StoreError;
-use crate::store::{Store, TREE_BY_EXPIRY, TREE_BY_HLC};
+use crate::store::{touch, Store, TREE_BY_EXPIRY, TREE_BY_HLC};
 
 /// The lowest HLC stamp whose whole second is `secs`, or `None` when no stamp
 /// can be that late (stamps hold 32 bits of seconds).
@@ -56,9 +56,10 @@ impl Store {
         }
         let lo = chunk_key_of(origin, seqs.start() >> CHUNK_BITS);
         let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
-        for entry in self.inner.records.range(lo..=hi) {
+        let trees = self.trees()?;
+        for entry in trees.records.range(lo..=hi) {
             let (key, value) = entry?;
-            self.touch(&key)?;
+            touch(&trees.records, &key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
                 out.push(decode_record(chunk.id(slot), chunk.bytes(slot))?);
@@ -70,13 +71,54 @@ impl Store {
         Ok(out)
     }
 
+    /// Per origin, the digest of the live records held of it, in origin order.
+    /// Kept up to date by every write, so this costs no disk read.
+    pub fn origin_digests(&self) -> Result<Vec<(NodeId, SetDigest)>, StoreError> {
+        Ok(self
+            .state()?
+            .per_origin
+            .iter()
+            .filter(|(_, d)| d.count() > 0)
+            .map(|(o, d)| (*o, *d))
+            .collect())
+    }
+
+    /// The seqs of `origin` within `seqs` this store holds with data, ascending,
+    /// calling `f` with each until it returns false. Reads only the chunks'
+    /// slot tables, never a record.
+    pub fn held_seqs(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        mut f: impl FnMut(u64) -> bool,
+    ) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let lo = chunk_key_of(origin, seqs.start() >> CHUNK_BITS);
+        let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
+        let trees = self.trees()?;
+        for entry in trees.records.range(lo..=hi) {
+            let (key, value) = entry?;
+            touch(&trees.records, &key)?;
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
+                if !f(slot.seq) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `f` with every stored record, ordered by id. Stops at the first
     /// entry that cannot be read. [`Store::for_each_target`] is faster when only
     /// the lookup index is being rebuilt.
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
-        for entry in self.inner.records.iter() {
+        let trees = self.trees()?;
+        for entry in trees.records.iter() {
             let (key, value) = entry?;
-            self.touch(&key)?;
+            touch(&trees.records, &key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots() {
                 f(decode_record(chunk.id(slot), chunk.bytes(slot))?);
@@ -89,9 +131,10 @@ impl Store {
     /// record, ordered by id: all the lookup index needs, read without decoding
     /// the audit notes. This is the restart path.
     pub fn for_each_target(&self, mut f: impl FnMut(RecordId, Target)) -> Result<(), StoreError> {
-        for entry in self.inner.records.iter() {
+        let trees = self.trees()?;
+        for entry in trees.records.iter() {
             let (key, value) = entry?;
-            self.touch(&key)?;
+            touch(&trees.records, &key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots() {
                 let id = chunk.id(slot);
@@ -122,7 +165,7 @@ impl Store {
         // Chunks are listed by their newest stamp. Merge them newest first: a
         // candidate is final once it is newer than anything the next chunk can
         // hold. An 8-byte bound sorts before every 24-byte key it prefixes.
-        let mut chunks = self.inner.by_hlc.range(lo.to_be_bytes()..).rev();
+        let mut chunks = self.trees()?.by_hlc.range(lo.to_be_bytes()..).rev();
         let mut pull = || -> Result<Option<(u64, [u8; 16], u64)>, StoreError> {
             let Some(entry) = chunks.next() else {
                 return Ok(None);
@@ -213,7 +256,7 @@ impl Store {
         if max == 0 {
             return Ok(out);
         }
-        for entry in self.inner.by_expiry.range(..cutoff.to_be_bytes()) {
+        for entry in self.trees()?.by_expiry.range(..cutoff.to_be_bytes()) {
             let (key, _) = entry?;
             let (_, key) = split_ordered_key(TREE_BY_EXPIRY, &key)?;
             let Some(value) = self.chunk_of_index(TREE_BY_EXPIRY, &key)? else {
@@ -248,4 +291,23 @@ impl Store {
         }
         Ok(value)
     }
+}
+
+/// The per-origin digests of every record in `records`, computed by a full
+/// scan: for a data directory written before they were kept.
+pub(crate) fn origin_digests(
+    records: &sled::Tree,
+) -> Result<BTreeMap<NodeId, SetDigest>, StoreError> {
+    let mut out: BTreeMap<NodeId, SetDigest> = BTreeMap::new();
+    for entry in records.iter() {
+        let (key, value) = entry?;
+        let chunk = ChunkRef::parse(&key, &value)?;
+        for slot in chunk.slots() {
+            let record = decode_record(chunk.id(slot), chunk.bytes(slot))?;
+            out.entry(record.id.origin)
+                .or_default()
+                .add(&record.fingerprint());
+        }
+    }
+    Ok(out)
 }

@@ -1,15 +1,18 @@
 //! Opening a data directory and the state every operation shares.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use veto_core::{Frontier, NodeId, SetDigest};
 
 use crate::codec::{decode_meta, encode_meta};
 use crate::error::{OpenError, StoreError};
+use crate::marker::{self, Marker, MarkerRead};
 
 /// The on-disk format this build reads and writes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -24,10 +27,19 @@ pub(crate) const KEY_FORMAT: &[u8] = b"format";
 pub(crate) const KEY_NODE_ID: &[u8] = b"node_id";
 pub(crate) const KEY_FRONTIER: &[u8] = b"frontier";
 pub(crate) const KEY_DIGEST: &[u8] = b"digest";
+pub(crate) const KEY_ORIGIN_DIGESTS: &[u8] = b"origin_digests";
 pub(crate) const SETTING_PREFIX: &[u8] = b"setting/";
 
 /// Extra accesses reported per chunk read: see [`Store::touch`].
 const LRU_TOUCHES: usize = 3;
+
+/// How long [`Store::recover`] waits for the failed database's last handles
+/// to go before opening it again.
+const RECOVER_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Bytes [`Store::recover`] writes and syncs to see whether the disk takes
+/// writes again.
+const RECOVER_PROBE_BYTES: usize = 256 * 1024;
 
 /// How to open a data directory.
 #[derive(Clone, Debug)]
@@ -64,24 +76,38 @@ pub(crate) struct WriteState {
     pub(crate) frontier: Frontier,
     /// The digest of the live records written to sled.
     pub(crate) digest: SetDigest,
+    /// The same, per origin.
+    pub(crate) per_origin: BTreeMap<NodeId, SetDigest>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) path: PathBuf,
+/// One open sled database and its trees. Replaced whole when the store
+/// recovers from a failed write (see [`Store::recover`]).
+pub(crate) struct Trees {
     pub(crate) db: sled::Db,
     pub(crate) records: sled::Tree,
     pub(crate) by_hlc: sled::Tree,
     pub(crate) by_expiry: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) peers: sled::Tree,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    opts: OpenOptions,
     pub(crate) node_id: NodeId,
+    /// `None` only while [`Store::recover`] swaps the database.
+    trees: RwLock<Option<Arc<Trees>>>,
     pub(crate) write: Mutex<WriteState>,
     /// The ids known to be on disk: the frontier as of the last flush that
     /// completed. This is what the node may tell peers it holds.
     pub(crate) durable: Mutex<Frontier>,
     pub(crate) live: AtomicU64,
     /// Set when a write failed part-way; see [`StoreError::Halted`].
-    pub(crate) halted: OnceLock<String>,
+    halted: Mutex<Option<String>>,
+    marker: Mutex<Marker>,
+    /// The covered count the marker held when the store was opened, when
+    /// the database came up with fewer.
+    lost_at_open: Option<(u64, u64)>,
 }
 
 /// One node's durable state in a sled data directory: records, the covered
@@ -93,6 +119,18 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// Acknowledged writes that the database no longer holds, found when it was
+/// opened: see [`Store::damage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Ids the store covered durably at its last write before the open.
+    pub covered_before: u64,
+    /// Ids it covered when it was opened.
+    pub covered_at_open: u64,
+    /// Ids still missing now (peers send back what they hold).
+    pub missing: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,12 +180,12 @@ fn store_to_open(path: &Path, e: StoreError) -> OpenError {
     }
 }
 
-/// Opens sled, waiting up to `opts.lock_wait` for the directory lock. sled's
+/// Opens sled, waiting up to `lock_wait` for the directory lock. sled's
 /// background threads release the lock shortly after the last handle of a
 /// previous open is dropped, so an immediate reopen in the same process would
 /// otherwise fail now and then.
-fn open_db(dir: &Path, opts: &OpenOptions) -> Result<sled::Db, OpenError> {
-    let deadline = Instant::now() + opts.lock_wait;
+fn open_db(dir: &Path, opts: &OpenOptions, lock_wait: Duration) -> Result<sled::Db, OpenError> {
+    let deadline = Instant::now() + lock_wait;
     loop {
         let opened = sled::Config::new()
             .path(dir)
@@ -167,19 +205,103 @@ fn open_db(dir: &Path, opts: &OpenOptions) -> Result<sled::Db, OpenError> {
 /// Fails early, with the OS's own words, when the directory cannot hold files:
 /// sled's error for the same cause names an internal file instead.
 fn probe_writable(dir: &Path) -> Result<(), OpenError> {
-    let probe = dir.join(".veto-write-probe");
-    std::fs::write(&probe, b"").map_err(|source| OpenError::NotWritable {
+    probe(dir, 0).map_err(|source| OpenError::NotWritable {
         path: dir.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Writes `len` bytes to a probe file and syncs it: whether the disk takes
+/// writes now.
+fn probe(dir: &Path, len: usize) -> io::Result<()> {
+    use std::io::Write as _;
+    let path = dir.join(".veto-write-probe");
+    let result = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(&vec![0u8; len])?;
+        f.sync_all()
+    });
     // A leftover probe file is harmless, so failing to remove it is not an error.
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// The text of a panic payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// Opens the database and its trees and reads the node id and the writers'
+/// state. sled panics on some kinds of damage; that is caught and reported as
+/// corruption, with sled's words.
+fn open_trees(
+    dir: &Path,
+    opts: &OpenOptions,
+    lock_wait: Duration,
+) -> Result<(Trees, NodeId, WriteState), OpenError> {
+    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let db = open_db(dir, opts, lock_wait)?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(dir, e));
+        let trees = Trees {
+            records: tree(TREE_RECORDS)?,
+            by_hlc: tree(TREE_BY_HLC)?,
+            by_expiry: tree(TREE_BY_EXPIRY)?,
+            meta: tree(TREE_META)?,
+            peers: tree(TREE_PEERS)?,
+            db: db.clone(),
+        };
+        let node_id = init_meta(dir, &trees.db, &trees.meta)?;
+        let state = read_state(dir, &trees)?;
+        Ok((trees, node_id, state))
+    }));
+    opened.unwrap_or_else(|payload| {
+        Err(OpenError::Corrupt {
+            path: dir.to_path_buf(),
+            detail: format!(
+                "sled failed while reading its files ({})",
+                panic_text(payload.as_ref())
+            ),
+        })
+    })
+}
+
+/// Reads the persisted frontier and digests. Per-origin digests missing (a
+/// data directory from before they were kept) are computed from the records.
+fn read_state(dir: &Path, trees: &Trees) -> Result<WriteState, OpenError> {
+    let load = |key: &[u8]| -> Result<Option<sled::IVec>, OpenError> {
+        trees.meta.get(key).map_err(|e| open_error(dir, e))
+    };
+    let frontier: Frontier = match load(KEY_FRONTIER)? {
+        Some(v) => decode_meta(TREE_META, KEY_FRONTIER, &v).map_err(|e| store_to_open(dir, e))?,
+        None => Frontier::new(),
+    };
+    let digest: SetDigest = match load(KEY_DIGEST)? {
+        Some(v) => decode_meta(TREE_META, KEY_DIGEST, &v).map_err(|e| store_to_open(dir, e))?,
+        None => SetDigest::new(),
+    };
+    let per_origin: BTreeMap<NodeId, SetDigest> = match load(KEY_ORIGIN_DIGESTS)? {
+        Some(v) => decode_meta(TREE_META, KEY_ORIGIN_DIGESTS, &v)
+            .map_err(|e| store_to_open(dir, e))?,
+        None => crate::read::origin_digests(&trees.records).map_err(|e| store_to_open(dir, e))?,
+    };
+    Ok(WriteState {
+        frontier,
+        digest,
+        per_origin,
+    })
 }
 
 impl Store {
     /// Opens the data directory `dir`, creating it (and this node's identity) on
     /// first use.
+    ///
+    /// Damage is reported, never served silently: a database sled cannot read
+    /// (or panics on) is [`OpenError::Corrupt`]; a database that reads but
+    /// covers fewer ids than the durability marker recorded at its last write
+    /// opens, logs an error, and reports the loss in [`Store::damage`].
     pub fn open(dir: &Path, opts: OpenOptions) -> Result<Store, OpenError> {
         let _span = tracing::info_span!("store.open", dir = %dir.display()).entered();
         let started = Instant::now();
@@ -188,54 +310,137 @@ impl Store {
             source,
         })?;
         probe_writable(dir)?;
-        let db = open_db(dir, &opts)?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(dir, e));
-        let (records, by_hlc, by_expiry, meta, peers) = (
-            tree(TREE_RECORDS)?,
-            tree(TREE_BY_HLC)?,
-            tree(TREE_BY_EXPIRY)?,
-            tree(TREE_META)?,
-            tree(TREE_PEERS)?,
-        );
-        let node_id = init_meta(dir, &db, &meta)?;
-        let load = |key: &[u8]| -> Result<Option<sled::IVec>, OpenError> {
-            meta.get(key).map_err(|e| open_error(dir, e))
-        };
-        let frontier: Frontier = match load(KEY_FRONTIER)? {
-            Some(v) => {
-                decode_meta(TREE_META, KEY_FRONTIER, &v).map_err(|e| store_to_open(dir, e))?
+        let (trees, node_id, state) = open_trees(dir, &opts, opts.lock_wait)?;
+        let covered = state.frontier.count();
+        let (high, lost_at_open) = match marker::read(dir) {
+            MarkerRead::Absent => (covered, None),
+            MarkerRead::Covered(marked) if marked > covered => {
+                tracing::error!(
+                    dir = %dir.display(),
+                    covered_before = marked,
+                    covered_now = covered,
+                    missing = marked - covered,
+                    "DATA LOSS: the database holds fewer records than it had acknowledged \
+                     (a damaged or truncated file, or the database restored without its \
+                     durability marker); serving what is left and taking back from peers \
+                     what they hold"
+                );
+                (marked, Some((marked, covered)))
             }
-            None => Frontier::new(),
+            MarkerRead::Covered(marked) => (marked.max(covered), None),
+            MarkerRead::Damaged(why) => {
+                tracing::error!(dir = %dir.display(), %why, "the durability marker is damaged; \
+                    a loss of recent writes before this start cannot be ruled out; starting a new marker");
+                (covered, None)
+            }
         };
-        let digest: SetDigest = match load(KEY_DIGEST)? {
-            Some(v) => decode_meta(TREE_META, KEY_DIGEST, &v).map_err(|e| store_to_open(dir, e))?,
-            None => SetDigest::new(),
-        };
-        let live = digest.count();
+        let marker = Marker::open(dir, high).map_err(|source| OpenError::NotWritable {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let live = state.digest.count();
         metrics::gauge!("veto_store_records").set(live as f64);
         tracing::info!(
             node_id = %node_id,
             live,
-            covered = frontier.count(),
+            covered,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store opened"
         );
         Ok(Store {
             inner: Arc::new(Inner {
                 path: dir.to_path_buf(),
-                db,
-                records,
-                by_hlc,
-                by_expiry,
-                meta,
-                peers,
+                opts,
                 node_id,
-                durable: Mutex::new(frontier.clone()),
-                write: Mutex::new(WriteState { frontier, digest }),
+                trees: RwLock::new(Some(Arc::new(trees))),
+                durable: Mutex::new(state.frontier.clone()),
+                write: Mutex::new(state),
                 live: AtomicU64::new(live),
-                halted: OnceLock::new(),
+                halted: Mutex::new(None),
+                marker: Mutex::new(marker),
+                lost_at_open,
             }),
         })
+    }
+
+    /// Acknowledged writes this database lost before it was opened (see
+    /// [`Store::open`]), while any are still missing. Once peers have sent
+    /// back as many ids as were lost, `None` again; a loss no peer can make
+    /// good stays reported for the life of the process, and is found again at
+    /// the next open (the marker keeps the count it had).
+    pub fn damage(&self) -> Option<Damage> {
+        let (before, at_open) = self.inner.lost_at_open?;
+        let now = self.durable().ok()?.count();
+        let missing = before.saturating_sub(now);
+        (missing > 0).then_some(Damage {
+            covered_before: before,
+            covered_at_open: at_open,
+            missing,
+        })
+    }
+
+    /// The open database, or [`StoreError::Halted`] while it is being replaced.
+    pub(crate) fn trees(&self) -> Result<Arc<Trees>, StoreError> {
+        let guard = self
+            .inner
+            .trees
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        guard
+            .clone()
+            .ok_or_else(|| StoreError::Halted("the database is being reopened".to_owned()))
+    }
+
+    /// Why writes are halted, if they are.
+    pub fn halted(&self) -> Option<String> {
+        self.inner
+            .halted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After a failed write: checks that the disk takes writes again, reopens
+    /// the database (sled refuses every operation after an I/O error), reloads
+    /// the frontier and digests from what is on disk, and lifts the halt.
+    /// Returns `Ok(true)` if writes resumed, `Ok(false)` if nothing was halted,
+    /// and the error that still stands otherwise (try again later).
+    ///
+    /// What reached the disk of the write that failed is on disk now and
+    /// counts; its caller was told it failed, so nothing was acknowledged
+    /// that is not there. Callers holding copies of the store's state (an
+    /// index, a sequence counter) must reload them after `Ok(true)`.
+    pub fn recover(&self) -> Result<bool, StoreError> {
+        let Some(reason) = self.halted() else {
+            return Ok(false);
+        };
+        let dir = self.inner.path.clone();
+        probe(&dir, RECOVER_PROBE_BYTES)
+            .map_err(|e| StoreError::Halted(format!("{reason}; the disk still fails: {e}")))?;
+        let mut state = self.inner.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut trees = self.inner.trees.write().unwrap_or_else(|p| p.into_inner());
+        // sled's file lock goes with the last handle: drop ours, then wait
+        // for readers still holding one.
+        *trees = None;
+        let reopened = open_trees(&dir, &self.inner.opts, RECOVER_LOCK_WAIT);
+        let (new, _, fresh) = match reopened {
+            Ok(opened) => opened,
+            Err(e) => {
+                return Err(StoreError::Halted(format!(
+                    "{reason}; reopening the database failed: {e}"
+                )))
+            }
+        };
+        *trees = Some(Arc::new(new));
+        drop(trees);
+        *self.durable()? = fresh.frontier.clone();
+        self.set_live(fresh.digest.count());
+        *state = fresh;
+        drop(state);
+        *self.inner.halted.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        metrics::gauge!("veto_store_writes_halted").set(0.0);
+        tracing::info!(dir = %dir.display(), after = %reason, "store recovered: writes resume");
+        Ok(true)
     }
 
     /// The data directory.
@@ -273,27 +478,31 @@ impl Store {
 
     /// Flushes every write made so far to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let snapshot = self.write_state()?.frontier.clone();
-        self.flush_then_publish(&snapshot)
+        let (trees, snapshot) = {
+            let state = self.write_state()?;
+            (self.trees()?, state.frontier.clone())
+        };
+        self.flush_then_publish(&trees, &snapshot)
     }
 
     /// A small persisted setting, by name.
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner.meta.get(setting_key(name))?.map(|v| v.to_vec()))
+        Ok(self.trees()?.meta.get(setting_key(name))?.map(|v| v.to_vec()))
     }
 
     /// Stores a small setting durably.
     pub fn put_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.writable()?;
-        self.inner.meta.insert(setting_key(name), value)?;
+        self.trees()?.meta.insert(setting_key(name), value)?;
         self.flush()
     }
 
     /// Reads a chunk of the `records` tree, for a point read.
     pub(crate) fn read_chunk(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        let value = self.inner.records.get(key)?;
+        let trees = self.trees()?;
+        let value = trees.records.get(key)?;
         if value.is_some() {
-            self.touch(key)?;
+            touch(&trees.records, key)?;
         }
         Ok(value)
     }
@@ -310,16 +519,13 @@ impl Store {
     /// records: a full scan leaves RSS at about 90 MiB with this, 450 MiB
     /// without.
     pub(crate) fn touch(&self, key: &[u8]) -> Result<(), StoreError> {
-        for _ in 0..LRU_TOUCHES {
-            self.inner.records.get(key)?;
-        }
-        Ok(())
+        touch(&self.trees()?.records, key)
     }
 
     /// Refuses once the store has halted.
     pub(crate) fn writable(&self) -> Result<(), StoreError> {
-        match self.inner.halted.get() {
-            Some(reason) => Err(StoreError::Halted(reason.clone())),
+        match self.halted() {
+            Some(reason) => Err(StoreError::Halted(reason)),
             None => Ok(()),
         }
     }
@@ -349,8 +555,12 @@ impl Store {
     /// include a write whose fate on disk is unknown, so carrying on could
     /// acknowledge records that a restart would not find.
     pub(crate) fn halt(&self, reason: String) -> StoreError {
-        if self.inner.halted.set(reason.clone()).is_ok() {
-            tracing::error!(%reason, dir = %self.inner.path.display(), "store halted: no further writes");
+        let mut halted = self.inner.halted.lock().unwrap_or_else(|p| p.into_inner());
+        if halted.is_none() {
+            *halted = Some(reason.clone());
+            metrics::gauge!("veto_store_writes_halted").set(1.0);
+            metrics::counter!("veto_store_halts_total").increment(1);
+            tracing::error!(%reason, dir = %self.inner.path.display(), "store halted: writes refused until the disk works again");
         }
         StoreError::Halted(reason)
     }
@@ -358,14 +568,35 @@ impl Store {
     /// Flushes, then adds `written` (a frontier taken after the writes to make
     /// durable were applied) to the durable frontier. Concurrent writers flush
     /// outside the write lock, so their flushes can share one fsync.
-    pub(crate) fn flush_then_publish(&self, written: &Frontier) -> Result<(), StoreError> {
+    ///
+    /// `trees` is the database the writes went to: if the store was reopened
+    /// since, they may not be in the new one, and nothing is published.
+    pub(crate) fn flush_then_publish(
+        &self,
+        trees: &Arc<Trees>,
+        written: &Frontier,
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
-        if let Err(e) = self.inner.db.flush() {
+        if let Err(e) = trees.db.flush() {
             self.halt(format!("a failed flush ({e})"));
             return Err(StoreError::Storage(e));
         }
+        if !Arc::ptr_eq(trees, &self.trees()?) {
+            return Err(StoreError::Halted(
+                "the database was reopened before this write was flushed".to_owned(),
+            ));
+        }
         metrics::histogram!("veto_store_flush_seconds").record(started.elapsed().as_secs_f64());
-        self.durable()?.union_with(written);
+        let covered = {
+            let mut durable = self.durable()?;
+            durable.union_with(written);
+            durable.count()
+        };
+        self.inner
+            .marker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .raise(covered);
         Ok(())
     }
 
@@ -379,6 +610,14 @@ impl Store {
         self.inner.live.store(live, Ordering::Relaxed);
         metrics::gauge!("veto_store_records").set(live as f64);
     }
+}
+
+/// See [`Store::touch`].
+pub(crate) fn touch(records: &sled::Tree, key: &[u8]) -> Result<(), StoreError> {
+    for _ in 0..LRU_TOUCHES {
+        records.get(key)?;
+    }
+    Ok(())
 }
 
 fn setting_key(name: &str) -> Vec<u8> {
@@ -444,4 +683,10 @@ pub(crate) fn encode_frontier(f: &Frontier) -> Result<Vec<u8>, StoreError> {
 
 pub(crate) fn encode_digest(d: &SetDigest) -> Result<Vec<u8>, StoreError> {
     encode_meta("set digest", d)
+}
+
+pub(crate) fn encode_origin_digests(
+    d: &BTreeMap<NodeId, SetDigest>,
+) -> Result<Vec<u8>, StoreError> {
+    encode_meta("per-origin digests", d)
 }

@@ -38,7 +38,9 @@ impl Store {
         let mut report = VerifyReport::default();
         let mut digest = SetDigest::new();
         let mut bounds: BTreeMap<[u8; 16], Bounds> = BTreeMap::new();
-        for entry in self.inner.records.iter() {
+        let trees = self.trees()?;
+        let mut per_origin: BTreeMap<veto_core::NodeId, SetDigest> = BTreeMap::new();
+        for entry in trees.records.iter() {
             let (key, value) = entry?;
             self.touch(&key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
@@ -56,6 +58,10 @@ impl Store {
                     return Err(mismatch("records", &key, "a stored record is not covered"));
                 }
                 digest.add(&record.fingerprint());
+                per_origin
+                    .entry(id.origin)
+                    .or_default()
+                    .add(&record.fingerprint());
                 report.records += 1;
             }
             let mut k = [0u8; 16];
@@ -72,11 +78,24 @@ impl Store {
                 "digest does not match the records",
             ));
         }
+        let kept: BTreeMap<_, _> = state
+            .per_origin
+            .iter()
+            .filter(|(_, d)| d.count() > 0)
+            .map(|(o, d)| (*o, *d))
+            .collect();
+        if kept != per_origin {
+            return Err(mismatch(
+                "meta",
+                b"origin_digests",
+                "per-origin digests do not match the records",
+            ));
+        }
         let mut expected_hlc: BTreeMap<[u8; 24], u64> = bounds
             .iter()
             .map(|(k, b)| (ordered_key(b.max_hlc, k), b.min_hlc))
             .collect();
-        for entry in self.inner.by_hlc.iter() {
+        for entry in trees.by_hlc.iter() {
             let (key, value) = entry?;
             let (max, chunk) = split_ordered_key(TREE_BY_HLC, &key)?;
             let min = expected_hlc.remove(&ordered_key(max, &chunk));
@@ -95,7 +114,7 @@ impl Store {
             .iter()
             .map(|(k, b)| (ordered_key(b.min_expiry, k), ()))
             .collect();
-        for entry in self.inner.by_expiry.iter() {
+        for entry in trees.by_expiry.iter() {
             let (key, _) = entry?;
             let (min, chunk) = split_ordered_key(TREE_BY_EXPIRY, &key)?;
             if expected_exp.remove(&ordered_key(min, &chunk)).is_none() {

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Batch, Transactional};
@@ -19,7 +20,10 @@ use veto_core::{Frontier, Record, RecordId};
 use crate::chunk::{self, chunk_key, Bounds, ChunkRef, Entry};
 use crate::codec::{decode_record, encode_record, ordered_key};
 use crate::error::StoreError;
-use crate::store::{encode_digest, encode_frontier, Store, KEY_DIGEST, KEY_FRONTIER};
+use crate::store::{
+    encode_digest, encode_frontier, encode_origin_digests, Store, Trees, KEY_DIGEST,
+    KEY_FRONTIER, KEY_ORIGIN_DIGESTS,
+};
 
 /// The writes of one transaction, per tree.
 #[derive(Default)]
@@ -80,10 +84,12 @@ impl Store {
     /// (larger than 64 KiB) fails the whole call.
     pub fn append(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
         let _span = tracing::debug_span!("store.append", offered = records.len()).entered();
-        let (fresh, written) = {
+        let (trees, fresh, written) = {
             let mut state = self.write_state()?;
+            let trees = self.trees()?;
             let mut frontier = state.frontier.clone();
             let mut digest = state.digest;
+            let mut per_origin = state.per_origin.clone();
             let mut groups: BTreeMap<[u8; 16], Vec<Pending>> = BTreeMap::new();
             let mut fresh = Vec::new();
             let mut skipped = Vec::new();
@@ -101,7 +107,9 @@ impl Store {
                         expires_at: record.expires_at,
                         bytes: encode_record(record)?,
                     });
-                digest.add(&record.fingerprint());
+                let fp = record.fingerprint();
+                digest.add(&fp);
+                per_origin.entry(record.id.origin).or_default().add(&fp);
                 fresh.push(record.clone());
             }
             if fresh.is_empty() {
@@ -138,15 +146,90 @@ impl Store {
                 .meta
                 .insert(KEY_FRONTIER, encode_frontier(&frontier)?);
             writes.meta.insert(KEY_DIGEST, encode_digest(&digest)?);
-            self.commit(&writes)?;
+            writes
+                .meta
+                .insert(KEY_ORIGIN_DIGESTS, encode_origin_digests(&per_origin)?);
+            self.commit(&trees, &writes)?;
             state.frontier = frontier;
             state.digest = digest;
+            state.per_origin = per_origin;
             self.set_live(digest.count());
             tracing::debug!(new = fresh.len(), chunks = groups.len(), "records written");
-            (fresh, state.frontier.clone())
+            (trees, fresh, state.frontier.clone())
         };
-        self.flush_then_publish(&written)?;
+        self.flush_then_publish(&trees, &written)?;
         Ok(fresh)
+    }
+
+    /// Stores records again whose ids are covered but whose data this store
+    /// does not hold (lost, or dropped by a wrong clock before), and returns
+    /// the ones it stored. Records not covered, or already held, are skipped:
+    /// [`Store::append`] is for new records. The frontier does not change.
+    /// One atomic batch, flushed before this returns.
+    pub fn restore(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
+        let _span = tracing::debug_span!("store.restore", offered = records.len()).entered();
+        let (trees, restored, written) = {
+            let mut state = self.write_state()?;
+            let trees = self.trees()?;
+            let mut digest = state.digest;
+            let mut per_origin = state.per_origin.clone();
+            let mut groups: BTreeMap<[u8; 16], Vec<&Record>> = BTreeMap::new();
+            for record in records.iter().filter(|r| state.frontier.contains(r.id)) {
+                groups.entry(chunk_key(record.id)).or_default().push(record);
+            }
+            let mut writes = Writes::default();
+            let mut restored = Vec::new();
+            for (key, offered) in &groups {
+                let old_value = self.read_chunk(key)?;
+                let old = old_value
+                    .as_ref()
+                    .map(|v| ChunkRef::parse(key, v))
+                    .transpose()?;
+                let mut taken: Vec<(&Record, Vec<u8>)> = Vec::new();
+                for record in offered {
+                    let held = old.as_ref().is_some_and(|c| c.find(record.id.seq).is_some());
+                    let dup = taken.iter().any(|(r, _)| r.id == record.id);
+                    if !held && !dup {
+                        taken.push((record, encode_record(record)?));
+                    }
+                }
+                if taken.is_empty() {
+                    continue;
+                }
+                let mut entries: Vec<Entry<'_>> = old.iter().flat_map(|c| c.entries()).collect();
+                entries.extend(taken.iter().map(|(r, bytes)| Entry {
+                    seq: r.id.seq,
+                    hlc: r.hlc.0,
+                    expires_at: r.expires_at,
+                    bytes,
+                }));
+                entries.sort_by_key(|e| e.seq);
+                let new = chunk::encode(&entries);
+                writes.put_chunk(key, old.as_ref().and_then(ChunkRef::bounds), Some(new));
+                for (record, _) in taken {
+                    let fp = record.fingerprint();
+                    digest.add(&fp);
+                    per_origin.entry(record.id.origin).or_default().add(&fp);
+                    restored.push(record.clone());
+                }
+            }
+            if !restored.is_empty() {
+                writes.meta.insert(KEY_DIGEST, encode_digest(&digest)?);
+                writes
+                    .meta
+                    .insert(KEY_ORIGIN_DIGESTS, encode_origin_digests(&per_origin)?);
+                self.commit(&trees, &writes)?;
+                state.digest = digest;
+                state.per_origin = per_origin;
+                self.set_live(digest.count());
+            }
+            (trees, restored, state.frontier.clone())
+        };
+        self.flush_then_publish(&trees, &written)?;
+        if !restored.is_empty() {
+            tracing::info!(restored = restored.len(), "records restored from peers");
+        }
+        Ok(restored)
     }
 
     /// Covers ids without storing data: a peer pruned them, or they arrived
@@ -171,20 +254,21 @@ impl Store {
     }
 
     fn cover_with(&self, add: impl FnOnce(&mut Frontier) -> bool) -> Result<(), StoreError> {
-        let written = {
+        let (trees, written) = {
             let mut state = self.write_state()?;
+            let trees = self.trees()?;
             let mut frontier = state.frontier.clone();
             if add(&mut frontier) {
                 let mut writes = Writes::default();
                 writes
                     .meta
                     .insert(KEY_FRONTIER, encode_frontier(&frontier)?);
-                self.commit(&writes)?;
+                self.commit(&trees, &writes)?;
                 state.frontier = frontier;
             }
-            state.frontier.clone()
+            (trees, state.frontier.clone())
         };
-        self.flush_then_publish(&written)
+        self.flush_then_publish(&trees, &written)
     }
 
     /// Garbage collection: deletes the data of these records from every tree but
@@ -197,10 +281,12 @@ impl Store {
         for id in ids {
             groups.entry(chunk_key(*id)).or_default().insert(id.seq);
         }
-        let (removed, written) = {
+        let (trees, removed, written) = {
             let mut state = self.write_state()?;
+            let trees = self.trees()?;
             let mut frontier = state.frontier.clone();
             let mut digest = state.digest;
+            let mut per_origin = state.per_origin.clone();
             let mut writes = Writes::default();
             let mut removed = 0usize;
             let mut covered_more = false;
@@ -217,7 +303,11 @@ impl Store {
                 for (slot, entry) in chunk.slots().iter().zip(chunk.entries()) {
                     if seqs.contains(&slot.seq) {
                         let record = decode_record(chunk.id(slot), entry.bytes)?;
-                        digest.remove(&record.fingerprint());
+                        let fp = record.fingerprint();
+                        digest.remove(&fp);
+                        if let Some(d) = per_origin.get_mut(&record.id.origin) {
+                            d.remove(&fp);
+                        }
                         gone += 1;
                     } else {
                         keep.push(entry);
@@ -235,14 +325,18 @@ impl Store {
                     .meta
                     .insert(KEY_FRONTIER, encode_frontier(&frontier)?);
                 writes.meta.insert(KEY_DIGEST, encode_digest(&digest)?);
-                self.commit(&writes)?;
+                writes
+                    .meta
+                    .insert(KEY_ORIGIN_DIGESTS, encode_origin_digests(&per_origin)?);
+                self.commit(&trees, &writes)?;
                 state.frontier = frontier;
                 state.digest = digest;
+                state.per_origin = per_origin;
                 self.set_live(digest.count());
             }
-            (removed, state.frontier.clone())
+            (trees, removed, state.frontier.clone())
         };
-        self.flush_then_publish(&written)?;
+        self.flush_then_publish(&trees, &written)?;
         metrics::counter!("veto_gc_removed_total").increment(removed as u64);
         tracing::debug!(removed, "records pruned");
         Ok(removed)
@@ -251,8 +345,8 @@ impl Store {
     /// Applies `writes` as one transaction across the record trees and the meta
     /// tree. sled seals one transaction's log entries together, which is what
     /// makes a crash leave all of them or none.
-    fn commit(&self, writes: &Writes) -> Result<(), StoreError> {
-        let i = &self.inner;
+    fn commit(&self, trees: &Arc<Trees>, writes: &Writes) -> Result<(), StoreError> {
+        let i = trees;
         (&i.records, &i.by_hlc, &i.by_expiry, &i.meta)
             .transaction(|(records, by_hlc, by_expiry, meta)| {
                 records.apply_batch(&writes.records)?;

@@ -124,8 +124,14 @@ pub(crate) fn plan(
             Some(mut req) => {
                 req.reason = Some(reason(event, payload));
                 req.actor = Some(actor.to_owned());
+                // The event time is already bounded to MAX_FUTURE_SKEW ahead.
+                let cutoffs = crate::revoke::Cutoffs {
+                    now,
+                    max_lifetime,
+                    max_offset: MAX_FUTURE_SKEW,
+                };
                 let rev = req
-                    .into_revocation(now, max_lifetime)
+                    .into_revocation(&cutoffs)
                     .map_err(|e| invalid(event, e))?;
                 out.revocations.push(rev);
             }

@@ -171,6 +171,11 @@ impl Backend for MemoryBackend {
             revocations: inner.set.len() as u64,
             digest: inner.set.digest().to_hex(),
             peers: inner.peers.clone(),
+            clock: veto_api::ClockView {
+                state: "unconfirmed".into(),
+                ..Default::default()
+            },
+            storage: veto_api::StorageView::default(),
         }
     }
 

@@ -29,18 +29,31 @@
 //!   durable. Only a cursor of seq ranges is kept per peer, never the backlog.
 //! - **Durability.** A received record counts in the frontier this node
 //!   advertises only after the driver reports it durable
-//!   ([`Engine::records_durable`]). A record already covered, or already on its
-//!   way to disk, is a duplicate: counted and dropped. A record past
-//!   `expires_at +` [`Config::gc_grace`] is covered but not stored, so garbage
-//!   collection never brings one back.
+//!   ([`Engine::records_durable`]). A record already on its way to disk is a
+//!   duplicate. A record already covered is compared with the stored copy: the
+//!   same is a duplicate; different content under the same id is a
+//!   [`EngineEvent::Conflict`], refused (the stored record stays) and counted.
+//!   A record received already past its expiry is stored all the same: only
+//!   the node's garbage collector, which checks its clock against the
+//!   cluster's, decides that a record is gone.
+//! - **Holdings.** Each `Frontier` also carries, per origin, a digest of the
+//!   live records the sender holds. Two nodes that cover the same seqs of an
+//!   origin but hold different records of it (one lost data it still covers)
+//!   exchange [`Message::Held`] and stream each other what the other lacks; a
+//!   covered id without data here takes its record back unless it is expired
+//!   (see [`Output::Persist`]'s `restore`).
 //! - **Clock.** Each new record's stamp is observed by the node's
 //!   [`HybridClock`]. A stamp too far ahead is still stored, and reported as
-//!   [`EngineEvent::ClockAhead`].
+//!   [`EngineEvent::ClockAhead`]. Frontiers carry clock samples, from which
+//!   [`Engine::clock_check`] tells whether this node's wall clock agrees with
+//!   its peers' (see the `clock` module).
 //!
 //! All state is kept in ordered maps and all randomness comes from the `rng`
 //! argument, so a seeded run is reproducible.
 
+mod clock;
 mod config;
+mod holdings;
 mod output;
 mod receiver;
 mod sender;
@@ -57,13 +70,15 @@ use rand::{Rng, RngCore};
 use veto_core::{Frontier, HybridClock, Record, RecordId};
 
 use crate::proto::{
-    self, encoded_len, FrontierSummary, Hello, Message, MAX_TEXT_BYTES, PROTOCOL_VERSION,
+    self, encoded_len, ClockSample, FrontierSummary, Hello, Message, MAX_TEXT_BYTES,
+    PROTOCOL_VERSION,
 };
 
+pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
 pub use output::{EngineEvent, Lane, Output, PeerKey, PersistId, Via};
 pub use session::{PeerInfo, PeerState, PeerStats};
-pub use source::{RecordSource, SourceUnavailable};
+pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
 
 use receiver::Ticket;
 use session::{Phase, Session};
@@ -75,8 +90,14 @@ pub struct EngineStats {
     pub records_new: u64,
     /// Received records already covered or already on their way to disk.
     pub duplicates: u64,
-    /// Received records past their expiry plus grace: covered, not stored.
+    /// Received records already past their expiry plus grace (stored all the
+    /// same; garbage collection takes them).
     pub expired_on_receipt: u64,
+    /// Received records whose id is stored here with different content:
+    /// refused.
+    pub conflicts: u64,
+    /// Records taken back for ids this node covered without data.
+    pub restored: u64,
     /// Seqs covered because a peer had pruned them.
     pub cleared: u64,
     /// Received records stamped beyond the maximum clock offset.
@@ -104,6 +125,8 @@ pub struct Engine {
     pending_acks: BTreeMap<(PeerKey, u64), usize>,
     outputs: VecDeque<Output>,
     stats: EngineStats,
+    /// The clock verdict last reported as an event.
+    verdict: ClockVerdict,
 }
 
 impl Engine {
@@ -132,6 +155,50 @@ impl Engine {
             pending_acks: BTreeMap::new(),
             outputs: VecDeque::new(),
             stats: EngineStats::default(),
+            verdict: ClockVerdict::Unconfirmed,
+        }
+    }
+
+    /// Whether this node's wall clock agrees with its peers', from the clock
+    /// samples of every established connection (one per peer node).
+    pub fn clock_check(&self) -> ClockCheck {
+        let mut by_node: BTreeMap<veto_core::NodeId, ClockOffset> = BTreeMap::new();
+        for s in self.sessions.values() {
+            if let (Phase::Established { info, .. }, Some(o)) = (&s.phase, s.clock.offset) {
+                by_node.insert(info.node, o);
+            }
+        }
+        let offsets: Vec<ClockOffset> = by_node.into_values().collect();
+        clock::verdict(&offsets, self.config.max_clock_offset)
+    }
+
+    /// The driver saw this node's wall clock step (against a monotonic clock):
+    /// every offset measured before is void. The verdict goes back to
+    /// [`ClockVerdict::Unconfirmed`] and every peer is asked for a fresh
+    /// measurement at once.
+    pub fn clock_stepped(&mut self, now: Duration, src: &(impl RecordSource + ?Sized)) {
+        let peers: Vec<PeerKey> = self
+            .sessions
+            .iter_mut()
+            .map(|(key, s)| {
+                s.clock = clock::ClockTrack::default();
+                (*key, s.is_established())
+            })
+            .filter(|(_, established)| *established)
+            .map(|(key, _)| key)
+            .collect();
+        self.update_verdict();
+        for peer in peers {
+            self.send_frontier(now, peer, src);
+        }
+    }
+
+    /// Reports a change of the clock verdict as an event.
+    fn update_verdict(&mut self) {
+        let check = self.clock_check();
+        if check.verdict != self.verdict {
+            self.verdict = check.verdict;
+            self.event(EngineEvent::ClockVerdict(check));
         }
     }
 
@@ -185,6 +252,7 @@ impl Engine {
     /// connection's anti-entropy finds what is still missing.
     pub fn peer_lost(&mut self, _now: Duration, peer: PeerKey) {
         self.sessions.remove(&peer);
+        self.update_verdict();
     }
 
     /// Takes in one received frame payload (without its length prefix),
@@ -232,19 +300,31 @@ impl Engine {
                     format!("peer closed the connection: {}", clip(&reason)),
                 );
             }
-            Message::Hello(hello) if !established => self.on_hello(now, peer, hello, rng),
+            Message::Hello(hello) if !established => self.on_hello(now, peer, hello, rng, src),
             Message::Hello(_) => self.violation(peer, "second Hello".to_owned()),
             other if !established => {
                 self.violation(peer, format!("{} before Hello", other.kind()));
             }
-            Message::Frontier { summary } => self.on_frontier(now, peer, &summary, src),
-            Message::Push { records } => self.on_records(now, peer, records, Vec::new(), None),
+            Message::Frontier {
+                summary,
+                holdings,
+                clock,
+            } => self.on_frontier(now, peer, &summary, &holdings, &clock, src),
+            Message::Push { records } => {
+                self.on_records(now, peer, records, Vec::new(), None, src)
+            }
             Message::Records {
                 batch_id,
                 records,
                 cleared,
-            } => self.on_records(now, peer, records, cleared, Some(batch_id)),
+            } => self.on_records(now, peer, records, cleared, Some(batch_id), src),
             Message::Ack { batch_id } => self.on_ack(now, peer, batch_id, src),
+            Message::Held {
+                origin,
+                from,
+                upto,
+                held,
+            } => self.on_held(now, peer, origin, from..=upto, &held, src),
         }
     }
 
@@ -305,7 +385,7 @@ impl Engine {
                 self.event(EngineEvent::BatchTimedOut { peer, batch_id });
             }
             if round_due {
-                self.send_frontier(peer);
+                self.send_frontier(now, peer, src);
             }
             self.pump(now, peer, src);
         }
@@ -330,6 +410,7 @@ impl Engine {
         peer: PeerKey,
         hello: Hello,
         rng: &mut (impl RngCore + ?Sized),
+        src: &(impl RecordSource + ?Sized),
     ) {
         if hello.version != PROTOCOL_VERSION {
             let reason = format!(
@@ -360,7 +441,7 @@ impl Engine {
             name: info.name,
             region: info.region,
         });
-        self.send_frontier(peer);
+        self.send_frontier(now, peer, src);
     }
 
     fn on_frontier(
@@ -368,11 +449,27 @@ impl Engine {
         now: Duration,
         peer: PeerKey,
         summary: &FrontierSummary,
+        holdings: &[(veto_core::NodeId, proto::Holding)],
+        clock: &ClockSample,
         src: &(impl RecordSource + ?Sized),
     ) {
-        if let Some(session) = self.sessions.get_mut(&peer) {
-            session.their = Some(summary.to_frontier());
+        let their = summary.to_frontier();
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let measured = session.clock.receive(now, clock);
+        // A peer that has no sample of ours (just connected, or its clock just
+        // stepped) gets one at once, so that it can measure the offset within
+        // a round trip rather than an anti-entropy period later.
+        let answer = clock.echo == 0;
+        session.their = Some(their);
+        if measured {
+            self.update_verdict();
         }
+        if answer {
+            self.send_frontier(now, peer, src);
+        }
+        self.compare_holdings(now, peer, summary.truncated, holdings, src);
         self.plan_backlog(now, peer);
         self.pump(now, peer, src);
     }
@@ -390,9 +487,20 @@ impl Engine {
         self.pump(now, peer, src);
     }
 
-    fn send_frontier(&mut self, peer: PeerKey) {
+    fn send_frontier(&mut self, now: Duration, peer: PeerKey, src: &(impl RecordSource + ?Sized)) {
+        let Some(session) = self.sessions.get(&peer) else {
+            return;
+        };
+        let clock = session.clock.sample(now);
         let summary = FrontierSummary::of(&self.durable);
-        self.send(peer, Message::Frontier { summary }, Lane::Urgent);
+        let mut holdings = src.holdings();
+        holdings.truncate(proto::MAX_SUMMARY_RANGES);
+        let msg = Message::Frontier {
+            summary,
+            holdings,
+            clock,
+        };
+        self.send(peer, msg, Lane::Urgent);
     }
 
     /// Queues a message, counting it against the peer.

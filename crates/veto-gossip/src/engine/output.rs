@@ -63,10 +63,13 @@ pub enum Output {
         /// Records to store. None is already covered by the frontier the engine
         /// holds; a store that finds one covered anyway skips it.
         records: Vec<Record>,
-        /// Seqs to cover without data: received already expired, or pruned by
-        /// the peer that sent them. A store covers them and never stores those
-        /// records later.
+        /// Seqs to cover without data: pruned by the peer that sent them. A
+        /// store covers them and never stores those records later.
         cover: Frontier,
+        /// Records whose ids this node already covers but holds no data for
+        /// (lost, or dropped by a wrong clock), and which are not expired:
+        /// store them again if still absent. The frontier does not change.
+        restore: Vec<Record>,
     },
     /// Close the connection, giving `reason` (e.g. as the QUIC close reason).
     /// Any `Send` for this peer output before it should be flushed first. The
@@ -105,11 +108,28 @@ pub enum EngineEvent {
         new: usize,
         /// Records already covered or already on their way to disk.
         duplicates: usize,
-        /// Records past `expires_at + gc_grace`: covered, not stored.
+        /// Of the new records, those already past `expires_at + gc_grace`
+        /// (stored all the same).
         expired: usize,
         /// Seqs covered because the sender had pruned them.
         cleared: u64,
+        /// Records taken back for ids covered here without data.
+        restored: usize,
+        /// Records refused because this node stores different content under
+        /// their ids.
+        conflicts: usize,
     },
+    /// A peer sent a record whose id this node stores with different content.
+    /// The stored record stays; the other is refused. Two different records
+    /// under one id mean an origin reused a sequence number.
+    Conflict {
+        /// From whom.
+        peer: PeerKey,
+        /// The id.
+        record: RecordId,
+    },
+    /// The verdict of [`super::Engine::clock_check`] changed.
+    ClockVerdict(super::ClockCheck),
     /// A new record's stamp is more than the maximum offset ahead of this
     /// node's wall clock. The record is stored anyway; the clock does not jump.
     ClockAhead {

@@ -8,7 +8,9 @@ use veto_core::{Frontier, Record, RecordId, SeqSet};
 
 use super::config::MAX_UNACKED_IN;
 use super::session::seqs_in;
-use super::{Engine, EngineEvent, Lane, Output, PeerKey, PersistId, Via};
+use super::{
+    ClockVerdict, Engine, EngineEvent, Lane, Output, PeerKey, PersistId, RecordSource, Via,
+};
 use crate::proto::{Message, OriginRanges};
 
 /// One [`Output::Persist`] request the driver has not yet answered.
@@ -30,6 +32,7 @@ impl Engine {
         records: Vec<Record>,
         cleared: OriginRanges,
         batch: Option<u64>,
+        src: &(impl RecordSource + ?Sized),
     ) {
         let via = if batch.is_some() {
             Via::Repair
@@ -57,17 +60,37 @@ impl Engine {
         // Tickets that must be durable before the batch can be acked.
         let mut waits = BTreeSet::new();
         let mut fresh = Vec::new();
+        let mut restore = Vec::new();
         let mut ids = Vec::new();
         let mut cover = Frontier::new();
         let mut covers_any = false;
-        let (mut duplicates, mut expired) = (0usize, 0usize);
+        let (mut duplicates, mut expired, mut conflicts) = (0usize, 0usize, 0usize);
         let total = records.len();
         let now_secs = now.as_secs();
         let grace = self.config.gc_grace.as_secs();
+        // A skewed clock cannot say what has expired: take every record back.
+        let clock_trusted = self.clock_check().verdict != ClockVerdict::Skewed;
         for record in records {
             let id = record.id;
-            if self.durable.contains(id) {
-                duplicates += 1;
+            if self.durable.contains(id) && !self.persisting.contains_key(&id) {
+                match src.get(id) {
+                    Ok(Some(stored)) if stored == record => duplicates += 1,
+                    Ok(Some(_)) => {
+                        conflicts += 1;
+                        self.event(EngineEvent::Conflict { peer, record: id });
+                    }
+                    Ok(None)
+                        if !clock_trusted || record.expires_at.saturating_add(grace) >= now_secs =>
+                    {
+                        // Covered here without data, yet still live: this
+                        // node lost it (or dropped it by a wrong clock).
+                        self.persisting.insert(id, ticket);
+                        ids.push(id);
+                        restore.push(record);
+                    }
+                    // Pruned here after expiry, or unreadable just now.
+                    Ok(None) | Err(_) => duplicates += 1,
+                }
                 continue;
             }
             if let Some(other) = self.persisting.get(&id) {
@@ -89,12 +112,10 @@ impl Engine {
                 });
             }
             if record.expires_at.saturating_add(grace) < now_secs {
-                // Covered without data, so that garbage collection, here or at
-                // a lagging peer, never brings it back.
+                // Stored all the same: this node's clock alone must never
+                // make a record vanish. Garbage collection takes it once the
+                // clock is known to agree with the cluster's.
                 expired += 1;
-                cover.insert(id);
-                covers_any = true;
-                continue;
             }
             self.event(EngineEvent::PropagationLatency {
                 origin: id.origin,
@@ -120,6 +141,7 @@ impl Engine {
         }
 
         let new = fresh.len();
+        let restored = restore.len();
         if !ids.is_empty() || covers_any {
             self.next_ticket += 1;
             self.tickets.insert(
@@ -134,6 +156,7 @@ impl Engine {
                 id: PersistId(ticket),
                 records: fresh,
                 cover,
+                restore,
             });
             waits.insert(ticket);
         }
@@ -141,6 +164,8 @@ impl Engine {
         self.stats.records_new += new as u64;
         self.stats.duplicates += duplicates as u64;
         self.stats.expired_on_receipt += expired as u64;
+        self.stats.conflicts += conflicts as u64;
+        self.stats.restored += restored as u64;
         self.stats.cleared = self.stats.cleared.saturating_add(cleared_seqs);
         if let Some(session) = self.sessions.get_mut(&peer) {
             session.stats.records_in += total as u64;
@@ -154,6 +179,8 @@ impl Engine {
                 duplicates,
                 expired,
                 cleared: cleared_seqs,
+                restored,
+                conflicts,
             });
         }
 

@@ -95,13 +95,24 @@ impl Engine {
             }
             session.retry_at = None;
             if !session.is_established()
-                || session.need.is_empty()
+                || (session.need.is_empty() && session.repair.is_empty())
                 || session.inflight.len() >= self.config.window
             {
                 return;
             }
-            let batch = match build_batch(&self.config, &mut session.need, src) {
+            // Repairs of data the peer covers skip what is expired here: the
+            // peer most likely collected it rightly, and takes back only
+            // what it holds as live anyway.
+            let (queue, expired_before) = if session.need.is_empty() {
+                let grace = self.config.gc_grace.as_secs();
+                (&mut session.repair, Some(now.as_secs().saturating_sub(grace)))
+            } else {
+                (&mut session.need, None)
+            };
+            let left_before = queue_len(queue);
+            let batch = match build_batch(&self.config, queue, expired_before, src) {
                 Ok(batch) if !batch.is_empty() => batch,
+                Ok(_) if queue_len(queue) < left_before => continue,
                 _ => {
                     session.retry_at = Some(now.saturating_add(self.config.retry_delay));
                     return;
@@ -156,12 +167,22 @@ fn well_formed(got: &[Record], origin: NodeId, range: &RangeInclusive<u64>, max:
         && got.windows(2).all(|w| w[0].id.seq < w[1].id.seq)
 }
 
+/// Seqs left in a queue, saturating.
+fn queue_len(queue: &VecDeque<(NodeId, RangeInclusive<u64>)>) -> u64 {
+    queue
+        .iter()
+        .map(|(_, r)| r.end().saturating_sub(*r.start()).saturating_add(1))
+        .fold(0, u64::saturating_add)
+}
+
 /// Takes the next batch off the front of `need`, reading records from `src`.
-/// Seqs `src` does not return are pruned, so they go in `cleared`. Stops at the
-/// record or byte budget; what is left stays in `need`.
+/// Seqs `src` does not return are pruned, so they go in `cleared`. Records
+/// whose `expires_at` is before `expired_before` are left out (not cleared).
+/// Stops at the record or byte budget; what is left stays in `need`.
 fn build_batch(
     config: &Config,
     need: &mut VecDeque<(NodeId, RangeInclusive<u64>)>,
+    expired_before: Option<u64>,
     src: &(impl RecordSource + ?Sized),
 ) -> Result<Batch, SourceUnavailable> {
     let mut batch = Batch::default();
@@ -203,9 +224,12 @@ fn build_batch(
                 batch.clear(origin, from..=seq - 1);
                 cleared_ranges += 1;
             }
+            decided = Some(seq);
+            if expired_before.is_some_and(|t| record.expires_at < t) {
+                continue;
+            }
             bytes = bytes.saturating_add(cost);
             batch.records.push(record);
-            decided = Some(seq);
         }
         if !stopped && !full {
             // The source returned everything it holds in the range: the rest

@@ -4,9 +4,13 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use veto_core::{Frontier, NodeId};
 
+use super::clock::ClockTrack;
 use super::config::Config;
+use super::holdings::Chase;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,6 +104,13 @@ pub(crate) struct Session {
     /// What is left to stream to the peer: the cursor, as ranges per origin in
     /// order. Never holds records, so memory stays flat whatever the backlog.
     pub(crate) need: VecDeque<(NodeId, RangeInclusive<u64>)>,
+    /// Seqs the peer covers but told us (in `Held`) it holds no data for,
+    /// and this node holds: streamed after `need`.
+    pub(crate) repair: VecDeque<(NodeId, RangeInclusive<u64>)>,
+    /// Holdings differences being chased, per origin.
+    pub(crate) chases: BTreeMap<NodeId, Chase>,
+    /// Clock samples exchanged with the peer.
+    pub(crate) clock: ClockTrack,
     pub(crate) inflight: VecDeque<Inflight>,
     pub(crate) next_batch_id: u64,
     /// Set after the record source failed: no reads before then.
@@ -119,6 +130,9 @@ impl Session {
             last_contact: None,
             their: None,
             need: VecDeque::new(),
+            repair: VecDeque::new(),
+            chases: BTreeMap::new(),
+            clock: ClockTrack::default(),
             inflight: VecDeque::new(),
             next_batch_id: 1,
             retry_at: None,
@@ -159,7 +173,9 @@ impl Session {
             .iter()
             .map(|b| b.sent_at.saturating_add(config.ack_timeout))
             .min();
-        let retry = self.retry_at.filter(|_| !self.need.is_empty());
+        let retry = self
+            .retry_at
+            .filter(|_| !self.need.is_empty() || !self.repair.is_empty());
         [Some(phase), ack, retry].into_iter().flatten().min()
     }
 
@@ -207,6 +223,7 @@ impl Session {
         stats.backlog = self
             .need
             .iter()
+            .chain(self.repair.iter())
             .map(|(_, r)| seqs_in(r))
             .fold(0, u64::saturating_add);
         stats.unacked_batches = self.inflight.len();

@@ -37,7 +37,10 @@ pub use codec::{
 pub use summary::FrontierSummary;
 
 /// The protocol version this build speaks, sent in [`Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 added the clock sample and per-origin holdings to
+/// [`Message::Frontier`], and [`Message::Held`].
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -61,6 +64,9 @@ pub const MAX_SUMMARY_RANGES: usize = 8192;
 /// The most seq ranges the `cleared` part of one [`Message::Records`] may list.
 pub const MAX_CLEARED_RANGES: usize = 8192;
 
+/// The most seq ranges one [`Message::Held`] may list.
+pub const MAX_HELD_RANGES: usize = 8192;
+
 /// The longest node name, region or goodbye reason, in bytes.
 pub const MAX_TEXT_BYTES: usize = 1024;
 
@@ -81,6 +87,12 @@ pub enum Message {
     Frontier {
         /// The sender's durable frontier, possibly truncated.
         summary: FrontierSummary,
+        /// Per origin, a digest of the live records the sender holds of it.
+        /// Two nodes that cover the same seqs of an origin but hold different
+        /// records of it find out here (see [`Message::Held`]).
+        holdings: Vec<(NodeId, Holding)>,
+        /// The sender's wall clock, for measuring clock offsets.
+        clock: ClockSample,
     },
     /// New records, sent eagerly as they are made. Not acknowledged.
     Push {
@@ -103,10 +115,61 @@ pub enum Message {
         /// The acknowledged batch.
         batch_id: u64,
     },
+    /// Of `origin`'s seqs `from..=upto`, the sender holds exactly `held` with
+    /// their data (the rest it covers without data: pruned, or lost). Sent when
+    /// both sides cover the same seqs of an origin but their holdings differ;
+    /// the receiver streams back what it holds and the sender does not.
+    Held {
+        /// The origin.
+        origin: NodeId,
+        /// The first seq described.
+        from: u64,
+        /// The last seq described.
+        upto: u64,
+        /// The seqs held with data, ascending, within `from..=upto`.
+        held: Vec<RangeInclusive<u64>>,
+    },
 }
 
 /// The number of message tags this version knows.
-pub(crate) const MESSAGE_TAGS: u32 = 6;
+pub(crate) const MESSAGE_TAGS: u32 = 7;
+
+/// A digest of the live records one node holds of one origin: how many, and
+/// the sum (mod 2^64) of the first 8 bytes of their fingerprints. Order
+/// independent, kept up to date incrementally, and equal on two nodes that
+/// hold the same records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Holding {
+    /// Live records held.
+    pub count: u64,
+    /// Sum of their fingerprints' first 8 bytes (little-endian), wrapping.
+    pub sum: u64,
+}
+
+impl Holding {
+    /// The holding of a per-origin set digest.
+    pub fn of(digest: &veto_core::SetDigest) -> Holding {
+        Holding {
+            count: digest.count(),
+            sum: digest.low_limb(),
+        }
+    }
+}
+
+/// A reading of the sender's wall clock, NTP style: with the echo of the last
+/// reading received from the peer, the peer can work out the round trip and
+/// the offset between the two clocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClockSample {
+    /// The sender's wall clock when it sent this, nanoseconds since the Unix
+    /// epoch.
+    pub sent_at: u64,
+    /// The `sent_at` of the last sample the sender received from the peer, or
+    /// 0 if none.
+    pub echo: u64,
+    /// Nanoseconds between receiving that sample and sending this one.
+    pub held: u64,
+}
 
 /// The handshake. Its layout is frozen (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +194,7 @@ impl Message {
             Message::Push { .. } => "Push",
             Message::Records { .. } => "Records",
             Message::Ack { .. } => "Ack",
+            Message::Held { .. } => "Held",
         }
     }
 
@@ -144,8 +208,16 @@ impl Message {
                 check_text("region", &h.region)
             }
             Message::Goodbye { reason } => check_text("reason", reason),
-            Message::Frontier { summary } => {
+            Message::Frontier {
+                summary, holdings, ..
+            } => {
                 check_ranges(&summary.origins, MAX_SUMMARY_RANGES)?;
+                if holdings.len() > MAX_SUMMARY_RANGES {
+                    return Err(Invalid::TooManyRanges {
+                        count: holdings.len(),
+                        limit: MAX_SUMMARY_RANGES,
+                    });
+                }
                 Ok(())
             }
             Message::Push { records } => check_records(records),
@@ -156,6 +228,37 @@ impl Message {
                 check_ranges(cleared, MAX_CLEARED_RANGES)
             }
             Message::Ack { .. } => Ok(()),
+            Message::Held {
+                origin,
+                from,
+                upto,
+                held,
+            } => {
+                let bad = |start: u64, end: u64| Invalid::BadRange {
+                    origin: *origin,
+                    start,
+                    end,
+                };
+                if *from == 0 || from > upto {
+                    return Err(bad(*from, *upto));
+                }
+                if held.len() > MAX_HELD_RANGES {
+                    return Err(Invalid::TooManyRanges {
+                        count: held.len(),
+                        limit: MAX_HELD_RANGES,
+                    });
+                }
+                let mut last = None;
+                for r in held {
+                    let inside = r.start() <= r.end() && r.start() >= from && r.end() <= upto;
+                    let ascending = last.is_none_or(|l: u64| *r.start() > l);
+                    if !inside || !ascending {
+                        return Err(bad(*r.start(), *r.end()));
+                    }
+                    last = Some(*r.end());
+                }
+                Ok(())
+            }
         }
     }
 }

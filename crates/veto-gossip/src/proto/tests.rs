@@ -39,6 +39,18 @@ fn samples() -> Vec<Message> {
         },
         Message::Frontier {
             summary: FrontierSummary::of(&frontier),
+            holdings: vec![(NodeId::new(1), Holding { count: 1003, sum: u64::MAX - 7 })],
+            clock: ClockSample {
+                sent_at: 1_700_000_000_123_456_789,
+                echo: 1_700_000_000_000_000_001,
+                held: 4_000_000,
+            },
+        },
+        Message::Held {
+            origin: NodeId::new(1),
+            from: 1,
+            upto: 2000,
+            held: vec![1..=999, 1005..=1010],
         },
         Message::Push {
             records: vec![record(1, 1, 8), record(1, 2, 8)],
@@ -151,8 +163,8 @@ fn a_huge_length_claim_does_not_allocate_or_panic() {
 #[test]
 fn an_unknown_tag_is_named() {
     assert_eq!(
-        decode(&[6, 0]).unwrap_err(),
-        DecodeError::UnknownMessage { tag: 6 }
+        decode(&[7, 0]).unwrap_err(),
+        DecodeError::UnknownMessage { tag: 7 }
     );
     assert_eq!(
         decode(&[250, 0]).unwrap_err(),
@@ -172,6 +184,8 @@ fn limits_are_checked_on_decode() {
             origins: vec![(NodeId::new(1), vec![0..=5])],
             truncated: false,
         },
+        holdings: Vec::new(),
+        clock: ClockSample::default(),
     };
     assert!(matches!(
         decode(&encode(&zero).unwrap()),

@@ -23,7 +23,7 @@ pub(super) struct Node {
     /// Persist requests are applied at once when set; otherwise they wait in
     /// `held` until [`World::flush`].
     pub(super) auto_persist: bool,
-    pub(super) held: Vec<(PersistId, Vec<Record>, Frontier)>,
+    pub(super) held: Vec<(PersistId, Vec<Record>, Frontier, Vec<Record>)>,
     /// The record ids of every persist request, in order.
     pub(super) persisted: Vec<RecordId>,
     pub(super) events: Vec<EngineEvent>,
@@ -193,12 +193,15 @@ impl World {
     /// Applies node `i`'s held persist requests and reports them durable.
     pub(super) fn flush(&mut self, i: usize) {
         let held = std::mem::take(&mut self.nodes[i].held);
-        for (id, records, cover) in held {
+        for (id, records, cover, restore) in held {
             let node = &mut self.nodes[i];
             for r in records {
                 node.store.insert(r);
             }
             node.store.cover(&cover);
+            for r in restore {
+                node.store.restore(r);
+            }
             node.engine.records_durable(self.now, id);
         }
         self.drain(i);
@@ -207,7 +210,7 @@ impl World {
     /// Fails node `i`'s held persist requests, as a full disk would.
     pub(super) fn fail_held(&mut self, i: usize) {
         let held = std::mem::take(&mut self.nodes[i].held);
-        for (id, _, _) in held {
+        for (id, ..) in held {
             self.nodes[i].engine.persist_failed(self.now, id);
         }
         self.drain(i);
@@ -218,10 +221,15 @@ impl World {
         while let Some(out) = self.nodes[i].engine.poll_output() {
             match out {
                 Output::Send { peer, msg, lane } => self.route(i, peer, msg, lane),
-                Output::Persist { id, records, cover } => {
+                Output::Persist {
+                    id,
+                    records,
+                    cover,
+                    restore,
+                } => {
                     let node = &mut self.nodes[i];
                     node.persisted.extend(records.iter().map(|r| r.id));
-                    node.held.push((id, records, cover));
+                    node.held.push((id, records, cover, restore));
                     if node.auto_persist {
                         self.flush(i);
                     }

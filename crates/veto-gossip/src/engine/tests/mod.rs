@@ -5,6 +5,7 @@
 mod backlog;
 mod chaos;
 mod harness;
+mod integrity;
 mod protocol;
 mod replication;
 mod store;

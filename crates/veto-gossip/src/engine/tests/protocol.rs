@@ -9,6 +9,7 @@ use veto_core::{Frontier, Hlc, NodeId, Record};
 use super::harness::{record, T0};
 use super::store::Store;
 use crate::engine::{Config, Engine, EngineEvent, Lane, Output, PeerKey, PersistId};
+use crate::proto::{ClockSample};
 use crate::proto::{self, FrontierSummary, Hello, Message, PROTOCOL_VERSION};
 
 const PEER: PeerKey = PeerKey(7);
@@ -265,7 +266,10 @@ fn duplicates_are_counted_and_persisted_once() {
     let outs = r.drain();
     assert!(matches!(sent(&outs)[..], [Message::Ack { batch_id: 1 }]));
 
-    // Durable now: a further copy is a duplicate, and its batch is acked at once.
+    // Durable now (and in the store): a further copy is a duplicate, and its
+    // batch is acked at once.
+    r.store.insert(x.clone());
+    r.store.insert(y.clone());
     let outs = r.feed(
         T0,
         Message::Records {
@@ -298,7 +302,7 @@ fn only_durable_records_are_advertised() {
             .into_iter()
             .find_map(|o| match o {
                 Output::Send {
-                    msg: Message::Frontier { summary },
+                    msg: Message::Frontier { summary, .. },
                     ..
                 } => Some(summary.to_frontier()),
                 _ => None,
@@ -376,10 +380,14 @@ fn an_empty_peer_gets_everything_and_cleared_gaps() {
         T0,
         Message::Frontier {
             summary: FrontierSummary::default(),
+            holdings: Vec::new(),
+            clock: ClockSample::default(),
         },
     );
+    // First a frontier back at once (the peer had no clock sample of ours),
+    // then the backlog.
     match sent(&outs)[..] {
-        [Message::Records {
+        [Message::Frontier { .. }, Message::Records {
             batch_id: 1,
             records,
             cleared,
@@ -397,4 +405,90 @@ fn the_engine_can_move_between_threads() {
     fn send<T: Send>() {}
     send::<Engine>();
     send::<Output>();
+}
+
+/// Two records under one id mean an origin reused a seq: the stored one
+/// stays, the other is refused and reported.
+#[test]
+fn a_conflicting_record_is_refused_and_counted() {
+    let mut r = Rig::established();
+    let x = remote_record(1);
+    let outs = r.feed(
+        T0,
+        Message::Push {
+            records: vec![x.clone()],
+        },
+    );
+    let (id, _) = persisted(&outs)[0].clone();
+    r.store.insert(x.clone());
+    r.engine.records_durable(T0, id);
+    let mut other = x.clone();
+    other.reason = "a different revocation under the same id".into();
+    let outs = r.feed(
+        T0,
+        Message::Push {
+            records: vec![other],
+        },
+    );
+    assert!(persisted(&outs).is_empty());
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Event(EngineEvent::Conflict { record, .. }) if *record == x.id
+    )));
+    assert_eq!(r.engine.stats().conflicts, 1);
+    assert_eq!(r.store.get(x.id), Some(&x));
+}
+
+/// A peer whose clock reads three days ahead of ours, measured through the
+/// round trip of the frontiers' clock samples, is more than the maximum
+/// offset away; it is our only peer, so the verdict is that we are skewed.
+#[test]
+fn clock_samples_measure_the_offset_and_give_a_verdict() {
+    use crate::engine::ClockVerdict;
+    let mut r = Rig::established();
+    assert_eq!(r.engine.clock_check().verdict, ClockVerdict::Unconfirmed);
+    let ahead = Duration::from_secs(3 * 86_400);
+    let d = Duration::from_millis(40);
+    let first = r.feed(
+        T0,
+        Message::Frontier {
+            summary: FrontierSummary::default(),
+            holdings: Vec::new(),
+            clock: ClockSample {
+                sent_at: (T0 + ahead - d).as_nanos() as u64,
+                echo: 0,
+                held: 0,
+            },
+        },
+    );
+    // Answered at once with a sample the peer can measure with.
+    let ours = sent(&first)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Frontier { clock, .. } => Some(*clock),
+            _ => None,
+        })
+        .expect("a frontier back");
+    assert_eq!(ours.echo, (T0 + ahead - d).as_nanos() as u64);
+    let back = T0 + 2 * d;
+    let outs = r.feed(
+        back,
+        Message::Frontier {
+            summary: FrontierSummary::default(),
+            holdings: Vec::new(),
+            clock: ClockSample {
+                sent_at: (T0 + d + ahead).as_nanos() as u64,
+                echo: ours.sent_at,
+                held: 0,
+            },
+        },
+    );
+    let check = r.engine.clock_check();
+    assert_eq!(check.verdict, ClockVerdict::Skewed);
+    assert_eq!(check.offset_ns, Some(-(ahead.as_nanos() as i64)));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Event(EngineEvent::ClockVerdict(c)) if c.verdict == ClockVerdict::Skewed)));
+    r.engine.peer_lost(back, PEER);
+    assert_eq!(r.engine.clock_check().verdict, ClockVerdict::Unconfirmed);
 }

@@ -7,13 +7,15 @@ use std::ops::RangeInclusive;
 
 use veto_core::{Frontier, NodeId, Record, RecordId, SetDigest};
 
-use crate::engine::{RecordSource, SourceUnavailable};
+use crate::engine::{held_ranges, RecordSource, SourceUnavailable};
+use crate::proto::Holding;
 
 #[derive(Default)]
 pub(super) struct Store {
     records: BTreeMap<RecordId, Record>,
     covered: Frontier,
     digest: SetDigest,
+    per_origin: BTreeMap<NodeId, SetDigest>,
     /// The largest `max` any read asked for.
     pub(super) max_read: Cell<usize>,
     /// Reads still to fail.
@@ -26,9 +28,28 @@ impl Store {
         if !self.covered.insert(record.id) {
             return false;
         }
-        self.digest.add(&record.fingerprint());
-        self.records.insert(record.id, record);
+        self.hold(record);
         true
+    }
+
+    fn hold(&mut self, record: Record) {
+        let fp = record.fingerprint();
+        self.digest.add(&fp);
+        self.per_origin.entry(record.id.origin).or_default().add(&fp);
+        self.records.insert(record.id, record);
+    }
+
+    /// Stores a record again for an id covered without data.
+    pub(super) fn restore(&mut self, record: Record) {
+        if self.covered.contains(record.id) && !self.records.contains_key(&record.id) {
+            self.hold(record);
+        }
+    }
+
+    /// Loses a record's data but keeps its id covered, as a damaged disk
+    /// might (a prune without the garbage collector deciding it).
+    pub(super) fn lose(&mut self, id: RecordId) {
+        self.prune(id);
     }
 
     pub(super) fn cover(&mut self, frontier: &Frontier) {
@@ -38,7 +59,11 @@ impl Store {
     /// Garbage collection: drops the data, keeps the id covered.
     pub(super) fn prune(&mut self, id: RecordId) {
         if let Some(r) = self.records.remove(&id) {
-            self.digest.remove(&r.fingerprint());
+            let fp = r.fingerprint();
+            self.digest.remove(&fp);
+            if let Some(d) = self.per_origin.get_mut(&id.origin) {
+                d.remove(&fp);
+            }
         }
     }
 
@@ -97,5 +122,30 @@ impl RecordSource for Store {
             .take(max)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+
+    fn holdings(&self) -> Vec<(NodeId, Holding)> {
+        self.per_origin
+            .iter()
+            .map(|(o, d)| (*o, Holding::of(d)))
+            .collect()
+    }
+
+    fn held(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        max_ranges: usize,
+    ) -> Result<(Vec<RangeInclusive<u64>>, u64), SourceUnavailable> {
+        let lo = RecordId {
+            origin,
+            seq: *seqs.start(),
+        };
+        let hi = RecordId {
+            origin,
+            seq: *seqs.end(),
+        };
+        let held = self.records.range(lo..=hi).map(|(id, _)| id.seq);
+        Ok(held_ranges(held, seqs, max_ranges))
     }
 }
