@@ -19,8 +19,8 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use veto_api::{
-    Backend, BackendError, ClockView, Feed, NodeInfo, PeerView, RecordChunks, Revoked,
-    StatusView, StorageView,
+    Backend, BackendError, ClockView, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView,
+    StorageView,
 };
 use veto_core::{
     AuditQuery, Check, Frontier, HybridClock, LookupIndex, NodeId, Record, RecordId, Revocation,

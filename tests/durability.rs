@@ -40,21 +40,27 @@ fn a_batch_is_durable_as_a_whole() {
     assert_eq!(veto.get_json("/v1/status")["revocations"], 2_000);
 }
 
+/// A restart keeps every record and the node's name; its records from then
+/// on carry a new origin id, numbered from 1, so that no copy of the data
+/// dir can ever issue one of its ids again (see docs/durability.md).
 #[test]
-fn a_clean_restart_keeps_everything_and_the_identity() {
+fn a_clean_restart_keeps_everything_under_a_new_writer_id() {
     let dir = tempfile::tempdir().unwrap();
     let mut veto = Veto::start(dir.path(), &[]);
-    veto.revoke(json!({"scope": "session", "sid": "s1"}));
+    let first = veto.revoke(json!({"scope": "session", "sid": "s1"}));
     let before = veto.get_json("/v1/status");
+    assert_eq!(first["origin"], before["node"]["id"]);
     veto.stop();
     let veto = veto.restart();
     let after = veto.get_json("/v1/status");
-    assert_eq!(before["node"]["id"], after["node"]["id"]);
+    assert_eq!(before["node"]["name"], after["node"]["name"]);
+    assert_ne!(before["node"]["id"], after["node"]["id"]);
     assert_eq!(before["digest"], after["digest"]);
     assert!(veto.revoked(&[("sid", "s1")]));
-    // The next local record continues the log rather than reusing a seq.
     let rec = veto.revoke(json!({"scope": "session", "sid": "s2"}));
-    assert_eq!(rec["seq"], 2);
+    assert_eq!(rec["origin"], after["node"]["id"]);
+    assert_eq!(rec["seq"], 1);
+    assert_ne!(rec["id"], first["id"]);
 }
 
 #[test]

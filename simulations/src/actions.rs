@@ -39,7 +39,10 @@ impl World {
         loop {
             let id = veto_core::NodeId::new(self.nodes[i].rng.gen());
             let taken = self.by_id.contains_key(&id)
-                || self.nodes.iter().any(|n| n.store.covered().origin(id).is_some());
+                || self
+                    .nodes
+                    .iter()
+                    .any(|n| n.store.covered().origin(id).is_some());
             if !taken {
                 return id;
             }

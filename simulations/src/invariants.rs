@@ -104,7 +104,12 @@ pub(crate) struct Oracle {
 }
 
 impl Oracle {
-    pub(crate) fn new(seed: u64, grace_secs: u64, max_offset_ms: u64, names: Vec<String>) -> Oracle {
+    pub(crate) fn new(
+        seed: u64,
+        grace_secs: u64,
+        max_offset_ms: u64,
+        names: Vec<String>,
+    ) -> Oracle {
         let n = names.len();
         Oracle {
             seed,
@@ -332,7 +337,13 @@ impl Oracle {
                  expires_at + grace is {due}, so the cluster still needs it for {} s",
                 due - cluster_secs
             );
-            self.violate(now, "gc-by-wrong-clock", Some(node), Some(record.id), detail);
+            self.violate(
+                now,
+                "gc-by-wrong-clock",
+                Some(node),
+                Some(record.id),
+                detail,
+            );
         }
         self.pruned[node].insert(record.id);
         self.forgotten.insert(record.id);

@@ -354,13 +354,17 @@ impl Driver {
             EngineEvent::ClockVerdict(check) => {
                 let offset_ms = check.offset_ns.map(|ns| ns / 1_000_000);
                 match check.verdict {
-                    veto_gossip::engine::ClockVerdict::Skewed => tracing::error!(
+                    veto_gossip::engine::ClockVerdict::Skewed => {
+                        tracing::error!(
                         ?offset_ms, peers_off = check.off, peers_measured = check.peers,
                         "this node's clock disagrees with its peers' beyond the maximum offset: \
                          garbage collection and bulk revocations stop until it agrees"
-                    ),
+                    )
+                    }
                     verdict => tracing::info!(
-                        ?offset_ms, peers_measured = check.peers, verdict = verdict.as_str(),
+                        ?offset_ms,
+                        peers_measured = check.peers,
+                        verdict = verdict.as_str(),
                         "clock compared with peers"
                     ),
                 }

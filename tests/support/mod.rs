@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod enforcement;
+pub mod mesh;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ pub struct Veto {
     pub data_dir: PathBuf,
     pub http: Client,
     pub args: Vec<String>,
+    /// Extra environment for the process (kept across restarts).
+    pub env: Vec<(String, String)>,
 }
 
 impl Veto {
@@ -61,8 +64,25 @@ impl Veto {
     }
 
     fn spawn(data_dir: &Path, args: Vec<String>, port: u16) -> Veto {
+        Self::spawn_env(data_dir, args, port, Vec::new())
+    }
+
+    fn spawn_env(
+        data_dir: &Path,
+        args: Vec<String>,
+        port: u16,
+        env: Vec<(String, String)>,
+    ) -> Veto {
+        let veto = Self::launch(data_dir, args, port, env);
+        veto.wait_ready(Duration::from_secs(30));
+        veto
+    }
+
+    /// Starts the process without waiting for it to be ready.
+    fn launch(data_dir: &Path, args: Vec<String>, port: u16, env: Vec<(String, String)>) -> Veto {
         let child = Command::new(veto_bin())
             .args(&args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("VETO_ADMIN_TOKEN", ADMIN_TOKEN)
             .env(
                 "RUST_LOG",
@@ -72,7 +92,7 @@ impl Veto {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn veto");
-        let veto = Veto {
+        Veto {
             child,
             url: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
@@ -81,18 +101,30 @@ impl Veto {
                 .build()
                 .unwrap(),
             args,
-        };
-        veto.wait_ready(Duration::from_secs(30));
-        veto
+            env,
+        }
     }
 
-    /// Restarts the node with the same flags and data dir (after a kill or stop).
-    pub fn restart(mut self) -> Veto {
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Restarts the node with the same flags, environment and data dir (after
+    /// a kill or stop).
+    pub fn restart(self) -> Veto {
+        self.restart_env(None)
+    }
+
+    /// Restarts the node with the same flags and data dir, and `env` instead
+    /// of the environment it had, if given.
+    pub fn restart_env(mut self, env: Option<Vec<(String, String)>>) -> Veto {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let port = self.port();
         let args = std::mem::take(&mut self.args);
-        Self::spawn(&self.data_dir.clone(), args, port)
+        let env = env.unwrap_or_else(|| std::mem::take(&mut self.env));
+        Self::spawn_env(&self.data_dir.clone(), args, port, env)
     }
 
     pub fn wait_ready(&self, limit: Duration) {
@@ -240,16 +272,20 @@ pub fn tls_args(certs: &Path, name: &str, gossip_port: u16, region: &str) -> Vec
 impl Veto {
     /// Starts a node with explicit flags (no default gossip port).
     pub fn start_with(data_dir: &Path, args: &[String]) -> Veto {
+        Self::start_env(data_dir, args, Vec::new())
+    }
+
+    /// Starts a node with explicit flags and extra environment variables.
+    pub fn start_env(data_dir: &Path, args: &[String], env: Vec<(String, String)>) -> Veto {
         let port = free_port();
-        let mut all: Vec<String> = vec![
-            "serve".into(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-        ];
-        all.extend(args.iter().cloned());
-        Self::spawn(data_dir, all, port)
+        Self::spawn_env(data_dir, serve_args(data_dir, port, args), port, env)
+    }
+
+    /// Starts a node without waiting for it to be ready (for a start that
+    /// fails, or to watch it while it loads).
+    pub fn launch_with(data_dir: &Path, args: &[String]) -> Veto {
+        let port = free_port();
+        Self::launch(data_dir, serve_args(data_dir, port, args), port, Vec::new())
     }
 
     pub fn status(&self) -> Value {
@@ -258,6 +294,32 @@ impl Veto {
 
     pub fn digest(&self) -> String {
         self.status()["digest"].as_str().unwrap().to_owned()
+    }
+}
+
+fn serve_args(data_dir: &Path, port: u16, args: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = vec![
+        "serve".into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    all.extend(args.iter().cloned());
+    all
+}
+
+/// Copies a directory tree (a data dir taken as a backup, or cloned).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 

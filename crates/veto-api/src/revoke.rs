@@ -58,9 +58,7 @@ pub(crate) struct Cutoffs {
 impl Cutoffs {
     /// The default `before` of a bulk scope, and the latest one accepted.
     pub(crate) fn latest_before(&self) -> u64 {
-        self.now
-            .saturating_add(self.max_offset)
-            .saturating_add(1)
+        self.now.saturating_add(self.max_offset).saturating_add(1)
     }
 
     /// The latest `expires_at` accepted.
@@ -390,10 +388,14 @@ mod tests {
         assert!(req(r#"{"scope":"subject","sub":"a","before":1700000002}"#).is_ok());
         let e = req(r#"{"scope":"subject","sub":"a","before":18446744073709551615}"#).unwrap_err();
         assert!(e.contains("in the future"), "{e}");
-        let e = req(r#"{"scope":"token","jti":"j","expires_at":18446744073709551615}"#).unwrap_err();
+        let e =
+            req(r#"{"scope":"token","jti":"j","expires_at":18446744073709551615}"#).unwrap_err();
         assert!(e.contains("never be collected"), "{e}");
         let far = NOW + MAX_EXPIRY_HORIZON;
-        assert!(req(&format!(r#"{{"scope":"token","jti":"j","expires_at":{far}}}"#)).is_ok());
+        assert!(req(&format!(
+            r#"{{"scope":"token","jti":"j","expires_at":{far}}}"#
+        ))
+        .is_ok());
         let e = req(r#"{"scope":"subject","sub":"a","before":"yesterday"}"#).unwrap_err();
         assert!(e.contains("`before` must be Unix seconds"), "{e}");
         let long = "r".repeat(513);

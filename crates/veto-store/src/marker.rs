@@ -64,7 +64,10 @@ pub(crate) fn read(dir: &Path) -> MarkerRead {
         Ok(_) => {}
     }
     if bytes.len() != LEN || &bytes[..8] != MAGIC {
-        return MarkerRead::Damaged(format!("{} is not a veto durability marker", path.display()));
+        return MarkerRead::Damaged(format!(
+            "{} is not a veto durability marker",
+            path.display()
+        ));
     }
     let mut sum = [0u8; 8];
     sum.copy_from_slice(&bytes[16..]);
@@ -137,7 +140,10 @@ mod tests {
         m.raise(3);
         assert!(matches!(read(dir.path()), MarkerRead::Covered(5)));
         m.raise(9_000_000_000);
-        assert!(matches!(read(dir.path()), MarkerRead::Covered(9_000_000_000)));
+        assert!(matches!(
+            read(dir.path()),
+            MarkerRead::Covered(9_000_000_000)
+        ));
         let path = dir.path().join(MARKER_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[12] ^= 1;

@@ -283,8 +283,9 @@ fn read_state(dir: &Path, trees: &Trees) -> Result<WriteState, OpenError> {
         None => SetDigest::new(),
     };
     let per_origin: BTreeMap<NodeId, SetDigest> = match load(KEY_ORIGIN_DIGESTS)? {
-        Some(v) => decode_meta(TREE_META, KEY_ORIGIN_DIGESTS, &v)
-            .map_err(|e| store_to_open(dir, e))?,
+        Some(v) => {
+            decode_meta(TREE_META, KEY_ORIGIN_DIGESTS, &v).map_err(|e| store_to_open(dir, e))?
+        }
         None => crate::read::origin_digests(&trees.records).map_err(|e| store_to_open(dir, e))?,
     };
     Ok(WriteState {
@@ -381,11 +382,7 @@ impl Store {
 
     /// The open database, or [`StoreError::Halted`] while it is being replaced.
     pub(crate) fn trees(&self) -> Result<Arc<Trees>, StoreError> {
-        let guard = self
-            .inner
-            .trees
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let guard = self.inner.trees.read().unwrap_or_else(|p| p.into_inner());
         guard
             .clone()
             .ok_or_else(|| StoreError::Halted("the database is being reopened".to_owned()))
@@ -487,7 +484,11 @@ impl Store {
 
     /// A small persisted setting, by name.
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees()?.meta.get(setting_key(name))?.map(|v| v.to_vec()))
+        Ok(self
+            .trees()?
+            .meta
+            .get(setting_key(name))?
+            .map(|v| v.to_vec()))
     }
 
     /// Stores a small setting durably.

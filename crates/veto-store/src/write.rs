@@ -21,8 +21,8 @@ use crate::chunk::{self, chunk_key, Bounds, ChunkRef, Entry};
 use crate::codec::{decode_record, encode_record, ordered_key};
 use crate::error::StoreError;
 use crate::store::{
-    encode_digest, encode_frontier, encode_origin_digests, Store, Trees, KEY_DIGEST,
-    KEY_FRONTIER, KEY_ORIGIN_DIGESTS,
+    encode_digest, encode_frontier, encode_origin_digests, Store, Trees, KEY_DIGEST, KEY_FRONTIER,
+    KEY_ORIGIN_DIGESTS,
 };
 
 /// The writes of one transaction, per tree.
@@ -187,7 +187,9 @@ impl Store {
                     .transpose()?;
                 let mut taken: Vec<(&Record, Vec<u8>)> = Vec::new();
                 for record in offered {
-                    let held = old.as_ref().is_some_and(|c| c.find(record.id.seq).is_some());
+                    let held = old
+                        .as_ref()
+                        .is_some_and(|c| c.find(record.id.seq).is_some());
                     let dup = taken.iter().any(|(r, _)| r.id == record.id);
                     if !held && !dup {
                         taken.push((record, encode_record(record)?));

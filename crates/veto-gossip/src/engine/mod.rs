@@ -310,9 +310,7 @@ impl Engine {
                 holdings,
                 clock,
             } => self.on_frontier(now, peer, &summary, &holdings, &clock, src),
-            Message::Push { records } => {
-                self.on_records(now, peer, records, Vec::new(), None, src)
-            }
+            Message::Push { records } => self.on_records(now, peer, records, Vec::new(), None, src),
             Message::Records {
                 batch_id,
                 records,

@@ -80,7 +80,8 @@ impl Engine {
                         self.event(EngineEvent::Conflict { peer, record: id });
                     }
                     Ok(None)
-                        if !clock_trusted || record.expires_at.saturating_add(grace) >= now_secs =>
+                        if !clock_trusted
+                            || record.expires_at.saturating_add(grace) >= now_secs =>
                     {
                         // Covered here without data, yet still live: this
                         // node lost it (or dropped it by a wrong clock).

@@ -105,7 +105,10 @@ impl Engine {
             // what it holds as live anyway.
             let (queue, expired_before) = if session.need.is_empty() {
                 let grace = self.config.gc_grace.as_secs();
-                (&mut session.repair, Some(now.as_secs().saturating_sub(grace)))
+                (
+                    &mut session.repair,
+                    Some(now.as_secs().saturating_sub(grace)),
+                )
             } else {
                 (&mut session.need, None)
             };

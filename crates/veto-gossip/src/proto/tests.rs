@@ -39,7 +39,13 @@ fn samples() -> Vec<Message> {
         },
         Message::Frontier {
             summary: FrontierSummary::of(&frontier),
-            holdings: vec![(NodeId::new(1), Holding { count: 1003, sum: u64::MAX - 7 })],
+            holdings: vec![(
+                NodeId::new(1),
+                Holding {
+                    count: 1003,
+                    sum: u64::MAX - 7,
+                },
+            )],
             clock: ClockSample {
                 sent_at: 1_700_000_000_123_456_789,
                 echo: 1_700_000_000_000_000_001,

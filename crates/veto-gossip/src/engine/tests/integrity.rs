@@ -17,7 +17,14 @@ fn lost_data_under_covered_ids_comes_back() {
         w.nodes[1].store.lose(r.id);
     }
     assert!(!w.converged());
-    assert_eq!(w.nodes[1].engine.peer_stats(w.key(1, 0).unwrap()).unwrap().lag, Some(0));
+    assert_eq!(
+        w.nodes[1]
+            .engine
+            .peer_stats(w.key(1, 0).unwrap())
+            .unwrap()
+            .lag,
+        Some(0)
+    );
     assert!(w.run_until(Duration::from_secs(60), World::converged));
     for r in &records {
         assert_eq!(w.nodes[1].store.get(r.id), Some(r));

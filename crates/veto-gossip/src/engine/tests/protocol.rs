@@ -9,7 +9,7 @@ use veto_core::{Frontier, Hlc, NodeId, Record};
 use super::harness::{record, T0};
 use super::store::Store;
 use crate::engine::{Config, Engine, EngineEvent, Lane, Output, PeerKey, PersistId};
-use crate::proto::{ClockSample};
+use crate::proto::ClockSample;
 use crate::proto::{self, FrontierSummary, Hello, Message, PROTOCOL_VERSION};
 
 const PEER: PeerKey = PeerKey(7);

@@ -35,7 +35,10 @@ impl Store {
     fn hold(&mut self, record: Record) {
         let fp = record.fingerprint();
         self.digest.add(&fp);
-        self.per_origin.entry(record.id.origin).or_default().add(&fp);
+        self.per_origin
+            .entry(record.id.origin)
+            .or_default()
+            .add(&fp);
         self.records.insert(record.id, record);
     }
 
