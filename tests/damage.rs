@@ -155,7 +155,7 @@ fn a_damaged_database_is_refused_in_one_line_or_reported_and_repaired() {
 fn a_full_disk_halts_writes_until_it_is_freed() {
     let mount = tempfile::tempdir().unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
         .arg(mount.path())
         .status()
         .is_ok_and(|s| s.success());
@@ -174,7 +174,7 @@ fn a_full_disk_halts_writes_until_it_is_freed() {
     let a = mesh.start_on(0, &a_dir, &[], Vec::new());
     let b = mesh.start(1);
     wait_connected(&[&a, &b], 1);
-    std::fs::write(mount.path().join("filler"), vec![0u8; 30 << 20]).unwrap();
+    std::fs::write(mount.path().join("filler"), vec![0u8; 20 << 20]).unwrap();
 
     let mut acked = Vec::new();
     let mut batch = 0;

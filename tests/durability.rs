@@ -92,3 +92,69 @@ fn garbage_collection_prunes_expired_records_and_keeps_live_ones() {
     assert!(!veto.revoked(&[("jti", "short")]));
     assert!(veto.revoked(&[("jti", "long")]));
 }
+
+/// While a restarted node opens its store and loads its index, its HTTP port
+/// already answers: lookups get 503 `unavailable` (never a possibly wrong "not
+/// revoked", never a refused connection), `/healthz` 200, `/readyz` 503.
+#[test]
+fn lookups_answer_503_while_the_index_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = Veto::start(dir.path(), &[]);
+    for b in 0..10 {
+        let batch: Vec<_> = (0..10_000)
+            .map(|i| json!({"scope": "token", "iss": "https://idp", "jti": format!("l{b}-{i}")}))
+            .collect();
+        let r = veto.post_json("/v1/revocations/batch", &json!(batch));
+        assert_eq!(r.status(), 201);
+    }
+    veto.stop();
+    let port = veto.port();
+    let args = veto.args.clone();
+    drop(veto);
+    let mut child = std::process::Command::new(support::veto_bin())
+        .args(&args)
+        .env("VETO_ADMIN_TOKEN", support::ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let http = reqwest::blocking::Client::new();
+    let check = format!("http://127.0.0.1:{port}/v1/check?iss=https://idp&jti=l9-9999");
+    let started = std::time::Instant::now();
+    let (mut loading, mut refused_after_bind, mut bound) = (0, 0, false);
+    let revoked = loop {
+        match http.get(&check).send() {
+            Ok(r) if r.status() == 503 => {
+                bound = true;
+                loading += 1;
+                let body: serde_json::Value = r.json().unwrap();
+                assert_eq!(body["error"], "unavailable", "{body}");
+                let health = http
+                    .get(format!("http://127.0.0.1:{port}/healthz"))
+                    .send()
+                    .unwrap();
+                assert_eq!(health.status(), 200);
+                let ready = http
+                    .get(format!("http://127.0.0.1:{port}/readyz"))
+                    .send()
+                    .unwrap();
+                assert!(ready.status() == 503 || ready.status() == 200);
+            }
+            Ok(r) => {
+                assert_eq!(r.status(), 200);
+                break r.json::<serde_json::Value>().unwrap()["revoked"] == true;
+            }
+            Err(_) if bound => refused_after_bind += 1,
+            Err(_) => {}
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(revoked, "the first 200 said not revoked");
+    assert_eq!(refused_after_bind, 0);
+    assert!(
+        loading > 0,
+        "the index loaded before the port answered once"
+    );
+}

@@ -228,7 +228,7 @@ fn writes_resume_after_a_full_disk_is_freed() {
     assert!(store.halted().is_some());
     let more = token(1, seq + 1, 1_700_000_000, 4_000_000_000);
     assert!(matches!(
-        store.append(&[more.clone()]),
+        store.append(std::slice::from_ref(&more)),
         Err(StoreError::Halted(_))
     ));
     // Still full: recovery says so and changes nothing.
@@ -241,6 +241,9 @@ fn writes_resume_after_a_full_disk_is_freed() {
         assert_eq!(store.get(r.id).unwrap().as_ref(), Some(r), "{}", r.id);
     }
     let next = token(1, seq + 10, 1_700_000_000, 4_000_000_000);
-    assert_eq!(store.append(&[next.clone()]).unwrap(), vec![next]);
+    assert_eq!(
+        store.append(std::slice::from_ref(&next)).unwrap(),
+        vec![next]
+    );
     store.verify().unwrap();
 }
