@@ -136,10 +136,12 @@ impl Node {
             .index
             .reserve_tokens(self.store.live_count() as usize);
         let mut failure = None;
+        let mut stored = 0u64;
         self.store
             // Only ids and targets: the index needs nothing else, and skipping
             // the rest of each record makes a 10M-record restart faster.
             .for_each_target(|id, target| {
+                stored += 1;
                 if let Err(e) = memory.index.insert(id, &target) {
                     failure.get_or_insert(e);
                 }
@@ -148,6 +150,22 @@ impl Node {
         // The store keeps the digest beside the records, updated in the same
         // atomic batches, so it need not be recomputed record by record here.
         memory.digest = self.store.digest().context("cannot read the set digest")?;
+        if memory.digest.count() != stored {
+            // Records gone from a damaged file whose metadata survived: the
+            // digests must say what is really held, or peers never send the
+            // lost records back (their ids are still covered).
+            tracing::error!(
+                digest_counts = memory.digest.count(),
+                stored,
+                "DATA LOSS: the store holds fewer records than its digest counts; \
+                 recomputing the digests so that peers send back what was lost"
+            );
+            let (_, rebuilt) = self
+                .store
+                .rebuild_digests()
+                .context("cannot recompute the digests")?;
+            memory.digest = rebuilt;
+        }
         if let Some(e) = failure {
             return Err(e).context("cannot index a stored record");
         }

@@ -36,7 +36,18 @@ impl SetDigest {
 
     /// Adds a record's fingerprint.
     pub fn add(&mut self, fingerprint: &[u8; 32]) {
-        let add = limbs_of(fingerprint);
+        self.add_limbs(limbs_of(fingerprint));
+        self.count += 1;
+    }
+
+    /// Adds every record of another digest: the digest of the union of two
+    /// disjoint sets.
+    pub fn merge(&mut self, other: &SetDigest) {
+        self.add_limbs(other.limbs);
+        self.count = self.count.saturating_add(other.count);
+    }
+
+    fn add_limbs(&mut self, add: [u64; 4]) {
         let mut carry = false;
         for (limb, a) in self.limbs.iter_mut().zip(add) {
             let (s1, c1) = limb.overflowing_add(a);
@@ -44,7 +55,6 @@ impl SetDigest {
             *limb = s2;
             carry = c1 || c2;
         }
-        self.count += 1;
     }
 
     /// Removes a fingerprint added before.
@@ -112,6 +122,15 @@ mod tests {
             b.add(f);
         }
         assert_eq!(a, b);
+        let (mut low, mut high) = (SetDigest::new(), SetDigest::new());
+        for f in &fps[..7] {
+            low.add(f);
+        }
+        for f in &fps[7..] {
+            high.add(f);
+        }
+        low.merge(&high);
+        assert_eq!(low, a);
         for f in &fps {
             a.remove(f);
         }

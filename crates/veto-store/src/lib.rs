@@ -32,6 +32,7 @@ mod chunk;
 mod codec;
 mod error;
 mod marker;
+mod open;
 mod peers;
 mod read;
 mod store;

@@ -135,3 +135,38 @@ impl Store {
         Ok(report)
     }
 }
+
+impl Store {
+    /// Recomputes the set digest and the per-origin digests from the records
+    /// actually stored, and persists them. For a database whose records and
+    /// digests disagree (a damaged file that lost records but kept the
+    /// metadata): the digests must tell peers what this store really holds,
+    /// or they would never send the lost records back. Returns the digest
+    /// before and after.
+    pub fn rebuild_digests(&self) -> Result<(SetDigest, SetDigest), StoreError> {
+        let mut state = self.write_state()?;
+        let trees = self.trees()?;
+        let per_origin = crate::read::origin_digests(&trees.records)?;
+        let mut digest = SetDigest::new();
+        for d in per_origin.values() {
+            digest.merge(d);
+        }
+        let before = state.digest;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            crate::store::KEY_DIGEST,
+            crate::store::encode_digest(&digest)?,
+        );
+        batch.insert(
+            crate::store::KEY_ORIGIN_DIGESTS,
+            crate::store::encode_origin_digests(&per_origin)?,
+        );
+        trees.meta.apply_batch(batch)?;
+        state.digest = digest;
+        state.per_origin = per_origin;
+        drop(state);
+        self.set_live(digest.count());
+        self.flush()?;
+        Ok((before, digest))
+    }
+}
