@@ -105,6 +105,11 @@ pub(crate) struct ServeArgs {
     /// absorbed [default: 500].
     #[arg(long, env = "VETO_MAX_CLOCK_OFFSET_MS")]
     pub(crate) max_clock_offset_ms: Option<u64>,
+    /// Writes stop while the data dir's file system has less than this many
+    /// MiB free, and resume once it has room again [default: 64; 0 turns the
+    /// check off].
+    #[arg(long, env = "VETO_MIN_FREE_MB")]
+    pub(crate) min_free_mb: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -32,6 +32,7 @@ struct FileConfig {
     gc_interval: Option<u64>,
     anti_entropy_ms: Option<u64>,
     max_clock_offset_ms: Option<u64>,
+    min_free_mb: Option<u64>,
     #[serde(default)]
     transmitters: Vec<TransmitterConfig>,
     set_replay_window: Option<u64>,
@@ -97,6 +98,8 @@ pub(crate) struct Settings {
     pub(crate) gc_interval: Duration,
     pub(crate) anti_entropy_period: Duration,
     pub(crate) max_clock_offset: Duration,
+    /// Bytes the data dir's file system must keep free for writes to go on.
+    pub(crate) min_free_bytes: u64,
     pub(crate) transmitters: Vec<veto_api::Transmitter>,
     pub(crate) set_replay_window: Duration,
 }
@@ -208,6 +211,11 @@ impl Settings {
                     .or(file.max_clock_offset_ms)
                     .unwrap_or(500),
             ),
+            min_free_bytes: args
+                .min_free_mb
+                .or(file.min_free_mb)
+                .unwrap_or(64)
+                .saturating_mul(1 << 20),
             transmitters,
             set_replay_window: file
                 .set_replay_window

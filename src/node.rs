@@ -136,40 +136,76 @@ impl Node {
             .index
             .reserve_tokens(self.store.live_count() as usize);
         let mut failure = None;
-        let mut stored = 0u64;
+        let mut scanned = Frontier::new();
         self.store
             // Only ids and targets: the index needs nothing else, and skipping
             // the rest of each record makes a 10M-record restart faster.
             .for_each_target(|id, target| {
-                stored += 1;
+                scanned.insert(id);
                 if let Err(e) = memory.index.insert(id, &target) {
                     failure.get_or_insert(e);
                 }
             })
             .context("cannot read records from the store")?;
-        // The store keeps the digest beside the records, updated in the same
-        // atomic batches, so it need not be recomputed record by record here.
+        // The store keeps the digests beside the records, updated in the same
+        // atomic batches, so they need not be recomputed record by record
+        // here; only their counts are checked against what was read.
         memory.digest = self.store.digest().context("cannot read the set digest")?;
-        if memory.digest.count() != stored {
-            // Records gone from a damaged file whose metadata survived: the
-            // digests must say what is really held, or peers never send the
-            // lost records back (their ids are still covered).
-            tracing::error!(
-                digest_counts = memory.digest.count(),
-                stored,
-                "DATA LOSS: the store holds fewer records than its digest counts; \
-                 recomputing the digests so that peers send back what was lost"
-            );
-            let (_, rebuilt) = self
-                .store
-                .rebuild_digests()
-                .context("cannot recompute the digests")?;
-            memory.digest = rebuilt;
+        let digests = self
+            .store
+            .origin_digests()
+            .context("cannot read the per-origin digests")?;
+        let agree = memory.digest.count() == scanned.count()
+            && digests.len() == scanned.origins().count()
+            && digests
+                .iter()
+                .all(|(o, d)| scanned.origin(*o).map(|s| s.count()) == Some(d.count()));
+        if !agree {
+            memory.digest = self.reconcile_digests(&scanned, memory.digest.count())?;
         }
         if let Some(e) = failure {
             return Err(e).context("cannot index a stored record");
         }
         Ok(memory)
+    }
+
+    /// The records a scan found and the digests disagree: the file lost
+    /// records under ids it still covers (or its metadata is damaged). Checks
+    /// that the records are really gone, not merely hidden from scans by a
+    /// damaged tree (then the node must not start on it), recomputes the
+    /// digests from what is there, so that peers send back what is missing,
+    /// and counts the loss. Returns the new digest.
+    fn reconcile_digests(&self, scanned: &Frontier, claimed: u64) -> anyhow::Result<SetDigest> {
+        let covered = self.store.covered()?;
+        let mut hidden = 0u64;
+        for (origin, ranges) in covered.missing_in(scanned) {
+            for seq in ranges.into_iter().flatten() {
+                if self.store.get(RecordId { origin, seq })?.is_some() {
+                    hidden += 1;
+                }
+            }
+        }
+        if hidden > 0 {
+            anyhow::bail!(
+                "data dir {} holds corrupt data: {hidden} records are readable one by one but \
+                 missing from a scan of the records tree (its structure is damaged); move the \
+                 data dir away and start the node on an empty one to refetch from its peers",
+                self.store.path().display()
+            );
+        }
+        let lost = claimed.saturating_sub(scanned.count());
+        tracing::error!(
+            digest_counts = claimed,
+            stored = scanned.count(),
+            lost,
+            "DATA LOSS: the store's records and its digests disagree; recomputing the \
+             digests so that peers send back what was lost"
+        );
+        let (_, rebuilt) = self
+            .store
+            .rebuild_digests(lost)
+            .context("cannot recompute the digests")?;
+        Ok(rebuilt)
     }
 
     /// Rebuilds the index and digest from the store, then marks the node ready.

@@ -90,8 +90,12 @@ async fn start_node(
     app: &OnceLock<Router>,
 ) -> anyhow::Result<Arc<Node>> {
     let data_dir = settings.data_dir.clone();
+    let opts = OpenOptions {
+        min_free_bytes: settings.min_free_bytes,
+        ..OpenOptions::default()
+    };
     let store = tokio::task::spawn_blocking(move || {
-        crate::panics::quietly(|| Store::open(&data_dir, OpenOptions::default()))
+        crate::panics::quietly(|| Store::open(&data_dir, opts))
     })
     .await
     .context("store open task failed")??;
@@ -313,6 +317,15 @@ fn spawn_storage_recovery(node: Arc<Node>) {
                     last_error.clear();
                 }
                 Ok(Ok(false)) => {}
+                Ok(Err(e))
+                    if matches!(
+                        e.downcast_ref::<veto_store::StoreError>(),
+                        Some(veto_store::StoreError::Wedged(_))
+                    ) =>
+                {
+                    tracing::error!(error = %format!("{e:#}"), "the failed database cannot be reopened in this process: restarting the process");
+                    restart_process();
+                }
                 Ok(Err(e)) => {
                     // Logged once per distinct error, not every two seconds.
                     let text = format!("{e:#}");
@@ -325,6 +338,23 @@ fn spawn_storage_recovery(node: Arc<Node>) {
             }
         }
     });
+}
+
+/// Replaces this process with a fresh run of the same command line: the last
+/// resort when sled cannot close a database that failed. Everything it held
+/// is on disk; the new process opens it, loads the index (answering 503
+/// meanwhile) and rejoins its peers. The HTTP port is closed for the moment
+/// between the two.
+fn restart_process() -> ! {
+    use std::os::unix::process::CommandExt as _;
+    let err = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    tracing::error!(error = %err, "cannot restart the process; exiting");
+    std::process::exit(1);
 }
 
 fn spawn_metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {

@@ -99,6 +99,11 @@ pub enum StoreError {
     /// An earlier write failed part-way (a flush or commit error, or a panic),
     /// so what is on disk is no longer known. The store refuses further writes;
     /// reads still work. Restarting the node recovers from what is on disk.
-    #[error("the store stopped accepting writes after {0}; restart the node")]
+    #[error("the store stopped accepting writes: {0}")]
     Halted(String),
+    /// The database that failed could not be closed (sled hangs on some
+    /// failures), so it cannot be opened again in this process: only a
+    /// restart of the process recovers.
+    #[error("the failed database cannot be closed in this process ({0}); restart the process")]
+    Wedged(String),
 }

@@ -14,9 +14,9 @@ use crate::codec::decode_meta;
 use crate::error::{OpenError, StoreError};
 use crate::marker::{self, Marker, MarkerRead};
 use crate::store::{
-    Inner, OpenOptions, Store, Trees, WriteState, FORMAT_VERSION, KEY_DIGEST, KEY_FORMAT,
-    KEY_FRONTIER, KEY_NODE_ID, KEY_ORIGIN_DIGESTS, TREE_BY_EXPIRY, TREE_BY_HLC, TREE_META,
-    TREE_PEERS, TREE_RECORDS,
+    free_bytes, HaltKind, Inner, OpenOptions, Store, Trees, WriteState, FORMAT_VERSION, KEY_DIGEST,
+    KEY_FORMAT, KEY_FRONTIER, KEY_LOST_RECORDS, KEY_NODE_ID, KEY_ORIGIN_DIGESTS, TREE_BY_EXPIRY,
+    TREE_BY_HLC, TREE_META, TREE_PEERS, TREE_RECORDS,
 };
 
 /// How long [`Store::recover`] waits for the failed database's last handles
@@ -152,6 +152,23 @@ fn open_trees(
     })
 }
 
+/// Reads how many records were lost under covered ids and not restored yet.
+fn read_lost_records(dir: &Path, trees: &Trees) -> Result<u64, OpenError> {
+    let value = trees
+        .meta
+        .get(KEY_LOST_RECORDS)
+        .map_err(|e| open_error(dir, e))?;
+    match value {
+        None => Ok(0),
+        Some(v) => <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| OpenError::Corrupt {
+                path: dir.to_path_buf(),
+                detail: "meta entry `lost_records` is not 8 bytes".to_owned(),
+            }),
+    }
+}
+
 /// Reads the persisted frontier and digests. Per-origin digests missing (a
 /// data directory from before they were kept) are computed from the records.
 fn read_state(dir: &Path, trees: &Trees) -> Result<WriteState, OpenError> {
@@ -268,6 +285,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lost_records = read_lost_records(dir, &trees)?;
         let live = state.digest.count();
         metrics::gauge!("veto_store_records").set(live as f64);
         tracing::info!(
@@ -289,6 +307,7 @@ impl Store {
                 halted: Mutex::new(None),
                 marker: Mutex::new(marker),
                 lost_at_open,
+                lost_records: AtomicU64::new(lost_records),
             }),
         })
     }
@@ -304,20 +323,45 @@ impl Store {
     /// that is not there. Callers holding copies of the store's state (an
     /// index, a sequence counter) must reload them after `Ok(true)`.
     pub fn recover(&self) -> Result<bool, StoreError> {
-        let Some(reason) = self.halted() else {
+        let Some(halt) = self.halt_state() else {
             return Ok(false);
         };
+        let reason = halt.reason;
         let dir = self.inner.path.clone();
+        if halt.kind == HaltKind::LowSpace {
+            let min = self.inner.opts.min_free_bytes;
+            return match free_bytes(&dir) {
+                Ok(free) if free >= min => {
+                    self.lift_halt(&reason);
+                    Ok(true)
+                }
+                Ok(free) => Err(StoreError::Halted(format!(
+                    "the disk is still nearly full ({free} bytes free; writes need {min})"
+                ))),
+                Err(e) => Err(StoreError::Halted(format!(
+                    "{reason}; cannot read the free space: {e}"
+                ))),
+            };
+        }
         probe(&dir, RECOVER_PROBE_BYTES)
             .map_err(|e| StoreError::Halted(format!("{reason}; the disk still fails: {e}")))?;
         let mut state = self.inner.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut trees = self.inner.trees.write().unwrap_or_else(|p| p.into_inner());
-        // sled's file lock goes with the last handle: drop ours, then wait
-        // for readers still holding one.
-        *trees = None;
+        // sled's file lock goes with the last handle. Closing a database that
+        // failed can hang in sled, so it is closed on a thread of its own, and
+        // the lock is waited for.
+        let old = trees.take();
+        let _ = std::thread::Builder::new()
+            .name("veto-close-failed-db".into())
+            .spawn(move || drop(old));
         let reopened = open_trees(&dir, &self.inner.opts, RECOVER_LOCK_WAIT);
         let (new, _, fresh) = match reopened {
             Ok(opened) => opened,
+            Err(OpenError::Locked { .. }) => {
+                return Err(StoreError::Wedged(format!(
+                    "{reason}; its lock was still held after {RECOVER_LOCK_WAIT:?}"
+                )))
+            }
             Err(e) => {
                 return Err(StoreError::Halted(format!(
                     "{reason}; reopening the database failed: {e}"
@@ -330,9 +374,13 @@ impl Store {
         self.set_live(fresh.digest.count());
         *state = fresh;
         drop(state);
+        self.lift_halt(&reason);
+        Ok(true)
+    }
+
+    fn lift_halt(&self, reason: &str) {
         *self.inner.halted.lock().unwrap_or_else(|p| p.into_inner()) = None;
         metrics::gauge!("veto_store_writes_halted").set(0.0);
-        tracing::info!(dir = %dir.display(), after = %reason, "store recovered: writes resume");
-        Ok(true)
+        tracing::info!(dir = %self.inner.path.display(), after = %reason, "store recovered: writes resume");
     }
 }

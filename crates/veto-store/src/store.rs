@@ -26,6 +26,7 @@ pub(crate) const KEY_NODE_ID: &[u8] = b"node_id";
 pub(crate) const KEY_FRONTIER: &[u8] = b"frontier";
 pub(crate) const KEY_DIGEST: &[u8] = b"digest";
 pub(crate) const KEY_ORIGIN_DIGESTS: &[u8] = b"origin_digests";
+pub(crate) const KEY_LOST_RECORDS: &[u8] = b"lost_records";
 pub(crate) const SETTING_PREFIX: &[u8] = b"setting/";
 
 /// Extra accesses reported per chunk read: see [`Store::touch`].
@@ -47,6 +48,11 @@ pub struct OpenOptions {
     /// How long to wait for another holder of the directory to let go before
     /// failing with [`OpenError::Locked`].
     pub lock_wait: Duration,
+    /// Writes stop (and the store halts, see [`StoreError::Halted`]) while the
+    /// file system has less than this free, so that sled never meets a full
+    /// disk; they resume once there is room again ([`Store::recover`]). Zero
+    /// turns the check off.
+    pub min_free_bytes: u64,
 }
 
 impl Default for OpenOptions {
@@ -55,6 +61,7 @@ impl Default for OpenOptions {
             cache_capacity_bytes: 64 * 1024 * 1024,
             background_flush_ms: Some(500),
             lock_wait: Duration::from_secs(1),
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -92,12 +99,50 @@ pub(crate) struct Inner {
     /// completed. This is what the node may tell peers it holds.
     pub(crate) durable: Mutex<Frontier>,
     pub(crate) live: AtomicU64,
-    /// Set when a write failed part-way; see [`StoreError::Halted`].
-    pub(crate) halted: Mutex<Option<String>>,
+    /// Set when writes stopped; see [`StoreError::Halted`].
+    pub(crate) halted: Mutex<Option<Halt>>,
     pub(crate) marker: Mutex<Marker>,
     /// The covered count the marker held when the store was opened, when
     /// the database came up with fewer.
     pub(crate) lost_at_open: Option<(u64, u64)>,
+    /// Records lost under ids the store still covers, found by
+    /// [`Store::rebuild_digests`], less those restored since. Persisted.
+    pub(crate) lost_records: AtomicU64,
+}
+
+/// Why writes stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HaltKind {
+    /// The disk is nearly full; sled was stopped before it failed.
+    LowSpace,
+    /// A write failed in sled, which then refuses everything until reopened.
+    Failed,
+}
+
+/// Writes stopped, and why.
+#[derive(Clone, Debug)]
+pub(crate) struct Halt {
+    pub(crate) reason: String,
+    pub(crate) kind: HaltKind,
+}
+
+/// Bytes free on the file system holding `dir`, for an unprivileged writer.
+pub(crate) fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stat` is written by statvfs
+    // before it is read, only when the call succeeds.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        stat.assume_init()
+    };
+    // The field types are u32 on some targets.
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
 /// One node's durable state in a sled data directory: records, the covered
@@ -111,15 +156,19 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// Acknowledged writes that the database no longer holds, found when it was
-/// opened: see [`Store::damage`].
+/// Acknowledged records that the database no longer holds: see
+/// [`Store::damage`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Damage {
-    /// Ids the store covered durably at its last write before the open.
+    /// Ids the store covered durably at its last write before the open (the
+    /// durability marker), or the ids it covers if the marker found no loss.
     pub covered_before: u64,
     /// Ids it covered when it was opened.
     pub covered_at_open: u64,
-    /// Ids still missing now (peers send back what they hold).
+    /// Records lost under ids the store still covers (found when its records
+    /// and digests disagreed), not yet sent back by peers.
+    pub lost_under_cover: u64,
+    /// Records missing now, of both kinds (peers send back what they hold).
     pub missing: u64,
 }
 
@@ -140,12 +189,14 @@ impl Store {
     /// good stays reported for the life of the process, and is found again at
     /// the next open (the marker keeps the count it had).
     pub fn damage(&self) -> Option<Damage> {
-        let (before, at_open) = self.inner.lost_at_open?;
         let now = self.durable().ok()?.count();
-        let missing = before.saturating_sub(now);
+        let (before, at_open) = self.inner.lost_at_open.unwrap_or((now, now));
+        let lost = self.inner.lost_records.load(Ordering::Relaxed);
+        let missing = before.saturating_sub(now).saturating_add(lost);
         (missing > 0).then_some(Damage {
             covered_before: before,
             covered_at_open: at_open,
+            lost_under_cover: lost,
             missing,
         })
     }
@@ -160,11 +211,33 @@ impl Store {
 
     /// Why writes are halted, if they are.
     pub fn halted(&self) -> Option<String> {
+        self.halt_state().map(|h| h.reason)
+    }
+
+    pub(crate) fn halt_state(&self) -> Option<Halt> {
         self.inner
             .halted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Refuses writes while the disk has less than
+    /// [`OpenOptions::min_free_bytes`] free, before sled runs into a full disk
+    /// (after which it refuses everything until reopened).
+    pub(crate) fn check_space(&self) -> Result<(), StoreError> {
+        let min = self.inner.opts.min_free_bytes;
+        if min == 0 {
+            return Ok(());
+        }
+        match free_bytes(&self.inner.path) {
+            Ok(free) if free < min => Err(self.halt_as(
+                format!("the disk is nearly full ({free} bytes free; writes need {min})"),
+                HaltKind::LowSpace,
+            )),
+            // Not knowing is not a reason to refuse: sled will say.
+            _ => Ok(()),
+        }
     }
 
     /// The data directory.
@@ -283,9 +356,24 @@ impl Store {
     /// include a write whose fate on disk is unknown, so carrying on could
     /// acknowledge records that a restart would not find.
     pub(crate) fn halt(&self, reason: String) -> StoreError {
+        self.halt_as(reason, HaltKind::Failed)
+    }
+
+    pub(crate) fn halt_as(&self, reason: String, kind: HaltKind) -> StoreError {
         let mut halted = self.inner.halted.lock().unwrap_or_else(|p| p.into_inner());
+        if halted
+            .as_ref()
+            .is_some_and(|h| h.kind == HaltKind::LowSpace)
+            && kind == HaltKind::Failed
+        {
+            // A failure outranks a warning: recovery must reopen.
+            *halted = None;
+        }
         if halted.is_none() {
-            *halted = Some(reason.clone());
+            *halted = Some(Halt {
+                reason: reason.clone(),
+                kind,
+            });
             metrics::gauge!("veto_store_writes_halted").set(1.0);
             metrics::counter!("veto_store_halts_total").increment(1);
             tracing::error!(%reason, dir = %self.inner.path.display(), "store halted: writes refused until the disk works again");

@@ -138,12 +138,13 @@ impl Store {
 
 impl Store {
     /// Recomputes the set digest and the per-origin digests from the records
-    /// actually stored, and persists them. For a database whose records and
-    /// digests disagree (a damaged file that lost records but kept the
-    /// metadata): the digests must tell peers what this store really holds,
-    /// or they would never send the lost records back. Returns the digest
-    /// before and after.
-    pub fn rebuild_digests(&self) -> Result<(SetDigest, SetDigest), StoreError> {
+    /// actually stored, and persists them, with `lost` more records counted
+    /// as lost under covered ids (see [`Store::damage`]). For a database whose
+    /// records and digests disagree (a damaged file that lost records but
+    /// kept the metadata): the digests must tell peers what this store really
+    /// holds, or they would never send the lost records back. Returns the
+    /// digest before and after.
+    pub fn rebuild_digests(&self, lost: u64) -> Result<(SetDigest, SetDigest), StoreError> {
         let mut state = self.write_state()?;
         let trees = self.trees()?;
         let per_origin = crate::read::origin_digests(&trees.records)?;
@@ -161,7 +162,16 @@ impl Store {
             crate::store::KEY_ORIGIN_DIGESTS,
             crate::store::encode_origin_digests(&per_origin)?,
         );
+        let lost_now = self
+            .inner
+            .lost_records
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(lost);
+        batch.insert(crate::store::KEY_LOST_RECORDS, &lost_now.to_be_bytes());
         trees.meta.apply_batch(batch)?;
+        self.inner
+            .lost_records
+            .store(lost_now, std::sync::atomic::Ordering::Relaxed);
         state.digest = digest;
         state.per_origin = per_origin;
         drop(state);

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -22,7 +23,7 @@ use crate::codec::{decode_record, encode_record, ordered_key};
 use crate::error::StoreError;
 use crate::store::{
     encode_digest, encode_frontier, encode_origin_digests, Store, Trees, KEY_DIGEST, KEY_FRONTIER,
-    KEY_ORIGIN_DIGESTS,
+    KEY_LOST_RECORDS, KEY_ORIGIN_DIGESTS,
 };
 
 /// The writes of one transaction, per tree.
@@ -83,6 +84,10 @@ impl Store {
     /// the answer. On error nothing was stored: one record that cannot be encoded
     /// (larger than 64 KiB) fails the whole call.
     pub fn append(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
+        self.guarded(|| self.append_unguarded(records))
+    }
+
+    fn append_unguarded(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
         let _span = tracing::debug_span!("store.append", offered = records.len()).entered();
         let (trees, fresh, written) = {
             let mut state = self.write_state()?;
@@ -167,6 +172,10 @@ impl Store {
     /// [`Store::append`] is for new records. The frontier does not change.
     /// One atomic batch, flushed before this returns.
     pub fn restore(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
+        self.guarded(|| self.restore_unguarded(records))
+    }
+
+    fn restore_unguarded(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
         let _span = tracing::debug_span!("store.restore", offered = records.len()).entered();
         let (trees, restored, written) = {
             let mut state = self.write_state()?;
@@ -215,14 +224,22 @@ impl Store {
                     restored.push(record.clone());
                 }
             }
+            let lost = self.inner.lost_records.load(Ordering::Relaxed);
+            let lost_now = lost.saturating_sub(restored.len() as u64);
             if !restored.is_empty() {
                 writes.meta.insert(KEY_DIGEST, encode_digest(&digest)?);
+                if lost_now != lost {
+                    writes
+                        .meta
+                        .insert(KEY_LOST_RECORDS, &lost_now.to_be_bytes());
+                }
                 writes
                     .meta
                     .insert(KEY_ORIGIN_DIGESTS, encode_origin_digests(&per_origin)?);
                 self.commit(&trees, &writes)?;
                 state.digest = digest;
                 state.per_origin = per_origin;
+                self.inner.lost_records.store(lost_now, Ordering::Relaxed);
                 self.set_live(digest.count());
             }
             (trees, restored, state.frontier.clone())
@@ -256,6 +273,10 @@ impl Store {
     }
 
     fn cover_with(&self, add: impl FnOnce(&mut Frontier) -> bool) -> Result<(), StoreError> {
+        self.guarded(|| self.cover_unguarded(add))
+    }
+
+    fn cover_unguarded(&self, add: impl FnOnce(&mut Frontier) -> bool) -> Result<(), StoreError> {
         let (trees, written) = {
             let mut state = self.write_state()?;
             let trees = self.trees()?;
@@ -278,6 +299,10 @@ impl Store {
     /// stored here are covered too. One atomic batch, flushed. Returns how many
     /// stored records were removed.
     pub fn prune(&self, ids: &[RecordId]) -> Result<usize, StoreError> {
+        self.guarded(|| self.prune_unguarded(ids))
+    }
+
+    fn prune_unguarded(&self, ids: &[RecordId]) -> Result<usize, StoreError> {
         let _span = tracing::debug_span!("store.prune", asked = ids.len()).entered();
         let mut groups: BTreeMap<[u8; 16], BTreeSet<u64>> = BTreeMap::new();
         for id in ids {
@@ -342,6 +367,21 @@ impl Store {
         metrics::counter!("veto_gc_removed_total").increment(removed as u64);
         tracing::debug!(removed, "records pruned");
         Ok(removed)
+    }
+
+    /// Runs a write, halting the store if sled failed anywhere in it: after an
+    /// I/O error (its own, or its background flusher's) sled refuses every
+    /// operation, and what it holds on disk is known only after a reopen.
+    fn guarded<T>(&self, write: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.writable()?;
+        self.check_space()?;
+        write().map_err(|e| match e {
+            StoreError::Storage(inner) => {
+                self.halt(format!("a failed write ({inner})"));
+                StoreError::Storage(inner)
+            }
+            other => other,
+        })
     }
 
     /// Applies `writes` as one transaction across the record trees and the meta

@@ -25,8 +25,10 @@
 //!   [`Config::max_batch_bytes`] bytes, read through [`RecordSource`]. Seqs it
 //!   covers but has pruned go along as `cleared`.
 //! - **Backpressure.** At most [`Config::window`] batches per peer are in flight
-//!   before an `Ack`. The receiver acks a batch only once everything in it is
-//!   durable. Only a cursor of seq ranges is kept per peer, never the backlog.
+//!   before an `Ack`. The receiver acks a batch once everything in it is
+//!   durable, or once persisting it failed (its next frontier then still lacks
+//!   the records, so they are sent again). Only a cursor of seq ranges is kept
+//!   per peer, never the backlog.
 //! - **Durability.** A received record counts in the frontier this node
 //!   advertises only after the driver reports it durable
 //!   ([`Engine::records_durable`]). A record already on its way to disk is a

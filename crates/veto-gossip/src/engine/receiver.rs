@@ -226,9 +226,11 @@ impl Engine {
     }
 
     /// The driver could not persist [`Output::Persist`] `id`. Its records are
-    /// forgotten, so a later copy from any peer is taken in again, and the
-    /// batches waiting on it are never acked: their senders time them out and
-    /// send again what this node's frontier still lacks.
+    /// forgotten, so a later copy from any peer is taken in again. The batches
+    /// that waited on it are acknowledged all the same, which frees the
+    /// senders' windows at once: an ack only says the batch was dealt with,
+    /// and this node's next frontier still lacks the records, so the senders
+    /// send them again (rather than after their ack timeout).
     pub fn persist_failed(&mut self, _now: Duration, id: PersistId) {
         let Some(ticket) = self.tickets.remove(&id.0) else {
             return;
@@ -241,9 +243,7 @@ impl Engine {
         }
         for (peer, batch_id) in ticket.waiters {
             if self.pending_acks.remove(&(peer, batch_id)).is_some() {
-                if let Some(session) = self.sessions.get_mut(&peer) {
-                    session.unacked_in = session.unacked_in.saturating_sub(1);
-                }
+                self.send_ack(peer, batch_id);
             }
         }
     }

@@ -336,6 +336,28 @@ fn a_failed_persist_lets_the_record_in_again() {
     assert_eq!(r.engine.stats().persist_failures, 1);
 }
 
+/// A backlog batch whose persist failed is acknowledged all the same: the
+/// sender's window frees at once, and the frontier (which still lacks the
+/// records) makes it send them again, instead of waiting out its ack timeout.
+#[test]
+fn a_batch_that_failed_to_persist_is_acked_and_not_advertised() {
+    let mut r = Rig::established();
+    let x = remote_record(1);
+    let outs = r.feed(
+        T0,
+        Message::Records {
+            batch_id: 9,
+            records: vec![x.clone()],
+            cleared: vec![],
+        },
+    );
+    assert!(sent(&outs).is_empty(), "no ack before the persist is done");
+    r.engine.persist_failed(T0, persisted(&outs)[0].0);
+    let outs = r.drain();
+    assert!(matches!(sent(&outs)[..], [Message::Ack { batch_id: 9 }]));
+    assert!(!r.engine.frontier().contains(x.id));
+}
+
 #[test]
 fn a_peer_ignoring_backpressure_is_closed() {
     let mut r = Rig::established();
