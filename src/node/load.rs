@@ -1,0 +1,164 @@
+//! Loading the node's memory from its store: the lookup index and digest,
+//! read at start and again after the store recovered from a failed write,
+//! with the check that records and digests agree.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use veto_core::{Frontier, NodeId, RecordId, SetDigest};
+
+use super::{Memory, Node};
+
+/// The ids a scan of the store read, which come in id order: kept as ranges
+/// per origin, extended in place (a restart reads millions of them).
+#[derive(Default)]
+struct Scanned {
+    ranges: Vec<(NodeId, u64, u64)>,
+}
+
+impl Scanned {
+    fn push(&mut self, id: RecordId) {
+        match self.ranges.last_mut() {
+            Some((origin, _, end))
+                if *origin == id.origin && end.checked_add(1) == Some(id.seq) =>
+            {
+                *end = id.seq;
+            }
+            _ => self.ranges.push((id.origin, id.seq, id.seq)),
+        }
+    }
+
+    fn into_frontier(self) -> Frontier {
+        let mut frontier = Frontier::new();
+        for (origin, start, end) in self.ranges {
+            frontier.insert_range(origin, start..=end);
+        }
+        frontier
+    }
+}
+
+impl Node {
+    /// Reads the index and digest from the store.
+    fn read_memory(&self) -> anyhow::Result<Memory> {
+        let mut memory = Memory::default();
+        memory
+            .index
+            .reserve_tokens(self.store.live_count() as usize);
+        let mut failure = None;
+        let mut scanned = Scanned::default();
+        self.store
+            // Only ids and targets: the index needs nothing else, and skipping
+            // the rest of each record makes a 10M-record restart faster.
+            .for_each_target(|id, target| {
+                scanned.push(id);
+                if let Err(e) = memory.index.insert(id, &target) {
+                    failure.get_or_insert(e);
+                }
+            })
+            .context("cannot read records from the store")?;
+        let scanned = scanned.into_frontier();
+        // The store keeps the digests beside the records, updated in the same
+        // atomic batches, so they need not be recomputed record by record
+        // here; only their counts are checked against what was read.
+        memory.digest = self.store.digest().context("cannot read the set digest")?;
+        let digests = self
+            .store
+            .origin_digests()
+            .context("cannot read the per-origin digests")?;
+        let agree = memory.digest.count() == scanned.count()
+            && digests.len() == scanned.origins().count()
+            && digests
+                .iter()
+                .all(|(o, d)| scanned.origin(*o).map(|s| s.count()) == Some(d.count()));
+        if !agree {
+            memory.digest = self.reconcile_digests(&scanned, memory.digest.count())?;
+        }
+        if let Some(e) = failure {
+            return Err(e).context("cannot index a stored record");
+        }
+        Ok(memory)
+    }
+
+    /// The records a scan found and the digests disagree: the file lost
+    /// records under ids it still covers (or its metadata is damaged). Checks
+    /// that the records are really gone, not merely hidden from scans by a
+    /// damaged tree (then the node must not start on it), recomputes the
+    /// digests from what is there, so that peers send back what is missing,
+    /// and counts the loss. Returns the new digest.
+    fn reconcile_digests(&self, scanned: &Frontier, claimed: u64) -> anyhow::Result<SetDigest> {
+        let covered = self.store.covered()?;
+        let mut hidden = 0u64;
+        for (origin, ranges) in covered.missing_in(scanned) {
+            for seq in ranges.into_iter().flatten() {
+                if self.store.get(RecordId { origin, seq })?.is_some() {
+                    hidden += 1;
+                }
+            }
+        }
+        if hidden > 0 {
+            anyhow::bail!(
+                "data dir {} holds corrupt data: {hidden} records are readable one by one but \
+                 missing from a scan of the records tree (its structure is damaged); move the \
+                 data dir away and start the node on an empty one to refetch from its peers",
+                self.store.path().display()
+            );
+        }
+        let lost = claimed.saturating_sub(scanned.count());
+        tracing::error!(
+            digest_counts = claimed,
+            stored = scanned.count(),
+            lost,
+            "DATA LOSS: the store's records and its digests disagree; recomputing the \
+             digests so that peers send back what was lost"
+        );
+        let (_, rebuilt) = self
+            .store
+            .rebuild_digests(lost)
+            .context("cannot recompute the digests")?;
+        Ok(rebuilt)
+    }
+
+    /// Rebuilds the index and digest from the store, then marks the node ready.
+    pub(crate) fn load(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let memory = self.read_memory()?;
+        let count = memory.index.len();
+        *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        metrics::gauge!("veto_records").set(count as f64);
+        self.ready.store(true, Ordering::Release);
+        tracing::info!(
+            records = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "index loaded"
+        );
+        if let Some(d) = self.store.damage() {
+            tracing::error!(
+                missing = d.missing,
+                covered_before = d.covered_before,
+                covered_now = d.covered_at_open,
+                "serving with records missing from a damaged database; peers send back what they hold"
+            );
+        }
+        Ok(())
+    }
+
+    /// After a failed write: once the disk takes writes again, reopens the
+    /// store and rebuilds the index from what is on disk (the failed write may
+    /// have left part of itself there). Lookups are served from the old index
+    /// meanwhile. Returns whether writes resumed.
+    pub(crate) fn recover_storage(&self) -> anyhow::Result<bool> {
+        if !self.store.recover()? {
+            return Ok(false);
+        }
+        let memory = self.read_memory()?;
+        let count = memory.index.len();
+        *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        metrics::gauge!("veto_records").set(count as f64);
+        // Records of the failed write that reached the disk keep their seqs.
+        let on_disk = self.store.covered()?.max_seq(self.info.id);
+        let mut next_seq = self.next_seq.blocking_lock();
+        *next_seq = (*next_seq).max(on_disk + 1);
+        Ok(true)
+    }
+}
