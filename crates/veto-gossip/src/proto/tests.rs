@@ -292,3 +292,44 @@ proptest! {
         }
     }
 }
+
+/// A `Held` must describe a window of seqs it stays inside, in order: one
+/// that does not is refused on decode, before the engine sees it.
+#[test]
+fn a_malformed_held_is_refused() {
+    let held = |from: u64, upto: u64, held: Vec<std::ops::RangeInclusive<u64>>| Message::Held {
+        origin: NodeId::new(1),
+        from,
+        upto,
+        held,
+    };
+    #[allow(clippy::reversed_empty_ranges)]
+    let bad = [
+        held(0, 10, vec![]),
+        held(11, 10, vec![]),
+        held(5, 10, vec![4..=6]),
+        held(5, 10, vec![6..=11]),
+        held(1, 10, vec![6..=7, 2..=3]),
+        held(1, 10, vec![3..=3, 3..=4]),
+        held(1, 10, vec![7..=6]),
+        held(
+            1,
+            u64::MAX,
+            (1..=MAX_HELD_RANGES as u64 + 1)
+                .map(|s| 2 * s..=2 * s)
+                .collect(),
+        ),
+    ];
+    for msg in bad {
+        let bytes = encode(&msg).unwrap();
+        assert!(
+            matches!(
+                decode(&bytes),
+                Err(DecodeError::Invalid { kind: "Held", .. })
+            ),
+            "{msg:?}"
+        );
+    }
+    let good = held(1, 10, vec![1..=3, 5..=10]);
+    assert_eq!(decode(&encode(&good).unwrap()).unwrap(), good);
+}
