@@ -63,9 +63,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make a temp dir")?;
     let certs = dir.path().join("certs");
-    veto_gossip::tls::write_ca(&certs, false)?;
+    veto_transport::tls::write_ca(&certs, false)?;
     for region in REGIONS {
-        veto_gossip::tls::write_node(&certs, region, &certs, false)?;
+        veto_transport::tls::write_node(&certs, region, &certs, false)?;
     }
     let admin = hex::encode(rand::random::<[u8; 16]>());
     let gossip: Vec<u16> = REGIONS

@@ -182,7 +182,7 @@ pub(crate) fn status(node: NodeArgs) -> anyhow::Result<()> {
 pub(crate) fn cert(cmd: CertCommand) -> anyhow::Result<()> {
     match cmd {
         CertCommand::Ca { out, force } => {
-            let written = veto_gossip::tls::write_ca(&out, force)?;
+            let written = veto_transport::tls::write_ca(&out, force)?;
             println!(
                 "wrote {}\nwrote {}",
                 written.cert.display(),
@@ -195,7 +195,7 @@ pub(crate) fn cert(cmd: CertCommand) -> anyhow::Result<()> {
             out,
             force,
         } => {
-            let written = veto_gossip::tls::write_node(&ca_dir, &name, &out, force)?;
+            let written = veto_transport::tls::write_node(&ca_dir, &name, &out, force)?;
             println!(
                 "wrote {}\nwrote {}",
                 written.cert.display(),

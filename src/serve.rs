@@ -17,8 +17,8 @@ use crate::config::{self, Settings};
 use crate::node::Node;
 use crate::peers::PeerDirectory;
 use crate::replication::{self, ReplicationSettings};
-use veto_gossip::tls::{ClusterTls, TlsFiles};
 use veto_store::PeerEntry;
+use veto_transport::tls::{ClusterTls, TlsFiles};
 
 /// Sets up tracing: `RUST_LOG` filters (default `info`), text or JSON lines on stderr.
 pub(crate) fn init_logging(format: LogFormat) {

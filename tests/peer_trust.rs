@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{eventually, free_udp_port, make_certs, tls_args, Veto};
-use veto_gossip::tls::{ClusterTls, TlsFiles};
-use veto_gossip::transport::{Lane, Transport, TransportConfig, TransportEvent};
+use veto_transport::tls::{ClusterTls, TlsFiles};
+use veto_transport::{Lane, Transport, TransportConfig, TransportEvent};
 
 #[test]
 fn a_node_with_a_certificate_from_another_ca_is_refused_and_gets_nothing() {

@@ -16,8 +16,8 @@ use veto_gossip::engine::{
     Config, Engine, EngineEvent, Lane as EngineLane, Output, PeerKey, PersistId, Via,
 };
 use veto_gossip::proto;
-use veto_gossip::tls::{ClusterTls, TlsFiles};
-use veto_gossip::transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
+use veto_transport::tls::{ClusterTls, TlsFiles};
+use veto_transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
 
 use super::source::StoreSource;
 use super::status::{self, Names, PeerConn};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use veto_api::PeerView;
 use veto_gossip::engine::{Engine, PeerKey};
-use veto_gossip::transport::{ConnId, PeerState, Transport};
+use veto_transport::{ConnId, PeerState, Transport};
 
 use crate::peers::PeerDirectory;
 

@@ -15,7 +15,7 @@ use relay::{Faults, Partition, Relay, RelayConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
 use transport_support::*;
-use veto_gossip::transport::{Lane, Transport};
+use veto_transport::{Lane, Transport};
 
 fn config(to: SocketAddr, faults: Faults) -> RelayConfig {
     RelayConfig {

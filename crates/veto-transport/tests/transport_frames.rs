@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use transport_support::*;
-use veto_gossip::transport::{Lane, TransportEvent};
+use veto_transport::{Lane, TransportEvent};
 
 /// What the misbehaving client writes on its urgent lane after the tag.
 struct Case {
@@ -62,9 +62,12 @@ async fn a_malformed_frame_closes_only_the_offending_connection() {
     b.add_peer(a.local_addr());
     let (a_to_b, _, _) = connected(&mut a_rx).await;
     let (b_to_a, _, _) = connected(&mut b_rx).await;
-    let mallory =
-        veto_gossip::tls::generate_node_cert(&cluster.ca_pem(), &cluster.ca_key_pem(), "mallory")
-            .unwrap();
+    let mallory = veto_transport::tls::generate_node_cert(
+        &cluster.ca_pem(),
+        &cluster.ca_key_pem(),
+        "mallory",
+    )
+    .unwrap();
 
     for (i, case) in CASES.iter().enumerate() {
         let errors_before = a.totals().frame_errors;
@@ -133,9 +136,12 @@ async fn a_malformed_frame_closes_only_the_offending_connection() {
 async fn a_peer_that_never_opens_its_lanes_is_dropped_unannounced() {
     let cluster = Cluster::new();
     let (a, mut a_rx) = start(&cluster, "alpha").await;
-    let mallory =
-        veto_gossip::tls::generate_node_cert(&cluster.ca_pem(), &cluster.ca_key_pem(), "mallory")
-            .unwrap();
+    let mallory = veto_transport::tls::generate_node_cert(
+        &cluster.ca_pem(),
+        &cluster.ca_key_pem(),
+        "mallory",
+    )
+    .unwrap();
     let client = raw_client(
         &cluster.ca_pem(),
         Some((&mallory.cert_pem, &mallory.key_pem)),

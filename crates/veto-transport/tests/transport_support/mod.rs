@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::mpsc::Receiver;
-use veto_gossip::tls::{self, ClusterTls, TlsFiles};
-use veto_gossip::transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
+use veto_transport::tls::{self, ClusterTls, TlsFiles};
+use veto_transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
 
 /// A cluster CA on disk, and node certificates made from it.
 pub(crate) struct Cluster {

@@ -5,7 +5,7 @@ mod transport_support;
 use std::path::Path;
 
 use transport_support::Cluster;
-use veto_gossip::tls::{
+use veto_transport::tls::{
     self, generate_ca, generate_node_cert, peer_name_from_cert, validate_node_name, ClusterTls,
     TlsError, TlsFiles,
 };

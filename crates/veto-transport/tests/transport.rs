@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use transport_support::*;
-use veto_gossip::transport::{
-    Lane, PeerState, SendError, Transport, TransportConfig, TransportEvent,
-};
+use veto_transport::{Lane, PeerState, SendError, Transport, TransportConfig, TransportEvent};
 
 #[tokio::test]
 async fn peers_from_one_ca_connect_and_exchange_frames_on_both_lanes() {
@@ -83,7 +81,7 @@ async fn send_refuses_oversize_frames_unknown_connections_and_full_queues() {
             max: 1024
         })
     );
-    let unknown = veto_gossip::transport::ConnId(9999);
+    let unknown = veto_transport::ConnId(9999);
     assert_eq!(
         a.send(unknown, Lane::Urgent, Bytes::new()),
         Err(SendError::UnknownConnection(unknown))
@@ -140,7 +138,7 @@ async fn a_client_certificate_from_another_ca_is_refused_before_any_frame() {
     let theirs = Cluster::new();
     let (a, mut a_rx) = start(&ours, "alpha").await;
     let rogue =
-        veto_gossip::tls::generate_node_cert(&theirs.ca_pem(), &theirs.ca_key_pem(), "rogue")
+        veto_transport::tls::generate_node_cert(&theirs.ca_pem(), &theirs.ca_key_pem(), "rogue")
             .unwrap();
 
     // The rogue trusts our CA, so only alpha's check of the client stands in its way.
@@ -296,7 +294,7 @@ fn long_idle(mut config: TransportConfig) -> TransportConfig {
 /// Runs `beta` in a runtime of its own on another thread, so that it can die
 /// without closing anything, like a crashed process. Returns its address and
 /// the trigger of the crash.
-fn start_crashable(tls: veto_gossip::tls::ClusterTls) -> (std::net::SocketAddr, impl FnOnce()) {
+fn start_crashable(tls: veto_transport::tls::ClusterTls) -> (std::net::SocketAddr, impl FnOnce()) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (crash_tx, crash_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {

@@ -6,7 +6,7 @@ mod transport_support;
 use std::time::{Duration, Instant};
 
 use transport_support::*;
-use veto_gossip::transport::{Transport, TransportConfig};
+use veto_transport::{Transport, TransportConfig};
 
 /// User plus system CPU time of this process, from /proc (in clock ticks of
 /// 10 ms on Linux).
