@@ -138,3 +138,23 @@ fn a_node_an_hour_behind_sets_no_cutoff_and_enforces_the_others() {
     let token = y.revoke(json!({"scope": "token", "iss": "https://idp.example", "jti": "slow"}));
     wait_enforced_everywhere(&[&a, &b, &y], &[token]);
 }
+
+/// A node stamps a revocation while its clock runs an hour ahead, and is
+/// restarted with its clock set right: its next stamp is still above the
+/// earlier one (the highest local stamp is kept on disk), so the audit trail's
+/// order never goes back.
+#[test]
+fn a_restart_after_the_clock_stepped_back_never_stamps_below_an_earlier_stamp() {
+    let Some(ahead) = faked("+1h") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = vec!["--gossip-listen".into(), "127.0.0.1:0".into()];
+    let mut node = Veto::start_env(dir.path(), &args, ahead);
+    let first = node.revoke(json!({"scope": "token", "jti": "while-ahead"}));
+    node.stop();
+    let node = node.restart_env(Some(Vec::new()));
+    let second = node.revoke(json!({"scope": "token", "jti": "after-the-step"}));
+    // The stamp is a decimal string (it does not fit a JSON double).
+    let stamp = |r: &Value| r["hlc"].as_str().unwrap().parse::<u64>().unwrap();
+    let (a, b) = (stamp(&first), stamp(&second));
+    assert!(b > a, "stamp went back: {b} after {a}");
+}

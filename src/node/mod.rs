@@ -106,12 +106,18 @@ impl Node {
             .covered()
             .context("cannot read the covered frontier")?;
         let id = fresh_writer(&covered);
+        let clock = Arc::new(HybridClock::new(id, max_clock_offset));
+        // No stamp of this lifetime goes below one of an earlier lifetime,
+        // even if the wall clock stepped back in between.
+        if let Some(floor) = store.last_local_stamp() {
+            clock.raise_to(floor);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let node = Node {
             info: NodeInfo { id, name, region },
             store,
             memory: RwLock::new(Memory::default()),
-            clock: Arc::new(HybridClock::new(id, max_clock_offset)),
+            clock,
             max_clock_offset,
             next_seq: tokio::sync::Mutex::new(1),
             ready: AtomicBool::new(false),
@@ -306,7 +312,7 @@ impl Backend for Node {
             .collect();
         let store = self.store.clone();
         let to_store = records.clone();
-        let stored = tokio::task::spawn_blocking(move || store.append(&to_store))
+        let stored = tokio::task::spawn_blocking(move || store.append_local(&to_store))
             .await
             .map_err(storage)?
             .map_err(store_error)?;

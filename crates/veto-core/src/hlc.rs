@@ -99,6 +99,16 @@ impl HybridClock {
             .0)
     }
 
+    /// Raises the clock to at least `floor`, whatever the wall clock says: for
+    /// a restart, with the highest stamp this node issued before, so that no
+    /// stamp issued after goes back (even if the wall clock stepped back).
+    pub fn raise_to(&self, floor: Hlc) {
+        let ts = Timestamp::new(NTP64(floor.0), *self.inner.get_id());
+        // Fed a wall clock at the floor itself, uhlc takes the stamp in
+        // however far ahead of the real wall clock it is.
+        let _ = Self::with_now(floor.as_unix(), || self.inner.update_with_timestamp(&ts));
+    }
+
     /// Observes a stamp received from `from` at wall time `now`. A stamp more than
     /// the maximum offset ahead is refused and the clock left alone.
     pub fn observe(&self, now: Duration, from: NodeId, stamp: Hlc) -> Result<(), ClockAhead> {
@@ -144,6 +154,19 @@ mod tests {
         assert_eq!(clock.stamp(far).unix_secs(), u64::from(u32::MAX));
         let stamp = Hlc::from_unix(Duration::from_secs(1_000));
         assert!(clock.observe(far, NodeId::new(8), stamp).is_ok());
+    }
+
+    #[test]
+    fn a_raised_clock_never_stamps_below_its_floor() {
+        let clock = HybridClock::new(NodeId::new(7), DEFAULT_MAX_OFFSET);
+        let floor = Hlc::from_unix(Duration::from_secs(5_000));
+        clock.raise_to(floor);
+        let s = clock.stamp(Duration::from_secs(1_000));
+        assert!(s > floor, "{s:?} <= {floor:?}");
+        assert_eq!(s.unix_secs(), 5_000);
+        // A floor below the clock changes nothing.
+        clock.raise_to(Hlc::from_unix(Duration::from_secs(10)));
+        assert!(clock.stamp(Duration::from_secs(1_000)) > s);
     }
 
     #[test]

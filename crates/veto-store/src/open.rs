@@ -15,8 +15,8 @@ use crate::error::{OpenError, StoreError};
 use crate::marker::{self, Marker, MarkerRead};
 use crate::store::{
     free_bytes, HaltKind, Inner, OpenOptions, Store, Trees, WriteState, FORMAT_VERSION, KEY_DIGEST,
-    KEY_FORMAT, KEY_FRONTIER, KEY_LOST_RECORDS, KEY_NODE_ID, KEY_ORIGIN_DIGESTS, TREE_BY_EXPIRY,
-    TREE_BY_HLC, TREE_META, TREE_PEERS, TREE_RECORDS,
+    KEY_FORMAT, KEY_FRONTIER, KEY_LAST_STAMP, KEY_LOST_RECORDS, KEY_NODE_ID, KEY_ORIGIN_DIGESTS,
+    TREE_BY_EXPIRY, TREE_BY_HLC, TREE_META, TREE_PEERS, TREE_RECORDS,
 };
 
 /// How long [`Store::recover`] waits for the failed database's last handles
@@ -152,19 +152,19 @@ fn open_trees(
     })
 }
 
-/// Reads how many records were lost under covered ids and not restored yet.
-fn read_lost_records(dir: &Path, trees: &Trees) -> Result<u64, OpenError> {
-    let value = trees
-        .meta
-        .get(KEY_LOST_RECORDS)
-        .map_err(|e| open_error(dir, e))?;
+/// Reads a big-endian u64 kept in the meta tree (0 if absent).
+fn read_u64(dir: &Path, trees: &Trees, key: &[u8]) -> Result<u64, OpenError> {
+    let value = trees.meta.get(key).map_err(|e| open_error(dir, e))?;
     match value {
         None => Ok(0),
         Some(v) => <[u8; 8]>::try_from(v.as_ref())
             .map(u64::from_be_bytes)
             .map_err(|_| OpenError::Corrupt {
                 path: dir.to_path_buf(),
-                detail: "meta entry `lost_records` is not 8 bytes".to_owned(),
+                detail: format!(
+                    "meta entry `{}` is not 8 bytes",
+                    String::from_utf8_lossy(key)
+                ),
             }),
     }
 }
@@ -285,7 +285,8 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let lost_records = read_lost_records(dir, &trees)?;
+        let lost_records = read_u64(dir, &trees, KEY_LOST_RECORDS)?;
+        let last_stamp = read_u64(dir, &trees, KEY_LAST_STAMP)?;
         let live = state.digest.count();
         metrics::gauge!("veto_store_records").set(live as f64);
         tracing::info!(
@@ -308,6 +309,7 @@ impl Store {
                 marker: Mutex::new(marker),
                 lost_at_open,
                 lost_records: AtomicU64::new(lost_records),
+                last_stamp: AtomicU64::new(last_stamp),
             }),
         })
     }

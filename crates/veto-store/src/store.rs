@@ -27,6 +27,7 @@ pub(crate) const KEY_FRONTIER: &[u8] = b"frontier";
 pub(crate) const KEY_DIGEST: &[u8] = b"digest";
 pub(crate) const KEY_ORIGIN_DIGESTS: &[u8] = b"origin_digests";
 pub(crate) const KEY_LOST_RECORDS: &[u8] = b"lost_records";
+pub(crate) const KEY_LAST_STAMP: &[u8] = b"last_local_stamp";
 pub(crate) const SETTING_PREFIX: &[u8] = b"setting/";
 
 /// Extra accesses reported per chunk read: see [`Store::touch`].
@@ -108,6 +109,8 @@ pub(crate) struct Inner {
     /// Records lost under ids the store still covers, found by
     /// [`Store::rebuild_digests`], less those restored since. Persisted.
     pub(crate) lost_records: AtomicU64,
+    /// The highest stamp of a record this node made (0: none). Persisted.
+    pub(crate) last_stamp: AtomicU64,
 }
 
 /// Why writes stopped.
@@ -207,6 +210,13 @@ impl Store {
         guard
             .clone()
             .ok_or_else(|| StoreError::Halted("the database is being reopened".to_owned()))
+    }
+
+    /// The highest HLC stamp of any record made here (by [`Store::append_local`]),
+    /// in any process lifetime.
+    pub fn last_local_stamp(&self) -> Option<veto_core::Hlc> {
+        let raw = self.inner.last_stamp.load(Ordering::Relaxed);
+        (raw > 0).then_some(veto_core::Hlc(raw))
     }
 
     /// Why writes are halted, if they are.

@@ -23,7 +23,7 @@ use crate::codec::{decode_record, encode_record, ordered_key};
 use crate::error::StoreError;
 use crate::store::{
     encode_digest, encode_frontier, encode_origin_digests, Store, Trees, KEY_DIGEST, KEY_FRONTIER,
-    KEY_LOST_RECORDS, KEY_ORIGIN_DIGESTS,
+    KEY_LAST_STAMP, KEY_LOST_RECORDS, KEY_ORIGIN_DIGESTS,
 };
 
 /// The writes of one transaction, per tree.
@@ -84,10 +84,18 @@ impl Store {
     /// the answer. On error nothing was stored: one record that cannot be encoded
     /// (larger than 64 KiB) fails the whole call.
     pub fn append(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
-        self.guarded(|| self.append_unguarded(records))
+        self.guarded(|| self.append_unguarded(records, false))
     }
 
-    fn append_unguarded(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
+    /// [`Store::append`] for records this node made: also keeps, in the same
+    /// atomic batch, the highest stamp among them as the node's last local
+    /// stamp ([`Store::last_local_stamp`]), so that a restart never stamps
+    /// below it.
+    pub fn append_local(&self, records: &[Record]) -> Result<Vec<Record>, StoreError> {
+        self.guarded(|| self.append_unguarded(records, true))
+    }
+
+    fn append_unguarded(&self, records: &[Record], local: bool) -> Result<Vec<Record>, StoreError> {
         let _span = tracing::debug_span!("store.append", offered = records.len()).entered();
         let (trees, fresh, written) = {
             let mut state = self.write_state()?;
@@ -154,10 +162,18 @@ impl Store {
             writes
                 .meta
                 .insert(KEY_ORIGIN_DIGESTS, encode_origin_digests(&per_origin)?);
+            let stamp = fresh.iter().map(|r| r.hlc).max().filter(|_| local);
+            let last = stamp.map(|s| s.max(self.last_local_stamp().unwrap_or_default()));
+            if let Some(last) = last {
+                writes.meta.insert(KEY_LAST_STAMP, &last.0.to_be_bytes());
+            }
             self.commit(&trees, &writes)?;
             state.frontier = frontier;
             state.digest = digest;
             state.per_origin = per_origin;
+            if let Some(last) = last {
+                self.inner.last_stamp.store(last.0, Ordering::Relaxed);
+            }
             self.set_live(digest.count());
             tracing::debug!(new = fresh.len(), chunks = groups.len(), "records written");
             (trees, fresh, state.frontier.clone())
