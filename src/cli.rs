@@ -110,6 +110,15 @@ pub(crate) struct ServeArgs {
     /// check off].
     #[arg(long, env = "VETO_MIN_FREE_MB")]
     pub(crate) min_free_mb: Option<u64>,
+    /// Records kept for watchers to resume from [default: 100000].
+    #[arg(long, env = "VETO_WATCH_BUFFER", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) watch_buffer: Option<u64>,
+    /// Watch streams open at once [default: 1000].
+    #[arg(long, env = "VETO_MAX_WATCHERS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_watchers: Option<u64>,
+    /// Snapshots streaming at once [default: 16].
+    #[arg(long, env = "VETO_MAX_SNAPSHOTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_snapshots: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

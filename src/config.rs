@@ -33,6 +33,9 @@ struct FileConfig {
     anti_entropy_ms: Option<u64>,
     max_clock_offset_ms: Option<u64>,
     min_free_mb: Option<u64>,
+    watch_buffer: Option<u64>,
+    max_watchers: Option<u64>,
+    max_snapshots: Option<u64>,
     #[serde(default)]
     transmitters: Vec<TransmitterConfig>,
     set_replay_window: Option<u64>,
@@ -100,6 +103,8 @@ pub(crate) struct Settings {
     pub(crate) max_clock_offset: Duration,
     /// Bytes the data dir's file system must keep free for writes to go on.
     pub(crate) min_free_bytes: u64,
+    /// Limits of the watch feed and snapshots.
+    pub(crate) feed: veto_api::FeedConfig,
     pub(crate) transmitters: Vec<veto_api::Transmitter>,
     pub(crate) set_replay_window: Duration,
 }
@@ -216,6 +221,28 @@ impl Settings {
                 .or(file.min_free_mb)
                 .unwrap_or(64)
                 .saturating_mul(1 << 20),
+            feed: {
+                let defaults = veto_api::FeedConfig::default();
+                let limit = |flag: Option<u64>, key: Option<u64>, default: usize| {
+                    flag.or(key)
+                        .filter(|n| *n > 0)
+                        .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+                };
+                veto_api::FeedConfig {
+                    ring: limit(args.watch_buffer, file.watch_buffer, defaults.ring),
+                    max_watchers: limit(
+                        args.max_watchers,
+                        file.max_watchers,
+                        defaults.max_watchers,
+                    ),
+                    max_snapshots: limit(
+                        args.max_snapshots,
+                        file.max_snapshots,
+                        defaults.max_snapshots,
+                    ),
+                    channel: defaults.channel,
+                }
+            },
             transmitters,
             set_replay_window: file
                 .set_replay_window

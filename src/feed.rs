@@ -1,10 +1,7 @@
 //! The node's side of `GET /v1/watch` and `GET /v1/snapshot`: the feed that
 //! numbers every record as it becomes durable here, and the snapshot reader.
-//!
-//! Limits come from the environment until they have flags:
-//! `VETO_WATCH_BUFFER` (records kept for resuming, default 100,000),
-//! `VETO_MAX_WATCHERS` (open watch streams, default 1,000) and
-//! `VETO_MAX_SNAPSHOTS` (snapshots streaming at once, default 16).
+//! Its limits are settings (`--watch-buffer`, `--max-watchers`,
+//! `--max-snapshots`).
 
 use std::sync::Arc;
 
@@ -16,29 +13,9 @@ use veto_store::Store;
 /// enough that a slow client holds little memory.
 const SNAPSHOT_CHUNK: usize = 1_000;
 
-fn env_limit(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                tracing::warn!(variable = name, value = %v, default, "not a positive integer; using the default");
-                default
-            }
-        },
-        Err(_) => default,
-    }
-}
-
 /// A feed for this run of the node, with a fresh random epoch so that cursors
 /// from an earlier run are recognised as such.
-pub(crate) fn new_feed() -> Arc<Feed> {
-    let defaults = FeedConfig::default();
-    let config = FeedConfig {
-        ring: env_limit("VETO_WATCH_BUFFER", defaults.ring),
-        max_watchers: env_limit("VETO_MAX_WATCHERS", defaults.max_watchers),
-        max_snapshots: env_limit("VETO_MAX_SNAPSHOTS", defaults.max_snapshots),
-        channel: defaults.channel,
-    };
+pub(crate) fn new_feed(config: FeedConfig) -> Arc<Feed> {
     Arc::new(Feed::new(rand::random(), config))
 }
 

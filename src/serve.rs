@@ -115,6 +115,7 @@ async fn start_node(
         settings.region.clone(),
         settings.max_clock_offset,
         Arc::clone(&peers),
+        settings.feed,
     )?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,

@@ -158,3 +158,23 @@ fn lookups_answer_503_while_the_index_loads() {
         "the index loaded before the port answered once"
     );
 }
+
+/// The watch limits are settings like any other: with `--max-watchers 1` a
+/// second watch stream is refused while the first is open.
+#[test]
+fn the_watch_limits_are_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let veto = Veto::start(dir.path(), &["--max-watchers", "1", "--watch-buffer", "10"]);
+    let first = veto.get("/v1/watch");
+    assert_eq!(first.status(), 200);
+    let second = veto.get("/v1/watch");
+    assert_eq!(second.status(), 503, "{:?}", second.text());
+    drop(first);
+    // A limit of zero is refused at start, with the flag's name.
+    let out = std::process::Command::new(support::veto_bin())
+        .args(["serve", "--max-watchers", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-watchers"));
+}

@@ -101,6 +101,7 @@ impl Node {
         region: String,
         max_clock_offset: Duration,
         peers: Arc<PeerDirectory>,
+        feed: veto_api::FeedConfig,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
         let covered = store
             .covered()
@@ -123,7 +124,7 @@ impl Node {
             ready: AtomicBool::new(false),
             local_records: tx,
             peers,
-            feed: crate::feed::new_feed(),
+            feed: crate::feed::new_feed(feed),
             clock_check: Mutex::new((
                 ClockCheck {
                     verdict: ClockVerdict::Unconfirmed,

@@ -267,12 +267,6 @@ impl Store {
         Ok(self.durable()?.clone())
     }
 
-    /// Whether `id` is covered (stored or pruned), counting writes still being
-    /// flushed. A record for which this is true is skipped by [`Store::append`].
-    pub fn is_covered(&self, id: veto_core::RecordId) -> Result<bool, StoreError> {
-        Ok(self.state()?.frontier.contains(id))
-    }
-
     /// The digest of the live records, kept on disk beside them.
     pub fn digest(&self) -> Result<SetDigest, StoreError> {
         Ok(self.state()?.digest)
