@@ -10,7 +10,7 @@ use veto_gossip::proto::{self, Message};
 use crate::bound::{AtHeal, Bound};
 use crate::params::{Bug, FaultAction};
 use crate::sched::{Event, MS};
-use crate::world::{CatchUp, Phase, World};
+use crate::world::{Phase, World};
 
 /// How far back a crash with the `lose-unsynced` bug loses writes.
 const UNSYNCED_WINDOW: u64 = 200 * MS;
@@ -24,8 +24,24 @@ impl World {
         } else {
             self.fresh_writer(i)
         };
+        self.launch(i, id);
+    }
+
+    /// Starts node `i` under writer id `id`; the node reports what its
+    /// durability marker says is missing.
+    pub(crate) fn launch(&mut self, i: usize, id: veto_core::NodeId) {
         self.by_id.insert(id, i);
-        self.nodes[i].start(id);
+        if self.p.bug == Some(Bug::DropOrigin) && i == 1 {
+            // The bug follows the second node's writer id of the day.
+            self.nodes[0].store.drop_origin = Some(id);
+        }
+        self.nodes[i].start(id, self.p.bug != Some(Bug::IgnoreMarker));
+        let reported = self.nodes[i].missing_at_start;
+        self.metrics.missing_reported += reported;
+        self.oracle.started(self.now, i, reported);
+        if self.log && reported > 0 {
+            self.say(i, &format!("reports {reported} ids missing from its store"));
+        }
         self.net.start(&mut self.q, self.now, i);
         self.rearm(i, false);
         if self.log {
@@ -35,7 +51,7 @@ impl World {
 
     /// A writer id for node `i`'s next life: drawn from the seed, used by no
     /// node and covered by no store here.
-    fn fresh_writer(&mut self, i: usize) -> veto_core::NodeId {
+    pub(crate) fn fresh_writer(&mut self, i: usize) -> veto_core::NodeId {
         loop {
             let id = veto_core::NodeId::new(self.nodes[i].rng.gen());
             let taken = self.by_id.contains_key(&id)
@@ -49,7 +65,7 @@ impl World {
         }
     }
 
-    fn crash_node(&mut self, i: usize) {
+    pub(crate) fn crash_node(&mut self, i: usize) {
         let Some(live) = self.nodes[i].crash() else {
             return;
         };
@@ -63,6 +79,14 @@ impl World {
         if self.log {
             self.say(i, "crashes");
         }
+    }
+
+    /// Whether the fault plan takes a disk down (so writes may halt).
+    pub(crate) fn halts_planned(&self) -> bool {
+        self.p
+            .faults
+            .iter()
+            .any(|s| matches!(s.action, FaultAction::DiskDown { .. }))
     }
 
     /// The live nodes, in order.
@@ -89,6 +113,10 @@ impl World {
         let Some(live) = self.nodes[i].live.as_ref() else {
             return;
         };
+        if self.nodes[i].writes_fail() {
+            // A prune is a write: it waits until writes resume.
+            return;
+        }
         // As in production: collect only by a clock the peers confirm.
         let verdict = live.engine.clock_check().verdict;
         if verdict != ClockVerdict::Agrees && self.p.bug != Some(Bug::TrustLocalClock) {
@@ -106,21 +134,55 @@ impl World {
         }
         self.trace.word(0x6c ^ (pruned.len() as u64) << 8);
         self.metrics.gc_pruned += pruned.len() as u64;
+        if self.log {
+            if let Some(live) = self.nodes[i].live.as_ref() {
+                let what = format!(
+                    "collects {} records; clock check {:?}",
+                    pruned.len(),
+                    live.engine.clock_check()
+                );
+                self.say(i, &what);
+            }
+        }
+        let node = &self.nodes[i];
+        let why = || {
+            let check = node.live.as_ref().map(|l| l.engine.clock_check());
+            let step = match node.last_step {
+                Some((at, delta_ms)) => format!(
+                    "its clock stepped by {delta_ms} ms {} ms earlier",
+                    (now - at) / MS
+                ),
+                None => "its clock never stepped".into(),
+            };
+            format!("{step}; its clock check: {check:?}")
+        };
         for r in &pruned {
-            if let Some(live) = self.nodes[i].live.as_mut() {
+            self.oracle
+                .pruned(now, i, (local_secs, cluster_secs), r, &why);
+        }
+        if let Some(live) = self.nodes[i].live.as_mut() {
+            for r in &pruned {
                 live.index.remove(r.id, &r.target);
             }
-            self.oracle.pruned(now, i, local_secs, cluster_secs, r);
         }
         self.check_converged();
     }
 
     /// The cluster's time, as its clocks tell it: the median of every node's
-    /// clock reading now, in Unix seconds.
-    pub(crate) fn cluster_secs(&self) -> u64 {
+    /// clock reading now, in Unix seconds. `None` when no strict majority of
+    /// the clocks reads within the tolerated offset of it: against a majority
+    /// of wrong clocks no rule can tell which time is right (the design
+    /// assumes most clocks are kept right), so collection is not judged then.
+    pub(crate) fn cluster_secs(&self) -> Option<u64> {
         let mut readings: Vec<u64> = self.nodes.iter().map(|n| n.local_secs(self.now)).collect();
         readings.sort_unstable();
-        readings[readings.len() / 2]
+        let median = *readings.get(readings.len() / 2)?;
+        let tolerance = self.oracle.offset_secs;
+        let near = readings
+            .iter()
+            .filter(|r| r.abs_diff(median) <= tolerance)
+            .count();
+        (near * 2 > readings.len()).then_some(median)
     }
 
     pub(crate) fn on_revoke(&mut self) {
@@ -150,6 +212,15 @@ impl World {
     /// Node `i` revokes `count` records in one durable write.
     fn revoke_at(&mut self, i: usize, count: usize) {
         let now = self.now;
+        if self.nodes[i].writes_fail() {
+            // Writes are halted (or the disk fails this one): 503, nothing
+            // acknowledged.
+            self.metrics.revocations_refused += count as u64;
+            if self.nodes[i].disk_down {
+                self.halt(i);
+            }
+            return;
+        }
         let local = self.nodes[i].local(now);
         let mut records: Vec<Record> = Vec::with_capacity(count);
         for _ in 0..count {
@@ -165,8 +236,9 @@ impl World {
             live.next_seq += 1;
             live.pending.push(id);
             let stamp = live.engine.clock().stamp(local);
-            // The clock is not kept across restarts: after a crash and a
-            // backward clock step, a node's stamps can go back.
+            // The store keeps the last local stamp and a restart starts the
+            // clock above it, but a restored backup or a cut log takes it
+            // back with the records.
             if stamp <= node.last_stamp {
                 self.metrics.stamp_regressions += 1;
             }
@@ -269,9 +341,8 @@ impl World {
             FaultAction::ClockJump { node, delta_ms } => {
                 let n = &mut self.nodes[node];
                 n.skew += delta_ms * MS as i64;
-                if delta_ms < 0 {
-                    n.stepped_back += delta_ms.unsigned_abs() * MS;
-                }
+                n.peak_skew = n.peak_skew.max(n.skew);
+                n.last_step = Some((now, delta_ms));
                 n.timer_at = None;
                 self.metrics.clock_jumps += 1;
                 // A node sees its own clock step against its monotonic clock,
@@ -281,22 +352,17 @@ impl World {
             }
             FaultAction::Start { node } => {
                 if self.nodes[node].live.is_none() && self.nodes[node].incarnation == 0 {
-                    let mut target = Frontier::new();
-                    for (id, k) in &self.oracle.records {
-                        if k.acked_at.is_some() {
-                            target.insert(*id);
-                        }
-                    }
-                    self.catch_up.push(CatchUp {
-                        node,
-                        started_at: now,
-                        target_count: target.count(),
-                        target,
-                        done_at: None,
-                    });
+                    self.push_catch_up(node);
                     self.start_node(node);
                 }
             }
+            FaultAction::Snapshot { node, id } => self.snapshot(node, id),
+            FaultAction::RestoreSnapshot { node, id } => self.restore_snapshot(node, id),
+            FaultAction::StartClone { node, from } => self.start_clone(node, from),
+            FaultAction::TruncateTail { node, writes } => self.truncate_tail(node, writes),
+            FaultAction::LoseData { node, count } => self.lose_data(node, count),
+            FaultAction::DiskDown { node } => self.nodes[node].disk_down = true,
+            FaultAction::DiskUp { node } => self.nodes[node].disk_up(),
         }
     }
 
@@ -307,6 +373,7 @@ impl World {
         self.disk_failing = false;
         for n in &mut self.nodes {
             n.store.read_fail_prob = 0.0;
+            n.disk_up();
         }
         self.net.heal_all(&mut self.q, now);
         for i in 0..self.nodes.len() {
@@ -333,10 +400,30 @@ impl World {
             .map(|n| union.lag_of(n.store.covered()))
             .max()
             .unwrap_or(0);
+        let damaged = self.oracle.damaged_count();
+        let held_windows = if damaged == 0 {
+            0
+        } else {
+            let most = self
+                .nodes
+                .iter()
+                .map(|n| n.store.max_held_ranges())
+                .max()
+                .unwrap_or(0);
+            most.div_ceil(veto_gossip::proto::MAX_HELD_RANGES).max(1) as u64
+        };
         let at_heal = AtHeal {
             max_rtt: self.net.max_rtt(),
-            back_step: self.nodes.iter().map(|n| n.stepped_back).max().unwrap_or(0),
-            backlog: lag + pending,
+            back_step: self
+                .nodes
+                .iter()
+                .map(|n| n.peak_skew.saturating_sub(n.skew).max(0) as u64)
+                .max()
+                .unwrap_or(0),
+            backlog: lag + pending + damaged,
+            halts: self.metrics.halts > 0 || self.halts_planned(),
+            recovering: self.nodes.iter().any(|n| n.live.is_some() && n.halted),
+            held_windows,
             record_bytes: self.metrics.max_record_bytes.max(64),
             chaos: self.chaos,
             disk_backlog: self
@@ -418,6 +505,20 @@ impl World {
             union.union_with(n.store.covered());
         }
         let bound = self.bound.as_ref().map_or(0.0, |b| b.total_ms);
+        let postponed = self.bound.as_ref().map_or(0.0, |b| b.postponed_ms);
+        let note = if postponed > crate::bound::MAX_POSTPONE_MS as f64 {
+            let stalled = self
+                .nodes
+                .iter()
+                .max_by_key(|n| n.peak_skew.saturating_sub(n.skew))
+                .map_or("?", |n| n.name.as_str());
+            format!(
+                "; a backward clock step postponed the engine timers of {stalled} by {:.0} s (engine finding 1: timers follow the wall clock)",
+                postponed / 1e3
+            )
+        } else {
+            String::new()
+        };
         let mut named = false;
         for i in 0..self.nodes.len() {
             let missing = union.missing_in(self.nodes[i].store.covered());
@@ -431,7 +532,7 @@ impl World {
                     seq: *ranges[0].start(),
                 };
                 let detail = format!(
-                    "{lacking} ids other nodes cover are missing here {bound:.0} ms after the heal (the bound)"
+                    "{lacking} ids other nodes cover are missing here {bound:.0} ms after the heal (the bound){note}"
                 );
                 self.oracle
                     .violate(now, "no-convergence", Some(i), Some(id), detail);
@@ -440,7 +541,7 @@ impl World {
         }
         if !named {
             let detail = format!(
-                "every node covers the same ids, but their digests of live records still differ {bound:.0} ms after the heal"
+                "every node covers the same ids, but their digests of live records still differ {bound:.0} ms after the heal{note}"
             );
             self.oracle
                 .violate(now, "no-convergence", None, None, detail);
@@ -453,8 +554,10 @@ impl World {
             return;
         }
         self.ended = true;
+        let cut = self.collectable_before();
+        let stores: Vec<&crate::store::Store> = self.nodes.iter().map(|n| &n.store).collect();
+        self.oracle.audit(self.now, &stores, cut);
         for i in 0..self.nodes.len() {
-            self.oracle.audit(self.now, i, &self.nodes[i].store);
             // Every record a node holds is enforced by its index.
             let node = &self.nodes[i];
             if let Some(live) = &node.live {

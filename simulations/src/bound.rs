@@ -21,12 +21,14 @@
 //! 2. **Or an established connection's next round** (`t_round`). Packets
 //!    stalled on a blocked path are retransmitted within 1.5 RTT. The next
 //!    anti-entropy round comes within 1.5 × the period (rounds are jittered
-//!    to 0.5–1.5 ×), delayed by any backward step of the node's clock
-//!    (timers are set in wall-clock time), after records pushed within
-//!    `push_grace` stop counting as on their way. If a batch could have been
-//!    lost (chaos drops, failed persists), its window slot comes back only
-//!    after `ack_timeout`; after a failed read the stream resumes after
-//!    `retry_delay`.
+//!    to 0.5–1.5 ×), delayed by the backward steps of the node's clock since
+//!    its timers were set (`back_step`: timers are set in wall-clock time, so
+//!    a timer set when the clock read further ahead fires that much later;
+//!    at most a minute of it is allowed, see [`MAX_POSTPONE_MS`]),
+//!    after records pushed within `push_grace` stop counting as on their way.
+//!    If a batch could have been lost (chaos drops, failed persists, halted
+//!    writes), its window slot comes back only after `ack_timeout`; after a
+//!    failed read the stream resumes after `retry_delay`.
 //!    `t_round = 1.5 RTT + back_step + push_grace + 1.5 × period
 //!    + [loss of a batch possible] ack_timeout + [read failures] retry_delay`.
 //! 3. **The backlog** (`t_stream`). A node lacking `L` records receives them
@@ -36,12 +38,25 @@
 //!    costs `RTT + (nodes - 1) × window × disk_max`, plus the bytes of a
 //!    window on the link.
 //!    `t_stream = ceil(ceil(L / b) / window) × round + L × size / bandwidth`.
-//! 4. **The last write** (`t_tail = disk_max + RTT + disk_backlog`), where
+//! 4. **Repair of data lost under covered ids** (`t_repair`, only after a
+//!    disk fault destroyed data). Two nodes that cover the same seqs but hold
+//!    different records compare holdings in every frontier; after two
+//!    frontiers in a row that differ (within 3 periods) the node lacking data
+//!    sends `Held`, at most once per backoff, which doubles up to 64 periods;
+//!    each `Held` describes up to `MAX_HELD_RANGES` ranges of held seqs, so a
+//!    fragmented log takes `windows` of them. The holder streams back what is
+//!    lacking (its records count in the backlog `L`).
+//!    `t_repair = 3 × period + windows × (64 + 1.5) × period + RTT`.
+//! 5. **Recovery of halted writes** (`t_recover`): a node whose writes halted
+//!    after a failed write (or whose disk came back at the heal) checks every
+//!    two seconds whether the disk works, and resumes; until then nothing
+//!    reaches its disk. `t_recover = 2 s` if a node is halted at the heal.
+//! 6. **The last write** (`t_tail = disk_max + RTT + disk_backlog`), where
 //!    `disk_backlog` is how long the busiest disk still has to work on what
 //!    was queued before the heal (writes are group-committed, so this is at
 //!    most two flushes).
 //!
-//! `bound = max(t_connect, t_round) + t_stream + t_tail`.
+//! `bound = t_recover + max(t_connect, t_round) + t_stream + t_repair + t_tail`.
 //!
 //! The bound is an upper bound, not an estimate: runs usually converge in a
 //! few round trips, and the report shows both.
@@ -51,14 +66,41 @@ use serde::Serialize;
 use crate::params::Params;
 use crate::sched::{Time, MS};
 
+/// How often a node whose writes halted checks whether its disk works again,
+/// ms (production's storage recovery interval).
+pub(crate) const RECOVERY_MS: u64 = 2_000;
+
+/// How late the bound lets a node's timers fire after its clock stepped back,
+/// ms. The engine sets its timers in wall-clock time, so a timer set while the
+/// clock read S ahead of where it reads now fires S late (finding 1 in
+/// simulations/README.md): a clock put right after running hours ahead stops
+/// the node's anti-entropy rounds for hours. The bound tolerates a minute of
+/// it; a node that needs its own rounds after a longer step is reported as
+/// `no-convergence`, with the step named.
+pub(crate) const MAX_POSTPONE_MS: u64 = 60_000;
+
+/// The longest wait between two `Held` messages for one origin, in
+/// anti-entropy periods (the engine's `holdings::MAX_BACKOFF_ROUNDS`).
+const HELD_MAX_BACKOFF_ROUNDS: u64 = 64;
+
 /// What the bound depends on besides the parameters, measured at the heal.
 pub(crate) struct AtHeal {
     /// Largest RTT between two nodes, jitter included.
     pub(crate) max_rtt: Time,
-    /// The largest total backward clock step of any node.
+    /// The most any node's pending timers can fire late: how far its clock
+    /// has stepped back from the furthest ahead it read since it started.
+    /// The bound counts at most [`MAX_POSTPONE_MS`] of it.
     pub(crate) back_step: Time,
-    /// The most records any node lacks (plus local writes still on their way).
+    /// The most records any node lacks (plus local writes still on their way,
+    /// plus records whose data a disk fault destroyed).
     pub(crate) backlog: u64,
+    /// Whether writes may have halted during the run (a batch may be lost).
+    pub(crate) halts: bool,
+    /// Whether a live node's writes are halted at the heal.
+    pub(crate) recovering: bool,
+    /// `Held` windows a holdings repair may take (0: no data was lost under
+    /// covered ids).
+    pub(crate) held_windows: u64,
     /// The largest encoded record.
     pub(crate) record_bytes: usize,
     /// Whether messages may have been dropped for good (transport chaos).
@@ -76,10 +118,17 @@ pub struct Bound {
     pub round_ms: f64,
     /// Streaming the backlog.
     pub stream_ms: f64,
+    /// Repairing data lost under covered ids (0 if none was).
+    pub repair_ms: f64,
+    /// Until halted writes resume (0 if none are halted).
+    pub recover_ms: f64,
     /// The last write.
     pub tail_ms: f64,
     /// Records the worst node lacked at the heal.
     pub backlog: u64,
+    /// How late a node's timers may fire after a backward clock step, ms,
+    /// before the bound's allowance (`MAX_POSTPONE_MS`) is applied.
+    pub postponed_ms: f64,
     /// The bound itself.
     pub total_ms: f64,
 }
@@ -91,7 +140,8 @@ impl Bound {
         let e = &p.engine;
         let rtt = h.max_rtt;
         let disk_max = p.disk.max_us * (MS / 1_000);
-        let batch_loss = h.chaos || p.disk.fail_prob > 0.0;
+        let batch_loss = h.chaos || p.disk.fail_prob > 0.0 || h.halts;
+        let period = ms(e.anti_entropy_ms);
 
         let mut wait = ms(t.dial_timeout_ms).max(ms(t.keep_alive_ms) + rtt);
         if h.chaos {
@@ -99,8 +149,9 @@ impl Bound {
         }
         let connect = wait + ms(t.backoff_max_ms) + rtt * 5 / 2;
 
+        let back_step = h.back_step.min(ms(MAX_POSTPONE_MS));
         let mut round =
-            rtt * 3 / 2 + h.back_step + ms(e.push_grace_ms) + ms(e.anti_entropy_ms) * 3 / 2;
+            rtt * 3 / 2 + back_step + ms(e.push_grace_ms) + ms(e.anti_entropy_ms) * 3 / 2;
         if batch_loss {
             round += ms(e.ack_timeout_ms);
         }
@@ -121,15 +172,24 @@ impl Bound {
         let stream = batches.div_ceil(window) * per_round
             + (h.backlog as f64 * size as f64 * ns_per_byte) as Time;
         let tail = disk_max + rtt + h.disk_backlog;
-        let total = connect.max(round) + stream + tail;
+        let repair = if h.held_windows == 0 {
+            0
+        } else {
+            period * 3 + h.held_windows * (HELD_MAX_BACKOFF_ROUNDS * period + period * 3 / 2) + rtt
+        };
+        let recover = if h.recovering { ms(RECOVERY_MS) } else { 0 };
+        let total = recover + connect.max(round) + stream + repair + tail;
         let f = |x: Time| x as f64 / MS as f64;
         (
             Bound {
                 connect_ms: f(connect),
                 round_ms: f(round),
                 stream_ms: f(stream),
+                repair_ms: f(repair),
+                recover_ms: f(recover),
                 tail_ms: f(tail),
                 backlog: h.backlog,
+                postponed_ms: f(h.back_step),
                 total_ms: f(total),
             },
             total,

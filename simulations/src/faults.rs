@@ -1,5 +1,6 @@
 //! Building fault plans: partitions, chaos, crashes, clock jumps, flapping
-//! links, each as a start step and (where it has one) an end step.
+//! links, storage faults, each as a start step and (where it has one) an end
+//! step.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -82,6 +83,42 @@ impl Plan {
         self.at(at_ms, FaultAction::Start { node });
     }
 
+    /// `node`'s clock steps by `delta_ms` at `at_ms` and is put right by the
+    /// opposite step `len_ms` later.
+    pub(crate) fn excursion(&mut self, at_ms: u64, len_ms: u64, node: usize, delta_ms: i64) {
+        self.jump(at_ms, node, delta_ms);
+        self.jump(at_ms + len_ms, node, -delta_ms);
+    }
+
+    /// `node` is backed up at `at_ms` and restored from that backup `len_ms`
+    /// later.
+    pub(crate) fn backup_restore(&mut self, at_ms: u64, len_ms: u64, node: usize) {
+        let id = self.id();
+        self.at(at_ms, FaultAction::Snapshot { node, id });
+        self.at(at_ms + len_ms, FaultAction::RestoreSnapshot { node, id });
+    }
+
+    /// A node that has never run starts with a copy of `from`'s data.
+    pub(crate) fn clone_start(&mut self, at_ms: u64, node: usize, from: usize) {
+        self.at(at_ms, FaultAction::StartClone { node, from });
+    }
+
+    /// `node`'s log loses its last `writes` writes.
+    pub(crate) fn truncate(&mut self, at_ms: u64, node: usize, writes: usize) {
+        self.at(at_ms, FaultAction::TruncateTail { node, writes });
+    }
+
+    /// `count` of `node`'s records lose their data.
+    pub(crate) fn lose_data(&mut self, at_ms: u64, node: usize, count: usize) {
+        self.at(at_ms, FaultAction::LoseData { node, count });
+    }
+
+    /// `node`'s disk fails from `at_ms` for `len_ms`.
+    pub(crate) fn disk_down(&mut self, at_ms: u64, len_ms: u64, node: usize) {
+        self.at(at_ms, FaultAction::DiskDown { node });
+        self.at(at_ms + len_ms, FaultAction::DiskUp { node });
+    }
+
     /// The link `a -> b` (and back when `both_ways`) goes down and up again
     /// and again, each state lasting `period_ms` (low, high), until `until_ms`.
     #[allow(clippy::too_many_arguments)]
@@ -156,7 +193,7 @@ pub(crate) fn random_plan(
     for _ in 0..count {
         let at = from_ms + rng.gen_range(0..span);
         let len = rng.gen_range(100..=span.clamp(101, 25_000));
-        match rng.gen_range(0..9) {
+        match rng.gen_range(0..13) {
             0 => plan.split(at, len, random_side(rng, n), n),
             1 => plan.isolate(at, len, rng.gen_range(0..n), n),
             2 => {
@@ -187,6 +224,10 @@ pub(crate) fn random_plan(
                     both,
                 );
             }
+            9 => plan.backup_restore(at, len, rng.gen_range(0..n)),
+            10 => plan.truncate(at, rng.gen_range(0..n), rng.gen_range(1..=40)),
+            11 => plan.lose_data(at, rng.gen_range(0..n), rng.gen_range(1..=30)),
+            12 => plan.disk_down(at, len, rng.gen_range(0..n)),
             _ => {
                 let links = Links {
                     from: random_side(rng, n),

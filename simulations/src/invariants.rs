@@ -1,19 +1,22 @@
 //! The global oracle and the invariants checked throughout a run.
 //!
 //! The oracle knows every record any node created, when it was acknowledged
-//! (durable at its origin), and which ids some node has legitimately
-//! forgotten: collected after `expires_at + grace` by its own clock, or
-//! received already past that. Against it, the checker asserts:
+//! (durable at its origin), which ids some node has legitimately forgotten
+//! (its collector took them after `expires_at + grace`), and which records an
+//! injected disk fault destroyed somewhere (a restored backup, a cut log, lost
+//! data): those are not veto's doing. Against it, the checker asserts:
 //!
 //! - **no invented or altered record**: whatever an engine asks to persist is
 //!   a record some node created, byte for byte;
 //! - **no resurrection**: no engine asks to persist a record its store
 //!   already covers, in particular one it collected;
-//! - **no silent loss**: an id covered without data (`cleared`, or received
-//!   expired) is one that some node legitimately forgot, and a record the
-//!   engine was told is durable is in the store;
+//! - **no silent loss**: an id covered without data (a peer's `cleared`) is
+//!   one that some node legitimately forgot or whose data a disk fault
+//!   destroyed, and a record the engine was told is durable is in the store;
+//!   a node whose log was cut reports the ids it lost when it starts;
 //! - **durable means durable**: a record once stored at a node stays there
-//!   until that node's garbage collector takes it, crashes included;
+//!   until that node's garbage collector takes it, crashes included (a disk
+//!   fault excepted);
 //! - **no false revocation**: a check answered "revoked" names a record that
 //!   some node created, that matches the check (`Check::matched_by`), and
 //!   that the node still holds;
@@ -23,7 +26,8 @@
 //!   the same digest of the records no node may have collected yet, within
 //!   the bound of `crate::bound` (checked by the world);
 //! - **delivery**: then every acknowledged record is at every node, unless
-//!   legitimately forgotten.
+//!   legitimately forgotten, or destroyed by disk faults wherever it was held
+//!   (see `audit.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,19 +89,24 @@ pub(crate) struct Known {
 
 pub(crate) struct Oracle {
     seed: u64,
-    grace_secs: u64,
+    pub(crate) grace_secs: u64,
     /// The maximum clock offset, in whole seconds rounded up, plus one.
-    offset_secs: u64,
+    pub(crate) offset_secs: u64,
     names: Vec<String>,
     pub(crate) records: BTreeMap<RecordId, Known>,
     /// Ids in creation order, for probes.
     pub(crate) order: Vec<RecordId>,
     /// Ids some node legitimately forgot.
-    forgotten: Frontier,
-    /// Per node: ids ever stored there with data.
-    held: Vec<Frontier>,
+    pub(crate) forgotten: Frontier,
+    /// Per node: ids ever stored there with data (since its last disk fault).
+    pub(crate) held: Vec<Frontier>,
     /// Per node: ids its garbage collector took.
-    pruned: Vec<Frontier>,
+    pub(crate) pruned: Vec<Frontier>,
+    /// Ids whose data an injected disk fault destroyed at some node.
+    pub(crate) damaged: Frontier,
+    /// Per node: covered ids its last cut log lost, which the node must
+    /// report at its next start (count, one of them).
+    pub(crate) expect_report: Vec<Option<(u64, Option<RecordId>)>>,
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
     pub(crate) by_invariant: BTreeMap<&'static str, u64>,
@@ -121,6 +130,8 @@ impl Oracle {
             forgotten: Frontier::new(),
             held: vec![Frontier::new(); n],
             pruned: vec![Frontier::new(); n],
+            damaged: Frontier::new(),
+            expect_report: vec![None; n],
             violations: Vec::new(),
             violation_count: 0,
             by_invariant: BTreeMap::new(),
@@ -190,13 +201,11 @@ impl Oracle {
         }
     }
 
-    /// An engine asks node `node` to persist `records` and cover `cover`,
-    /// at local time `local_secs`.
+    /// An engine asks node `node` to persist `records` and cover `cover`.
     pub(crate) fn persist_request(
         &mut self,
         now: Time,
         node: usize,
-        local_secs: u64,
         records: &[Record],
         cover: &Frontier,
         store: &Store,
@@ -244,7 +253,7 @@ impl Oracle {
                     if store.covers(id) {
                         continue;
                     }
-                    self.check_forget(now, node, local_secs, id);
+                    self.covered_without_data(now, node, id);
                 }
             }
         }
@@ -282,8 +291,11 @@ impl Oracle {
         }
     }
 
-    /// Node `node` is about to cover `id` without its data.
-    fn check_forget(&mut self, now: Time, node: usize, local_secs: u64, id: RecordId) {
+    /// Node `node` is about to cover `id` without its data. Since records
+    /// are no longer dropped on receipt, that is right only if some node's
+    /// collector took the record (the peer that cleared it, or the one it
+    /// heard it from), or a disk fault destroyed its data where it was held.
+    pub(crate) fn covered_without_data(&mut self, now: Time, node: usize, id: RecordId) {
         let Some(k) = self.records.get(&id) else {
             return self.violate(
                 now,
@@ -293,9 +305,7 @@ impl Oracle {
                 "covers without data a seq no node created: a later record with this id would be ignored".into(),
             );
         };
-        let expired_here = k.record.expires_at.saturating_add(self.grace_secs) < local_secs;
-        if expired_here || self.forgotten.contains(id) {
-            self.forgotten.insert(id);
+        if self.forgotten.contains(id) || self.damaged.contains(id) {
             return;
         }
         let detail = format!(
@@ -311,14 +321,16 @@ impl Oracle {
     }
 
     /// Node `node`'s collector took `record` at local time `local_secs`, when
-    /// the cluster's clocks read `cluster_secs` (their median).
+    /// the cluster's clocks read `cluster_secs` (their median, if most of
+    /// them agree); `why` says what the node knew of its clock, for the
+    /// report.
     pub(crate) fn pruned(
         &mut self,
         now: Time,
         node: usize,
-        local_secs: u64,
-        cluster_secs: u64,
+        (local_secs, cluster_secs): (u64, Option<u64>),
         record: &Record,
+        why: &dyn Fn() -> String,
     ) {
         let due = record.expires_at.saturating_add(self.grace_secs);
         if due >= local_secs {
@@ -329,13 +341,16 @@ impl Oracle {
                 Some(record.id),
                 "collected before expires_at + grace".into(),
             );
-        } else if due >= cluster_secs.saturating_add(self.offset_secs) {
+        } else if let Some(cluster_secs) =
+            cluster_secs.filter(|c| due >= c.saturating_add(self.offset_secs))
+        {
             // The node's clock is ahead of the cluster's by more than the
             // tolerated offset.
             let detail = format!(
                 "collected at {local_secs} by this node's clock, but the cluster's clocks read {cluster_secs}: \
-                 expires_at + grace is {due}, so the cluster still needs it for {} s",
-                due - cluster_secs
+                 expires_at + grace is {due}, so the cluster still needs it for {} s ({})",
+                due - cluster_secs,
+                why()
             );
             self.violate(
                 now,
@@ -356,7 +371,8 @@ impl Oracle {
             // A write that reached the disk after a cover of the same id
             // (the id was cleared by a peer that collected it, in a request
             // made earlier) is rightly skipped.
-            let skipped = store.covers(r.id) && self.forgotten.contains(r.id);
+            let skipped = store.covers(r.id)
+                && (self.forgotten.contains(r.id) || self.damaged.contains(r.id));
             if !store.has(r.id) && !self.pruned[node].contains(r.id) && !skipped {
                 self.violate(
                     now,
@@ -371,7 +387,7 @@ impl Oracle {
     }
 
     /// Whether `id` was stored at `node` and must still be there.
-    fn must_hold(&self, node: usize, id: RecordId) -> bool {
+    pub(crate) fn must_hold(&self, node: usize, id: RecordId) -> bool {
         self.held[node].contains(id) && !self.pruned[node].contains(id)
     }
 
@@ -437,54 +453,5 @@ impl Oracle {
             }
         }
         hit.is_some()
-    }
-
-    /// The end of a run: every record a node ever stored is still there or
-    /// was collected; every acknowledged record is everywhere, unless
-    /// legitimately forgotten.
-    pub(crate) fn audit(&mut self, now: Time, node: usize, store: &Store) {
-        let mut lost = Vec::new();
-        for (origin, seqs) in self.held[node].origins() {
-            for range in seqs.ranges() {
-                for seq in range {
-                    let id = RecordId { origin, seq };
-                    if !store.has(id) && !self.pruned[node].contains(id) {
-                        lost.push(id);
-                    }
-                }
-            }
-        }
-        for id in lost {
-            self.violate(
-                now,
-                "durable-record-lost",
-                Some(node),
-                Some(id),
-                "stored here once, never collected, and gone".into(),
-            );
-        }
-        let missing: Vec<(RecordId, &'static str)> = self
-            .records
-            .iter()
-            .filter(|(_, k)| k.acked_at.is_some())
-            .filter_map(|(id, _)| {
-                if !store.covers(*id) {
-                    Some((*id, "never arrived"))
-                } else if !store.has(*id) && !self.forgotten.contains(*id) {
-                    Some((*id, "covered without data though nobody collected it"))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        for (id, why) in missing {
-            self.violate(
-                now,
-                "acked-record-missing",
-                Some(node),
-                Some(id),
-                format!("an acknowledged record is missing after convergence: {why}"),
-            );
-        }
     }
 }

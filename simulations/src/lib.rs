@@ -6,7 +6,9 @@
 //! (`veto_core::LookupIndex`) over an in-memory durable store, with its own
 //! skewed clock; a network with realistic inter-region latencies, loss,
 //! partitions, flapping links and transport chaos; clients revoking and
-//! checking at random nodes; crashes and clock jumps. Every frame is a real
+//! checking at random nodes; crashes, clock jumps far beyond the tolerated
+//! offset, and storage faults (restored backups, cloned data directories, logs
+//! cut short, lost data, disks that fail for a while). Every frame is a real
 //! encoded protocol message. Invariants are checked throughout
 //! ([`invariants`](crate::Violation)); the run reports propagation latency,
 //! convergence after the heal against a derived bound, and traffic.
@@ -21,13 +23,17 @@
 //! report the simulator's own speed).
 
 mod actions;
+mod audit;
 mod bound;
+mod damage;
+mod disk;
 mod faults;
 mod invariants;
 mod metrics;
 mod net;
 mod node;
 mod params;
+mod persist;
 pub mod regions;
 mod report;
 mod rng;

@@ -34,7 +34,9 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
-    /// Inject a deliberate bug: drop-origin or lose-unsynced.
+    /// Inject a deliberate bug: drop-origin, lose-unsynced, reuse-seqs,
+    /// trust-local-clock, ignore-marker, drop-expired-on-receipt, no-restore
+    /// or halt-forever (see simulations/README.md).
     #[arg(long)]
     inject_bug: Option<String>,
     /// Override the number of nodes.
@@ -72,7 +74,7 @@ fn main() -> ExitCode {
         None => None,
         Some((_, Some(bug))) => Some(bug),
         Some((name, None)) => {
-            eprintln!("unknown bug {name:?}; known: drop-origin, lose-unsynced");
+            eprintln!("unknown bug {name:?}; known: {}", Bug::names());
             return ExitCode::from(2);
         }
     };

@@ -55,6 +55,18 @@ pub(crate) struct Metrics {
     pub(crate) clock_jumps: u64,
     pub(crate) stamp_regressions: u64,
     pub(crate) max_record_bytes: usize,
+    /// Records of local revocations refused or failed while writes were
+    /// halted (answered 503, never acknowledged).
+    pub(crate) revocations_refused: u64,
+    /// Times a node halted writes after a failed one.
+    pub(crate) halts: u64,
+    /// Times a node resumed writes.
+    pub(crate) recoveries: u64,
+    /// Missing ids reported by nodes at start (sum over starts).
+    pub(crate) missing_reported: u64,
+    /// Disk faults that destroyed or replaced durable state: restored
+    /// backups, clones, cut logs, lost data.
+    pub(crate) disk_faults: u64,
 }
 
 impl Metrics {

@@ -36,8 +36,10 @@ pub(crate) struct SimNode {
     pub(crate) live: Option<Live>,
     /// This node's clock minus simulated wall time, ns.
     pub(crate) skew: i64,
-    /// How far this node's clock has stepped backwards in total, ns.
-    pub(crate) stepped_back: Time,
+    /// The highest `skew` since the engine started, ns. The engine sets its
+    /// timers in wall-clock time, so a pending timer may fire up to
+    /// `peak_skew - skew` late.
+    pub(crate) peak_skew: i64,
     /// Bumped at every crash, so that events of a past life are ignored.
     pub(crate) incarnation: u64,
     pub(crate) rng: SimRng,
@@ -49,6 +51,20 @@ pub(crate) struct SimNode {
     pub(crate) last_stamp: veto_core::Hlc,
     /// The engine timer currently scheduled.
     pub(crate) timer_at: Option<Time>,
+    /// The disk fails every write (a `DiskDown` fault).
+    pub(crate) disk_down: bool,
+    /// Writes are halted after a failed one, until a recovery check finds the
+    /// disk working (production retries every two seconds).
+    pub(crate) halted: bool,
+    /// A recovery check is scheduled.
+    pub(crate) recovery_pending: bool,
+    /// Whether the node compared its store with the durability marker at its
+    /// last start (not with the `ignore-marker` bug).
+    pub(crate) marker_checked: bool,
+    /// The missing ids the node reported at its last start.
+    pub(crate) missing_at_start: u64,
+    /// When the node's clock last stepped, and by how much (ms).
+    pub(crate) last_step: Option<(Time, i64)>,
 }
 
 /// The engine configuration a node runs with.
@@ -86,13 +102,26 @@ impl SimNode {
     }
 
     /// Starts the node from its durable state under writer id `id`: a new
-    /// engine over the store's frontier, a new clock, and the index rebuilt
+    /// engine over the store's frontier, a new clock raised to the last local
+    /// stamp the store keeps, and the index rebuilt
     /// from the stored records. Seqs start at 1 under a fresh id (as in
     /// production), or after the highest stored one when the id is reused.
-    pub(crate) fn start(&mut self, id: NodeId) {
+    /// Like production, it compares the store with its durability marker
+    /// (unless `check_marker` is off) and reports the ids missing.
+    pub(crate) fn start(&mut self, id: NodeId, check_marker: bool) {
         self.id = id;
+        self.peak_skew = self.skew;
+        self.halted = false;
+        self.recovery_pending = false;
+        self.marker_checked = check_marker;
+        self.missing_at_start = self.missing();
         self.config.node = id;
         let clock = Arc::new(HybridClock::new(self.id, self.config.max_clock_offset));
+        // As production: no stamp of this life goes below one of an earlier
+        // life that the store kept, even if the wall clock stepped back.
+        if let Some(floor) = self.store.last_stamp() {
+            clock.raise_to(floor);
+        }
         let engine = Engine::with_clock(self.config.clone(), self.store.covered().clone(), clock);
         let mut index = LookupIndex::new();
         let mut index_errors = 0;
@@ -110,6 +139,29 @@ impl SimNode {
             index_errors,
         });
         self.timer_at = None;
+    }
+
+    /// The ids the node reports missing: how far its store's coverage is
+    /// below the durability marker, if it checked the marker at start. The
+    /// count shrinks as peers send back what it lacks.
+    pub(crate) fn missing(&self) -> u64 {
+        if !self.marker_checked {
+            return 0;
+        }
+        self.store
+            .marker()
+            .saturating_sub(self.store.covered_count())
+    }
+
+    /// The disk works again (a `DiskUp`, or the heal); writes resume at the
+    /// next recovery check.
+    pub(crate) fn disk_up(&mut self) {
+        self.disk_down = false;
+    }
+
+    /// Whether a write now would fail.
+    pub(crate) fn writes_fail(&self) -> bool {
+        self.halted || self.disk_down
     }
 
     /// The node crashes: everything in memory is gone.

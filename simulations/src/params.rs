@@ -17,22 +17,41 @@ pub enum Bug {
     /// A crash loses the writes of the last 200 ms that the disk had reported
     /// durable (a missing fsync).
     LoseUnsynced,
-    /// A restarted node keeps its id and numbers on from the highest seq its
-    /// store holds, instead of taking a fresh id: the behaviour that lets a
-    /// restored or cloned data directory issue an id twice.
+    /// A node started from an existing data directory (a restart, a restored
+    /// backup, a clone) keeps the directory's id and numbers on from the
+    /// highest seq its store holds, instead of taking a fresh id: the
+    /// behaviour that lets a restored or cloned data directory issue an id
+    /// twice.
     ReuseSeqs,
     /// Garbage collection goes by the node's own clock, whatever its peers'
     /// clocks say: a clock far ahead collects records the cluster still needs.
     TrustLocalClock,
+    /// A node does not compare its store with its durability marker at start:
+    /// a truncated log goes unreported.
+    IgnoreMarker,
+    /// The old engine: a record that arrives already past `expires_at +
+    /// grace` by the receiver's own clock is covered without its data instead
+    /// of stored.
+    DropExpiredOnReceipt,
+    /// The driver ignores `Persist.restore`: data lost under covered ids is
+    /// never taken back from peers.
+    NoRestore,
+    /// After a failed write the node never resumes writes (until it restarts),
+    /// even once the disk works again.
+    HaltForever,
 }
 
 impl Bug {
     /// Every bug, for the command line.
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 8] = [
         Bug::DropOrigin,
         Bug::LoseUnsynced,
         Bug::ReuseSeqs,
         Bug::TrustLocalClock,
+        Bug::IgnoreMarker,
+        Bug::DropExpiredOnReceipt,
+        Bug::NoRestore,
+        Bug::HaltForever,
     ];
 
     /// Its command-line name.
@@ -42,12 +61,25 @@ impl Bug {
             Bug::LoseUnsynced => "lose-unsynced",
             Bug::ReuseSeqs => "reuse-seqs",
             Bug::TrustLocalClock => "trust-local-clock",
+            Bug::IgnoreMarker => "ignore-marker",
+            Bug::DropExpiredOnReceipt => "drop-expired-on-receipt",
+            Bug::NoRestore => "no-restore",
+            Bug::HaltForever => "halt-forever",
         }
     }
 
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Option<Bug> {
         Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Every bug's name, comma-separated, for help and error messages.
+    pub fn names() -> String {
+        Bug::ALL
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -251,6 +283,83 @@ pub enum FaultAction {
         /// The node.
         node: usize,
     },
+    /// A backup: a copy of the node's durable store (records, coverage,
+    /// durability marker) is kept as snapshot `id`.
+    Snapshot {
+        /// The node.
+        node: usize,
+        /// Names the snapshot.
+        id: u32,
+    },
+    /// The node crashes, its durable store is replaced by snapshot `id`
+    /// (taken of this node earlier), and it starts again.
+    RestoreSnapshot {
+        /// The node.
+        node: usize,
+        /// The snapshot.
+        id: u32,
+    },
+    /// A node that has never run starts with a copy of `from`'s durable store
+    /// (its permanent state included), then runs as a node of its own.
+    StartClone {
+        /// The new node.
+        node: usize,
+        /// The node whose data directory is copied.
+        from: usize,
+    },
+    /// The node crashes and its store loses its last `writes` durable writes,
+    /// data and coverage both (a damaged log cut at its first bad entry); the
+    /// durability marker keeps its value. The node starts again.
+    TruncateTail {
+        /// The node.
+        node: usize,
+        /// How many of the last writes are lost.
+        writes: usize,
+    },
+    /// The node crashes and its store loses the data of `count` held records
+    /// but keeps their ids covered (the same frontier, a different digest).
+    /// The node starts again.
+    LoseData {
+        /// The node.
+        node: usize,
+        /// How many records lose their data.
+        count: usize,
+    },
+    /// The node's disk fails every write until the matching `DiskUp` (or the
+    /// heal): its writes halt, its local revocations are refused.
+    DiskDown {
+        /// The node.
+        node: usize,
+    },
+    /// The node's disk works again; the node resumes writes at its next
+    /// recovery check.
+    DiskUp {
+        /// The node.
+        node: usize,
+    },
+}
+
+impl FaultAction {
+    /// A short name of the kind of fault, for summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FaultAction::Partition { .. } => "partition",
+            FaultAction::Heal { .. } => "heal",
+            FaultAction::Chaos { .. } => "chaos",
+            FaultAction::Calm { .. } => "calm",
+            FaultAction::Crash { .. } => "crash",
+            FaultAction::Restart { .. } => "restart",
+            FaultAction::ClockJump { .. } => "clock-jump",
+            FaultAction::Start { .. } => "start",
+            FaultAction::Snapshot { .. } => "snapshot",
+            FaultAction::RestoreSnapshot { .. } => "restore-snapshot",
+            FaultAction::StartClone { .. } => "start-clone",
+            FaultAction::TruncateTail { .. } => "truncate-tail",
+            FaultAction::LoseData { .. } => "lose-data",
+            FaultAction::DiskDown { .. } => "disk-down",
+            FaultAction::DiskUp { .. } => "disk-up",
+        }
+    }
 }
 
 /// A fault at a time.
@@ -271,7 +380,7 @@ pub struct Params {
     pub scenario: String,
     /// The region (index into [`REGIONS`]) of each node.
     pub node_regions: Vec<usize>,
-    /// Nodes that only start at a `Start` step.
+    /// Nodes that only start at a `Start` or `StartClone` step (or the heal).
     pub late_joiners: Vec<usize>,
     /// Initial clock skew of each node, ms.
     pub skew_ms: Vec<i64>,
@@ -394,16 +503,7 @@ impl fmt::Display for Params {
 fn fault_summary(steps: &[FaultStep]) -> String {
     let mut counts: Vec<(&'static str, usize)> = Vec::new();
     for s in steps {
-        let name = match s.action {
-            FaultAction::Partition { .. } => "partition",
-            FaultAction::Heal { .. } => "heal",
-            FaultAction::Chaos { .. } => "chaos",
-            FaultAction::Calm { .. } => "calm",
-            FaultAction::Crash { .. } => "crash",
-            FaultAction::Restart { .. } => "restart",
-            FaultAction::ClockJump { .. } => "clock-jump",
-            FaultAction::Start { .. } => "start",
-        };
+        let name = s.action.kind();
         match counts.iter_mut().find(|(n, _)| *n == name) {
             Some((_, c)) => *c += 1,
             None => counts.push((name, 1)),

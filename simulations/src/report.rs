@@ -114,8 +114,22 @@ pub struct Happenings {
     pub restarts: u64,
     /// Clock steps.
     pub clock_jumps: u64,
-    /// Records stamped no later than an earlier record of the same origin
-    /// (the HLC restarts with the node).
+    /// Restored backups, clones, cut logs and data losses.
+    pub disk_faults: u64,
+    /// Times a node halted writes after a failed write.
+    pub writes_halted: u64,
+    /// Times a node resumed writes.
+    pub writes_resumed: u64,
+    /// Records of local revocations refused (503) while writes were halted.
+    pub revocations_refused: u64,
+    /// Ids reported missing by nodes at start (their durability marker said
+    /// they had covered more), summed over starts.
+    pub missing_reported: u64,
+    /// Ids still reported missing at the end, over all nodes: lost for good.
+    pub missing_at_end: u64,
+    /// Records stamped no later than an earlier record of the same node
+    /// (a restart starts the clock above the stamp its store keeps, but a
+    /// restored backup or a cut log takes that stamp back).
     pub stamp_regressions: u64,
     /// Connections made.
     pub connections: u64,
@@ -272,6 +286,12 @@ impl RunReport {
             crashes: m.crashes,
             restarts: m.restarts,
             clock_jumps: m.clock_jumps,
+            disk_faults: m.disk_faults,
+            writes_halted: m.halts,
+            writes_resumed: m.recoveries,
+            revocations_refused: m.revocations_refused,
+            missing_reported: m.missing_reported,
+            missing_at_end: w.nodes.iter().map(|n| n.missing()).sum(),
             stamp_regressions: m.stamp_regressions,
             connections: ns.connections,
             disconnections: ns.disconnections,
@@ -346,6 +366,7 @@ impl fmt::Display for RunReport {
             ("by kind", t.by_kind.iter().map(|k| format!("{} {}/{}B", k.kind, k.messages, k.bytes)).collect::<Vec<_>>().join("  ")),
             ("records in", format!("{} by push, {} by repair, {} duplicates, {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.expired_on_receipt, h.cleared, h.gc_pruned)),
             ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} stamp regressions, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.stamp_regressions, h.persist_failures, h.read_failures, h.batches_timed_out)),
+            ("storage", format!("{} disk faults, {} halts, {} resumes, {} revocations refused; {} ids reported missing at start, {} at the end", h.disk_faults, h.writes_halted, h.writes_resumed, h.revocations_refused, h.missing_reported, h.missing_at_end)),
             ("network", format!("{} connections, {} sides lost, {} failed dials, {} retransmissions; chaos {} dropped {} duplicated {} reordered", h.connections, h.disconnections, h.dial_failures, h.retransmissions, h.chaos_dropped, h.chaos_duplicated, h.chaos_reordered)),
         ];
         for (k, v) in rows {

@@ -60,6 +60,8 @@ pub(crate) enum Event {
     },
     /// A node's garbage collector runs.
     Gc { node: usize },
+    /// A node whose writes halted checks whether its disk works again.
+    Recover { node: usize, incarnation: u64 },
     /// The workload revokes something.
     Revoke,
     /// The workload checks a token.

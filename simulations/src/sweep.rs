@@ -18,7 +18,7 @@ use crate::{run_seed, RunOptions};
 pub enum Selection {
     /// One scenario for every seed.
     One(Scenario),
-    /// Seed `s` runs scenario `s mod 10`, in the order of [`Scenario::ALL`].
+    /// Seed `s` runs scenario `s mod 16`, in the order of [`Scenario::ALL`].
     All,
 }
 

@@ -4,13 +4,14 @@
 //! This file holds the loop and the glue between the engine and the world:
 //! feeding inputs in at each node's own clock, and acting on its outputs
 //! (frames onto the network, writes onto the disk, closed connections).
-//! `actions.rs` holds the clients, the faults, the heal and the end.
+//! `persist.rs` holds the write path, `actions.rs` the clients, the faults,
+//! the heal and the end, `disk.rs` the storage faults.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng;
-use veto_core::{Frontier, NodeId, Record, RecordId};
+use veto_core::{Frontier, NodeId};
 use veto_gossip::engine::{Engine, Lane, Output};
 use veto_gossip::proto::{self, FRAME_HEADER_BYTES};
 
@@ -23,7 +24,7 @@ use crate::params::{Bug, FaultAction, Params};
 use crate::regions::REGIONS;
 use crate::rng::{mix, stream, SimRng, Stream};
 use crate::sched::{Event, Queue, Time, Trace, MS};
-use crate::store::Store;
+use crate::store::{Image, Store};
 use crate::workload::Workload;
 
 /// Where the run stands.
@@ -67,6 +68,8 @@ pub(crate) struct World {
     pub(crate) chaos: bool,
     pub(crate) disk_failing: bool,
     pub(crate) catch_up: Vec<CatchUp>,
+    /// Backups of nodes' durable stores, by snapshot id: (node, image).
+    pub(crate) snapshots: BTreeMap<u32, (usize, Image)>,
     pub(crate) revocations_left: u64,
     pub(crate) checks_left: u64,
     pub(crate) ended: bool,
@@ -103,17 +106,20 @@ impl World {
                 store,
                 live: None,
                 skew: p.skew_ms.get(i).copied().unwrap_or(0) * MS as i64,
-                stepped_back: 0,
+                peak_skew: 0,
                 incarnation: 0,
                 rng: stream(seed, Stream::Engine(i)),
                 disk_free: 0,
                 next_flush: None,
                 last_stamp: veto_core::Hlc::default(),
                 timer_at: None,
+                disk_down: false,
+                halted: false,
+                recovery_pending: false,
+                marker_checked: false,
+                missing_at_start: 0,
+                last_step: None,
             });
-        }
-        if p.bug == Some(Bug::DropOrigin) && n >= 2 {
-            nodes[0].store.drop_origin = Some(nodes[1].id);
         }
         let names = nodes.iter().map(|n| n.name.clone()).collect();
         let chaos = {
@@ -151,6 +157,7 @@ impl World {
             max_clock_secs: 0,
             chaos,
             catch_up: Vec::new(),
+            snapshots: BTreeMap::new(),
             revocations_left: 0,
             checks_left: 0,
             ended: false,
@@ -264,6 +271,7 @@ impl World {
                 records,
             } => self.on_local_durable(node, incarnation, records),
             Event::Gc { node } => self.on_gc(node),
+            Event::Recover { node, incarnation } => self.on_recover(node, incarnation),
             Event::Revoke => self.on_revoke(),
             Event::BulkImport => self.on_bulk_import(),
             Event::Check => self.on_check(),
@@ -438,143 +446,6 @@ impl World {
                     self.net.engine_close(&mut self.q, self.now, peer);
                 }
                 Output::Event(e) => self.metrics.event(&e),
-            }
-        }
-    }
-
-    fn persist(
-        &mut self,
-        i: usize,
-        id: veto_gossip::engine::PersistId,
-        records: Vec<Record>,
-        cover: Frontier,
-        restore: Vec<Record>,
-    ) {
-        let now = self.now;
-        let local_secs = self.nodes[i].local_secs(now);
-        self.max_clock_secs = self.max_clock_secs.max(local_secs);
-        self.oracle
-            .persist_request(now, i, local_secs, &records, &cover, &self.nodes[i].store);
-        self.oracle
-            .restore_request(now, i, &restore, &self.nodes[i].store);
-        self.trace
-            .word(0x9e ^ (records.len() as u64) << 8 ^ cover.count() << 32);
-        let d = &self.p.disk;
-        let latency = self.disk_rng.gen_range(d.min_us..=d.max_us.max(d.min_us));
-        let fail = self.disk_failing && self.disk_rng.gen_bool(d.fail_prob);
-        let node = &mut self.nodes[i];
-        let done = node.disk_write(now, latency);
-        let incarnation = node.incarnation;
-        self.q.push(
-            done,
-            Event::PersistDone {
-                node: i,
-                incarnation,
-                id,
-                records,
-                cover,
-                restore,
-                fail,
-            },
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_persisted(
-        &mut self,
-        i: usize,
-        incarnation: u64,
-        id: veto_gossip::engine::PersistId,
-        records: Vec<Record>,
-        cover: Frontier,
-        restore: Vec<Record>,
-        fail: bool,
-    ) {
-        let now = self.now;
-        if self.nodes[i].incarnation != incarnation || self.nodes[i].live.is_none() {
-            // The write was still on its way when the node crashed.
-            return;
-        }
-        if fail {
-            self.metrics.persist_failures += 1;
-            self.with_engine(i, |e, local, _, _| e.persist_failed(local, id));
-            return;
-        }
-        let node = &mut self.nodes[i];
-        let mut stored = Vec::new();
-        for r in &records {
-            if node.store.insert(now, r.clone()) {
-                stored.push(r);
-            }
-        }
-        node.store.cover(&cover);
-        for r in &restore {
-            if node.store.restore(now, r.clone()) {
-                stored.push(r);
-                self.metrics.restored_stored += 1;
-            }
-        }
-        self.with_engine(i, |e, local, _, _| e.records_durable(local, id));
-        for r in stored {
-            self.index_insert(i, r);
-            self.oracle.stored(i, r.id);
-            if let (Some(k), Some(&origin)) =
-                (self.oracle.records.get(&r.id), self.by_id.get(&r.id.origin))
-            {
-                let base = self.net.one_way(origin, i);
-                self.metrics.latency.push((now - k.created_at, base));
-            }
-        }
-        self.oracle.durable(now, i, &records, &self.nodes[i].store);
-        self.catch_up_check(i);
-        self.check_converged();
-    }
-
-    pub(crate) fn index_insert(&mut self, i: usize, r: &Record) {
-        let Some(live) = self.nodes[i].live.as_mut() else {
-            return;
-        };
-        if let Err(e) = live.index.insert_record(r) {
-            live.index_errors += 1;
-            let detail = format!("the lookup index refused the record: {e}");
-            self.oracle
-                .violate(self.now, "index-refused", Some(i), Some(r.id), detail);
-        }
-    }
-
-    fn on_local_durable(&mut self, i: usize, incarnation: u64, records: Vec<Record>) {
-        let now = self.now;
-        if self.nodes[i].incarnation != incarnation || self.nodes[i].live.is_none() {
-            return;
-        }
-        let done: std::collections::BTreeSet<RecordId> = records.iter().map(|r| r.id).collect();
-        if let Some(live) = self.nodes[i].live.as_mut() {
-            live.pending.retain(|p| !done.contains(p));
-        }
-        for r in &records {
-            self.nodes[i].store.insert(now, r.clone());
-            self.index_insert(i, r);
-            self.oracle.stored(i, r.id);
-            self.oracle.acked(now, r.id);
-            self.metrics.acked += 1;
-        }
-        self.trace.word(0x1d ^ (records.len() as u64) << 8);
-        self.with_engine(i, |e, local, _, _| e.local_records(local, &records));
-        self.check_converged();
-    }
-
-    fn catch_up_check(&mut self, i: usize) {
-        let now = self.now;
-        let store = &self.nodes[i].store;
-        for c in self
-            .catch_up
-            .iter_mut()
-            .filter(|c| c.node == i && c.done_at.is_none())
-        {
-            if store.covered_count() >= c.target_count
-                && c.target.missing_in(store.covered()).is_empty()
-            {
-                c.done_at = Some(now);
             }
         }
     }

@@ -24,6 +24,8 @@ fn a_seed_replays_the_same_trace() {
         Scenario::ClockSkew,
         Scenario::FlappingLinks,
         Scenario::AsymmetricPartition,
+        Scenario::CorruptTail,
+        Scenario::DiskFailure,
     ] {
         let a = run_seed(scenario, 42, &quick());
         let b = run_seed(scenario, 42, &quick());

@@ -2,15 +2,17 @@
 //! manner of FoundationDB's test files. `random` draws everything, the
 //! world's parameters included, from the seed (swarm testing).
 
-use rand::seq::SliceRandom;
+mod durability;
+mod random;
+
 use rand::Rng;
 
-use crate::faults::{random_plan, random_side, two, Plan};
+use crate::faults::{random_side, two, Plan};
 use crate::params::{
     BulkImport, Chaos, DiskParams, EngineParams, Links, NetParams, Params, TransportParams,
     WorkloadParams,
 };
-use crate::regions::{FIVE, REGIONS};
+use crate::regions::FIVE;
 use crate::rng::{stream, SimRng, Stream};
 
 /// How big a run is: `Full` for the command line, `Quick` for the test suite
@@ -57,6 +59,18 @@ pub enum Scenario {
     /// One hundred nodes in five regions (twenty each), full mesh, with one
     /// crash and one isolated node.
     LargeCluster100Nodes,
+    /// Nodes restored from backups, one of them while cut off.
+    RestoreFromBackup,
+    /// A new node started from a copy of another's data directory.
+    ClonedNode,
+    /// Logs cut short at a damaged entry, losing their last writes.
+    CorruptTail,
+    /// Records whose data is lost under ids still covered.
+    LostData,
+    /// Clocks hours and days ahead and behind, put right later.
+    ClockDays,
+    /// Disks that fail for a while, one until the heal.
+    DiskFailure,
     /// Everything from the seed: regions, sizes, engine and transport
     /// settings, loss, chaos, disk failures, skew and a random fault plan.
     Random,
@@ -64,7 +78,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::Healthy5Regions,
         Scenario::PartitionHeal,
         Scenario::AsymmetricPartition,
@@ -74,6 +88,12 @@ impl Scenario {
         Scenario::NewRegionWithBacklog,
         Scenario::FlappingLinks,
         Scenario::LargeCluster100Nodes,
+        Scenario::RestoreFromBackup,
+        Scenario::ClonedNode,
+        Scenario::CorruptTail,
+        Scenario::LostData,
+        Scenario::ClockDays,
+        Scenario::DiskFailure,
         Scenario::Random,
     ];
 
@@ -89,6 +109,12 @@ impl Scenario {
             Scenario::NewRegionWithBacklog => "new-region-with-backlog",
             Scenario::FlappingLinks => "flapping-links",
             Scenario::LargeCluster100Nodes => "large-cluster-100-nodes",
+            Scenario::RestoreFromBackup => "restore-from-backup",
+            Scenario::ClonedNode => "cloned-node",
+            Scenario::CorruptTail => "corrupt-tail",
+            Scenario::LostData => "lost-data",
+            Scenario::ClockDays => "clock-days",
+            Scenario::DiskFailure => "disk-failure",
             Scenario::Random => "random",
         }
     }
@@ -110,7 +136,13 @@ impl Scenario {
             Scenario::NewRegionWithBacklog => "Four regions run and one imports 30,000 records in one batch; a node in a fifth region (ap-southeast-1) joins empty at 40% of the run and streams the backlog from every peer with backpressure (256-record batches).",
             Scenario::FlappingLinks => "Three links go down and up every 0.1-3 s for most of the run, two both ways and one in one direction only.",
             Scenario::LargeCluster100Nodes => "One hundred nodes in five regions (twenty each), full mesh; one node crashes for a quarter of the run and another is isolated for a fifth.",
-            Scenario::Random => "Swarm testing: regions, node count, sizes, engine and transport settings, jitter, loss, transport chaos (drops, duplicates, reordering), disk and read failures, skew, late joiners and a random fault plan, all drawn from the seed.",
+            Scenario::RestoreFromBackup => "Two nodes are restored from backups of their data directories: one backed up at 15% and restored at 50% while connected (what it made since comes back from its peers), one backed up at 30%, cut off at 55% and restored at 70% while still cut off (what it made alone is gone for good, unreported, as documented). Each restarts under a fresh writer id.",
+            Scenario::ClonedNode => "A sixth node starts at 40% from a copy of another node's data directory, in the same region, and must run as a node of its own (a fresh writer id, its own records); the source crashes and restarts later.",
+            Scenario::CorruptTail => "Logs cut at a damaged entry: a node loses its last 5-40 writes at 30%, and its last few again at 85% while down; another is cut off at 50% and loses its last 5-40 writes at 65%, some of them never replicated. Each must report the loss at start (its durability marker) and fetch back what peers hold.",
+            Scenario::LostData => "Two nodes lose the data of 10-50 records each while keeping their ids covered (the same frontier, a different digest); the holdings repair must bring every one back from peers.",
+            Scenario::ClockDays => "Clocks far beyond the 500 ms tolerated offset, each put right later: one node 1-3 days ahead from 15% to 55%, one 1-12 hours behind from 30% to 70%, one 1-12 hours ahead from 60% to 85%. Records arrive expired by a wrong clock and must be stored; no clock may collect what the cluster still needs.",
+            Scenario::DiskFailure => "Disks that fail every write for a while: one from 20% to 50%, one from 50% until the heal, one from 30% to 60% with a crash and restart in between. Writes halt (local revocations refused, peer records not acknowledged) and resume within 2 s of the disk working.",
+            Scenario::Random => "Swarm testing: regions, node count, sizes, engine and transport settings, jitter, loss, transport chaos (drops, duplicates, reordering), disk and read failures, skew, late joiners (some started from a clone), clocks hours or days off for a while, and a random fault plan over every kind of fault (storage faults included), all drawn from the seed.",
         }
     }
 
@@ -282,7 +314,40 @@ impl Scenario {
                 p.faults = plan.finish();
                 p
             }
-            Scenario::Random => random(seed, size, ov, &mut rng),
+            Scenario::RestoreFromBackup => {
+                let mut p = base(self, five(), &mut rng);
+                durability::restore_from_backup(&mut p, &mut rng);
+                p
+            }
+            Scenario::ClonedNode => {
+                let mut regions = five();
+                let from = rng.gen_range(0..regions.len());
+                regions.push(regions[from]);
+                let mut p = base(self, regions, &mut rng);
+                durability::cloned_node(&mut p, from);
+                p
+            }
+            Scenario::CorruptTail => {
+                let mut p = base(self, five(), &mut rng);
+                durability::corrupt_tail(&mut p, &mut rng);
+                p
+            }
+            Scenario::LostData => {
+                let mut p = base(self, five(), &mut rng);
+                durability::lost_data(&mut p, &mut rng);
+                p
+            }
+            Scenario::ClockDays => {
+                let mut p = base(self, five(), &mut rng);
+                durability::clock_days(&mut p, &mut rng);
+                p
+            }
+            Scenario::DiskFailure => {
+                let mut p = base(self, five(), &mut rng);
+                durability::disk_failure(&mut p, &mut rng);
+                p
+            }
+            Scenario::Random => random::random(seed, size, ov, &mut rng),
         }
     }
 }
@@ -300,7 +365,7 @@ pub struct Overrides {
 
 /// `nodes` nodes (default: one per region) spread over `regions`, in region
 /// order: all the nodes of one region are adjacent.
-fn shape(regions: &[usize], nodes: Option<usize>) -> Vec<usize> {
+pub(super) fn shape(regions: &[usize], nodes: Option<usize>) -> Vec<usize> {
     let n = nodes.unwrap_or(regions.len()).max(2);
     let k = regions.len().max(1);
     let mut out: Vec<usize> = (0..n).map(|i| regions[i * k / n]).collect();
@@ -310,7 +375,7 @@ fn shape(regions: &[usize], nodes: Option<usize>) -> Vec<usize> {
 
 /// The defaults every named scenario starts from: realistic settings, the
 /// engine's and transport's own defaults, NTP-grade clocks.
-fn base(
+pub(super) fn base(
     seed: u64,
     s: Scenario,
     node_regions: Vec<usize>,
@@ -377,143 +442,4 @@ fn base(
         faults: Vec::new(),
         bug: None,
     }
-}
-
-/// Swarm testing: every parameter drawn from the seed.
-/// The maximum clock offset a world's engines tolerate.
-fn e_offset_ms(p: &Params) -> u64 {
-    p.engine.max_clock_offset_ms
-}
-
-fn random(seed: u64, size: Size, ov: &Overrides, rng: &mut SimRng) -> Params {
-    let quick = size == Size::Quick;
-    let mut params_rng = stream(seed, Stream::Params);
-    let r = &mut params_rng;
-    let mut regions: Vec<usize> = (0..REGIONS.len()).collect();
-    regions.shuffle(r);
-    regions.truncate(r.gen_range(1..=REGIONS.len()));
-    let cap = if quick { 10 } else { 24 };
-    let mut node_regions = Vec::new();
-    for region in &regions {
-        let k = if r.gen_bool(0.2) {
-            r.gen_range(1..=6)
-        } else {
-            r.gen_range(1..=3)
-        };
-        node_regions.extend(std::iter::repeat_n(*region, k));
-    }
-    if node_regions.len() < 2 {
-        node_regions.push(regions[0]);
-    }
-    node_regions.truncate(cap);
-    if let Some(n) = ov.nodes {
-        node_regions = shape(&regions, Some(n));
-    }
-    let mut p = base(seed, Scenario::Random, node_regions, size, ov, r);
-    let n = p.nodes();
-    let drawn = if quick {
-        r.gen_range(3_000..=8_000)
-    } else {
-        r.gen_range(10_000..=60_000)
-    };
-    p.duration_ms = ov.duration_ms.unwrap_or(drawn);
-    p.warmup_ms = r.gen_range(0..=2_000);
-    p.gc_interval_ms = r.gen_range(200..=3_000);
-    let w = &mut p.workload;
-    w.revocations = if quick {
-        r.gen_range(20..=200)
-    } else {
-        r.gen_range(50..=5_000)
-    };
-    w.checks = (w.revocations as f64 * r.gen_range(0.5..3.0)) as u64;
-    w.batch_prob = r.gen_range(0.0..0.1);
-    w.max_batch = r.gen_range(2..=200);
-    w.short_lived = r.gen_range(0.0..=1.0);
-    w.short_life_s = (r.gen_range(1..=5), r.gen_range(5..=30));
-    if r.gen_bool(0.2) {
-        w.bulk_import = Some(BulkImport {
-            at_ms: r.gen_range(0..p.duration_ms / 2),
-            node: r.gen_range(0..n),
-            count: if quick {
-                r.gen_range(50..=1_000)
-            } else {
-                r.gen_range(100..=10_000)
-            },
-        });
-    }
-    let e = &mut p.engine;
-    e.anti_entropy_ms = r.gen_range(300..=5_000);
-    e.max_batch_records = *[8, 32, 128, 1_024].choose(r).unwrap_or(&1_024);
-    e.max_batch_bytes = *[4_096, 65_536, 262_144].choose(r).unwrap_or(&262_144);
-    e.window = r.gen_range(1..=8);
-    e.ack_timeout_ms = r.gen_range(2_000..=30_000);
-    e.handshake_timeout_ms = r.gen_range(3_000..=10_000);
-    e.push_grace_ms = r.gen_range(200..=2_000);
-    e.retry_delay_ms = r.gen_range(200..=2_000);
-    e.gc_grace_s = r.gen_range(1..=30);
-    e.max_clock_offset_ms = *[100, 500, 2_000].choose(r).unwrap_or(&500);
-    let t = &mut p.transport;
-    t.idle_timeout_ms = r.gen_range(3_000..=15_000);
-    t.keep_alive_ms = r.gen_range(500..=t.idle_timeout_ms / 2);
-    t.dial_timeout_ms = r.gen_range(1_000..=5_000);
-    t.backoff_min_ms = r.gen_range(50..=500);
-    t.backoff_max_ms = r.gen_range(1_000..=10_000);
-    p.net.jitter = r.gen_range(0.0..0.5);
-    p.net.loss = if r.gen_bool(0.5) {
-        0.0
-    } else {
-        r.gen_range(0.0..0.2)
-    };
-    p.net.bandwidth_mbps = *[10.0, 100.0, 1_000.0].choose(r).unwrap_or(&1_000.0);
-    p.disk.min_us = r.gen_range(50..=500);
-    p.disk.max_us = p.disk.min_us + r.gen_range(0..=20_000);
-    p.disk.fail_prob = if r.gen_bool(0.7) {
-        0.0
-    } else {
-        r.gen_range(0.0..0.05)
-    };
-    p.disk.read_fail_prob = if r.gen_bool(0.7) {
-        0.0
-    } else {
-        r.gen_range(0.0..0.1)
-    };
-    if r.gen_bool(0.3) {
-        p.base_chaos = Chaos {
-            loss: 0.0,
-            drop: r.gen_range(0.0..0.05),
-            duplicate: r.gen_range(0.0..0.05),
-            reorder: r.gen_range(0.0..0.05),
-        };
-    }
-    if r.gen_bool(0.4) {
-        // Most clocks are kept within the tolerated offset (NTP), a minority
-        // are far off: seconds to days, ahead or behind. Against a majority of
-        // wrong clocks no rule can tell which time is right.
-        let tolerated = e_offset_ms(&p) as i64;
-        p.skew_ms = (0..n)
-            .map(|_| r.gen_range(-tolerated / 3..=tolerated / 3))
-            .collect();
-        let bad = r.gen_range(1..=(n.saturating_sub(1) / 2).max(1));
-        for _ in 0..bad.min(n) {
-            let k = r.gen_range(0..n);
-            let far = *[5_000i64, 60_000, 3_600_000, 3 * 86_400_000]
-                .choose(r)
-                .unwrap_or(&5_000);
-            let sign = if r.gen_bool(0.5) { 1 } else { -1 };
-            p.skew_ms[k] = sign * r.gen_range(far / 2..=far);
-        }
-    }
-    let d = p.duration_ms;
-    let count = rng.gen_range(0..=(d / 3_000) as usize + 1);
-    let mut faults = random_plan(rng, n, p.warmup_ms, d, count);
-    if n >= 3 && rng.gen_bool(0.2) {
-        let late = rng.gen_range(0..n);
-        p.late_joiners = vec![late];
-        let mut plan = Plan::default();
-        plan.start(rng.gen_range(d / 10..=d * 7 / 10), late);
-        faults.extend(plan.finish());
-        faults.sort_by_key(|s| s.at_ms);
-    }
-    p.faults = faults;
-    p
 }
