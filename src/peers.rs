@@ -99,11 +99,11 @@ impl PeerDirectory {
             .collect()
     }
 
-    /// Whether the node has no peers at all: none configured, none connected
-    /// on their own.
-    pub(crate) fn is_empty(&self) -> bool {
+    /// How many peer nodes this node knows: the configured ones and those
+    /// connected on their own.
+    pub(crate) fn count(&self) -> usize {
         let peers = self.lock();
-        peers.configured.is_empty() && peers.inbound.is_empty()
+        peers.configured.len() + peers.inbound.len()
     }
 
     /// The configured addresses.

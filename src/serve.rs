@@ -171,7 +171,7 @@ async fn start_node(
         .with_max_clock_offset(settings.max_clock_offset)
         // Bulk cutoffs come from the hybrid clock: never behind a stamp this
         // node has made or taken in.
-        .with_clock(move || clock.hybrid_now_secs())
+        .with_clock(move || clock.cutoff_now_secs())
         .with_prometheus(metrics);
     let api_config = settings
         .transmitters

@@ -21,15 +21,13 @@
 //! 2. **Or an established connection's next round** (`t_round`). Packets
 //!    stalled on a blocked path are retransmitted within 1.5 RTT. The next
 //!    anti-entropy round comes within 1.5 × the period (rounds are jittered
-//!    to 0.5–1.5 ×), delayed by the backward steps of the node's clock since
-//!    its timers were set (`back_step`: timers are set in wall-clock time, so
-//!    a timer set when the clock read further ahead fires that much later;
-//!    at most a minute of it is allowed, see [`MAX_POSTPONE_MS`]),
-//!    after records pushed within `push_grace` stop counting as on their way.
+//!    to 0.5–1.5 ×; timers follow the monotonic clock, which no clock step
+//!    moves), after records pushed within `push_grace` stop counting as on
+//!    their way.
 //!    If a batch could have been lost (chaos drops, failed persists, halted
 //!    writes), its window slot comes back only after `ack_timeout`; after a
 //!    failed read the stream resumes after `retry_delay`.
-//!    `t_round = 1.5 RTT + back_step + push_grace + 1.5 × period
+//!    `t_round = 1.5 RTT + push_grace + 1.5 × period
 //!    + [loss of a batch possible] ack_timeout + [read failures] retry_delay`.
 //! 3. **The backlog** (`t_stream`). A node lacking `L` records receives them
 //!    in batches of `b = min(max_batch_records, max_batch_bytes / record
@@ -70,15 +68,6 @@ use crate::sched::{Time, MS};
 /// ms (production's storage recovery interval).
 pub(crate) const RECOVERY_MS: u64 = 2_000;
 
-/// How late the bound lets a node's timers fire after its clock stepped back,
-/// ms. The engine sets its timers in wall-clock time, so a timer set while the
-/// clock read S ahead of where it reads now fires S late (finding 1 in
-/// simulations/README.md): a clock put right after running hours ahead stops
-/// the node's anti-entropy rounds for hours. The bound tolerates a minute of
-/// it; a node that needs its own rounds after a longer step is reported as
-/// `no-convergence`, with the step named.
-pub(crate) const MAX_POSTPONE_MS: u64 = 60_000;
-
 /// The longest wait between two `Held` messages for one origin, in
 /// anti-entropy periods (the engine's `holdings::MAX_BACKOFF_ROUNDS`).
 const HELD_MAX_BACKOFF_ROUNDS: u64 = 64;
@@ -87,10 +76,6 @@ const HELD_MAX_BACKOFF_ROUNDS: u64 = 64;
 pub(crate) struct AtHeal {
     /// Largest RTT between two nodes, jitter included.
     pub(crate) max_rtt: Time,
-    /// The most any node's pending timers can fire late: how far its clock
-    /// has stepped back from the furthest ahead it read since it started.
-    /// The bound counts at most [`MAX_POSTPONE_MS`] of it.
-    pub(crate) back_step: Time,
     /// The most records any node lacks (plus local writes still on their way,
     /// plus records whose data a disk fault destroyed).
     pub(crate) backlog: u64,
@@ -126,9 +111,6 @@ pub struct Bound {
     pub tail_ms: f64,
     /// Records the worst node lacked at the heal.
     pub backlog: u64,
-    /// How late a node's timers may fire after a backward clock step, ms,
-    /// before the bound's allowance (`MAX_POSTPONE_MS`) is applied.
-    pub postponed_ms: f64,
     /// The bound itself.
     pub total_ms: f64,
 }
@@ -149,9 +131,7 @@ impl Bound {
         }
         let connect = wait + ms(t.backoff_max_ms) + rtt * 5 / 2;
 
-        let back_step = h.back_step.min(ms(MAX_POSTPONE_MS));
-        let mut round =
-            rtt * 3 / 2 + back_step + ms(e.push_grace_ms) + ms(e.anti_entropy_ms) * 3 / 2;
+        let mut round = rtt * 3 / 2 + ms(e.push_grace_ms) + ms(e.anti_entropy_ms) * 3 / 2;
         if batch_loss {
             round += ms(e.ack_timeout_ms);
         }
@@ -189,7 +169,6 @@ impl Bound {
                 recover_ms: f(recover),
                 tail_ms: f(tail),
                 backlog: h.backlog,
-                postponed_ms: f(h.back_step),
                 total_ms: f(total),
             },
             total,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use veto_core::{HybridClock, LookupIndex, NodeId};
-use veto_gossip::engine::{Config, Engine};
+use veto_gossip::engine::{Config, Engine, Now};
 
 use crate::params::EngineParams;
 use crate::rng::SimRng;
@@ -36,10 +36,6 @@ pub(crate) struct SimNode {
     pub(crate) live: Option<Live>,
     /// This node's clock minus simulated wall time, ns.
     pub(crate) skew: i64,
-    /// The highest `skew` since the engine started, ns. The engine sets its
-    /// timers in wall-clock time, so a pending timer may fire up to
-    /// `peak_skew - skew` late.
-    pub(crate) peak_skew: i64,
     /// Bumped at every crash, so that events of a past life are ignored.
     pub(crate) incarnation: u64,
     pub(crate) rng: SimRng,
@@ -90,15 +86,15 @@ impl SimNode {
         Duration::from_nanos(nanos.max(0) as u64)
     }
 
+    /// The engine's two clocks at simulated time `now`: the monotonic one is
+    /// simulated time itself, the wall clock is skewed.
+    pub(crate) fn clocks(&self, now: Time) -> Now {
+        Now::new(Duration::from_nanos(now), self.local(now))
+    }
+
     /// This node's wall clock at `now`, in whole Unix seconds.
     pub(crate) fn local_secs(&self, now: Time) -> u64 {
         self.local(now).as_secs()
-    }
-
-    /// The simulated time at which this node's clock reads `local`.
-    pub(crate) fn global(&self, local: Duration) -> Time {
-        let nanos = local.as_nanos() as i128 - (EPOCH_SECS * SEC) as i128 - self.skew as i128;
-        nanos.clamp(0, u64::MAX as i128) as Time
     }
 
     /// Starts the node from its durable state under writer id `id`: a new
@@ -110,7 +106,6 @@ impl SimNode {
     /// (unless `check_marker` is off) and reports the ids missing.
     pub(crate) fn start(&mut self, id: NodeId, check_marker: bool) {
         self.id = id;
-        self.peak_skew = self.skew;
         self.halted = false;
         self.recovery_pending = false;
         self.marker_checked = check_marker;

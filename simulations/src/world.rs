@@ -8,11 +8,10 @@
 //! the heal and the end, `disk.rs` the storage faults.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use rand::Rng;
 use veto_core::{Frontier, NodeId};
-use veto_gossip::engine::{Engine, Lane, Output};
+use veto_gossip::engine::{Engine, Lane, Now, Output};
 use veto_gossip::proto::{self, FRAME_HEADER_BYTES};
 
 use crate::bound::Bound;
@@ -106,7 +105,6 @@ impl World {
                 store,
                 live: None,
                 skew: p.skew_ms.get(i).copied().unwrap_or(0) * MS as i64,
-                peak_skew: 0,
                 incarnation: 0,
                 rng: stream(seed, Stream::Engine(i)),
                 disk_free: 0,
@@ -325,11 +323,11 @@ impl World {
     pub(crate) fn with_engine(
         &mut self,
         i: usize,
-        f: impl FnOnce(&mut Engine, Duration, &mut SimRng, &Store),
+        f: impl FnOnce(&mut Engine, Now, &mut SimRng, &Store),
     ) {
         let now = self.now;
         let node = &mut self.nodes[i];
-        let local = node.local(now);
+        let local = node.clocks(now);
         let Some(live) = node.live.as_mut() else {
             return;
         };
@@ -347,7 +345,7 @@ impl World {
         self.trace.word(0x71 ^ (i as u64) << 8);
         let now = self.now;
         let node = &mut self.nodes[i];
-        let local = node.local(now);
+        let local = node.clocks(now);
         let Some(live) = node.live.as_mut() else {
             return;
         };
@@ -367,13 +365,14 @@ impl World {
             node.timer_at = None;
             return;
         };
-        let mut at = node.global(due).max(now);
-        if after_tick && due <= node.local(now) {
+        let due = due.as_nanos().min(u128::from(Time::MAX)) as Time;
+        let mut at = due.max(now);
+        if after_tick && due <= now {
             // A tick must handle everything due; asking to be woken at once
             // again would make a driver spin.
             at = now + MS;
             let detail =
-                format!("after a tick the engine asks to be woken at {due:?}, not later than now");
+                format!("after a tick the engine asks to be woken at {due} ns, not later than now");
             self.oracle
                 .violate(now, "timer-spin", Some(i), None, detail);
         }

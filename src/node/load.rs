@@ -155,9 +155,20 @@ impl Node {
         let count = memory.index.len();
         *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
         metrics::gauge!("veto_records").set(count as f64);
-        // Records of the failed write that reached the disk keep their seqs.
+        // Records of the failed write that reached the disk keep their seqs,
+        // and, enforced here now, go to the peers like any other.
         let on_disk = self.store.covered()?.max_seq(self.info.id);
         let mut next_seq = self.next_seq.blocking_lock();
+        if on_disk >= *next_seq {
+            let landed = self
+                .store
+                .read_range(self.info.id, *next_seq..=on_disk, usize::MAX)?;
+            tracing::warn!(
+                records = landed.len(),
+                "part of a failed local write reached the disk; it is enforced and replicated"
+            );
+            let _ = self.local_records.send(landed);
+        }
         *next_seq = (*next_seq).max(on_disk + 1);
         Ok(true)
     }

@@ -125,15 +125,7 @@ impl Node {
             local_records: tx,
             peers,
             feed: crate::feed::new_feed(feed),
-            clock_check: Mutex::new((
-                ClockCheck {
-                    verdict: ClockVerdict::Unconfirmed,
-                    peers: 0,
-                    off: 0,
-                    offset_ns: None,
-                },
-                Reading::now(),
-            )),
+            clock_check: Mutex::new((ClockCheck::UNCONFIRMED, Reading::now())),
         };
         Ok((Arc::new(node), rx))
     }
@@ -149,10 +141,18 @@ impl Node {
         Arc::clone(&self.clock)
     }
 
-    /// The hybrid clock's reading now, in whole Unix seconds: never behind a
-    /// stamp this node made or took in.
-    pub(crate) fn hybrid_now_secs(&self) -> u64 {
-        self.clock.stamp(wall_clock()).unix_secs()
+    /// Now for the API's cutoffs and bounds, in whole Unix seconds: the
+    /// hybrid clock, so never behind a stamp this node made or took in, but
+    /// never more than the maximum clock offset ahead of the wall clock. A
+    /// clock that ran ahead and was put right leaves the hybrid clock ahead
+    /// until real time catches up, and a cutoff taken from it would revoke
+    /// the tokens issued meanwhile.
+    pub(crate) fn cutoff_now_secs(&self) -> u64 {
+        let wall = wall_clock();
+        let hybrid = self.clock.stamp(wall).as_unix();
+        hybrid
+            .min(wall.saturating_add(self.max_clock_offset))
+            .as_secs()
     }
 
     /// The replication driver reports the clock comparison.
@@ -223,9 +223,9 @@ impl Node {
         }
         match check.verdict {
             ClockVerdict::Skewed => Some("clock_skew"),
-            // A node that replicates waits to compare its clock with a peer's;
-            // a node alone has nothing to compare with.
-            ClockVerdict::Unconfirmed if !self.peers.is_empty() => Some("clock_unconfirmed"),
+            // A node that replicates waits until most of its peers confirm its
+            // clock; a node alone has nothing to compare with.
+            _ if !check.confirms_clock(self.peers.count()) => Some("clock_unconfirmed"),
             _ => None,
         }
     }

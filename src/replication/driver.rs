@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use rand::SeedableRng as _;
 use tokio::sync::mpsc;
 use veto_core::{NodeId, Record};
 use veto_gossip::engine::{
-    Config, Engine, EngineEvent, Lane as EngineLane, Output, PeerKey, PersistId, Via,
+    Config, Engine, EngineEvent, Lane as EngineLane, Now, Output, PeerKey, PersistId, Via,
 };
 use veto_gossip::proto;
 use veto_transport::tls::{ClusterTls, TlsFiles};
@@ -76,6 +76,7 @@ pub(crate) async fn start(
         transport,
         directory,
         rng: StdRng::from_entropy(),
+        started: Instant::now(),
         names: Names::new(),
         regions: BTreeMap::new(),
         persisted_tx,
@@ -106,6 +107,8 @@ struct Driver {
     transport: Transport,
     directory: Arc<PeerDirectory>,
     rng: StdRng,
+    /// The origin of the engine's monotonic clock.
+    started: Instant,
     /// Node names by connection, from the peers' handshakes.
     names: Names,
     /// Regions by node id, for labelling propagation latency.
@@ -127,16 +130,16 @@ impl Driver {
             let timeout = self
                 .engine
                 .next_timeout()
-                .map(|t| t.saturating_sub(wall_clock()));
+                .map(|t| t.saturating_sub(self.started.elapsed()));
             let sleep = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 biased;
-                Some(records) = local_records.recv() => self.engine.local_records(wall_clock(), &records),
+                Some(records) = local_records.recv() => self.engine.local_records(self.now(), &records),
                 Some((id, ok)) = persisted.recv() => {
                     if ok {
-                        self.engine.records_durable(wall_clock(), id);
+                        self.engine.records_durable(self.now(), id);
                     } else {
-                        self.engine.persist_failed(wall_clock(), id);
+                        self.engine.persist_failed(self.now(), id);
                     }
                 }
                 event = events.recv() => match event {
@@ -149,14 +152,14 @@ impl Driver {
                 Some(command) = commands.recv() => self.on_command(command).await,
                 () = sleep => {
                     let source = StoreSource(self.node.store());
-                    self.engine.tick(wall_clock(), &mut self.rng, &source);
+                    self.engine.tick(self.now(), &mut self.rng, &source);
                 }
                 _ = publish.tick() => {
                     if let Some(step) = steps.observe() {
                         tracing::warn!(step_ms = step, "the wall clock stepped; measuring the peers' clocks again");
                         metrics::counter!("veto_clock_steps_total").increment(1);
                         let source = StoreSource(self.node.store());
-                        self.engine.clock_stepped(wall_clock(), &source);
+                        self.engine.clock_stepped(self.now(), &source);
                     }
                     status::publish(&self.directory, &self.transport, &self.engine, &self.names);
                     self.node.set_clock_check(self.engine.clock_check());
@@ -168,8 +171,13 @@ impl Driver {
         }
     }
 
+    /// The time on the engine's two clocks.
+    fn now(&self) -> Now {
+        Now::new(self.started.elapsed(), wall_clock())
+    }
+
     fn on_transport(&mut self, event: TransportEvent) {
-        let now = wall_clock();
+        let now = self.now();
         match event {
             TransportEvent::Connected {
                 conn,

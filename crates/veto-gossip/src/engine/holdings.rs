@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use veto_core::{NodeId, SeqSet};
 
-use super::{Engine, Lane, PeerKey, RecordSource};
+use super::{Engine, Lane, Now, PeerKey, RecordSource};
 use crate::proto::{Holding, Message, MAX_HELD_RANGES};
 
 /// Frontiers in a row that must show a difference before a `Held` is sent,
@@ -48,7 +48,7 @@ impl Engine {
     /// cover identically, and sends `Held` where they keep differing.
     pub(super) fn compare_holdings(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         truncated: bool,
         theirs: &[(NodeId, Holding)],
@@ -84,12 +84,12 @@ impl Engine {
                 ..Chase::default()
             });
             chase.streak += 1;
-            if chase.streak >= STREAK && now >= chase.next_at {
+            if chase.streak >= STREAK && now.mono >= chase.next_at {
                 chase.backoff = match chase.backoff {
                     0 => FIRST_BACKOFF_ROUNDS,
                     b => (b * 2).min(MAX_BACKOFF_ROUNDS),
                 };
-                chase.next_at = now.saturating_add(
+                chase.next_at = now.mono.saturating_add(
                     self.config
                         .anti_entropy_period
                         .saturating_mul(chase.backoff),
@@ -126,7 +126,7 @@ impl Engine {
     /// what this node holds there and it does not.
     pub(super) fn on_held(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         origin: NodeId,
         seqs: RangeInclusive<u64>,

@@ -2,8 +2,9 @@
 //!
 //! An [`Engine`] is one node's side of replication with all its peers. It does
 //! no I/O and reads no clock: its driver feeds it inputs (a connection up or
-//! down, a message, new local records, a persisted batch, a timer) with `now`
-//! (wall time since the Unix epoch) and randomness, and drains
+//! down, a message, new local records, a persisted batch, a timer) with the
+//! time on two clocks ([`Now`]: monotonic for timers, wall for stamps and
+//! expiry) and randomness, and drains
 //! [`Output`]s: messages to send, records to persist, connections to close,
 //! events to log. [`Engine::next_timeout`] says when to call [`Engine::tick`]
 //! next. The same engine runs under quinn in production and under a simulated
@@ -56,6 +57,7 @@
 mod clock;
 mod config;
 mod holdings;
+mod now;
 mod output;
 mod receiver;
 mod sender;
@@ -78,6 +80,7 @@ use crate::proto::{
 
 pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
+pub use now::Now;
 pub use output::{EngineEvent, Lane, Output, PeerKey, PersistId, Via};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
@@ -178,12 +181,12 @@ impl Engine {
     /// every offset measured before is void. The verdict goes back to
     /// [`ClockVerdict::Unconfirmed`] and every peer is asked for a fresh
     /// measurement at once.
-    pub fn clock_stepped(&mut self, now: Duration, src: &(impl RecordSource + ?Sized)) {
+    pub fn clock_stepped(&mut self, now: Now, src: &(impl RecordSource + ?Sized)) {
         let peers: Vec<PeerKey> = self
             .sessions
             .iter_mut()
             .map(|(key, s)| {
-                s.clock = clock::ClockTrack::default();
+                s.clock.reset();
                 (*key, s.is_established())
             })
             .filter(|(_, established)| *established)
@@ -239,7 +242,7 @@ impl Engine {
 
     /// A connection to a peer is up (for QUIC: after mutual TLS). Sends `Hello`.
     /// A key already in use is treated as a new connection.
-    pub fn peer_connected(&mut self, now: Duration, peer: PeerKey) {
+    pub fn peer_connected(&mut self, now: Now, peer: PeerKey) {
         self.sessions.insert(peer, Session::new(now, &self.config));
         let hello = Hello {
             version: PROTOCOL_VERSION,
@@ -252,7 +255,7 @@ impl Engine {
 
     /// A connection is gone. Its unacknowledged batches are forgotten: the next
     /// connection's anti-entropy finds what is still missing.
-    pub fn peer_lost(&mut self, _now: Duration, peer: PeerKey) {
+    pub fn peer_lost(&mut self, _now: Now, peer: PeerKey) {
         self.sessions.remove(&peer);
         self.update_verdict();
     }
@@ -261,7 +264,7 @@ impl Engine {
     /// decoding it first. A frame that does not decode closes the connection.
     pub fn handle_frame(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         frame: &[u8],
         rng: &mut (impl RngCore + ?Sized),
@@ -280,7 +283,7 @@ impl Engine {
     /// Takes in one received message.
     pub fn handle_message(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         msg: Message,
         rng: &mut (impl RngCore + ?Sized),
@@ -290,7 +293,7 @@ impl Engine {
             return;
         };
         session.stats.messages_in += 1;
-        session.last_contact = Some(now);
+        session.last_contact = Some(now.wall);
         let established = session.is_established();
         if let Err(e) = msg.validate() {
             return self.violation(peer, format!("invalid {}: {e}", msg.kind()));
@@ -331,7 +334,7 @@ impl Engine {
     /// Records made on this node, already durable in its store: they count in
     /// the frontier at once and are pushed to every established peer.
     /// Records already covered are ignored.
-    pub fn local_records(&mut self, now: Duration, records: &[Record]) {
+    pub fn local_records(&mut self, now: Now, records: &[Record]) {
         let fresh: Vec<Record> = records
             .iter()
             .filter(|r| !self.persisting.contains_key(&r.id) && self.durable.insert(r.id))
@@ -346,7 +349,7 @@ impl Engine {
     /// resuming a backlog stream after a failed read.
     pub fn tick(
         &mut self,
-        now: Duration,
+        now: Now,
         rng: &mut (impl RngCore + ?Sized),
         src: &(impl RecordSource + ?Sized),
     ) {
@@ -355,7 +358,7 @@ impl Engine {
             let Some(session) = self.sessions.get_mut(&peer) else {
                 continue;
             };
-            if matches!(session.phase, Phase::Handshaking { deadline } if now >= deadline) {
+            if matches!(session.phase, Phase::Handshaking { deadline } if now.mono >= deadline) {
                 let reason = format!(
                     "no Hello within {:?} of connecting",
                     self.config.handshake_timeout
@@ -365,16 +368,17 @@ impl Engine {
             }
             let mut round_due = false;
             if let Phase::Established { next_round, .. } = &mut session.phase {
-                if now >= *next_round {
-                    *next_round =
-                        now.saturating_add(jittered(self.config.anti_entropy_period, rng));
+                if now.mono >= *next_round {
+                    *next_round = now
+                        .mono
+                        .saturating_add(jittered(self.config.anti_entropy_period, rng));
                     round_due = true;
                 }
             }
             let timeout = self.config.ack_timeout;
             let mut timed_out = Vec::new();
             session.inflight.retain(|b| {
-                let live = b.sent_at.saturating_add(timeout) > now;
+                let live = b.sent_at.saturating_add(timeout) > now.mono;
                 if !live {
                     timed_out.push(b.batch_id);
                 }
@@ -396,7 +400,8 @@ impl Engine {
         self.outputs.pop_front()
     }
 
-    /// When [`Engine::tick`] should next be called, if ever.
+    /// When [`Engine::tick`] should next be called, if ever, on the monotonic
+    /// clock of [`Now::mono`].
     pub fn next_timeout(&self) -> Option<Duration> {
         self.sessions
             .values()
@@ -406,7 +411,7 @@ impl Engine {
 
     fn on_hello(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         hello: Hello,
         rng: &mut (impl RngCore + ?Sized),
@@ -423,7 +428,9 @@ impl Engine {
             let reason = format!("peer has this node's own id {}", hello.node);
             return self.violation(peer, reason);
         }
-        let next_round = now.saturating_add(jittered(self.config.anti_entropy_period, rng));
+        let next_round = now
+            .mono
+            .saturating_add(jittered(self.config.anti_entropy_period, rng));
         let info = PeerInfo {
             node: hello.node,
             name: hello.name,
@@ -446,7 +453,7 @@ impl Engine {
 
     fn on_frontier(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         summary: &FrontierSummary,
         holdings: &[(veto_core::NodeId, proto::Holding)],
@@ -476,7 +483,7 @@ impl Engine {
 
     fn on_ack(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         batch_id: u64,
         src: &(impl RecordSource + ?Sized),
@@ -487,8 +494,8 @@ impl Engine {
         self.pump(now, peer, src);
     }
 
-    fn send_frontier(&mut self, now: Duration, peer: PeerKey, src: &(impl RecordSource + ?Sized)) {
-        let Some(session) = self.sessions.get(&peer) else {
+    fn send_frontier(&mut self, now: Now, peer: PeerKey, src: &(impl RecordSource + ?Sized)) {
+        let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
         let clock = session.clock.sample(now);

@@ -1,8 +1,8 @@
 //! The receiving side: taking records in, asking the driver to persist each
 //! one once, and acknowledging batches only once they are durable.
 
+use super::now::Now;
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use veto_core::{Frontier, Record, RecordId, SeqSet};
 
@@ -27,7 +27,7 @@ impl Engine {
     /// Takes in the records of a push (`batch: None`) or of a backlog batch.
     pub(super) fn on_records(
         &mut self,
-        now: Duration,
+        now: Now,
         peer: PeerKey,
         records: Vec<Record>,
         cleared: OriginRanges,
@@ -66,7 +66,7 @@ impl Engine {
         let mut covers_any = false;
         let (mut duplicates, mut expired, mut conflicts) = (0usize, 0usize, 0usize);
         let total = records.len();
-        let now_secs = now.as_secs();
+        let now_secs = now.wall.as_secs();
         let grace = self.config.gc_grace.as_secs();
         // A skewed clock cannot say what has expired: take every record back.
         let clock_trusted = self.clock_check().verdict != ClockVerdict::Skewed;
@@ -103,7 +103,7 @@ impl Engine {
             }
             self.persisting.insert(id, ticket);
             ids.push(id);
-            if let Err(ahead) = self.clock.observe(now, id.origin, record.hlc) {
+            if let Err(ahead) = self.clock.observe(now.wall, id.origin, record.hlc) {
                 self.stats.clock_ahead += 1;
                 self.event(EngineEvent::ClockAhead {
                     peer,
@@ -120,7 +120,7 @@ impl Engine {
             }
             self.event(EngineEvent::PropagationLatency {
                 origin: id.origin,
-                latency: now.saturating_sub(record.hlc.as_unix()),
+                latency: now.wall.saturating_sub(record.hlc.as_unix()),
                 via,
             });
             fresh.push(record);
@@ -201,7 +201,7 @@ impl Engine {
 
     /// The driver made [`Output::Persist`] `id` durable: its records now count
     /// in the advertised frontier, and batches waiting only on it are acked.
-    pub fn records_durable(&mut self, _now: Duration, id: PersistId) {
+    pub fn records_durable(&mut self, _now: Now, id: PersistId) {
         let Some(ticket) = self.tickets.remove(&id.0) else {
             return;
         };
@@ -231,7 +231,7 @@ impl Engine {
     /// senders' windows at once: an ack only says the batch was dealt with,
     /// and this node's next frontier still lacks the records, so the senders
     /// send them again (rather than after their ack timeout).
-    pub fn persist_failed(&mut self, _now: Duration, id: PersistId) {
+    pub fn persist_failed(&mut self, _now: Now, id: PersistId) {
         let Some(ticket) = self.tickets.remove(&id.0) else {
             return;
         };

@@ -1,9 +1,9 @@
 //! The sending side: eager pushes, and the backlog stream a peer's frontier
 //! asks for.
 
+use super::now::Now;
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
-use std::time::Duration;
 
 use veto_core::{Frontier, NodeId, Record};
 
@@ -25,7 +25,7 @@ pub(crate) type Spans = Vec<(NodeId, RangeInclusive<u64>)>;
 impl Engine {
     /// Pushes new local records to every established peer, in messages within
     /// the batch limits.
-    pub(super) fn push_to_peers(&mut self, now: Duration, records: &[Record]) {
+    pub(super) fn push_to_peers(&mut self, now: Now, records: &[Record]) {
         let chunks: Vec<(Message, usize, usize, Spans)> = chunk(records, &self.config)
             .into_iter()
             .map(|records| {
@@ -55,7 +55,7 @@ impl Engine {
 
     /// Recomputes what to stream to `peer` from its latest frontier: what this
     /// node covers and the peer lacks, less what is already on its way.
-    pub(super) fn plan_backlog(&mut self, now: Duration, peer: PeerKey) {
+    pub(super) fn plan_backlog(&mut self, now: Now, peer: PeerKey) {
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
@@ -80,17 +80,12 @@ impl Engine {
     }
 
     /// Sends backlog batches to `peer` while its window has room.
-    pub(super) fn pump(
-        &mut self,
-        now: Duration,
-        peer: PeerKey,
-        src: &(impl RecordSource + ?Sized),
-    ) {
+    pub(super) fn pump(&mut self, now: Now, peer: PeerKey, src: &(impl RecordSource + ?Sized)) {
         loop {
             let Some(session) = self.sessions.get_mut(&peer) else {
                 return;
             };
-            if session.retry_at.is_some_and(|t| now < t) {
+            if session.retry_at.is_some_and(|t| now.mono < t) {
                 return;
             }
             session.retry_at = None;
@@ -107,7 +102,7 @@ impl Engine {
                 let grace = self.config.gc_grace.as_secs();
                 (
                     &mut session.repair,
-                    Some(now.as_secs().saturating_sub(grace)),
+                    Some(now.wall.as_secs().saturating_sub(grace)),
                 )
             } else {
                 (&mut session.need, None)
@@ -117,7 +112,7 @@ impl Engine {
                 Ok(batch) if !batch.is_empty() => batch,
                 Ok(_) if queue_len(queue) < left_before => continue,
                 _ => {
-                    session.retry_at = Some(now.saturating_add(self.config.retry_delay));
+                    session.retry_at = Some(now.mono.saturating_add(self.config.retry_delay));
                     return;
                 }
             };
@@ -125,7 +120,7 @@ impl Engine {
             session.next_batch_id += 1;
             session.inflight.push_back(Inflight {
                 batch_id,
-                sent_at: now,
+                sent_at: now.mono,
                 spans: batch.spans,
             });
             session.stats.records_out += batch.records.len() as u64;

@@ -11,6 +11,7 @@ use veto_core::{Frontier, NodeId};
 use super::clock::ClockTrack;
 use super::config::Config;
 use super::holdings::Chase;
+use super::now::Now;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,10 +123,10 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(now: Duration, config: &Config) -> Session {
+    pub(crate) fn new(now: Now, config: &Config) -> Session {
         Session {
             phase: Phase::Handshaking {
-                deadline: now.saturating_add(config.handshake_timeout),
+                deadline: now.mono.saturating_add(config.handshake_timeout),
             },
             last_contact: None,
             their: None,
@@ -141,7 +142,7 @@ impl Session {
             stats: PeerStats {
                 state: PeerState::Handshaking,
                 info: None,
-                connected_at: now,
+                connected_at: now.wall,
                 last_contact: None,
                 lag: None,
                 backlog: 0,
@@ -183,7 +184,7 @@ impl Session {
     /// grace period.
     pub(crate) fn log_push(
         &mut self,
-        now: Duration,
+        now: Now,
         grace: Duration,
         spans: Vec<(NodeId, RangeInclusive<u64>)>,
     ) {
@@ -191,14 +192,17 @@ impl Session {
         if self.pushed.len() >= MAX_PUSH_LOG {
             self.pushed.pop_front();
         }
-        self.pushed.push_back(Pushed { at: now, spans });
+        self.pushed.push_back(Pushed {
+            at: now.mono,
+            spans,
+        });
     }
 
-    pub(crate) fn expire_pushes(&mut self, now: Duration, grace: Duration) {
+    pub(crate) fn expire_pushes(&mut self, now: Now, grace: Duration) {
         while self
             .pushed
             .front()
-            .is_some_and(|p| p.at.saturating_add(grace) <= now)
+            .is_some_and(|p| p.at.saturating_add(grace) <= now.mono)
         {
             self.pushed.pop_front();
         }

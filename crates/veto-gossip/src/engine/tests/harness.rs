@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use veto_core::{Frontier, Hlc, NodeId, Record, RecordId, Target};
 
 use super::store::Store;
-use crate::engine::{Config, Engine, EngineEvent, Lane, Output, PeerKey, PersistId};
+use crate::engine::{Config, Engine, EngineEvent, Lane, Now, Output, PeerKey, PersistId};
 use crate::proto::{self, Message, MAX_FRAME_BYTES};
 
 /// The wall clock at the start of every test.
@@ -140,9 +140,9 @@ impl World {
         self.next_key += 2;
         self.links.push(Link { a, ka, b, kb });
         let now = self.now;
-        self.nodes[a].engine.peer_connected(now, ka);
+        self.nodes[a].engine.peer_connected(Now::both(now), ka);
         self.drain(a);
-        self.nodes[b].engine.peer_connected(now, kb);
+        self.nodes[b].engine.peer_connected(Now::both(now), kb);
         self.drain(b);
     }
 
@@ -156,8 +156,8 @@ impl World {
         self.unacked.remove(&(a, b));
         self.unacked.remove(&(b, a));
         let now = self.now;
-        self.nodes[a].engine.peer_lost(now, ka);
-        self.nodes[b].engine.peer_lost(now, kb);
+        self.nodes[a].engine.peer_lost(Now::both(now), ka);
+        self.nodes[b].engine.peer_lost(Now::both(now), kb);
     }
 
     /// `count` records revoked at node `i` now, each passed through `edit`.
@@ -181,7 +181,7 @@ impl World {
         for r in &records {
             assert!(node.store.insert(r.clone()));
         }
-        node.engine.local_records(self.now, &records);
+        node.engine.local_records(Now::both(self.now), &records);
         self.drain(i);
         records
     }
@@ -202,7 +202,7 @@ impl World {
             for r in restore {
                 node.store.restore(r);
             }
-            node.engine.records_durable(self.now, id);
+            node.engine.records_durable(Now::both(self.now), id);
         }
         self.drain(i);
     }
@@ -211,7 +211,7 @@ impl World {
     pub(super) fn fail_held(&mut self, i: usize) {
         let held = std::mem::take(&mut self.nodes[i].held);
         for (id, ..) in held {
-            self.nodes[i].engine.persist_failed(self.now, id);
+            self.nodes[i].engine.persist_failed(Now::both(self.now), id);
         }
         self.drain(i);
     }
@@ -341,11 +341,14 @@ impl World {
             }
             let node = &mut self.nodes[e.to];
             match e.what {
-                Delivery::Frame(frame) => {
-                    node.engine
-                        .handle_frame(self.now, e.key, &frame, &mut self.rng, &node.store)
-                }
-                Delivery::Lost => node.engine.peer_lost(self.now, e.key),
+                Delivery::Frame(frame) => node.engine.handle_frame(
+                    Now::both(self.now),
+                    e.key,
+                    &frame,
+                    &mut self.rng,
+                    &node.store,
+                ),
+                Delivery::Lost => node.engine.peer_lost(Now::both(self.now), e.key),
             }
             self.drain(e.to);
         }
@@ -356,7 +359,8 @@ impl World {
                 .is_some_and(|t| t <= self.now)
             {
                 let node = &mut self.nodes[i];
-                node.engine.tick(self.now, &mut self.rng, &node.store);
+                node.engine
+                    .tick(Now::both(self.now), &mut self.rng, &node.store);
                 self.drain(i);
                 // A tick handles everything due: asking to be woken again at
                 // once would make a driver spin.

@@ -8,7 +8,7 @@ use veto_core::{Frontier, Hlc, NodeId, Record};
 
 use super::harness::{record, T0};
 use super::store::Store;
-use crate::engine::{Config, Engine, EngineEvent, Lane, Output, PeerKey, PersistId};
+use crate::engine::{Config, Engine, EngineEvent, Lane, Now, Output, PeerKey, PersistId};
 use crate::proto::ClockSample;
 use crate::proto::{self, FrontierSummary, Hello, Message, PROTOCOL_VERSION};
 
@@ -47,13 +47,13 @@ impl Rig {
 
     fn feed(&mut self, now: Duration, msg: Message) -> Vec<Output> {
         self.engine
-            .handle_message(now, PEER, msg, &mut self.rng, &self.store);
+            .handle_message(Now::both(now), PEER, msg, &mut self.rng, &self.store);
         self.drain()
     }
 
     fn established() -> Rig {
         let mut r = rig();
-        r.engine.peer_connected(T0, PEER);
+        r.engine.peer_connected(Now::both(T0), PEER);
         r.feed(T0, hello(PROTOCOL_VERSION));
         r
     }
@@ -95,7 +95,7 @@ fn remote_record(seq: u64) -> Record {
 #[test]
 fn connecting_sends_hello_then_frontier_after_theirs() {
     let mut r = rig();
-    r.engine.peer_connected(T0, PEER);
+    r.engine.peer_connected(Now::both(T0), PEER);
     let outs = r.drain();
     assert!(matches!(
         outs.as_slice(),
@@ -113,7 +113,7 @@ fn connecting_sends_hello_then_frontier_after_theirs() {
 #[test]
 fn a_version_mismatch_is_refused_with_a_reason_on_both_sides() {
     let mut here = rig();
-    here.engine.peer_connected(T0, PEER);
+    here.engine.peer_connected(Now::both(T0), PEER);
     here.drain();
     let outs = here.feed(T0, hello(PROTOCOL_VERSION + 8));
     let reason = closed(&outs).expect("closed");
@@ -128,12 +128,12 @@ fn a_version_mismatch_is_refused_with_a_reason_on_both_sides() {
 
     // The other side reads the goodbye, whatever its version, and closes too.
     let mut there = rig();
-    there.engine.peer_connected(T0, PEER);
+    there.engine.peer_connected(Now::both(T0), PEER);
     there.drain();
     let frame = proto::encode(&goodbye).unwrap();
     there
         .engine
-        .handle_frame(T0, PEER, &frame, &mut there.rng, &there.store);
+        .handle_frame(Now::both(T0), PEER, &frame, &mut there.rng, &there.store);
     let outs = there.drain();
     let theirs = closed(&outs).expect("closed");
     assert!(theirs.contains("peer closed the connection: protocol version mismatch"));
@@ -170,7 +170,7 @@ fn protocol_violations_close_the_connection() {
     ];
     for (msgs, expect) in cases {
         let mut r = rig();
-        r.engine.peer_connected(T0, PEER);
+        r.engine.peer_connected(Now::both(T0), PEER);
         let outs: Vec<Output> = msgs.into_iter().flat_map(|m| r.feed(T0, m)).collect();
         let reason = closed(&outs).unwrap_or_else(|| panic!("not closed: {expect}"));
         assert!(reason.contains(expect), "{reason:?} lacks {expect:?}");
@@ -186,7 +186,7 @@ fn an_undecodable_frame_closes_the_connection() {
     let mut r = Rig::established();
     r.drain();
     r.engine
-        .handle_frame(T0, PEER, &[3, 0xff, 0xff], &mut r.rng, &r.store);
+        .handle_frame(Now::both(T0), PEER, &[3, 0xff, 0xff], &mut r.rng, &r.store);
     let outs = r.drain();
     assert!(closed(&outs).unwrap().contains("undecodable"));
 }
@@ -194,11 +194,11 @@ fn an_undecodable_frame_closes_the_connection() {
 #[test]
 fn a_silent_peer_is_closed_after_the_handshake_timeout() {
     let mut r = rig();
-    r.engine.peer_connected(T0, PEER);
+    r.engine.peer_connected(Now::both(T0), PEER);
     r.drain();
     let deadline = r.engine.next_timeout().unwrap();
     assert_eq!(deadline, T0 + Duration::from_secs(10));
-    r.engine.tick(deadline, &mut r.rng, &r.store);
+    r.engine.tick(Now::both(deadline), &mut r.rng, &r.store);
     assert!(closed(&r.drain()).unwrap().contains("no Hello"));
 }
 
@@ -260,9 +260,9 @@ fn duplicates_are_counted_and_persisted_once() {
     let second = persisted(&outs);
     assert_eq!(second[0].1, vec![y.clone()]);
     assert!(sent(&outs).is_empty());
-    r.engine.records_durable(T0, second[0].0);
+    r.engine.records_durable(Now::both(T0), second[0].0);
     assert!(sent(&r.drain()).is_empty(), "acked before x was durable");
-    r.engine.records_durable(T0, first[0].0);
+    r.engine.records_durable(Now::both(T0), first[0].0);
     let outs = r.drain();
     assert!(matches!(sent(&outs)[..], [Message::Ack { batch_id: 1 }]));
 
@@ -297,7 +297,7 @@ fn only_durable_records_are_advertised() {
     let (id, _) = persisted(&outs)[0].clone();
     let advertised = |r: &mut Rig| {
         let at = r.engine.next_timeout().unwrap();
-        r.engine.tick(at, &mut r.rng, &r.store);
+        r.engine.tick(Now::both(at), &mut r.rng, &r.store);
         r.drain()
             .into_iter()
             .find_map(|o| match o {
@@ -310,7 +310,7 @@ fn only_durable_records_are_advertised() {
             .expect("a frontier each round")
     };
     assert!(!advertised(&mut r).contains(x.id));
-    r.engine.records_durable(T0, id);
+    r.engine.records_durable(Now::both(T0), id);
     assert!(advertised(&mut r).contains(x.id));
 }
 
@@ -324,7 +324,8 @@ fn a_failed_persist_lets_the_record_in_again() {
             records: vec![x.clone()],
         },
     );
-    r.engine.persist_failed(T0, persisted(&outs)[0].0);
+    r.engine
+        .persist_failed(Now::both(T0), persisted(&outs)[0].0);
     assert_eq!(r.engine.stats().persisting, 0);
     let outs = r.feed(
         T0,
@@ -352,7 +353,8 @@ fn a_batch_that_failed_to_persist_is_acked_and_not_advertised() {
         },
     );
     assert!(sent(&outs).is_empty(), "no ack before the persist is done");
-    r.engine.persist_failed(T0, persisted(&outs)[0].0);
+    r.engine
+        .persist_failed(Now::both(T0), persisted(&outs)[0].0);
     let outs = r.drain();
     assert!(matches!(sent(&outs)[..], [Message::Ack { batch_id: 9 }]));
     assert!(!r.engine.frontier().contains(x.id));
@@ -396,7 +398,7 @@ fn an_empty_peer_gets_everything_and_cleared_gaps() {
     covered.insert_range(me, 1..=7);
     r.store.cover(&covered);
     r.engine = Engine::new(Config::new(me, "here", "eu"), covered);
-    r.engine.peer_connected(T0, PEER);
+    r.engine.peer_connected(Now::both(T0), PEER);
     r.feed(T0, hello(PROTOCOL_VERSION));
     let outs = r.feed(
         T0,
@@ -443,7 +445,7 @@ fn a_conflicting_record_is_refused_and_counted() {
     );
     let (id, _) = persisted(&outs)[0].clone();
     r.store.insert(x.clone());
-    r.engine.records_durable(T0, id);
+    r.engine.records_durable(Now::both(T0), id);
     let mut other = x.clone();
     other.reason = "a different revocation under the same id".into();
     let outs = r.feed(
@@ -511,6 +513,6 @@ fn clock_samples_measure_the_offset_and_give_a_verdict() {
     assert!(outs
         .iter()
         .any(|o| matches!(o, Output::Event(EngineEvent::ClockVerdict(c)) if c.verdict == ClockVerdict::Skewed)));
-    r.engine.peer_lost(back, PEER);
+    r.engine.peer_lost(Now::both(back), PEER);
     assert_eq!(r.engine.clock_check().verdict, ClockVerdict::Unconfirmed);
 }

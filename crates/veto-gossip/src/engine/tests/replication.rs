@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::harness::{World, T0};
-use crate::engine::{EngineEvent, Via};
+use crate::engine::{EngineEvent, Now, Via};
 use crate::proto::Message;
 
 fn full_mesh(n: usize, seed: u64) -> World {
@@ -158,7 +158,7 @@ fn pruned_records_are_cleared_and_never_resurrected() {
     for r in &old {
         w.nodes[2].store.insert(r.clone());
     }
-    w.nodes[2].engine.local_records(w.now, &old);
+    w.nodes[2].engine.local_records(Now::both(w.now), &old);
     // Node 0's garbage collection prunes the old half.
     w.nodes[0].store.prune_expired(T0.as_secs(), 3600);
     assert_eq!(w.nodes[0].store.len(), 50);
