@@ -67,9 +67,8 @@ struct Relay {
 impl Relay {
     fn start(to: u16, delay_ms: u64, seed: u64) -> Relay {
         let (listen, control) = (free_udp(), free_tcp());
-        let child = Command::new(veto())
+        let child = Command::new(env!("CARGO_BIN_EXE_veto-relay"))
             .args([
-                "relay",
                 "--listen",
                 &format!("127.0.0.1:{listen}"),
                 "--to",

@@ -31,8 +31,6 @@ pub(crate) enum Command {
     Status(NodeArgs),
     /// Start a throwaway three-region cluster here and watch a revocation travel.
     Demo(crate::demo::DemoArgs),
-    /// Run a fault-injecting UDP relay between nodes (for chaos drills and tests).
-    Relay(crate::relay::RelayConfig),
 }
 
 /// Output format of the logs.

@@ -3,7 +3,7 @@
 //!
 //! It makes a CA and node certificates in a temporary directory, starts three
 //! `veto serve` children (us-east, eu-west, ap-south) on loopback, and by
-//! default routes each inter-region link through an in-process `veto relay`
+//! default routes each inter-region link through an in-process relay (the code of `veto-relay`)
 //! that adds a realistic one-way delay, so the printed times look like a real
 //! deployment's rather than loopback's. Ctrl-C stops everything and removes
 //! the directory.

@@ -11,6 +11,10 @@ mod feed;
 mod node;
 mod panics;
 mod peers;
+// The demo runs relays in-process; the rest of the module serves the
+// `veto-relay` binary.
+#[allow(dead_code)]
+#[path = "relay/mod.rs"]
 mod relay;
 mod remote;
 mod replication;
@@ -41,11 +45,6 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(demo::run(args))),
-        Command::Relay(config) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(relay::run(config)).map_err(anyhow::Error::from)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

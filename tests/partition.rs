@@ -1,5 +1,5 @@
 //! Partitions and lossy links between real nodes, through the project's own
-//! fault-injecting UDP relay (`veto relay`).
+//! fault-injecting UDP relay (`veto-relay`).
 
 mod support;
 

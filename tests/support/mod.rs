@@ -335,7 +335,7 @@ pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// A `veto relay` child process between two nodes, with its control port.
+/// A `veto-relay` child process between two nodes, with its control port.
 pub struct Relay {
     pub child: Child,
     pub listen: u16,
@@ -347,9 +347,8 @@ impl Relay {
     pub fn start(to_port: u16, seed: u64) -> Relay {
         let listen = free_udp_port();
         let control = free_port();
-        let child = Command::new(veto_bin())
+        let child = Command::new(env!("CARGO_BIN_EXE_veto-relay"))
             .args([
-                "relay",
                 "--listen",
                 &format!("127.0.0.1:{listen}"),
                 "--to",
@@ -364,7 +363,7 @@ impl Relay {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
-            .expect("spawn veto relay");
+            .expect("spawn veto-relay");
         let relay = Relay {
             child,
             listen,

@@ -1,8 +1,8 @@
-//! The fault-injecting UDP relay of the `veto` binary (`veto relay`), with raw
+//! The fault-injecting UDP relay (the `veto-relay` binary), with raw
 //! UDP and with the QUIC transport running through it.
 
 #[allow(dead_code)]
-#[path = "../../../src/relay.rs"]
+#[path = "../../../src/relay/mod.rs"]
 mod relay;
 mod transport_support;
 
