@@ -11,7 +11,12 @@ use clap::Parser;
 
 /// veto-relay: a UDP relay that injects network faults.
 #[derive(Parser, Debug)]
-#[command(name = "veto-relay", version, about, long_about = None)]
+#[command(
+    name = "veto-relay",
+    version,
+    about = "A UDP relay that injects network faults between veto nodes, for rehearsals and tests",
+    long_about = None
+)]
 struct Cli {
     #[command(flatten)]
     config: relay::RelayConfig,
