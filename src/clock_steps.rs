@@ -2,9 +2,15 @@
 //! clock. A step voids every clock offset measured before it, so the
 //! replication engine measures again, and garbage collection waits for that.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::node::wall_clock;
+/// Wall-clock time since the Unix epoch. The one place the node reads the OS
+/// clock.
+pub(crate) fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 /// A reading of both clocks.
 #[derive(Clone, Copy, Debug)]

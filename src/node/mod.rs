@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -29,17 +29,11 @@ use veto_core::{
 use veto_gossip::engine::{ClockCheck, ClockVerdict};
 use veto_store::{Store, StoreError};
 
+pub(crate) use crate::clock_steps::wall_clock;
 use crate::clock_steps::Reading;
 
 mod load;
 use crate::peers::PeerDirectory;
-
-/// Wall-clock time since the Unix epoch. The one place the node reads the OS clock.
-pub(crate) fn wall_clock() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
 
 /// A node id for this process lifetime: random, non-zero, and not an origin
 /// the store already covers (so never one a copy of this data directory, or a

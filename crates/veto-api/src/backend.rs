@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use veto_core::{AuditQuery, Check, NodeId, Record, Revocation, ScopeKind};
 
-use crate::watch::Feed;
+use crate::feed::Feed;
 
 /// Who this node is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::events::Transmitter;
+use crate::events::transmitter::Transmitter;
 
 /// The default maximum lifetime of a token issued by any issuer veto serves.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);

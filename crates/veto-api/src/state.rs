@@ -110,8 +110,8 @@ impl AppState {
     }
 
     /// What a revocation's defaults and bounds come from, now.
-    pub(crate) fn cutoffs(&self) -> crate::revoke::Cutoffs {
-        crate::revoke::Cutoffs {
+    pub(crate) fn cutoffs(&self) -> crate::cutoffs::Cutoffs {
+        crate::cutoffs::Cutoffs {
             now: self.now(),
             max_lifetime: self.max_lifetime,
             max_offset: self.max_offset,

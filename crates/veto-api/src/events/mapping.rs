@@ -125,7 +125,7 @@ pub(crate) fn plan(
                 req.reason = Some(reason(event, payload));
                 req.actor = Some(actor.to_owned());
                 // The event time is already bounded to MAX_FUTURE_SKEW ahead.
-                let cutoffs = crate::revoke::Cutoffs {
+                let cutoffs = crate::cutoffs::Cutoffs {
                     now,
                     max_lifetime,
                     max_offset: MAX_FUTURE_SKEW,

@@ -39,7 +39,7 @@
 pub mod mapping;
 mod replay;
 mod subject;
-mod transmitter;
+pub(crate) mod transmitter;
 mod verify;
 
 use std::sync::Arc;

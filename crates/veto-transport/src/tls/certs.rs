@@ -237,24 +237,11 @@ fn refuse_existing(paths: &CertPaths, overwrite: bool) -> Result<(), TlsError> {
 }
 
 fn read_text(path: &Path) -> Result<String, TlsError> {
-    fs::read_to_string(path).map_err(|e| io_error(path, e))
-}
-
-pub(crate) fn io_error(path: &Path, source: std::io::Error) -> TlsError {
-    if source.kind() == std::io::ErrorKind::NotFound {
-        TlsError::Missing {
-            path: path.to_owned(),
-        }
-    } else {
-        TlsError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
+    fs::read_to_string(path).map_err(|e| TlsError::io(path, e))
 }
 
 fn write_pair(dir: &Path, paths: &CertPaths, pair: &CertPair) -> Result<(), TlsError> {
-    fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| TlsError::io(dir, e))?;
     // Key first: a certificate without its key is useless, and a crash between
     // the two writes should not leave a pair that looks complete.
     write_file(&paths.key, pair.key_pem.as_bytes(), 0o600)?;
@@ -284,7 +271,7 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     });
     if let Err(e) = result.and_then(|()| fs::rename(&tmp, path)) {
         let _ = fs::remove_file(&tmp);
-        return Err(io_error(path, e));
+        return Err(TlsError::io(path, e));
     }
     Ok(())
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_pemfile::Item;
 
-use super::certs::io_error;
 use super::verify::{
     build_client_config, build_server_config, check_chain, count_rejection, peer_name_from_cert,
 };
@@ -159,7 +158,7 @@ fn derive(key: &PrivateKeyDer<'_>, label: &[u8]) -> [u8; 32] {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| io_error(path, e))
+    std::fs::read(path).map_err(|e| TlsError::io(path, e))
 }
 
 fn pem_items(pem: &[u8], path: &Path) -> Result<Vec<Item>, TlsError> {

@@ -22,7 +22,7 @@ mod certs;
 mod load;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use certs::{
     generate_ca, generate_node_cert, validate_node_name, write_ca, write_node, CertPair, CertPaths,
@@ -108,6 +108,22 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+}
+
+impl TlsError {
+    /// A failed read or write of `path`: `Missing` when it does not exist.
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> TlsError {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            TlsError::Missing {
+                path: path.to_owned(),
+            }
+        } else {
+            TlsError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
 }
 
 impl From<rustls::Error> for TlsError {

@@ -12,7 +12,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::frame::{code, describe, lane_tag, read_frame, read_tag, write_frames, ReadFail};
-use super::handle::Inner;
+use super::inner::Inner;
 use super::registry::{Admit, ConnShared};
 use super::{Lane, TransportEvent};
 use crate::tls::peer_name_from_cert;

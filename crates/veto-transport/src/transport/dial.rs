@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::conn::{establish, serve, DialContext, EstablishError};
 use super::frame::describe;
-use super::handle::Inner;
+use super::inner::Inner;
 use super::PeerState;
 
 /// The TLS server name sent when dialling. Peers are dialled by address and

@@ -61,6 +61,7 @@ mod conn;
 mod dial;
 mod frame;
 mod handle;
+mod inner;
 mod metrics;
 mod queue;
 mod registry;
