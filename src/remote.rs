@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use veto_core::request::RevokeRequest;
 
-use crate::cli::{CertCommand, CheckArgs, KeyArgs, NodeArgs, PeersCommand, RevokeArgs};
+use crate::cli::{CertCommand, CheckArgs, NodeArgs, PeersCommand, RevokeArgs};
 
 fn client() -> anyhow::Result<Client> {
     Client::builder()
@@ -64,39 +65,23 @@ fn finish(node: &str, resp: reqwest::Result<Response>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn keys_json(keys: &KeyArgs, map: &mut Map<String, Value>) {
-    let pairs = [
-        ("iss", &keys.iss),
-        ("jti", &keys.jti),
-        ("sid", &keys.sid),
-        ("sub", &keys.sub),
-        ("client_id", &keys.client_id),
-        ("kid", &keys.kid),
-    ];
-    for (name, value) in pairs {
-        if let Some(v) = value {
-            map.insert(name.to_owned(), json!(v));
-        }
-    }
-}
-
 /// `veto revoke`.
 pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
-    let mut body = Map::new();
-    body.insert("scope".into(), json!(args.scope));
-    keys_json(&args.keys, &mut body);
-    let optional = [
-        ("token", args.token.map(Value::from)),
-        ("before", args.before.map(Value::from)),
-        ("expires_at", args.expires_at.map(Value::from)),
-        ("reason", args.reason.map(Value::from)),
-        ("actor", args.actor.map(Value::from)),
-    ];
-    for (name, value) in optional {
-        if let Some(v) = value {
-            body.insert(name.into(), v);
-        }
-    }
+    let keys = args.keys;
+    let body = RevokeRequest {
+        scope: args.scope,
+        iss: keys.iss,
+        jti: keys.jti,
+        sid: keys.sid,
+        sub: keys.sub,
+        client_id: keys.client_id,
+        kid: keys.kid,
+        token: args.token,
+        before: args.before,
+        expires_at: args.expires_at,
+        reason: args.reason,
+        actor: args.actor,
+    };
     let req = client()?
         .post(url(&args.node.node, "/v1/revocations"))
         .json(&body);

@@ -47,7 +47,6 @@ pub mod events;
 mod audit;
 mod auth;
 mod check;
-mod cutoffs;
 mod feed;
 mod gateway;
 mod jwt_fast;
@@ -75,13 +74,13 @@ pub use backend::{
 };
 pub use config::DEFAULT_SET_REPLAY_WINDOW;
 pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TOKEN_LIFETIME};
-pub use cutoffs::MAX_EXPIRY_HORIZON;
+
 pub use error::ApiError;
 pub use events::{Transmitter, TransmitterError};
 pub use feed::{Cursor, Feed, FeedConfig};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
-pub use revoke::DEFAULT_ACTOR;
+pub use veto_core::request::{DEFAULT_ACTOR, MAX_EXPIRY_HORIZON};
 
 /// Builds the HTTP API over `backend`.
 ///

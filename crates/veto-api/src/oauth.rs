@@ -91,7 +91,7 @@ pub(crate) fn revocation_for(
         Some((t, exp)) => (
             t,
             exp.unwrap_or(default_expiry)
-                .min(now.saturating_add(crate::cutoffs::MAX_EXPIRY_HORIZON)),
+                .min(now.saturating_add(veto_core::request::MAX_EXPIRY_HORIZON)),
         ),
         None => (Target::opaque_token(token), default_expiry),
     };

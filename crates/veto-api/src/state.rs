@@ -110,8 +110,8 @@ impl AppState {
     }
 
     /// What a revocation's defaults and bounds come from, now.
-    pub(crate) fn cutoffs(&self) -> crate::cutoffs::Cutoffs {
-        crate::cutoffs::Cutoffs {
+    pub(crate) fn cutoffs(&self) -> veto_core::request::Cutoffs {
+        veto_core::request::Cutoffs {
             now: self.now(),
             max_lifetime: self.max_lifetime,
             max_offset: self.max_offset,

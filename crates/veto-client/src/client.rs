@@ -5,14 +5,13 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use veto_core::request::RevokeRequest;
 use veto_core::Record;
 
 use crate::error::ClientError;
 use crate::record::record_from_value;
 use crate::stream::{SnapshotStream, WatchStream};
-use crate::types::{
-    AuditFilter, CheckAnswer, CheckItem, Claims, Peer, RevokeRequest, Revoked, Status,
-};
+use crate::types::{AuditFilter, CheckAnswer, CheckItem, Claims, Peer, Revoked, Status};
 
 /// How long a call that is not a stream may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -36,5 +36,8 @@ pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StalePolicy};
 pub use client::Client;
 pub use error::ClientError;
 pub use stream::{SnapshotStream, WatchEvent, WatchStream};
-pub use types::{AuditFilter, CheckItem, Claims, NodeStatus, Peer, RevokeRequest, Revoked, Status};
+pub use types::{AuditFilter, CheckItem, Claims, NodeStatus, Peer, Revoked, Status};
+/// One revocation to ask for (`POST /v1/revocations`), the type the node
+/// itself decodes.
+pub use veto_core::request::RevokeRequest;
 pub use veto_core::{Check, Record, RecordId, ScopeKind, Target};

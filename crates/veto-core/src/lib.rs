@@ -4,7 +4,9 @@
 //! ([`Check`]), the in-memory [`LookupIndex`] that answers lookups with a few hash
 //! probes, the replicated add-only [`RevocationSet`] (a CRDT), per-origin
 //! [`Frontier`]s for anti-entropy, the order-independent [`SetDigest`], JWT claim
-//! decoding, and the hybrid logical clock wrapper.
+//! decoding, the hybrid logical clock wrapper, and the API's request types
+//! with the rules that turn them into revocations ([`request`]), shared by the
+//! node, its HTTP API and its client.
 //!
 //! This crate is pure: it must never depend on tokio, sled, quinn or anything
 //! that does I/O, and it never reads the OS clock. Time is always passed in.
@@ -18,6 +20,7 @@ pub mod id;
 pub mod index;
 pub mod jwt;
 pub mod record;
+pub mod request;
 pub mod set;
 
 pub use audit::AuditQuery;

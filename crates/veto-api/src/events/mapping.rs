@@ -28,7 +28,7 @@ use veto_core::Revocation;
 use super::subject::Subject;
 use super::verify::{numeric_date, SetClaims};
 use super::{SetError, SetErrorCode};
-use crate::revoke::RevokeRequest;
+use veto_core::request::RevokeRequest;
 
 /// CAEP: every session of the subject is revoked.
 pub const SESSION_REVOKED: &str =
@@ -125,7 +125,7 @@ pub(crate) fn plan(
                 req.reason = Some(reason(event, payload));
                 req.actor = Some(actor.to_owned());
                 // The event time is already bounded to MAX_FUTURE_SKEW ahead.
-                let cutoffs = crate::cutoffs::Cutoffs {
+                let cutoffs = veto_core::request::Cutoffs {
                     now,
                     max_lifetime,
                     max_offset: MAX_FUTURE_SKEW,

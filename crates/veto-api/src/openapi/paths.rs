@@ -13,9 +13,9 @@ use crate::error::ErrorBody;
 use crate::events::SetErrorBody;
 use crate::oauth::OAuthError;
 use crate::peers::{AddPeer, PeerJson, PeerList};
-use crate::revoke::RevokeRequest;
 use crate::status::StatusJson;
 use crate::view::{RecordList, RecordView};
+use veto_core::request::RevokeRequest;
 
 /// A revocation scope, as query parameters name it.
 #[derive(ToSchema, Serialize)]
