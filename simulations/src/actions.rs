@@ -254,11 +254,8 @@ impl World {
         }
         self.trace
             .word(0x7e ^ (i as u64) << 8 ^ (count as u64) << 32);
-        let d = &self.p.disk;
-        let latency = self.disk_rng.gen_range(d.min_us..=d.max_us.max(d.min_us));
-        let node = &mut self.nodes[i];
-        let done = node.disk_write(now, latency);
-        let incarnation = node.incarnation;
+        let done = self.queue_disk_write(i, now);
+        let incarnation = self.nodes[i].incarnation;
         self.q.push(
             done,
             Event::LocalDurable {

@@ -8,7 +8,7 @@ use veto_core::{Frontier, Record, RecordId};
 use veto_gossip::engine::PersistId;
 
 use crate::params::Bug;
-use crate::sched::Event;
+use crate::sched::{Event, Time};
 use crate::world::World;
 
 impl World {
@@ -29,12 +29,9 @@ impl World {
             .restore_request(now, i, &restore, &self.nodes[i].store);
         self.trace
             .word(0x9e ^ (records.len() as u64) << 8 ^ cover.count() << 32);
-        let d = &self.p.disk;
-        let latency = self.disk_rng.gen_range(d.min_us..=d.max_us.max(d.min_us));
-        let fail = self.disk_failing && self.disk_rng.gen_bool(d.fail_prob);
-        let node = &mut self.nodes[i];
-        let done = node.disk_write(now, latency);
-        let incarnation = node.incarnation;
+        let done = self.queue_disk_write(i, now);
+        let fail = self.disk_failing && self.disk_rng.gen_bool(self.p.disk.fail_prob);
+        let incarnation = self.nodes[i].incarnation;
         self.q.push(
             done,
             Event::PersistDone {
@@ -47,6 +44,14 @@ impl World {
                 fail,
             },
         );
+    }
+
+    /// Queues a write on node `i`'s disk at `now`, with a latency drawn from
+    /// the disk's range; returns when it is done.
+    pub(crate) fn queue_disk_write(&mut self, i: usize, now: Time) -> Time {
+        let d = &self.p.disk;
+        let latency = self.disk_rng.gen_range(d.min_us..=d.max_us.max(d.min_us));
+        self.nodes[i].disk_write(now, latency)
     }
 
     #[allow(clippy::too_many_arguments)]
