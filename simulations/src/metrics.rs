@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use veto_gossip::engine::{EngineEvent, Via};
-use veto_gossip::proto::Message;
+use veto_gossip::proto::MessageKind;
 
 use crate::sched::Time;
 
@@ -11,18 +11,6 @@ use crate::sched::Time;
 pub(crate) const KINDS: [&str; 7] = [
     "Hello", "Goodbye", "Frontier", "Push", "Records", "Ack", "Held",
 ];
-
-pub(crate) fn kind_index(msg: &Message) -> usize {
-    match msg {
-        Message::Hello(_) => 0,
-        Message::Goodbye { .. } => 1,
-        Message::Frontier { .. } => 2,
-        Message::Push { .. } => 3,
-        Message::Records { .. } => 4,
-        Message::Ack { .. } => 5,
-        Message::Held { .. } => 6,
-    }
-}
 
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -70,8 +58,8 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn sent(&mut self, msg: &Message, bytes: usize) {
-        let k = kind_index(msg);
+    pub(crate) fn sent(&mut self, kind: MessageKind, bytes: usize) {
+        let k = kind.index();
         self.messages[k] += 1;
         self.bytes[k] += bytes as u64;
     }
@@ -99,6 +87,7 @@ impl Metrics {
             EngineEvent::ClockAhead { .. } => self.clock_ahead += 1,
             EngineEvent::BatchTimedOut { .. } => self.batches_timed_out += 1,
             EngineEvent::PeerUp { .. }
+            | EngineEvent::Unencodable { .. }
             | EngineEvent::Conflict { .. }
             | EngineEvent::ClockVerdict(_) => {}
         }

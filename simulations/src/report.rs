@@ -94,6 +94,8 @@ pub struct Happenings {
     pub new_by_repair: u64,
     /// Received records already held.
     pub duplicates: u64,
+    /// Duplicates per new record received (by push or by repair).
+    pub duplicates_per_new: f64,
     /// Received records already past expiry.
     pub expired_on_receipt: u64,
     /// Seqs covered because a peer had collected them.
@@ -276,6 +278,8 @@ impl RunReport {
             new_by_push: m.new_by_push,
             new_by_repair: m.new_by_repair,
             duplicates: m.duplicates,
+            duplicates_per_new: m.duplicates as f64
+                / (m.new_by_push + m.new_by_repair).max(1) as f64,
             expired_on_receipt: m.expired_on_receipt,
             cleared: m.cleared,
             gc_pruned: m.gc_pruned,
@@ -364,7 +368,7 @@ impl fmt::Display for RunReport {
             ("convergence", format!("{converged} after the heal at {:.1} s (bound {bound:.0} ms)", c.heal_at_ms / 1e3)),
             ("traffic", format!("{} messages, {} bytes; per revocation {:.1} messages ({:.1} pushes), {:.0} bytes", t.messages, t.bytes, t.messages_per_revocation, t.pushes_per_revocation, t.bytes_per_revocation)),
             ("by kind", t.by_kind.iter().map(|k| format!("{} {}/{}B", k.kind, k.messages, k.bytes)).collect::<Vec<_>>().join("  ")),
-            ("records in", format!("{} by push, {} by repair, {} duplicates, {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.expired_on_receipt, h.cleared, h.gc_pruned)),
+            ("records in", format!("{} by push, {} by repair, {} duplicates ({:.3} per new record), {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.duplicates_per_new, h.expired_on_receipt, h.cleared, h.gc_pruned)),
             ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} stamp regressions, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.stamp_regressions, h.persist_failures, h.read_failures, h.batches_timed_out)),
             ("storage", format!("{} disk faults, {} halts, {} resumes, {} revocations refused; {} ids reported missing at start, {} at the end", h.disk_faults, h.writes_halted, h.writes_resumed, h.revocations_refused, h.missing_reported, h.missing_at_end)),
             ("network", format!("{} connections, {} sides lost, {} failed dials, {} retransmissions; chaos {} dropped {} duplicated {} reordered", h.connections, h.disconnections, h.dial_failures, h.retransmissions, h.chaos_dropped, h.chaos_duplicated, h.chaos_reordered)),

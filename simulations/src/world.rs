@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use veto_core::{Frontier, NodeId};
-use veto_gossip::engine::{Engine, Lane, Now, Output};
+use veto_gossip::engine::{Engine, EngineEvent, Lane, Now, Output};
 use veto_gossip::proto::{self, FRAME_HEADER_BYTES};
 
 use crate::bound::Bound;
@@ -401,27 +401,25 @@ impl World {
                 return;
             };
             match out {
-                Output::Send { peer, msg, lane } => {
-                    let frame = match proto::encode(&msg) {
-                        Ok(frame) => frame,
-                        Err(e) => {
-                            let detail =
-                                format!("the engine sent a message that does not encode: {e}");
-                            self.oracle
-                                .violate(self.now, "unencodable", Some(i), None, detail);
-                            continue;
-                        }
-                    };
-                    self.metrics.sent(&msg, frame.len() + FRAME_HEADER_BYTES);
+                Output::Send {
+                    peer,
+                    frame,
+                    lane,
+                    kind,
+                } => {
+                    self.metrics.sent(kind, frame.len() + FRAME_HEADER_BYTES);
                     self.trace.bytes(&frame);
                     if self.log {
                         self.say(
                             i,
-                            &format!("send {} ({} B) on {peer:?}", msg.kind(), frame.len()),
+                            &format!("send {} ({} B) on {peer:?}", kind.as_str(), frame.len()),
                         );
                     }
                     let lane = u8::from(lane == Lane::Bulk);
-                    self.net.send(&mut self.q, self.now, peer, lane, frame);
+                    // The simulated network keeps a copy per packet, as a
+                    // real one would put the bytes on the wire per peer.
+                    self.net
+                        .send(&mut self.q, self.now, peer, lane, frame.to_vec());
                 }
                 Output::Persist {
                     id,
@@ -443,6 +441,14 @@ impl World {
                             .violate(self.now, "protocol-violation", Some(i), None, detail);
                     }
                     self.net.engine_close(&mut self.q, self.now, peer);
+                }
+                Output::Event(EngineEvent::Unencodable { kind, error, .. }) => {
+                    let detail = format!(
+                        "the engine built a {} message that does not encode: {error}",
+                        kind.as_str()
+                    );
+                    self.oracle
+                        .violate(self.now, "unencodable", Some(i), None, detail);
                 }
                 Output::Event(e) => self.metrics.event(&e),
             }

@@ -13,9 +13,9 @@ use rand::SeedableRng as _;
 use tokio::sync::mpsc;
 use veto_core::{NodeId, Record};
 use veto_gossip::engine::{
-    Config, Engine, EngineEvent, Lane as EngineLane, Now, Output, PeerKey, PersistId, Via,
+    Config, Engine, EngineEvent, Frame, Lane as EngineLane, Now, Output, PeerKey, PersistId, Via,
 };
-use veto_gossip::proto;
+use veto_gossip::proto::MessageKind;
 use veto_transport::tls::{ClusterTls, TlsFiles};
 use veto_transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
 
@@ -227,7 +227,12 @@ impl Driver {
     fn drain(&mut self) {
         while let Some(output) = self.engine.poll_output() {
             match output {
-                Output::Send { peer, msg, lane } => self.send(peer, &msg, lane),
+                Output::Send {
+                    peer,
+                    frame,
+                    lane,
+                    kind,
+                } => self.send(peer, frame, lane, kind),
                 Output::Persist {
                     id,
                     records,
@@ -253,27 +258,21 @@ impl Driver {
         }
     }
 
-    fn send(&mut self, peer: PeerKey, msg: &proto::Message, lane: EngineLane) {
+    fn send(&mut self, peer: PeerKey, frame: Frame, lane: EngineLane, kind: MessageKind) {
         let conn = ConnId(peer.0);
-        let frame = match proto::encode(msg) {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::error!(error = %e, kind = msg.kind(), "cannot encode a message");
-                return;
-            }
-        };
         let len = frame.len() as u64;
         let lane = match lane {
             EngineLane::Urgent => Lane::Urgent,
             EngineLane::Bulk => Lane::Bulk,
         };
-        match self.transport.send(conn, lane, Bytes::from(frame)) {
+        // The engine shares one push's bytes among all peers: no copy here.
+        match self.transport.send(conn, lane, Bytes::from_owner(frame)) {
             Ok(()) => {
                 if let Some(p) = self.names.get(&conn) {
                     p.messages_out.increment(1);
                     p.bytes_out.increment(len);
                 }
-                if matches!(msg, proto::Message::Frontier { .. }) {
+                if kind == MessageKind::Frontier {
                     metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
                 }
             }
@@ -285,7 +284,7 @@ impl Driver {
                     .map(|p| p.name.clone())
                     .unwrap_or_default();
                 metrics::counter!("veto_gossip_send_dropped_total", "peer" => name).increment(1);
-                tracing::debug!(%conn, error = %e, kind = msg.kind(), "frame not sent");
+                tracing::debug!(%conn, error = %e, kind = kind.as_str(), "frame not sent");
             }
         }
     }
@@ -377,6 +376,9 @@ impl Driver {
                     ),
                 }
                 self.node.set_clock_check(check);
+            }
+            EngineEvent::Unencodable { peer, kind, error } => {
+                tracing::error!(conn = %ConnId(peer.0), kind = kind.as_str(), %error, "cannot encode a message; not sent");
             }
             EngineEvent::BatchTimedOut { peer, batch_id } => {
                 tracing::warn!(conn = %ConnId(peer.0), batch_id, "a backlog batch was not acknowledged in time; resending");

@@ -5,8 +5,8 @@
 //! down, a message, new local records, a persisted batch, a timer) with the
 //! time on two clocks ([`Now`]: monotonic for timers, wall for stamps and
 //! expiry) and randomness, and drains
-//! [`Output`]s: messages to send, records to persist, connections to close,
-//! events to log. [`Engine::next_timeout`] says when to call [`Engine::tick`]
+//! [`Output`]s: messages to send (encoded once, as [`Frame`]s), records to
+//! persist, connections to close, events to log. [`Engine::next_timeout`] says when to call [`Engine::tick`]
 //! next. The same engine runs under quinn in production and under a simulated
 //! network in tests, the way quinn-proto's `Connection` does.
 //!
@@ -20,11 +20,20 @@
 //!   records are not relayed: anti-entropy carries them further.
 //! - **Anti-entropy.** Each side sends its durable frontier after the handshake
 //!   and then about every [`Config::anti_entropy_period`]. On a frontier the
-//!   other side queues exactly what the sender lacks (minus batches in flight
-//!   and records pushed within [`Config::push_grace`]) and streams it on the
+//!   other side queues exactly what the sender lacks (minus batches in flight,
+//!   records pushed within [`Config::push_grace`], and what the sender said it
+//!   gets from elsewhere) and streams it on the
 //!   bulk lane in batches of at most [`Config::max_batch_records`] records and
 //!   [`Config::max_batch_bytes`] bytes, read through [`RecordSource`]. Seqs it
 //!   covers but has pruned go along as `cleared`.
+//! - **One source per record.** A frontier also says which origins the sender
+//!   does not hear directly (so the receiver does not relay the others' fresh
+//!   pushes, which are on their way), and what it lacks and expects from
+//!   another peer: for each origin, one peer (the first whose frontier showed
+//!   the records, kept while it keeps sending) streams the backlog, so a
+//!   lagging node gets it once rather than from every peer. The first
+//!   frontier of a connection, sent before its sender heard the other side,
+//!   starts no stream. See the `sources` module.
 //! - **Backpressure.** At most [`Config::window`] batches per peer are in flight
 //!   before an `Ack`. The receiver acks a batch once everything in it is
 //!   durable, or once persisting it failed (its next frontier then still lacks
@@ -58,11 +67,13 @@ mod clock;
 mod config;
 mod holdings;
 mod now;
+mod outbox;
 mod output;
 mod receiver;
 mod sender;
 mod session;
 mod source;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -71,22 +82,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, RngCore};
-use veto_core::{Frontier, HybridClock, Record, RecordId};
+use veto_core::{Frontier, HybridClock, NodeId, Record, RecordId};
 
-use crate::proto::{
-    self, encoded_len, ClockSample, FrontierSummary, Hello, Message, MAX_TEXT_BYTES,
-    PROTOCOL_VERSION,
-};
+use crate::proto::{self, Hello, Message, MAX_TEXT_BYTES, PROTOCOL_VERSION};
 
 pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
 pub use now::Now;
-pub use output::{EngineEvent, Lane, Output, PeerKey, PersistId, Via};
+pub use output::{EngineEvent, Frame, Lane, Output, PeerKey, PersistId, Via};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
 
 use receiver::Ticket;
 use session::{Phase, Session};
+use sources::{Fresh, Hints};
 
 /// Totals over all peers since the engine started.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,6 +141,11 @@ pub struct Engine {
     stats: EngineStats,
     /// The clock verdict last reported as an event.
     verdict: ClockVerdict,
+    /// Records received by push lately, held back from relaying.
+    fresh: Fresh,
+    /// Per origin, the connection chosen to stream what this node lacks of
+    /// it.
+    designated: BTreeMap<NodeId, PeerKey>,
 }
 
 impl Engine {
@@ -161,6 +175,8 @@ impl Engine {
             outputs: VecDeque::new(),
             stats: EngineStats::default(),
             verdict: ClockVerdict::Unconfirmed,
+            fresh: Fresh::default(),
+            designated: BTreeMap::new(),
         }
     }
 
@@ -257,6 +273,7 @@ impl Engine {
     /// connection's anti-entropy finds what is still missing.
     pub fn peer_lost(&mut self, _now: Now, peer: PeerKey) {
         self.sessions.remove(&peer);
+        self.undesignate(peer);
         self.update_verdict();
     }
 
@@ -294,6 +311,7 @@ impl Engine {
         };
         session.stats.messages_in += 1;
         session.last_contact = Some(now.wall);
+        session.heard_at = now.mono;
         let established = session.is_established();
         if let Err(e) = msg.validate() {
             return self.violation(peer, format!("invalid {}: {e}", msg.kind()));
@@ -310,12 +328,11 @@ impl Engine {
             other if !established => {
                 self.violation(peer, format!("{} before Hello", other.kind()));
             }
-            Message::Frontier {
-                summary,
-                holdings,
-                clock,
-            } => self.on_frontier(now, peer, &summary, &holdings, &clock, src),
-            Message::Push { records } => self.on_records(now, peer, records, Vec::new(), None, src),
+            frontier @ Message::Frontier { .. } => self.on_frontier(now, peer, frontier, src),
+            Message::Push { records } => {
+                self.fresh.log(now, self.config.push_grace, &records);
+                self.on_records(now, peer, records, Vec::new(), None, src);
+            }
             Message::Records {
                 batch_id,
                 records,
@@ -455,16 +472,37 @@ impl Engine {
         &mut self,
         now: Now,
         peer: PeerKey,
-        summary: &FrontierSummary,
-        holdings: &[(veto_core::NodeId, proto::Holding)],
-        clock: &ClockSample,
+        frontier: Message,
         src: &(impl RecordSource + ?Sized),
     ) {
+        let Message::Frontier {
+            summary,
+            holdings,
+            clock,
+            indirect,
+            expected,
+        } = frontier
+        else {
+            return;
+        };
         let their = summary.to_frontier();
+        let mut lack = Frontier::new();
+        for (origin, ranges) in their.missing_in(&self.durable) {
+            for r in ranges {
+                lack.insert_range(origin, r);
+            }
+        }
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
-        let measured = session.clock.receive(now, clock);
+        session.lack_since = match lack.origins().next() {
+            None => None,
+            Some(_) => session.lack_since.or(Some(now.mono)),
+        };
+        session.lack = lack;
+        let blind = session.their.is_none() && clock.echo == 0;
+        session.hints = Hints::of(&indirect, &expected, blind);
+        let measured = session.clock.receive(now, &clock);
         // A peer that has no sample of ours (just connected, or its clock just
         // stepped) gets one at once, so that it can measure the offset within
         // a round trip rather than an anti-entropy period later.
@@ -473,10 +511,12 @@ impl Engine {
         if measured {
             self.update_verdict();
         }
+        // Chosen before answering, so that the answer already says it.
+        self.designate(now, peer);
         if answer {
             self.send_frontier(now, peer, src);
         }
-        self.compare_holdings(now, peer, summary.truncated, holdings, src);
+        self.compare_holdings(now, peer, summary.truncated, &holdings, src);
         self.plan_backlog(now, peer);
         self.pump(now, peer, src);
     }
@@ -492,61 +532,6 @@ impl Engine {
             session.inflight.retain(|b| b.batch_id != batch_id);
         }
         self.pump(now, peer, src);
-    }
-
-    fn send_frontier(&mut self, now: Now, peer: PeerKey, src: &(impl RecordSource + ?Sized)) {
-        let Some(session) = self.sessions.get_mut(&peer) else {
-            return;
-        };
-        let clock = session.clock.sample(now);
-        let summary = FrontierSummary::of(&self.durable);
-        let mut holdings = src.holdings();
-        holdings.truncate(proto::MAX_SUMMARY_RANGES);
-        let msg = Message::Frontier {
-            summary,
-            holdings,
-            clock,
-        };
-        self.send(peer, msg, Lane::Urgent);
-    }
-
-    /// Queues a message, counting it against the peer.
-    fn send(&mut self, peer: PeerKey, msg: Message, lane: Lane) {
-        let len = encoded_len(&msg);
-        self.send_sized(peer, msg, lane, len);
-    }
-
-    /// Queues a message whose encoded length is already known.
-    fn send_sized(&mut self, peer: PeerKey, msg: Message, lane: Lane, len: usize) {
-        if let Some(session) = self.sessions.get_mut(&peer) {
-            session.stats.messages_out += 1;
-            session.stats.bytes_out += len as u64;
-        }
-        self.outputs.push_back(Output::Send { peer, msg, lane });
-    }
-
-    fn event(&mut self, event: EngineEvent) {
-        self.outputs.push_back(Output::Event(event));
-    }
-
-    /// Closes a connection that broke the protocol, telling the peer why.
-    fn violation(&mut self, peer: PeerKey, reason: String) {
-        self.stats.violations += 1;
-        let reason = clip(&reason);
-        self.send(
-            peer,
-            Message::Goodbye {
-                reason: reason.clone(),
-            },
-            Lane::Urgent,
-        );
-        self.close(peer, reason);
-    }
-
-    fn close(&mut self, peer: PeerKey, reason: String) {
-        if self.sessions.remove(&peer).is_some() {
-            self.outputs.push_back(Output::Close { peer, reason });
-        }
     }
 }
 

@@ -1,10 +1,37 @@
 //! What the engine asks of its driver.
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use veto_core::{Frontier, NodeId, Record, RecordId};
 
-use crate::proto::Message;
+use crate::proto::MessageKind;
+
+/// One encoded message payload (without its length prefix). Cloning it is
+/// cheap, so one push is encoded once and its bytes shared by every peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame(Arc<Vec<u8>>);
+
+impl Frame {
+    pub(crate) fn new(bytes: Vec<u8>) -> Frame {
+        Frame(Arc::new(bytes))
+    }
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// One connection to a peer, as the driver names it. The driver picks a fresh
 /// key for every connection (a reconnect is a new key) and never reuses one.
@@ -43,15 +70,18 @@ pub enum Via {
 /// Something the driver must do, or may want to know.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Send `msg` to `peer` on `lane`. Messages for one peer and lane must be
-    /// sent in the order they are output.
+    /// Send `frame` to `peer` on `lane`. Messages for one peer and lane must
+    /// be sent in the order they are output.
     Send {
         /// The connection.
         peer: PeerKey,
-        /// The message.
-        msg: Message,
+        /// The encoded message, to be sent as one frame behind its length
+        /// prefix ([`crate::proto::FRAME_HEADER_BYTES`]).
+        frame: Frame,
         /// The lane.
         lane: Lane,
+        /// Which message it is, for metrics and logs.
+        kind: MessageKind,
     },
     /// Make these durable, atomically if possible, then call
     /// [`super::Engine::records_durable`] with `id` (or
@@ -150,6 +180,17 @@ pub enum EngineEvent {
         latency: Duration,
         /// Push or repair.
         via: Via,
+    },
+    /// A message could not be encoded (it would exceed the frame limit) and
+    /// was not sent. The engine never builds such messages; this reports a
+    /// bug rather than a peer's doing.
+    Unencodable {
+        /// The connection it was for.
+        peer: PeerKey,
+        /// Which message.
+        kind: MessageKind,
+        /// The encoder's error.
+        error: String,
     },
     /// A backlog batch went unacknowledged for the ack timeout; its window slot
     /// is reclaimed.

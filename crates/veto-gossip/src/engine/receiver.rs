@@ -169,6 +169,9 @@ impl Engine {
         self.stats.restored += restored as u64;
         self.stats.cleared = self.stats.cleared.saturating_add(cleared_seqs);
         if let Some(session) = self.sessions.get_mut(&peer) {
+            if total > 0 || !cleared.is_empty() {
+                session.delivered_at = now.mono;
+            }
             session.stats.records_in += total as u64;
             session.stats.duplicates_in += duplicates as u64;
         }

@@ -10,9 +10,9 @@ use veto_core::{Frontier, NodeId, Record};
 use super::config::Config;
 use super::session::Inflight;
 use super::source::{RecordSource, SourceUnavailable};
-use super::{Engine, Lane, PeerKey};
+use super::{Engine, Frame, Lane, PeerKey};
 use crate::proto::value_len;
-use crate::proto::{encoded_len, Message, OriginRanges, MAX_CLEARED_RANGES};
+use crate::proto::{Message, MessageKind, OriginRanges, MAX_CLEARED_RANGES};
 
 /// Upper bounds on the encoded size of a batch's parts, to keep batches under
 /// the byte budget without encoding them twice.
@@ -25,30 +25,33 @@ pub(crate) type Spans = Vec<(NodeId, RangeInclusive<u64>)>;
 impl Engine {
     /// Pushes new local records to every established peer, in messages within
     /// the batch limits.
+    /// Each message is encoded once and its bytes shared by all peers.
     pub(super) fn push_to_peers(&mut self, now: Now, records: &[Record]) {
-        let chunks: Vec<(Message, usize, usize, Spans)> = chunk(records, &self.config)
-            .into_iter()
-            .map(|records| {
-                let spans = spans_of(&records);
-                let count = records.len();
-                let msg = Message::Push { records };
-                let len = encoded_len(&msg);
-                (msg, len, count, spans)
-            })
-            .collect();
         let peers: Vec<PeerKey> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.is_established())
             .map(|(k, _)| *k)
             .collect();
+        let Some(&first) = peers.first() else {
+            return;
+        };
+        let chunks: Vec<(Frame, usize, Spans)> = chunk(records, &self.config)
+            .into_iter()
+            .filter_map(|records| {
+                let spans = spans_of(&records);
+                let count = records.len();
+                let frame = self.encode(first, &Message::Push { records })?;
+                Some((frame, count, spans))
+            })
+            .collect();
         for peer in peers {
-            for (msg, len, count, spans) in &chunks {
+            for (frame, count, spans) in &chunks {
                 if let Some(session) = self.sessions.get_mut(&peer) {
                     session.stats.records_out += *count as u64;
                     session.log_push(now, self.config.push_grace, spans.clone());
                 }
-                self.send_sized(peer, msg.clone(), Lane::Urgent, *len);
+                self.send_frame(peer, frame.clone(), Lane::Urgent, MessageKind::Push);
             }
         }
     }
@@ -71,12 +74,16 @@ impl Engine {
         for (origin, range) in on_the_way {
             coming.insert_range(*origin, range.clone());
         }
-        session.need = self
+        self.held_back(now, peer, &mut coming);
+        let need = self
             .durable
             .missing_in(&coming)
             .into_iter()
             .flat_map(|(origin, ranges)| ranges.into_iter().map(move |r| (origin, r)))
             .collect();
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.need = need;
+        }
     }
 
     /// Sends backlog batches to `peer` while its window has room.
@@ -292,7 +299,7 @@ fn chunk(records: &[Record], config: &Config) -> Vec<Vec<Record>> {
 }
 
 /// The seq ranges a set of records occupies.
-fn spans_of(records: &[Record]) -> Spans {
+pub(crate) fn spans_of(records: &[Record]) -> Spans {
     let mut covered = Frontier::new();
     for r in records {
         covered.insert(r.id);

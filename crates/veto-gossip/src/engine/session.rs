@@ -12,6 +12,7 @@ use super::clock::ClockTrack;
 use super::config::Config;
 use super::holdings::Chase;
 use super::now::Now;
+use super::sources::Hints;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,8 +101,20 @@ pub(crate) enum Phase {
 pub(crate) struct Session {
     pub(crate) phase: Phase,
     pub(crate) last_contact: Option<Duration>,
+    /// When the last message from the peer arrived, on the monotonic clock.
+    pub(crate) heard_at: Duration,
     /// The peer's last advertised frontier.
     pub(crate) their: Option<Frontier>,
+    /// What that frontier covers and this node lacked when it arrived.
+    pub(crate) lack: Frontier,
+    /// Since when the peer's frontiers have shown something this node lacks.
+    pub(crate) lack_since: Option<Duration>,
+    /// When the peer last sent records (or cleared seqs), on the monotonic
+    /// clock.
+    pub(crate) delivered_at: Duration,
+    /// Where the peer said it gets its records from.
+    pub(crate) hints: Hints,
+
     /// What is left to stream to the peer: the cursor, as ranges per origin in
     /// order. Never holds records, so memory stays flat whatever the backlog.
     pub(crate) need: VecDeque<(NodeId, RangeInclusive<u64>)>,
@@ -129,7 +142,13 @@ impl Session {
                 deadline: now.mono.saturating_add(config.handshake_timeout),
             },
             last_contact: None,
+            heard_at: now.mono,
             their: None,
+            lack: Frontier::new(),
+            lack_since: None,
+            delivered_at: now.mono,
+            hints: Hints::default(),
+
             need: VecDeque::new(),
             repair: VecDeque::new(),
             chases: BTreeMap::new(),
@@ -161,6 +180,14 @@ impl Session {
 
     pub(crate) fn is_established(&self) -> bool {
         matches!(self.phase, Phase::Established { .. })
+    }
+
+    /// The peer's node id, once its `Hello` arrived.
+    pub(crate) fn node(&self) -> Option<NodeId> {
+        match &self.phase {
+            Phase::Established { info, .. } => Some(info.node),
+            Phase::Handshaking { .. } => None,
+        }
     }
 
     /// The earliest time this session needs a tick.

@@ -39,8 +39,10 @@ pub use summary::FrontierSummary;
 /// The protocol version this build speaks, sent in [`Hello`].
 ///
 /// Version 2 added the clock sample and per-origin holdings to
-/// [`Message::Frontier`], and [`Message::Held`].
-pub const PROTOCOL_VERSION: u32 = 2;
+/// [`Message::Frontier`], and [`Message::Held`]. Version 3 added `direct` and
+/// `expected` to [`Message::Frontier`], so that a node receives each record
+/// about once rather than from every peer.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -66,6 +68,16 @@ pub const MAX_CLEARED_RANGES: usize = 8192;
 
 /// The most seq ranges one [`Message::Held`] may list.
 pub const MAX_HELD_RANGES: usize = 8192;
+
+/// The most origins the `indirect` list of one [`Message::Frontier`] may
+/// name. A sender that knows more lists fewer, which can only delay a relay
+/// by the receiver's push grace.
+pub const MAX_INDIRECT_ORIGINS: usize = 4096;
+
+/// The most seq ranges the `expected` part of one [`Message::Frontier`] may
+/// list. A sender that expects more lists less, which can only cause
+/// duplicates.
+pub const MAX_EXPECTED_RANGES: usize = 4096;
 
 /// The longest node name, region or goodbye reason, in bytes.
 pub const MAX_TEXT_BYTES: usize = 1024;
@@ -93,6 +105,16 @@ pub enum Message {
         holdings: Vec<(NodeId, Holding)>,
         /// The sender's wall clock, for measuring clock offsets.
         clock: ClockSample,
+        /// Origins the sender knows of but is not connected to, or has not
+        /// heard from lately. It gets the new records of every other origin
+        /// by push, so the receiver relays none of those that reached it by
+        /// push within its push grace.
+        indirect: Vec<NodeId>,
+        /// Seqs the sender lacks and expects from a peer other than the
+        /// receiver (their origin, or a peer it ranks first for them): the
+        /// receiver leaves them out of its backlog stream. Only a hint to
+        /// save duplicates; the next frontier says again what is missing.
+        expected: OriginRanges,
     },
     /// New records, sent eagerly as they are made. Not acknowledged.
     Push {
@@ -184,17 +206,73 @@ pub struct Hello {
     pub region: String,
 }
 
+/// Which [`Message`] variant a frame carries, in wire-tag order: what a driver
+/// needs of a message it only has the bytes of (metrics, logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MessageKind {
+    /// [`Message::Hello`].
+    Hello,
+    /// [`Message::Goodbye`].
+    Goodbye,
+    /// [`Message::Frontier`].
+    Frontier,
+    /// [`Message::Push`].
+    Push,
+    /// [`Message::Records`].
+    Records,
+    /// [`Message::Ack`].
+    Ack,
+    /// [`Message::Held`].
+    Held,
+}
+
+impl MessageKind {
+    /// Every kind, in wire-tag order.
+    pub const ALL: [MessageKind; MESSAGE_TAGS as usize] = [
+        MessageKind::Hello,
+        MessageKind::Goodbye,
+        MessageKind::Frontier,
+        MessageKind::Push,
+        MessageKind::Records,
+        MessageKind::Ack,
+        MessageKind::Held,
+    ];
+
+    /// The wire tag, which is also the kind's index in [`MessageKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The message's name, for logs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Hello => "Hello",
+            MessageKind::Goodbye => "Goodbye",
+            MessageKind::Frontier => "Frontier",
+            MessageKind::Push => "Push",
+            MessageKind::Records => "Records",
+            MessageKind::Ack => "Ack",
+            MessageKind::Held => "Held",
+        }
+    }
+}
+
 impl Message {
     /// The message's name, for logs and errors.
     pub fn kind(&self) -> &'static str {
+        self.message_kind().as_str()
+    }
+
+    /// Which variant this is.
+    pub fn message_kind(&self) -> MessageKind {
         match self {
-            Message::Hello(_) => "Hello",
-            Message::Goodbye { .. } => "Goodbye",
-            Message::Frontier { .. } => "Frontier",
-            Message::Push { .. } => "Push",
-            Message::Records { .. } => "Records",
-            Message::Ack { .. } => "Ack",
-            Message::Held { .. } => "Held",
+            Message::Hello(_) => MessageKind::Hello,
+            Message::Goodbye { .. } => MessageKind::Goodbye,
+            Message::Frontier { .. } => MessageKind::Frontier,
+            Message::Push { .. } => MessageKind::Push,
+            Message::Records { .. } => MessageKind::Records,
+            Message::Ack { .. } => MessageKind::Ack,
+            Message::Held { .. } => MessageKind::Held,
         }
     }
 
@@ -209,7 +287,11 @@ impl Message {
             }
             Message::Goodbye { reason } => check_text("reason", reason),
             Message::Frontier {
-                summary, holdings, ..
+                summary,
+                holdings,
+                indirect,
+                expected,
+                ..
             } => {
                 check_ranges(&summary.origins, MAX_SUMMARY_RANGES)?;
                 if holdings.len() > MAX_SUMMARY_RANGES {
@@ -218,7 +300,13 @@ impl Message {
                         limit: MAX_SUMMARY_RANGES,
                     });
                 }
-                Ok(())
+                if indirect.len() > MAX_INDIRECT_ORIGINS {
+                    return Err(Invalid::TooManyOrigins {
+                        count: indirect.len(),
+                        limit: MAX_INDIRECT_ORIGINS,
+                    });
+                }
+                check_ranges(expected, MAX_EXPECTED_RANGES)
             }
             Message::Push { records } => check_records(records),
             Message::Records {
@@ -300,6 +388,14 @@ pub enum Invalid {
         start: u64,
         /// Range end.
         end: u64,
+    },
+    /// More origins than the message allows.
+    #[error("{count} origins in one list; the limit is {limit}")]
+    TooManyOrigins {
+        /// How many there were.
+        count: usize,
+        /// The limit.
+        limit: usize,
     },
     /// More ranges than the message allows.
     #[error("{count} seq ranges in one message; the limit is {limit}")]

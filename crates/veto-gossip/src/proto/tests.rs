@@ -51,6 +51,8 @@ fn samples() -> Vec<Message> {
                 echo: 1_700_000_000_000_000_001,
                 held: 4_000_000,
             },
+            indirect: vec![NodeId::new(2), NodeId::new(3)],
+            expected: vec![(NodeId::new(2), vec![4..=9, 11..=u64::MAX])],
         },
         Message::Held {
             origin: NodeId::new(1),
@@ -192,6 +194,8 @@ fn limits_are_checked_on_decode() {
         },
         holdings: Vec::new(),
         clock: ClockSample::default(),
+        indirect: Vec::new(),
+        expected: Vec::new(),
     };
     assert!(matches!(
         decode(&encode(&zero).unwrap()),

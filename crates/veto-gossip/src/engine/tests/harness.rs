@@ -74,6 +74,8 @@ pub(super) struct World {
     wire_seq: u64,
     pub(super) latency: Duration,
     pub(super) bulk_latency: Duration,
+    /// Urgent-lane latency of single links `(from, to)`, instead of `latency`.
+    pub(super) slow: BTreeMap<(usize, usize), Duration>,
     pub(super) drop: Option<DropRule>,
     rng: StdRng,
     next_key: u64,
@@ -111,6 +113,7 @@ impl World {
             wire_seq: 0,
             latency: Duration::from_millis(10),
             bulk_latency: Duration::from_millis(10),
+            slow: BTreeMap::new(),
             drop: None,
             rng: StdRng::seed_from_u64(seed),
             next_key: 1,
@@ -220,7 +223,9 @@ impl World {
     pub(super) fn drain(&mut self, i: usize) {
         while let Some(out) = self.nodes[i].engine.poll_output() {
             match out {
-                Output::Send { peer, msg, lane } => self.route(i, peer, msg, lane),
+                Output::Send {
+                    peer, frame, lane, ..
+                } => self.route(i, peer, frame.to_vec(), lane),
                 Output::Persist {
                     id,
                     records,
@@ -243,7 +248,7 @@ impl World {
         }
     }
 
-    fn route(&mut self, from: usize, peer: PeerKey, msg: Message, lane: Lane) {
+    fn route(&mut self, from: usize, peer: PeerKey, frame: Vec<u8>, lane: Lane) {
         let Some((to, key)) = self.links.iter().find_map(|l| {
             (l.a == from && l.ka == peer)
                 .then_some((l.b, l.kb))
@@ -251,8 +256,9 @@ impl World {
         }) else {
             return;
         };
-        let frame = proto::encode(&msg).unwrap();
         assert!(frame.len() <= MAX_FRAME_BYTES);
+        // Decoded for the tests' assertions and drop rules.
+        let msg = proto::decode(&frame).unwrap();
         self.sent.push(Sent {
             at: self.now,
             from,
@@ -273,7 +279,7 @@ impl World {
         }
         let is_ack = matches!(msg, Message::Ack { .. });
         let delay = match lane {
-            Lane::Urgent => self.latency,
+            Lane::Urgent => self.slow.get(&(from, to)).copied().unwrap_or(self.latency),
             Lane::Bulk => self.bulk_latency,
         };
         self.enqueue(delay, from, to, key, is_ack, Delivery::Frame(frame));

@@ -1,6 +1,6 @@
 //! Engine tests: whole scenarios in an in-memory world of engines
-//! (`replication`, `backlog`), and single-engine protocol rules driven by hand
-//! (`protocol`).
+//! (`replication`, `backlog`, `sources`), and single-engine protocol rules
+//! driven by hand (`protocol`).
 
 mod backlog;
 mod chaos;
@@ -8,4 +8,5 @@ mod harness;
 mod integrity;
 mod protocol;
 mod replication;
+mod sources;
 mod store;
