@@ -8,22 +8,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use veto_core::{AuditQuery, Check, NodeId, Record, Revocation, ScopeKind};
+use veto_core::{AuditQuery, Check, Record, Revocation, ScopeKind};
+
+pub use veto_core::status::{ClockView, NodeInfo, PeerView, StatusView, StorageView};
 
 use crate::feed::Feed;
-
-/// Who this node is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// The node's id in this process lifetime: the origin of the records it
-    /// makes. A fresh one is drawn at every start, so that a data directory
-    /// restored from a backup or cloned can never issue an id twice.
-    pub id: NodeId,
-    /// The operator-given name.
-    pub name: String,
-    /// The region it serves.
-    pub region: String,
-}
 
 /// Why a lookup came out revoked, with what the gateway may show.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,66 +25,6 @@ pub struct Revoked {
     pub reason: String,
     /// Unix seconds at which it was revoked.
     pub revoked_at: u64,
-}
-
-/// A peer as an operator sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PeerView {
-    /// The peer's name (from its certificate or handshake), or the name given
-    /// when it was added.
-    pub name: Option<String>,
-    /// The address it is dialled at.
-    pub addr: String,
-    /// `connected`, `connecting` or `down`.
-    pub state: String,
-    /// Records this node holds that the peer is known to lack.
-    pub lag: u64,
-    /// Smoothed round-trip time in milliseconds, once connected.
-    pub rtt_ms: Option<f64>,
-    /// Unix seconds of the last message from the peer.
-    pub last_contact: Option<u64>,
-}
-
-/// What `/v1/status` reports.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatusView {
-    /// Who this node is.
-    pub node: NodeInfo,
-    /// Live revocation records.
-    pub revocations: u64,
-    /// The set digest, as hex.
-    pub digest: String,
-    /// Every peer.
-    pub peers: Vec<PeerView>,
-    /// Whether this node's clock agrees with its peers'.
-    pub clock: ClockView,
-    /// Whether the store takes writes, and what it lost.
-    pub storage: StorageView,
-}
-
-/// The node's clock against its peers', for `/v1/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct ClockView {
-    /// `ok` (within the maximum offset of most peers measured), `skewed`
-    /// (beyond it: garbage collection and bulk revocations stop), or
-    /// `unconfirmed` (no peer measured yet).
-    pub state: String,
-    /// This node's clock minus the median peer's, in milliseconds.
-    pub offset_ms: Option<i64>,
-    /// Peers whose clocks were measured.
-    pub peers_measured: usize,
-    /// Of those, how many are beyond the maximum offset.
-    pub peers_off: usize,
-}
-
-/// The store's health, for `/v1/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct StorageView {
-    /// Why writes are halted, or `None` while they are taken.
-    pub halted: Option<String>,
-    /// Acknowledged records the database lost before this start (found by its
-    /// durability marker) that peers have not yet sent back.
-    pub missing_records: Option<u64>,
 }
 
 /// The live records for `GET /v1/snapshot`, in chunks, as the node reads them.

@@ -18,34 +18,9 @@ use crate::error::ApiError;
 use crate::limits::{parse_json, Body};
 use crate::state::AppState;
 
-/// A peer as JSON.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Peer)]
-pub(crate) struct PeerJson<'a> {
-    name: Option<&'a str>,
-    addr: &'a str,
-    state: &'a str,
-    lag: u64,
-    rtt_ms: Option<f64>,
-    last_contact: Option<u64>,
-}
-
-impl<'a> PeerJson<'a> {
-    pub(crate) fn new(p: &'a PeerView) -> PeerJson<'a> {
-        PeerJson {
-            name: p.name.as_deref(),
-            addr: &p.addr,
-            state: &p.state,
-            lag: p.lag,
-            rtt_ms: p.rtt_ms,
-            last_contact: p.last_contact,
-        }
-    }
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PeerList<'a> {
-    peers: Vec<PeerJson<'a>>,
+    peers: &'a [PeerView],
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -74,10 +49,7 @@ fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
 /// `GET /v1/peers`.
 pub(crate) async fn list(State(state): State<AppState>) -> Response {
     let peers = state.backend.peers();
-    Json(PeerList {
-        peers: peers.iter().map(PeerJson::new).collect(),
-    })
-    .into_response()
+    Json(PeerList { peers: &peers }).into_response()
 }
 
 /// `POST /v1/peers`: 201 with the new peer.
@@ -92,7 +64,7 @@ pub(crate) async fn add(
         check_text("name", name)?;
     }
     let peer = state.backend.add_peer(req.addr, req.name).await?;
-    Ok((StatusCode::CREATED, Json(PeerJson::new(&peer))).into_response())
+    Ok((StatusCode::CREATED, Json(&peer)).into_response())
 }
 
 /// `DELETE /v1/peers/{name-or-addr}`: 204, or 404 when no peer has that name or

@@ -11,7 +11,9 @@ use veto_core::Record;
 use crate::error::ClientError;
 use crate::record::record_from_value;
 use crate::stream::{SnapshotStream, WatchStream};
-use crate::types::{AuditFilter, CheckAnswer, CheckItem, Claims, Peer, Revoked, Status};
+use veto_core::status::{PeerView as Peer, StatusView as Status};
+
+use crate::types::{AuditFilter, CheckAnswer, CheckItem, Claims, Revoked};
 
 /// How long a call that is not a stream may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

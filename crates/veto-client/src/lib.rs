@@ -36,8 +36,14 @@ pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StalePolicy};
 pub use client::Client;
 pub use error::ClientError;
 pub use stream::{SnapshotStream, WatchEvent, WatchStream};
-pub use types::{AuditFilter, CheckItem, Claims, NodeStatus, Peer, Revoked, Status};
+pub use types::{AuditFilter, CheckItem, Claims, Revoked};
 /// One revocation to ask for (`POST /v1/revocations`), the type the node
 /// itself decodes.
 pub use veto_core::request::RevokeRequest;
+/// Who a node is.
+pub use veto_core::status::NodeInfo as NodeStatus;
+/// A peer as the node reports it.
+pub use veto_core::status::PeerView as Peer;
+/// `GET /v1/status`.
+pub use veto_core::status::StatusView as Status;
 pub use veto_core::{Check, Record, RecordId, ScopeKind, Target};

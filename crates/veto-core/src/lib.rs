@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod record;
 pub mod request;
 pub mod set;
+pub mod status;
 
 pub use audit::AuditQuery;
 pub use check::{Check, Hit};

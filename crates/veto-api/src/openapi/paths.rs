@@ -12,8 +12,9 @@ use crate::check::{Answer, CheckInput, Results};
 use crate::error::ErrorBody;
 use crate::events::SetErrorBody;
 use crate::oauth::OAuthError;
-use crate::peers::{AddPeer, PeerJson, PeerList};
-use crate::status::StatusJson;
+use crate::peers::{AddPeer, PeerList};
+use veto_core::status::{PeerView, StatusView};
+
 use crate::view::{RecordList, RecordView};
 use veto_core::request::RevokeRequest;
 
@@ -214,7 +215,7 @@ fn peers_list() {}
 #[utoipa::path(post, path = "/v1/peers", tag = "membership",
     request_body = AddPeer,
     responses(
-        (status = 201, description = "Added", body = PeerJson),
+        (status = 201, description = "Added", body = PeerView),
         (status = 400, description = "Malformed", body = ErrorBody),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 409, description = "Already a peer", body = ErrorBody),
@@ -239,7 +240,7 @@ fn peers_remove() {}
 
 /// The node, its record count and set digest, and its peers.
 #[utoipa::path(get, path = "/v1/status", tag = "operations",
-    responses((status = 200, description = "Status", body = StatusJson)))]
+    responses((status = 200, description = "Status", body = StatusView)))]
 fn status() {}
 
 /// Prometheus metrics.
