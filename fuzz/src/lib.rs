@@ -5,7 +5,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use veto_core::jwt::{self, JwtClaims, JwtError, MAX_TOKEN_BYTES};
+use veto_core::jwt::{self, JwtError, MAX_TOKEN_BYTES};
+use veto_core::Claims;
 use veto_core::{NodeId, RecordId};
 
 /// Decodes `token` as a JWT and checks that the answer is consistent: an error
@@ -32,7 +33,7 @@ pub fn check_jwt(token: &str) {
 }
 
 /// The lookup built from claims carries exactly those claims.
-fn check_as_check(claims: &JwtClaims) {
+fn check_as_check(claims: &Claims) {
     let c = claims.as_check();
     assert_eq!(c.iss, claims.iss.as_deref());
     assert_eq!(c.sub, claims.sub.as_deref());
@@ -45,7 +46,7 @@ fn check_as_check(claims: &JwtClaims) {
 }
 
 /// Claims written back into a fresh token decode to the same claims.
-fn check_round_trip(claims: &JwtClaims) {
+fn check_round_trip(claims: &Claims) {
     let mut header = Map::new();
     if let Some(kid) = &claims.kid {
         header.insert("kid".into(), Value::from(kid.as_str()));

@@ -13,7 +13,7 @@ use crate::record::record_from_value;
 use crate::stream::{SnapshotStream, WatchStream};
 use veto_core::status::{PeerView as Peer, StatusView as Status};
 
-use crate::types::{AuditFilter, CheckAnswer, CheckItem, Claims, Revoked};
+use crate::types::{check_query, AuditFilter, CheckAnswer, CheckItem, Claims, Revoked};
 
 /// How long a call that is not a stream may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -191,7 +191,7 @@ impl Client {
     pub async fn check(&self, claims: &Claims) -> Result<Option<Revoked>, ClientError> {
         let req = self
             .request(Method::GET, "/v1/check")
-            .query(&claims.query());
+            .query(&check_query(claims));
         json::<CheckAnswer>(Client::send(req).await?)
             .await?
             .into_revoked()

@@ -3,73 +3,31 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use veto_core::{Check, NodeId, RecordId, ScopeKind};
+pub use veto_core::Claims;
+use veto_core::{NodeId, RecordId, ScopeKind};
 
 use crate::error::ClientError;
 
-/// What a gateway knows of one token, owned. [`Claims::as_check`] borrows it
-/// as the [`Check`] that [`crate::LocalCache::check`] takes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Claims {
-    /// `iss`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    /// `sub`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    /// `jti`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// `sid`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// `client_id` (or `azp`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    /// `kid` from the JWT header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
-    /// `iat`, Unix seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-}
-
-impl Claims {
-    /// The claims as a lookup.
-    pub fn as_check(&self) -> Check<'_> {
-        Check {
-            iss: self.iss.as_deref(),
-            sub: self.sub.as_deref(),
-            jti: self.jti.as_deref(),
-            sid: self.sid.as_deref(),
-            client_id: self.client_id.as_deref(),
-            kid: self.kid.as_deref(),
-            iat: self.iat,
-            token_sha256: None,
+/// The query pairs of `GET /v1/check` for these claims.
+pub(crate) fn check_query(claims: &Claims) -> Vec<(&'static str, String)> {
+    let mut q = Vec::new();
+    let text = [
+        ("iss", &claims.iss),
+        ("sub", &claims.sub),
+        ("jti", &claims.jti),
+        ("sid", &claims.sid),
+        ("client_id", &claims.client_id),
+        ("kid", &claims.kid),
+    ];
+    for (name, value) in text {
+        if let Some(v) = value {
+            q.push((name, v.clone()));
         }
     }
-
-    /// The query pairs of `GET /v1/check`.
-    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        let text = [
-            ("iss", &self.iss),
-            ("sub", &self.sub),
-            ("jti", &self.jti),
-            ("sid", &self.sid),
-            ("client_id", &self.client_id),
-            ("kid", &self.kid),
-        ];
-        for (name, value) in text {
-            if let Some(v) = value {
-                q.push((name, v.clone()));
-            }
-        }
-        if let Some(iat) = self.iat {
-            q.push(("iat", iat.to_string()));
-        }
-        q
+    if let Some(iat) = claims.iat {
+        q.push(("iat", iat.to_string()));
     }
+    q
 }
 
 /// One item of a batch lookup (`POST /v1/check`).

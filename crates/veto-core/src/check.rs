@@ -1,6 +1,57 @@
 //! A lookup: what a gateway knows about one token, and the semantics of a match.
 
+use serde::Serialize;
+
 use crate::record::{Record, ScopeKind, Target};
+
+/// What a gateway knows of one token, owned: the claims of a decoded JWT
+/// that matter to revocation ([`crate::jwt::decode`]), or what a gateway
+/// fills in itself. [`Claims::as_check`] borrows it as the [`Check`] a lookup
+/// takes. As JSON (an item of `POST /v1/check`) it carries the lookup keys
+/// and `iat`, and leaves out what is absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    /// `iss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// `sub`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `sid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// `client_id`, or `azp` when there is no `client_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `kid` from the JWT header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// `iat`, whole seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// `exp`, whole seconds. Not a lookup key: never sent.
+    #[serde(skip)]
+    pub exp: Option<u64>,
+}
+
+impl Claims {
+    /// The claims as a lookup.
+    pub fn as_check(&self) -> Check<'_> {
+        Check {
+            iss: self.iss.as_deref(),
+            sub: self.sub.as_deref(),
+            jti: self.jti.as_deref(),
+            sid: self.sid.as_deref(),
+            client_id: self.client_id.as_deref(),
+            kid: self.kid.as_deref(),
+            iat: self.iat,
+            token_sha256: None,
+        }
+    }
+}
 
 /// What a gateway has of one token. Every field is optional; a record matches only
 /// on the fields it names.

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::check::Check;
+use crate::check::Claims;
 
 /// The longest token veto will decode, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -53,43 +53,6 @@ pub enum JwtError {
         /// What it should have been.
         expected: &'static str,
     },
-}
-
-/// The claims of a decoded JWT that matter to revocation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct JwtClaims {
-    /// `iss`.
-    pub iss: Option<String>,
-    /// `sub`.
-    pub sub: Option<String>,
-    /// `jti`.
-    pub jti: Option<String>,
-    /// `sid`.
-    pub sid: Option<String>,
-    /// `client_id`, or `azp` when there is no `client_id`.
-    pub client_id: Option<String>,
-    /// `kid` from the header.
-    pub kid: Option<String>,
-    /// `iat`, whole seconds.
-    pub iat: Option<u64>,
-    /// `exp`, whole seconds.
-    pub exp: Option<u64>,
-}
-
-impl JwtClaims {
-    /// The claims as a lookup.
-    pub fn as_check(&self) -> Check<'_> {
-        Check {
-            iss: self.iss.as_deref(),
-            sub: self.sub.as_deref(),
-            jti: self.jti.as_deref(),
-            sid: self.sid.as_deref(),
-            client_id: self.client_id.as_deref(),
-            kid: self.kid.as_deref(),
-            iat: self.iat,
-            token_sha256: None,
-        }
-    }
 }
 
 /// Whether a bearer string looks like a JWT (three dot-separated parts) rather
@@ -144,7 +107,7 @@ fn numeric_date(map: &Map<String, Value>, claim: &'static str) -> Result<Option<
 
 /// Decodes a compact JWT's header and claims. The signature part must be present
 /// but is not checked.
-pub fn decode(token: &str) -> Result<JwtClaims, JwtError> {
+pub fn decode(token: &str) -> Result<Claims, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::TooLong(token.len()));
     }
@@ -158,7 +121,7 @@ pub fn decode(token: &str) -> Result<JwtClaims, JwtError> {
         Some(c) => Some(c),
         None => string(&claims, "azp")?,
     };
-    Ok(JwtClaims {
+    Ok(Claims {
         iss: string(&claims, "iss")?,
         sub: string(&claims, "sub")?,
         jti: string(&claims, "jti")?,

@@ -25,7 +25,7 @@ pub mod set;
 pub mod status;
 
 pub use audit::AuditQuery;
-pub use check::{Check, Hit};
+pub use check::{Check, Claims, Hit};
 pub use digest::SetDigest;
 pub use frontier::{Frontier, SeqSet};
 pub use hlc::{ClockAhead, Hlc, HybridClock};
