@@ -226,3 +226,47 @@ fn without_a_token_the_node_makes_one_in_the_data_dir() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A request with two `Authorization` headers is refused, whichever comes
+/// first: a gateway and its upstream may each act on a different one, so a
+/// clean token must not vouch for a revoked one (nor a wrong admin token be
+/// excused by a right one).
+#[test]
+fn several_authorization_headers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Veto::start(dir.path(), &[]);
+    node.revoke(json!({"scope": "token", "iss": "https://idp", "jti": "stolen"}));
+    let clean = format!(
+        "Bearer {}",
+        jwt(json!({}), json!({"iss": "https://idp", "jti": "fine"}))
+    );
+    let revoked = format!(
+        "Bearer {}",
+        jwt(json!({}), json!({"iss": "https://idp", "jti": "stolen"}))
+    );
+    let http = reqwest::blocking::Client::new();
+    let one = http
+        .get(format!("{}/v1/auth", node.url))
+        .header("authorization", &clean)
+        .send()
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    for (first, second) in [(&clean, &revoked), (&revoked, &clean), (&clean, &clean)] {
+        let r = http
+            .get(format!("{}/v1/auth", node.url))
+            .header("authorization", first)
+            .header("authorization", second)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert_error(r, 401, "more than one Authorization header");
+    }
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let r = http
+        .get(format!("{}/v1/revocations", node.url))
+        .header("authorization", &admin)
+        .header("authorization", "Bearer wrong")
+        .send()
+        .unwrap();
+    assert_error(r, 401, "more than one Authorization header");
+}

@@ -3,11 +3,12 @@
 //! Admin endpoints take the admin token as `Authorization: Bearer <token>`, or as
 //! the password of HTTP Basic (any user name), which is what many OAuth client
 //! libraries send to an RFC 7009 endpoint. The token is compared in constant time
-//! through its SHA-256, which also hides its length.
+//! through its SHA-256, which also hides its length. A request with more than
+//! one `Authorization` header is refused everywhere.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
@@ -34,6 +35,9 @@ fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BearerError {
     Missing,
+    /// More than one `Authorization` header: which one a gateway or the
+    /// upstream would act on is not ours to guess, so it is refused.
+    Several,
     NotBearer,
     Empty,
 }
@@ -42,17 +46,26 @@ impl BearerError {
     pub(crate) fn message(self) -> &'static str {
         match self {
             BearerError::Missing => "no Authorization header",
+            BearerError::Several => "more than one Authorization header",
             BearerError::NotBearer => "the Authorization header is not a Bearer token",
             BearerError::Empty => "the bearer token is empty",
         }
     }
 }
 
+/// The one `Authorization` header, if there is exactly one.
+fn only_authorization(headers: &HeaderMap) -> Result<&HeaderValue, BearerError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next().ok_or(BearerError::Missing)?;
+    if values.next().is_some() {
+        return Err(BearerError::Several);
+    }
+    Ok(first)
+}
+
 /// The token of `Authorization: Bearer <token>`.
 pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, BearerError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(BearerError::Missing)?
+    let value = only_authorization(headers)?
         .to_str()
         .map_err(|_| BearerError::NotBearer)?;
     let token = credentials(value, "Bearer").ok_or(BearerError::NotBearer)?;
@@ -64,11 +77,17 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, BearerError> {
 
 /// The admin credential presented: a bearer token or a Basic password.
 fn presented(headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("this endpoint needs the admin token as a Bearer token"))?
-        .to_str()
-        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    let value = match only_authorization(headers) {
+        Ok(value) => value,
+        Err(BearerError::Several) => return Err(unauthorized(BearerError::Several.message())),
+        Err(_) => {
+            return Err(unauthorized(
+                "this endpoint needs the admin token as a Bearer token",
+            ))
+        }
+    }
+    .to_str()
+    .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
     if let Some(token) = credentials(value, "Bearer") {
         return Ok(token.as_bytes().to_vec());
     }
@@ -111,7 +130,6 @@ impl FromRequestParts<AppState> for Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(auth: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -126,6 +144,13 @@ mod tests {
         assert_eq!(bearer(&headers("Basic abc")), Err(BearerError::NotBearer));
         assert_eq!(bearer(&headers("Bearer ")), Err(BearerError::Empty));
         assert_eq!(bearer(&HeaderMap::new()), Err(BearerError::Missing));
+        let mut two = headers("Bearer abc");
+        two.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer def"),
+        );
+        assert_eq!(bearer(&two), Err(BearerError::Several));
+        assert!(presented(&two).is_err());
     }
 
     #[test]

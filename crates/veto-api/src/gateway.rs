@@ -4,7 +4,9 @@
 //! It reads `Authorization: Bearer <token>` and answers 200 with an empty body
 //! when the token is not revoked, or 401 with
 //! `WWW-Authenticate: Bearer error="invalid_token", error_description="..."`
-//! when it is revoked, missing or malformed. Any method is accepted and any path
+//! when it is revoked, missing or malformed, or when the request carries more
+//! than one `Authorization` header (fail closed: the upstream might act on
+//! another one than the one checked). Any method is accepted and any path
 //! under `/v1/auth/` routes here, because Envoy forwards the original method and
 //! path behind a configured prefix. The body is never read.
 //!
