@@ -186,6 +186,45 @@ fn an_unknown_tag_is_named() {
 }
 
 #[test]
+fn source_hints_in_a_frontier_are_bounded_and_checked() {
+    let frontier = |indirect: Vec<NodeId>, expected: OriginRanges| Message::Frontier {
+        summary: FrontierSummary::default(),
+        holdings: Vec::new(),
+        clock: ClockSample::default(),
+        indirect,
+        expected,
+    };
+    let origins = (1..=MAX_INDIRECT_ORIGINS as u64 + 1)
+        .map(NodeId::new)
+        .collect();
+    assert!(matches!(
+        decode(&encode(&frontier(origins, Vec::new())).unwrap()),
+        Err(DecodeError::Invalid {
+            error: Invalid::TooManyOrigins { .. },
+            ..
+        })
+    ));
+    let ranges = (1..=MAX_EXPECTED_RANGES as u64 + 1)
+        .map(|s| 2 * s..=2 * s)
+        .collect();
+    assert!(matches!(
+        decode(&encode(&frontier(Vec::new(), vec![(NodeId::new(1), ranges)])).unwrap()),
+        Err(DecodeError::Invalid {
+            error: Invalid::TooManyRanges { .. },
+            ..
+        })
+    ));
+    let zero = vec![(NodeId::new(1), vec![0..=3])];
+    assert!(matches!(
+        decode(&encode(&frontier(Vec::new(), zero)).unwrap()),
+        Err(DecodeError::Invalid {
+            error: Invalid::BadRange { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
 fn limits_are_checked_on_decode() {
     let zero = Message::Frontier {
         summary: FrontierSummary {
