@@ -255,7 +255,9 @@ impl Settings {
 /// `DATA_DIR/admin-token` (created with mode 0600 on first start).
 pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     if let Some(token) = &settings.admin_token {
-        return Ok(token.trim().to_owned());
+        let token = token.trim().to_owned();
+        crate::hygiene::check_token(&token, None);
+        return Ok(token);
     }
     if let Some(path) = &settings.admin_token_file {
         let token = std::fs::read_to_string(path)
@@ -264,6 +266,7 @@ pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
         if token.is_empty() {
             bail!("admin token file {} is empty", path.display());
         }
+        crate::hygiene::check_token(&token, Some(path));
         return Ok(token);
     }
     let path = settings.data_dir.join("admin-token");

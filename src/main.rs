@@ -8,6 +8,7 @@ mod clock_steps;
 mod config;
 mod demo;
 mod feed;
+mod hygiene;
 mod node;
 mod panics;
 mod peers;

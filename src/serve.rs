@@ -43,8 +43,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_format);
     let data_dir = settings.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    crate::hygiene::restrict_new_files();
+    crate::hygiene::private_dir(&data_dir)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;

@@ -270,3 +270,71 @@ fn several_authorization_headers_are_refused() {
         .unwrap();
     assert_error(r, 401, "more than one Authorization header");
 }
+
+/// A fresh data dir is 0700 and everything the node writes in it is private
+/// to its user, whatever the umask; an admin token file others can read, or
+/// a token short enough to guess, is reported at start.
+#[test]
+fn the_data_dir_is_private_and_weak_secrets_are_reported() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let token_file = root.path().join("token");
+    std::fs::write(&token_file, "short-token\n").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = support::free_port();
+    let mut child = Command::new(veto_bin())
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--gossip-listen", "127.0.0.1:0", "--admin-token-file"])
+        .arg(&token_file)
+        .env_remove("VETO_ADMIN_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::blocking::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !client
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(std::time::Instant::now() < deadline, "node not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/v1/revocations"))
+        .bearer_auth("short-token")
+        .json(&json!({"scope": "key", "kid": "k"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("readable by other users"), "{log}");
+    assert!(log.contains("short enough to guess"), "{log}");
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    let mut stack = vec![data.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(
+                mode(&path) & 0o077,
+                0,
+                "{} is open to others",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files += 1;
+            }
+        }
+    }
+    assert!(files >= 2, "the node wrote its database");
+}
