@@ -34,7 +34,12 @@ impl World {
             // The bug follows the second node's writer id of the day.
             self.nodes[0].store.drop_origin = Some(id);
         }
-        self.nodes[i].start(id, self.p.bug != Some(Bug::IgnoreMarker));
+        let bug = self.p.bug;
+        self.nodes[i].start(
+            id,
+            bug != Some(Bug::IgnoreMarker),
+            bug != Some(Bug::NoStampFloor),
+        );
         let reported = self.nodes[i].missing_at_start;
         self.metrics.missing_reported += reported;
         self.oracle.started(self.now, i, reported);
@@ -237,12 +242,18 @@ impl World {
             live.pending.push(id);
             let stamp = live.engine.clock().stamp(local);
             // The store keeps the last local stamp and a restart starts the
-            // clock above it, but a restored backup or a cut log takes it
-            // back with the records.
-            if stamp <= node.last_stamp {
-                self.metrics.stamp_regressions += 1;
+            // clock above it (a restored backup or a cut log takes it back
+            // with the records, and the node then knows no later one).
+            let floor = node.last_stamp;
+            node.last_stamp = floor.max(stamp);
+            if stamp <= floor {
+                let detail = format!(
+                    "stamp {} is not above {}, the last stamp of this node's life or of its store",
+                    stamp.0, floor.0
+                );
+                self.oracle
+                    .violate(now, "stamp-regressed", Some(i), Some(id), detail);
             }
-            node.last_stamp = node.last_stamp.max(stamp);
             let record = revocation.into_record(id, stamp);
             let size = proto::encoded_len(&Message::Push {
                 records: vec![record.clone()],

@@ -41,7 +41,6 @@ pub(crate) struct Metrics {
     pub(crate) crashes: u64,
     pub(crate) restarts: u64,
     pub(crate) clock_jumps: u64,
-    pub(crate) stamp_regressions: u64,
     pub(crate) max_record_bytes: usize,
     /// Records of local revocations refused or failed while writes were
     /// halted (answered 503, never acknowledged).

@@ -43,7 +43,8 @@ pub(crate) struct SimNode {
     pub(crate) disk_free: Time,
     /// The flush that has not started yet, which new writes join: (start, end).
     pub(crate) next_flush: Option<(Time, Time)>,
-    /// The highest stamp this node ever gave a record, across restarts.
+    /// The highest stamp this node gave a record in this life, or that its
+    /// store kept from an earlier one: every new stamp must be above it.
     pub(crate) last_stamp: veto_core::Hlc,
     /// The engine timer currently scheduled.
     pub(crate) timer_at: Option<Time>,
@@ -104,7 +105,7 @@ impl SimNode {
     /// production), or after the highest stored one when the id is reused.
     /// Like production, it compares the store with its durability marker
     /// (unless `check_marker` is off) and reports the ids missing.
-    pub(crate) fn start(&mut self, id: NodeId, check_marker: bool) {
+    pub(crate) fn start(&mut self, id: NodeId, check_marker: bool, stamp_floor: bool) {
         self.id = id;
         self.halted = false;
         self.recovery_pending = false;
@@ -114,8 +115,9 @@ impl SimNode {
         let clock = Arc::new(HybridClock::new(self.id, self.config.max_clock_offset));
         // As production: no stamp of this life goes below one of an earlier
         // life that the store kept, even if the wall clock stepped back.
-        if let Some(floor) = self.store.last_stamp() {
-            clock.raise_to(floor);
+        self.last_stamp = self.store.last_stamp().unwrap_or_default();
+        if stamp_floor {
+            clock.raise_to(self.last_stamp);
         }
         let engine = Engine::with_clock(self.config.clone(), self.store.covered().clone(), clock);
         let mut index = LookupIndex::new();

@@ -39,11 +39,15 @@ pub enum Bug {
     /// After a failed write the node never resumes writes (until it restarts),
     /// even once the disk works again.
     HaltForever,
+    /// A restarted node's hybrid clock starts from its wall clock alone, not
+    /// above the last stamp its store keeps: after the clock stepped back, its
+    /// new stamps go below ones it gave before.
+    NoStampFloor,
 }
 
 impl Bug {
     /// Every bug, for the command line.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::DropOrigin,
         Bug::LoseUnsynced,
         Bug::ReuseSeqs,
@@ -52,6 +56,7 @@ impl Bug {
         Bug::DropExpiredOnReceipt,
         Bug::NoRestore,
         Bug::HaltForever,
+        Bug::NoStampFloor,
     ];
 
     /// Its command-line name.
@@ -65,6 +70,7 @@ impl Bug {
             Bug::DropExpiredOnReceipt => "drop-expired-on-receipt",
             Bug::NoRestore => "no-restore",
             Bug::HaltForever => "halt-forever",
+            Bug::NoStampFloor => "no-stamp-floor",
         }
     }
 

@@ -129,10 +129,6 @@ pub struct Happenings {
     pub missing_reported: u64,
     /// Ids still reported missing at the end, over all nodes: lost for good.
     pub missing_at_end: u64,
-    /// Records stamped no later than an earlier record of the same node
-    /// (a restart starts the clock above the stamp its store keeps, but a
-    /// restored backup or a cut log takes that stamp back).
-    pub stamp_regressions: u64,
     /// Connections made.
     pub connections: u64,
     /// Connection sides that went away.
@@ -296,7 +292,6 @@ impl RunReport {
             revocations_refused: m.revocations_refused,
             missing_reported: m.missing_reported,
             missing_at_end: w.nodes.iter().map(|n| n.missing()).sum(),
-            stamp_regressions: m.stamp_regressions,
             connections: ns.connections,
             disconnections: ns.disconnections,
             dial_failures: ns.dial_failures,
@@ -369,7 +364,7 @@ impl fmt::Display for RunReport {
             ("traffic", format!("{} messages, {} bytes; per revocation {:.1} messages ({:.1} pushes), {:.0} bytes", t.messages, t.bytes, t.messages_per_revocation, t.pushes_per_revocation, t.bytes_per_revocation)),
             ("by kind", t.by_kind.iter().map(|k| format!("{} {}/{}B", k.kind, k.messages, k.bytes)).collect::<Vec<_>>().join("  ")),
             ("records in", format!("{} by push, {} by repair, {} duplicates ({:.3} per new record), {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.duplicates_per_new, h.expired_on_receipt, h.cleared, h.gc_pruned)),
-            ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} stamp regressions, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.stamp_regressions, h.persist_failures, h.read_failures, h.batches_timed_out)),
+            ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.persist_failures, h.read_failures, h.batches_timed_out)),
             ("storage", format!("{} disk faults, {} halts, {} resumes, {} revocations refused; {} ids reported missing at start, {} at the end", h.disk_faults, h.writes_halted, h.writes_resumed, h.revocations_refused, h.missing_reported, h.missing_at_end)),
             ("network", format!("{} connections, {} sides lost, {} failed dials, {} retransmissions; chaos {} dropped {} duplicated {} reordered", h.connections, h.disconnections, h.dial_failures, h.retransmissions, h.chaos_dropped, h.chaos_duplicated, h.chaos_reordered)),
         ];

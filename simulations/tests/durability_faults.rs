@@ -123,3 +123,54 @@ fn writes_resume_once_the_disk_works_again() {
         assert!(h.revocations_refused > 0, "{r}");
     }
 }
+
+/// A node's clock runs an hour ahead while it revokes, is put right, and the
+/// node restarts: without the stamp floor its store keeps, its new stamps go
+/// below the ones it gave an hour "later" (`stamp-regressed`); with it, none
+/// does.
+#[test]
+fn a_restart_after_a_clock_step_back_never_stamps_below_an_earlier_stamp() {
+    use veto_sim::{params_for, run, FaultAction, FaultStep};
+    const HOUR_MS: i64 = 3_600_000;
+    for seed in SEEDS {
+        let world = |bug| {
+            let mut p = params_for(Scenario::Healthy5Regions, seed, &quick(bug));
+            p.faults.extend([
+                FaultStep {
+                    at_ms: 500,
+                    action: FaultAction::ClockJump {
+                        node: 0,
+                        delta_ms: HOUR_MS,
+                    },
+                },
+                FaultStep {
+                    at_ms: 3_000,
+                    action: FaultAction::ClockJump {
+                        node: 0,
+                        delta_ms: -HOUR_MS,
+                    },
+                },
+                FaultStep {
+                    at_ms: 3_050,
+                    action: FaultAction::Crash { node: 0 },
+                },
+                FaultStep {
+                    at_ms: 3_100,
+                    action: FaultAction::Restart { node: 0 },
+                },
+            ]);
+            p.faults.sort_by_key(|s| s.at_ms);
+            run(&p, false)
+        };
+        let broken = world(Some(Bug::NoStampFloor));
+        assert!(
+            broken
+                .violations
+                .iter()
+                .any(|v| v.invariant == "stamp-regressed" && v.seed == seed),
+            "seed {seed}: a stamp below an earlier one went unnoticed\n{broken}"
+        );
+        let fixed = world(None);
+        assert!(fixed.passed, "{fixed}");
+    }
+}
