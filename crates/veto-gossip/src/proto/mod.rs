@@ -39,7 +39,7 @@ pub use summary::FrontierSummary;
 /// The protocol version this build speaks, sent in [`Hello`].
 ///
 /// Version 2 added the clock sample and per-origin holdings to
-/// [`Message::Frontier`], and [`Message::Held`]. Version 3 added `direct` and
+/// [`Message::Frontier`], and [`Message::Held`]. Version 3 added `indirect` and
 /// `expected` to [`Message::Frontier`], so that a node receives each record
 /// about once rather than from every peer.
 pub const PROTOCOL_VERSION: u32 = 3;
