@@ -10,9 +10,11 @@
 use std::collections::BTreeMap;
 
 use rand::Rng;
-use veto_core::{Frontier, NodeId};
-use veto_gossip::engine::{Engine, EngineEvent, Lane, Now, Output};
-use veto_gossip::proto::{self, FRAME_HEADER_BYTES};
+use veto_core::{Frontier, NodeId, Record};
+use veto_gossip::engine::{
+    dispatch, Engine, EngineEvent, Frame, Lane, Now, PeerKey, PersistId, Runtime,
+};
+use veto_gossip::proto::{self, MessageKind, FRAME_HEADER_BYTES};
 
 use crate::bound::Bound;
 use crate::invariants::Oracle;
@@ -400,58 +402,72 @@ impl World {
             let Some(out) = out else {
                 return;
             };
-            match out {
-                Output::Send {
-                    peer,
-                    frame,
-                    lane,
-                    kind,
-                } => {
-                    self.metrics.sent(kind, frame.len() + FRAME_HEADER_BYTES);
-                    self.trace.bytes(&frame);
-                    if self.log {
-                        self.say(
-                            i,
-                            &format!("send {} ({} B) on {peer:?}", kind.as_str(), frame.len()),
-                        );
-                    }
-                    let lane = u8::from(lane == Lane::Bulk);
-                    // The simulated network keeps a copy per packet, as a
-                    // real one would put the bytes on the wire per peer.
-                    self.net
-                        .send(&mut self.q, self.now, peer, lane, frame.to_vec());
-                }
-                Output::Persist {
-                    id,
-                    records,
-                    cover,
-                    restore,
-                } => self.persist(i, id, records, cover, restore),
-                Output::Close { peer, reason } => {
-                    let (class, allowed) = close_class(&reason);
-                    self.metrics.closed(class);
-                    self.trace.word(0xc1 ^ peer.0);
-                    if self.log {
-                        self.say(i, &format!("closes {peer:?}: {reason}"));
-                    }
-                    if !allowed && !self.chaos {
-                        let detail =
-                            format!("closed a connection over a faithful transport: {reason}");
-                        self.oracle
-                            .violate(self.now, "protocol-violation", Some(i), None, detail);
-                    }
-                    self.net.engine_close(&mut self.q, self.now, peer);
-                }
-                Output::Event(EngineEvent::Unencodable { kind, error, .. }) => {
-                    let detail = format!(
-                        "the engine built a {} message that does not encode: {error}",
-                        kind.as_str()
-                    );
-                    self.oracle
-                        .violate(self.now, "unencodable", Some(i), None, detail);
-                }
-                Output::Event(e) => self.metrics.event(&e),
+            dispatch(out, &mut At { world: self, i });
+        }
+    }
+}
+
+/// Node `i` of the world, as the runtime its engine's outputs go to.
+struct At<'a> {
+    world: &'a mut World,
+    i: usize,
+}
+
+impl Runtime for At<'_> {
+    fn send(&mut self, peer: PeerKey, frame: Frame, lane: Lane, kind: MessageKind) {
+        let w = &mut *self.world;
+        w.metrics.sent(kind, frame.len() + FRAME_HEADER_BYTES);
+        w.trace.bytes(&frame);
+        if w.log {
+            w.say(
+                self.i,
+                &format!("send {} ({} B) on {peer:?}", kind.as_str(), frame.len()),
+            );
+        }
+        let lane = u8::from(lane == Lane::Bulk);
+        // The simulated network keeps a copy per packet, as a real one would
+        // put the bytes on the wire per peer.
+        w.net.send(&mut w.q, w.now, peer, lane, frame.to_vec());
+    }
+
+    fn persist(
+        &mut self,
+        id: PersistId,
+        records: Vec<Record>,
+        cover: Frontier,
+        restore: Vec<Record>,
+    ) {
+        self.world.persist(self.i, id, records, cover, restore);
+    }
+
+    fn close(&mut self, peer: PeerKey, reason: String) {
+        let w = &mut *self.world;
+        let (class, allowed) = close_class(&reason);
+        w.metrics.closed(class);
+        w.trace.word(0xc1 ^ peer.0);
+        if w.log {
+            w.say(self.i, &format!("closes {peer:?}: {reason}"));
+        }
+        if !allowed && !w.chaos {
+            let detail = format!("closed a connection over a faithful transport: {reason}");
+            w.oracle
+                .violate(w.now, "protocol-violation", Some(self.i), None, detail);
+        }
+        w.net.engine_close(&mut w.q, w.now, peer);
+    }
+
+    fn event(&mut self, event: EngineEvent) {
+        let w = &mut *self.world;
+        match event {
+            EngineEvent::Unencodable { kind, error, .. } => {
+                let detail = format!(
+                    "the engine built a {} message that does not encode: {error}",
+                    kind.as_str()
+                );
+                w.oracle
+                    .violate(w.now, "unencodable", Some(self.i), None, detail);
             }
+            e => w.metrics.event(&e),
         }
     }
 }

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng as _;
 use tokio::sync::mpsc;
-use veto_core::{NodeId, Record};
+use veto_core::{Frontier, NodeId, Record};
 use veto_gossip::engine::{
-    Config, Engine, EngineEvent, Frame, Lane as EngineLane, Now, Output, PeerKey, PersistId, Via,
+    dispatch, Config, Engine, EngineEvent, Frame, Lane as EngineLane, Now, PeerKey, PersistId,
+    Runtime, Via,
 };
 use veto_gossip::proto::MessageKind;
 use veto_transport::tls::{ClusterTls, TlsFiles};
@@ -226,39 +227,11 @@ impl Driver {
     /// Carries out everything the engine asked for.
     fn drain(&mut self) {
         while let Some(output) = self.engine.poll_output() {
-            match output {
-                Output::Send {
-                    peer,
-                    frame,
-                    lane,
-                    kind,
-                } => self.send(peer, frame, lane, kind),
-                Output::Persist {
-                    id,
-                    records,
-                    cover,
-                    restore,
-                } => {
-                    let node = Arc::clone(&self.node);
-                    let done = self.persisted_tx.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let stored = node.store_remote(&records, &cover, &restore);
-                        if let Err(e) = &stored {
-                            tracing::error!(error = %e, records = records.len(), "cannot store records from a peer");
-                        }
-                        let _ = done.send((id, stored.is_ok()));
-                    });
-                }
-                Output::Close { peer, reason } => {
-                    tracing::warn!(conn = %ConnId(peer.0), peer = self.names.get(&ConnId(peer.0)).map(|p| p.name.as_str()), %reason, "closing peer connection");
-                    self.transport.close(ConnId(peer.0), &reason);
-                }
-                Output::Event(event) => self.on_event(event),
-            }
+            dispatch(output, self);
         }
     }
 
-    fn send(&mut self, peer: PeerKey, frame: Frame, lane: EngineLane, kind: MessageKind) {
+    fn send_frame(&mut self, peer: PeerKey, frame: Frame, lane: EngineLane, kind: MessageKind) {
         let conn = ConnId(peer.0);
         let len = frame.len() as u64;
         let lane = match lane {
@@ -385,5 +358,41 @@ impl Driver {
                 metrics::counter!("veto_gossip_batch_timeouts_total").increment(1);
             }
         }
+    }
+}
+
+/// The driver carries out the engine's outputs: frames onto QUIC, persists
+/// onto a blocking thread (reporting back through `persisted_tx`), closes and
+/// events into logs and metrics.
+impl Runtime for Driver {
+    fn send(&mut self, peer: PeerKey, frame: Frame, lane: EngineLane, kind: MessageKind) {
+        self.send_frame(peer, frame, lane, kind);
+    }
+
+    fn persist(
+        &mut self,
+        id: PersistId,
+        records: Vec<Record>,
+        cover: Frontier,
+        restore: Vec<Record>,
+    ) {
+        let node = Arc::clone(&self.node);
+        let done = self.persisted_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let stored = node.store_remote(&records, &cover, &restore);
+            if let Err(e) = &stored {
+                tracing::error!(error = %e, records = records.len(), "cannot store records from a peer");
+            }
+            let _ = done.send((id, stored.is_ok()));
+        });
+    }
+
+    fn close(&mut self, peer: PeerKey, reason: String) {
+        tracing::warn!(conn = %ConnId(peer.0), peer = self.names.get(&ConnId(peer.0)).map(|p| p.name.as_str()), %reason, "closing peer connection");
+        self.transport.close(ConnId(peer.0), &reason);
+    }
+
+    fn event(&mut self, event: EngineEvent) {
+        self.on_event(event);
     }
 }

@@ -70,6 +70,7 @@ mod now;
 mod outbox;
 mod output;
 mod receiver;
+mod runtime;
 mod sender;
 mod session;
 mod source;
@@ -90,6 +91,7 @@ pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
 pub use now::Now;
 pub use output::{EngineEvent, Frame, Lane, Output, PeerKey, PersistId, Via};
+pub use runtime::{dispatch, Runtime};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
 

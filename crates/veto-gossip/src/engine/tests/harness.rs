@@ -11,8 +11,10 @@ use rand::SeedableRng;
 use veto_core::{Frontier, Hlc, NodeId, Record, RecordId, Target};
 
 use super::store::Store;
-use crate::engine::{Config, Engine, EngineEvent, Lane, Now, Output, PeerKey, PersistId};
-use crate::proto::{self, Message, MAX_FRAME_BYTES};
+use crate::engine::{
+    dispatch, Config, Engine, EngineEvent, Frame, Lane, Now, PeerKey, PersistId, Runtime,
+};
+use crate::proto::{self, Message, MessageKind, MAX_FRAME_BYTES};
 
 /// The wall clock at the start of every test.
 pub(super) const T0: Duration = Duration::from_secs(1_700_000_000);
@@ -222,29 +224,7 @@ impl World {
     /// Acts on every output of node `i`.
     pub(super) fn drain(&mut self, i: usize) {
         while let Some(out) = self.nodes[i].engine.poll_output() {
-            match out {
-                Output::Send {
-                    peer, frame, lane, ..
-                } => self.route(i, peer, frame.to_vec(), lane),
-                Output::Persist {
-                    id,
-                    records,
-                    cover,
-                    restore,
-                } => {
-                    let node = &mut self.nodes[i];
-                    node.persisted.extend(records.iter().map(|r| r.id));
-                    node.held.push((id, records, cover, restore));
-                    if node.auto_persist {
-                        self.flush(i);
-                    }
-                }
-                Output::Close { peer, reason } => {
-                    self.nodes[i].closed.push((peer, reason));
-                    self.close(i, peer);
-                }
-                Output::Event(e) => self.nodes[i].events.push(e),
-            }
+            dispatch(out, &mut At { world: self, i });
         }
     }
 
@@ -443,5 +423,41 @@ pub(super) fn record(origin: NodeId, seq: u64, hlc: Hlc) -> Record {
         expires_at: hlc.unix_secs() + 3600,
         reason: "logout".into(),
         actor: "svc-auth".into(),
+    }
+}
+
+/// Node `i` of a world, as the runtime its engine's outputs go to.
+struct At<'a> {
+    world: &'a mut World,
+    i: usize,
+}
+
+impl Runtime for At<'_> {
+    fn send(&mut self, peer: PeerKey, frame: Frame, lane: Lane, _kind: MessageKind) {
+        self.world.route(self.i, peer, frame.to_vec(), lane);
+    }
+
+    fn persist(
+        &mut self,
+        id: PersistId,
+        records: Vec<Record>,
+        cover: Frontier,
+        restore: Vec<Record>,
+    ) {
+        let node = &mut self.world.nodes[self.i];
+        node.persisted.extend(records.iter().map(|r| r.id));
+        node.held.push((id, records, cover, restore));
+        if node.auto_persist {
+            self.world.flush(self.i);
+        }
+    }
+
+    fn close(&mut self, peer: PeerKey, reason: String) {
+        self.world.nodes[self.i].closed.push((peer, reason));
+        self.world.close(self.i, peer);
+    }
+
+    fn event(&mut self, event: EngineEvent) {
+        self.world.nodes[self.i].events.push(event);
     }
 }
