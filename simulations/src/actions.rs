@@ -3,7 +3,7 @@
 //! its audits.
 
 use rand::Rng;
-use veto_core::{Frontier, Record, RecordId};
+use veto_core::{Frontier, RecordId, Revocation};
 use veto_gossip::proto::{self, Message};
 
 use crate::bound::{AtHeal, Bound};
@@ -56,17 +56,18 @@ impl World {
     /// A writer id for node `i`'s next life: drawn from the seed, used by no
     /// node and covered by no store here.
     pub(crate) fn fresh_writer(&mut self, i: usize) -> veto_core::NodeId {
-        loop {
-            let id = veto_core::NodeId::new(self.nodes[i].rng.gen());
-            let taken = self.by_id.contains_key(&id)
+        // Production draws the same way, refusing only what its own store
+        // covers; the world can refuse every id any node has used.
+        let mut rng = self.nodes[i].rng.clone();
+        let id = veto_node::fresh_writer(&mut rng, |id| {
+            self.by_id.contains_key(&id)
                 || self
                     .nodes
                     .iter()
-                    .any(|n| n.store.covered().origin(id).is_some());
-            if !taken {
-                return id;
-            }
-        }
+                    .any(|n| n.store.covered().origin(id).is_some())
+        });
+        self.nodes[i].rng = rng;
+        id
     }
 
     pub(crate) fn crash_node(&mut self, i: usize) {
@@ -121,9 +122,10 @@ impl World {
             // A prune is a write: it waits until writes resume.
             return;
         }
-        // As in production: collect only by a clock most peers confirm.
+        // As in production: collect only by a clock most peers confirm (the
+        // engine voids its check at once when the clock steps).
         let peers = self.nodes.len() - 1;
-        let confirmed = live.engine.clock_check().confirms_clock(peers);
+        let confirmed = veto_node::may_collect(&live.engine.clock_check(), peers, false).is_ok();
         if !confirmed && self.p.bug != Some(Bug::TrustLocalClock) {
             self.metrics.gc_paused += 1;
             return;
@@ -227,23 +229,25 @@ impl World {
             return;
         }
         let local = self.nodes[i].local(now);
-        let mut records: Vec<Record> = Vec::with_capacity(count);
-        for _ in 0..count {
-            let revocation = self.workload.revocation(local.as_secs());
-            let node = &mut self.nodes[i];
-            let Some(live) = node.live.as_mut() else {
-                return;
-            };
-            let id = RecordId {
-                origin: node.id,
-                seq: live.next_seq,
-            };
-            live.next_seq += 1;
-            live.pending.push(id);
-            let stamp = live.engine.clock().stamp(local);
+        let batch: Vec<Revocation> = (0..count)
+            .map(|_| self.workload.revocation(local.as_secs()))
+            .collect();
+        let node = &mut self.nodes[i];
+        let Some(live) = node.live.as_mut() else {
+            return;
+        };
+        // Production numbers and stamps with the same code; its seqs are
+        // taken once the write is durable, and here no accepted local write
+        // fails, so they are taken at once.
+        let records = live.writer.prepare(batch, live.engine.clock(), local);
+        live.writer.commit(records.len());
+        live.pending.extend(records.iter().map(|r| r.id));
+        for record in &records {
+            let (id, stamp) = (record.id, record.hlc);
             // The store keeps the last local stamp and a restart starts the
             // clock above it (a restored backup or a cut log takes it back
             // with the records, and the node then knows no later one).
+            let node = &mut self.nodes[i];
             let floor = node.last_stamp;
             node.last_stamp = floor.max(stamp);
             if stamp <= floor {
@@ -254,14 +258,12 @@ impl World {
                 self.oracle
                     .violate(now, "stamp-regressed", Some(i), Some(id), detail);
             }
-            let record = revocation.into_record(id, stamp);
             let size = proto::encoded_len(&Message::Push {
                 records: vec![record.clone()],
             });
             self.metrics.max_record_bytes = self.metrics.max_record_bytes.max(size);
             self.metrics.revocations += 1;
-            self.oracle.created(now, i, &record);
-            records.push(record);
+            self.oracle.created(now, i, record);
         }
         self.trace
             .word(0x7e ^ (i as u64) << 8 ^ (count as u64) << 32);

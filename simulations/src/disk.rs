@@ -73,7 +73,7 @@ impl World {
         node.halted = false;
         let on_disk = node.store.covered().max_seq(node.id);
         if let Some(live) = node.live.as_mut() {
-            live.next_seq = live.next_seq.max(on_disk + 1);
+            live.writer.skip_past(on_disk);
         }
         self.metrics.recoveries += 1;
         self.trace.word(0x4e ^ (i as u64) << 8);

@@ -12,6 +12,8 @@ use veto_core::{HybridClock, LookupIndex, NodeId};
 use veto_gossip::engine::{Config, Engine, Now};
 
 use crate::params::EngineParams;
+use veto_node::Writer;
+
 use crate::rng::SimRng;
 use crate::sched::{Time, EPOCH_SECS, MS, SEC};
 use crate::store::Store;
@@ -20,8 +22,8 @@ use crate::store::Store;
 pub(crate) struct Live {
     pub(crate) engine: Engine,
     pub(crate) index: LookupIndex,
-    /// The next seq of this node's own log.
-    pub(crate) next_seq: u64,
+    /// The numbering of this node's own log (production's code).
+    pub(crate) writer: Writer,
     /// Local revocations on their way to disk, not yet acknowledged.
     pub(crate) pending: Vec<veto_core::RecordId>,
     /// Records the index refused (it never should).
@@ -131,7 +133,7 @@ impl SimNode {
         self.live = Some(Live {
             engine,
             index,
-            next_seq,
+            writer: Writer::resume(self.id, next_seq),
             pending: Vec::new(),
             index_errors,
         });

@@ -158,18 +158,18 @@ impl Node {
         // Records of the failed write that reached the disk keep their seqs,
         // and, enforced here now, go to the peers like any other.
         let on_disk = self.store.covered()?.max_seq(self.info.id);
-        let mut next_seq = self.next_seq.blocking_lock();
-        if on_disk >= *next_seq {
-            let landed = self
-                .store
-                .read_range(self.info.id, *next_seq..=on_disk, usize::MAX)?;
+        let mut writer = self.writer.blocking_lock();
+        if on_disk >= writer.next_seq() {
+            let landed =
+                self.store
+                    .read_range(self.info.id, writer.next_seq()..=on_disk, usize::MAX)?;
             tracing::warn!(
                 records = landed.len(),
                 "part of a failed local write reached the disk; it is enforced and replicated"
             );
             let _ = self.local_records.send(landed);
         }
-        *next_seq = (*next_seq).max(on_disk + 1);
+        writer.skip_past(on_disk);
         Ok(true)
     }
 }

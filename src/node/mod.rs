@@ -6,7 +6,7 @@
 //! revocation survives `kill -9`, and nothing is ever served or gossiped that a
 //! crash could take back.
 //!
-//! The node's id is drawn afresh at every start (see [`fresh_writer`]): the
+//! The node's id is drawn afresh at every start (`veto_node::fresh_writer`): the
 //! records of one process lifetime are numbered 1, 2, ... under an id no data
 //! directory has used, so a restored backup or a cloned data directory can
 //! never issue an id that names two different revocations.
@@ -23,10 +23,10 @@ use veto_api::{
     StorageView,
 };
 use veto_core::{
-    AuditQuery, Check, Frontier, HybridClock, LookupIndex, NodeId, Record, RecordId, Revocation,
-    SetDigest,
+    AuditQuery, Check, Frontier, HybridClock, LookupIndex, Record, RecordId, Revocation, SetDigest,
 };
 use veto_gossip::engine::{ClockCheck, ClockVerdict};
+use veto_node::{GcHold, Writer};
 use veto_store::{Store, StoreError};
 
 pub(crate) use crate::clock_steps::wall_clock;
@@ -34,18 +34,6 @@ use crate::clock_steps::Reading;
 
 mod load;
 use crate::peers::PeerDirectory;
-
-/// A node id for this process lifetime: random, non-zero, and not an origin
-/// the store already covers (so never one a copy of this data directory, or a
-/// peer, has used).
-pub(crate) fn fresh_writer(covered: &Frontier) -> NodeId {
-    loop {
-        let id = NodeId::new(rand::random::<u64>());
-        if covered.origin(id).is_none() {
-            return id;
-        }
-    }
-}
 
 /// What the index answers from: rebuilt from the store at start, then kept in
 /// step with every durable write and prune.
@@ -64,7 +52,7 @@ pub(crate) struct Node {
     max_clock_offset: Duration,
     /// Serialises local appends so that sequence numbers are handed out
     /// contiguously and in the order they become durable.
-    next_seq: tokio::sync::Mutex<u64>,
+    writer: tokio::sync::Mutex<Writer>,
     ready: AtomicBool,
     /// New records, local or replicated, for replication and watchers.
     local_records: mpsc::UnboundedSender<Vec<Record>>,
@@ -100,7 +88,10 @@ impl Node {
         let covered = store
             .covered()
             .context("cannot read the covered frontier")?;
-        let id = fresh_writer(&covered);
+        // Never an origin the store covers: so never one a copy of this data
+        // directory, or a peer, has used.
+        let id =
+            veto_node::fresh_writer(&mut rand::thread_rng(), |id| covered.origin(id).is_some());
         let clock = Arc::new(HybridClock::new(id, max_clock_offset));
         // No stamp of this lifetime goes below one of an earlier lifetime,
         // even if the wall clock stepped back in between.
@@ -114,7 +105,7 @@ impl Node {
             memory: RwLock::new(Memory::default()),
             clock,
             max_clock_offset,
-            next_seq: tokio::sync::Mutex::new(1),
+            writer: tokio::sync::Mutex::new(Writer::new(id)),
             ready: AtomicBool::new(false),
             local_records: tx,
             peers,
@@ -212,16 +203,10 @@ impl Node {
         // A step since the check was reported voids it; the replication
         // driver notices the step within half a second and measures again.
         let limit = i64::try_from(self.max_clock_offset.as_millis() / 2).unwrap_or(i64::MAX);
-        if at.step_since(&Reading::now()).abs() > limit {
-            return Some("clock_stepped");
-        }
-        match check.verdict {
-            ClockVerdict::Skewed => Some("clock_skew"),
-            // A node that replicates waits until most of its peers confirm its
-            // clock; a node alone has nothing to compare with.
-            _ if !check.confirms_clock(self.peers.count()) => Some("clock_unconfirmed"),
-            _ => None,
-        }
+        let stepped = at.step_since(&Reading::now()).abs() > limit;
+        veto_node::may_collect(&check, self.peers.count(), stepped)
+            .err()
+            .map(GcHold::as_str)
     }
 
     /// One garbage-collection pass: prunes records past `expires_at + grace`.
@@ -292,19 +277,8 @@ impl Backend for Node {
             return Err(BackendError::WritesHalted(why));
         }
         self.check_bulk_allowed(&batch)?;
-        let mut next_seq = self.next_seq.lock().await;
-        let now = wall_clock();
-        let records: Vec<Record> = batch
-            .into_iter()
-            .enumerate()
-            .map(|(i, revocation)| {
-                let id = RecordId {
-                    origin: self.info.id,
-                    seq: *next_seq + i as u64,
-                };
-                revocation.into_record(id, self.clock.stamp(now))
-            })
-            .collect();
+        let mut writer = self.writer.lock().await;
+        let records = writer.prepare(batch, &self.clock, wall_clock());
         let store = self.store.clone();
         let to_store = records.clone();
         let stored = tokio::task::spawn_blocking(move || store.append_local(&to_store))
@@ -320,8 +294,8 @@ impl Backend for Node {
                 records.len()
             )));
         }
-        *next_seq += records.len() as u64;
-        drop(next_seq);
+        writer.commit(records.len());
+        drop(writer);
         self.index_durable(&stored);
         for record in &records {
             metrics::counter!("veto_revocations_total", "scope" => record.target.kind().as_str(), "origin" => "local")
