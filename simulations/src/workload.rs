@@ -7,7 +7,7 @@
 //! revoked twice at two nodes, and so on.
 
 use rand::Rng;
-use veto_core::{Check, Record, RecordId, Revocation, Target};
+use veto_core::{Check, Claims, Record, RecordId, Revocation, Target};
 
 use crate::params::WorkloadParams;
 use crate::rng::SimRng;
@@ -26,51 +26,38 @@ const ACTORS: [&str; 3] = ["svc-auth", "admin@example.com", "soc-bot"];
 /// The plainest check a record revokes: its own keys and issuer, and a token
 /// issued one second before a cutoff.
 pub(crate) fn exact_probe(record: &Record) -> CheckSpec {
-    let mut c = CheckSpec {
+    let mut c = Claims {
         iss: record.target.iss().map(str::to_owned),
         iat: record.target.before().map(|b| b.saturating_sub(1)),
-        probe: Some(record.id),
-        ..CheckSpec::default()
+        ..Claims::default()
     };
     match &record.target {
         Target::Token { jti, .. } => c.jti = Some(jti.clone()),
-        Target::TokenHash { sha256 } => c.sha = Some(*sha256),
+        Target::TokenHash { sha256 } => c.token_sha256 = Some(*sha256),
         Target::Session { sid, .. } => c.sid = Some(sid.clone()),
         Target::Subject { sub, .. } => c.sub = Some(sub.clone()),
         Target::Client { client_id, .. } => c.client_id = Some(client_id.clone()),
         Target::Issuer { .. } => {}
         Target::Key { kid, .. } => c.kid = Some(kid.clone()),
     }
-    c
+    CheckSpec {
+        claims: c,
+        probe: Some(record.id),
+    }
 }
 
-/// A check with owned fields; [`CheckSpec::as_check`] borrows it.
+/// A check a client makes: owned claims ([`Claims::as_check`] borrows them),
+/// and the record it is aimed at, for a probe.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CheckSpec {
-    iss: Option<String>,
-    sub: Option<String>,
-    jti: Option<String>,
-    sid: Option<String>,
-    client_id: Option<String>,
-    kid: Option<String>,
-    iat: Option<u64>,
-    sha: Option<[u8; 32]>,
+    pub(crate) claims: Claims,
     /// The record this check is aimed at, for a probe.
     pub(crate) probe: Option<RecordId>,
 }
 
 impl CheckSpec {
     pub(crate) fn as_check(&self) -> Check<'_> {
-        Check {
-            iss: self.iss.as_deref(),
-            sub: self.sub.as_deref(),
-            jti: self.jti.as_deref(),
-            sid: self.sid.as_deref(),
-            client_id: self.client_id.as_deref(),
-            kid: self.kid.as_deref(),
-            iat: self.iat,
-            token_sha256: self.sha,
-        }
+        self.claims.as_check()
     }
 }
 
@@ -153,10 +140,7 @@ impl Workload {
     /// A check aimed at `record`: it must come out revoked wherever the record
     /// is held.
     pub(crate) fn probe(&mut self, record: &Record) -> CheckSpec {
-        let mut c = CheckSpec {
-            probe: Some(record.id),
-            ..CheckSpec::default()
-        };
+        let mut c = Claims::default();
         let iss = |w: &mut Workload, iss: &Option<String>| match iss {
             Some(i) => Some(i.clone()),
             None => w.maybe_issuer(),
@@ -169,7 +153,7 @@ impl Workload {
                 c.iss = iss(self, i);
                 c.jti = Some(jti.clone());
             }
-            Target::TokenHash { sha256 } => c.sha = Some(*sha256),
+            Target::TokenHash { sha256 } => c.token_sha256 = Some(*sha256),
             Target::Session { iss: i, sid } => {
                 c.iss = iss(self, i);
                 c.sid = Some(sid.clone());
@@ -201,15 +185,18 @@ impl Workload {
                 c.kid = Some(kid.clone());
             }
         }
-        c
+        CheckSpec {
+            claims: c,
+            probe: Some(record.id),
+        }
     }
 
     /// A check of a token with random claims, revoked or not.
     pub(crate) fn random_check(&mut self, now_secs: u64) -> CheckSpec {
-        let mut c = CheckSpec {
+        let mut c = Claims {
             iss: self.maybe_issuer(),
             iat: Some(now_secs.saturating_sub(self.rng.gen_range(0..1800))),
-            ..CheckSpec::default()
+            ..Claims::default()
         };
         if self.rng.gen_bool(0.7) {
             c.sub = Some(format!("user-{}", self.rng.gen_range(0..SUBJECTS)));
@@ -229,6 +216,9 @@ impl Workload {
         if self.rng.gen_bool(0.1) {
             c.iat = None;
         }
-        c
+        CheckSpec {
+            claims: c,
+            probe: None,
+        }
     }
 }

@@ -35,6 +35,10 @@ pub struct Claims {
     /// `exp`, whole seconds. Not a lookup key: never sent.
     #[serde(skip)]
     pub exp: Option<u64>,
+    /// SHA-256 of an opaque token, for a lookup of one (a JWT has none). Sent
+    /// as the token itself, never as its hash (see `POST /v1/check`).
+    #[serde(skip)]
+    pub token_sha256: Option<[u8; 32]>,
 }
 
 impl Claims {
@@ -48,7 +52,7 @@ impl Claims {
             client_id: self.client_id.as_deref(),
             kid: self.kid.as_deref(),
             iat: self.iat,
-            token_sha256: None,
+            token_sha256: self.token_sha256,
         }
     }
 }

@@ -130,6 +130,7 @@ pub fn decode(token: &str) -> Result<Claims, JwtError> {
         kid: string(&header, "kid")?,
         iat: numeric_date(&claims, "iat")?,
         exp: numeric_date(&claims, "exp")?,
+        token_sha256: None,
     })
 }
 

@@ -6,9 +6,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{any_check, any_records, any_target, CheckFields};
+use common::{any_check, any_records, any_target};
 use proptest::prelude::*;
 use veto_core::check::scan;
+use veto_core::Claims;
 use veto_core::{Check, Hit, LookupIndex, NodeId, Record, RecordId, Target};
 
 fn index_of<'r>(records: impl IntoIterator<Item = &'r Record>) -> LookupIndex {
@@ -58,7 +59,7 @@ proptest! {
         prop_assert_eq!(index.len(), records.len());
         let live: BTreeMap<RecordId, &Record> = records.iter().map(|r| (r.id, r)).collect();
         for c in &checks {
-            agrees(&index, &live, &c.check())?;
+            agrees(&index, &live, &c.as_check())?;
         }
     }
 
@@ -78,7 +79,7 @@ proptest! {
         }
         prop_assert_eq!(index.len(), live.len());
         for c in &checks {
-            agrees(&index, &live, &c.check())?;
+            agrees(&index, &live, &c.as_check())?;
         }
         // Removing again, or removing what was never there, changes nothing.
         for (r, gone) in records.iter().zip(&removed) {
@@ -89,7 +90,7 @@ proptest! {
         index.remove(RecordId { origin: NodeId::new(0x9999), seq: 1 }, &Target::Issuer { iss: "x".into(), before: 1 });
         prop_assert_eq!(index.len(), live.len());
         for c in &checks {
-            agrees(&index, &live, &c.check())?;
+            agrees(&index, &live, &c.as_check())?;
         }
     }
 
@@ -100,7 +101,7 @@ proptest! {
         let twice = index_of(records.iter().rev().chain(&records));
         prop_assert_eq!(twice.len(), records.len());
         for c in &checks {
-            let c = c.check();
+            let c = c.as_check();
             prop_assert_eq!(once.check(&c).is_some(), twice.check(&c).is_some());
         }
     }
@@ -119,14 +120,14 @@ proptest! {
         };
         let index = index_of([&record]);
         let fields = fields_naming(&target, iat);
-        let check = fields.check();
+        let check = fields.as_check();
         prop_assert!(check.matched_by(&target));
         prop_assert_eq!(index.check(&check).map(|h| h.record), Some(record.id));
     }
 }
 
-fn fields_naming(target: &Target, iat: Option<u64>) -> CheckFields {
-    let mut f = CheckFields {
+fn fields_naming(target: &Target, iat: Option<u64>) -> Claims {
+    let mut f = Claims {
         iss: target.iss().map(str::to_owned),
         sub: None,
         jti: None,
@@ -135,6 +136,7 @@ fn fields_naming(target: &Target, iat: Option<u64>) -> CheckFields {
         kid: None,
         iat,
         token_sha256: None,
+        exp: None,
     };
     match target {
         Target::Token { jti, .. } => f.jti = Some(jti.clone()),

@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use veto_core::{Check, Hlc, NodeId, Record, RecordId, Target};
+use veto_core::{Claims, Hlc, NodeId, Record, RecordId, Target};
 
 /// Origins records come from.
 pub(crate) const ORIGINS: [u64; 3] = [0x1111, 0x2222, 0x3333];
@@ -158,49 +158,12 @@ pub(crate) fn any_records() -> impl Strategy<Value = Vec<Record>> {
     })
 }
 
-/// The owned fields of a check, so that a strategy can produce one.
-#[derive(Clone, Debug)]
-pub(crate) struct CheckFields {
-    /// `iss`.
-    pub(crate) iss: Option<String>,
-    /// `sub`.
-    pub(crate) sub: Option<String>,
-    /// `jti`.
-    pub(crate) jti: Option<String>,
-    /// `sid`.
-    pub(crate) sid: Option<String>,
-    /// `client_id`.
-    pub(crate) client_id: Option<String>,
-    /// `kid`.
-    pub(crate) kid: Option<String>,
-    /// `iat`.
-    pub(crate) iat: Option<u64>,
-    /// SHA-256 of an opaque token.
-    pub(crate) token_sha256: Option<[u8; 32]>,
-}
-
-impl CheckFields {
-    /// The check borrowing these fields.
-    pub(crate) fn check(&self) -> Check<'_> {
-        Check {
-            iss: self.iss.as_deref(),
-            sub: self.sub.as_deref(),
-            jti: self.jti.as_deref(),
-            sid: self.sid.as_deref(),
-            client_id: self.client_id.as_deref(),
-            kid: self.kid.as_deref(),
-            iat: self.iat,
-            token_sha256: self.token_sha256,
-        }
-    }
-}
-
 fn maybe_key() -> impl Strategy<Value = Option<String>> {
     prop::option::of(prop::sample::select(&KEYS[..]).prop_map(str::to_owned))
 }
 
 /// A check with a random subset of fields, from the same pools as the records.
-pub(crate) fn any_check() -> impl Strategy<Value = CheckFields> {
+pub(crate) fn any_check() -> impl Strategy<Value = Claims> {
     (
         prop::option::of(prop::sample::select(&ISSUERS[..]).prop_map(str::to_owned)),
         maybe_key(),
@@ -211,19 +174,18 @@ pub(crate) fn any_check() -> impl Strategy<Value = CheckFields> {
         prop::option::of(prop::sample::select(&IATS[..])),
         prop::option::of(prop::sample::select(&OPAQUE[..])),
     )
-        .prop_map(
-            |(iss, sub, jti, sid, client_id, kid, iat, opaque)| CheckFields {
-                iss,
-                sub,
-                jti,
-                sid,
-                client_id,
-                kid,
-                iat,
-                token_sha256: opaque.map(|t| match Target::opaque_token(t) {
-                    Target::TokenHash { sha256 } => sha256,
-                    _ => unreachable!("opaque_token always hashes"),
-                }),
-            },
-        )
+        .prop_map(|(iss, sub, jti, sid, client_id, kid, iat, opaque)| Claims {
+            iss,
+            sub,
+            jti,
+            sid,
+            client_id,
+            kid,
+            iat,
+            token_sha256: opaque.map(|t| match Target::opaque_token(t) {
+                Target::TokenHash { sha256 } => sha256,
+                _ => unreachable!("opaque_token always hashes"),
+            }),
+            exp: None,
+        })
 }
