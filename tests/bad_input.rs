@@ -338,3 +338,29 @@ fn the_data_dir_is_private_and_weak_secrets_are_reported() {
     }
     assert!(files >= 2, "the node wrote its database");
 }
+
+/// A declared body over the limit gets 413 at once, before any of it is sent:
+/// the node neither waits for ten gigabytes nor reads the first megabyte.
+#[test]
+fn an_oversized_content_length_is_refused_before_the_body() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Veto::start(dir.path(), &[]);
+    let addr = node.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/revocations HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .expect("an answer before the body was sent");
+    assert_eq!(&head, b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&head));
+    assert_eq!(node.status()["revocations"], 0);
+}

@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use bytes::Bytes;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -28,6 +28,17 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Body, ApiError> {
+        // A declared length over the limit is refused at once, rather than
+        // after waiting for (and reading) a megabyte of a body that will be
+        // refused anyway.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(crate::error::too_large());
+        }
         Bytes::from_request(req, state)
             .await
             .map(Body)
