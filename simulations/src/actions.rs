@@ -115,6 +115,11 @@ impl World {
             now + self.p.gc_interval_ms.max(1) * MS,
             Event::Gc { node: i },
         );
+        // Agreement can also come from time alone: a record one node still
+        // holds and another rightly did not take back drops out of the
+        // compared digests once it expires. Check again at every tick, not
+        // only when data moves.
+        self.check_converged();
         let Some(live) = self.nodes[i].live.as_ref() else {
             return;
         };
