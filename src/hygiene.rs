@@ -28,15 +28,12 @@ pub(crate) fn private_dir(dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create data dir {}", dir.display()))?;
-    if let Ok(meta) = std::fs::metadata(dir) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                dir = %dir.display(),
-                mode = format!("{mode:o}"),
-                "the data directory is open to other users; it holds the admin token and every revocation's reason and actor (chmod 700 it)"
-            );
-        }
+    if let Some(mode) = open_to_others(dir) {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{mode:o}"),
+            "the data directory is open to other users; it holds the admin token and every revocation's reason and actor (chmod 700 it)"
+        );
     }
     Ok(())
 }
@@ -52,14 +49,17 @@ pub(crate) fn check_token(token: &str, file: Option<&Path>) {
         );
     }
     let Some(path) = file else { return };
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format!("{mode:o}"),
-                "the admin token file is readable by other users (chmod 600 it)"
-            );
-        }
+    if let Some(mode) = open_to_others(path) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the admin token file is readable by other users (chmod 600 it)"
+        );
     }
+}
+
+/// The permission bits of `path`, if they give its group or others any access.
+fn open_to_others(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
 }

@@ -231,37 +231,6 @@ impl Driver {
         }
     }
 
-    fn send_frame(&mut self, peer: PeerKey, frame: Frame, lane: EngineLane, kind: MessageKind) {
-        let conn = ConnId(peer.0);
-        let len = frame.len() as u64;
-        let lane = match lane {
-            EngineLane::Urgent => Lane::Urgent,
-            EngineLane::Bulk => Lane::Bulk,
-        };
-        // The engine shares one push's bytes among all peers: no copy here.
-        match self.transport.send(conn, lane, Bytes::from_owner(frame)) {
-            Ok(()) => {
-                if let Some(p) = self.names.get(&conn) {
-                    p.messages_out.increment(1);
-                    p.bytes_out.increment(len);
-                }
-                if kind == MessageKind::Frontier {
-                    metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
-                }
-            }
-            // The engine repairs whatever is dropped here on its next round.
-            Err(e) => {
-                let name = self
-                    .names
-                    .get(&conn)
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                metrics::counter!("veto_gossip_send_dropped_total", "peer" => name).increment(1);
-                tracing::debug!(%conn, error = %e, kind = kind.as_str(), "frame not sent");
-            }
-        }
-    }
-
     fn on_event(&mut self, event: EngineEvent) {
         match event {
             EngineEvent::PeerUp {
@@ -366,7 +335,34 @@ impl Driver {
 /// events into logs and metrics.
 impl Runtime for Driver {
     fn send(&mut self, peer: PeerKey, frame: Frame, lane: EngineLane, kind: MessageKind) {
-        self.send_frame(peer, frame, lane, kind);
+        let conn = ConnId(peer.0);
+        let len = frame.len() as u64;
+        let lane = match lane {
+            EngineLane::Urgent => Lane::Urgent,
+            EngineLane::Bulk => Lane::Bulk,
+        };
+        // The engine shares one push's bytes among all peers: no copy here.
+        match self.transport.send(conn, lane, Bytes::from_owner(frame)) {
+            Ok(()) => {
+                if let Some(p) = self.names.get(&conn) {
+                    p.messages_out.increment(1);
+                    p.bytes_out.increment(len);
+                }
+                if kind == MessageKind::Frontier {
+                    metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
+                }
+            }
+            // The engine repairs whatever is dropped here on its next round.
+            Err(e) => {
+                let name = self
+                    .names
+                    .get(&conn)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                metrics::counter!("veto_gossip_send_dropped_total", "peer" => name).increment(1);
+                tracing::debug!(%conn, error = %e, kind = kind.as_str(), "frame not sent");
+            }
+        }
     }
 
     fn persist(
