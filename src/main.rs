@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod feed;
 mod hygiene;
+mod inject;
 mod node;
 mod panics;
 mod peers;

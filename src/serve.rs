@@ -116,6 +116,7 @@ async fn start_node(
         settings.max_clock_offset,
         Arc::clone(&peers),
         settings.feed,
+        crate::inject::faults_from_env()?,
     )?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,

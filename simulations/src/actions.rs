@@ -9,6 +9,7 @@ use veto_gossip::proto::{self, Message};
 use crate::bound::{AtHeal, Bound};
 use crate::params::{Bug, FaultAction};
 use crate::sched::{Event, MS};
+use crate::storage::Disk;
 use crate::world::{Phase, World};
 
 /// How far back a crash with the `lose-unsynced` bug loses writes.
@@ -39,6 +40,7 @@ impl World {
             id,
             bug != Some(Bug::IgnoreMarker),
             bug != Some(Bug::NoStampFloor),
+            &bug.map(Bug::node_faults).unwrap_or_default(),
         );
         let reported = self.nodes[i].missing_at_start;
         self.metrics.missing_reported += reported;
@@ -138,9 +140,19 @@ impl World {
         let local_secs = self.nodes[i].local_secs(now);
         self.max_clock_secs = self.max_clock_secs.max(local_secs);
         let cluster_secs = self.cluster_secs();
-        let pruned = self.nodes[i]
-            .store
-            .prune_expired(local_secs, self.p.engine.gc_grace_s);
+        // Production's collection step, over the simulated store; the index
+        // forgets what was pruned as each batch goes.
+        let node = &mut self.nodes[i];
+        let mut pruned = Vec::new();
+        let Some(live) = node.live.as_mut() else {
+            return;
+        };
+        let mut disk = Disk::new(&mut node.store, now, self.p.bug);
+        let Ok(_) =
+            veto_node::collect_expired(&mut disk, local_secs, self.p.engine.gc_grace_s, |batch| {
+                live.enforcer.forget(batch);
+                pruned.extend_from_slice(batch);
+            });
         if pruned.is_empty() {
             return;
         }
@@ -171,11 +183,6 @@ impl World {
         for r in &pruned {
             self.oracle
                 .pruned(now, i, (local_secs, cluster_secs), r, &why);
-        }
-        if let Some(live) = self.nodes[i].live.as_mut() {
-            for r in &pruned {
-                live.index.remove(r.id, &r.target);
-            }
         }
         self.check_converged();
     }
@@ -247,6 +254,7 @@ impl World {
         let records = live.writer.prepare(batch, live.engine.clock(), local);
         live.writer.commit(records.len());
         live.pending.extend(records.iter().map(|r| r.id));
+        let early = live.faults.ack() == veto_node::Ack::BeforeDurable;
         for record in &records {
             let (id, stamp) = (record.id, record.hlc);
             // The store keeps the last local stamp and a restart starts the
@@ -269,6 +277,11 @@ impl World {
             self.metrics.max_record_bytes = self.metrics.max_record_bytes.max(size);
             self.metrics.revocations += 1;
             self.oracle.created(now, i, record);
+            if early {
+                // The injected bug: answered before the disk has it.
+                self.oracle.acked(now, id);
+                self.metrics.acked += 1;
+            }
         }
         self.trace
             .word(0x7e ^ (i as u64) << 8 ^ (count as u64) << 32);
@@ -321,7 +334,9 @@ impl World {
         let Some(live) = node.live.as_ref() else {
             return;
         };
-        let revoked = self.oracle.check(now, i, &spec, &live.index, &node.store);
+        let revoked = self
+            .oracle
+            .check(now, i, &spec, live.enforcer.index(), &node.store);
         self.metrics.checks += 1;
         self.metrics.checks_revoked += u64::from(revoked);
         self.trace.word(0xc4 ^ u64::from(revoked));
@@ -361,7 +376,7 @@ impl World {
                 self.metrics.clock_jumps += 1;
                 // A node sees its own clock step against its monotonic clock,
                 // as the production driver does, and measures again.
-                self.with_engine(node, |e, local, _, store| e.clock_stepped(local, store));
+                self.with_engine(node, |e, local, _, _, store| e.clock_stepped(local, store));
                 self.rearm(node, false);
             }
             FaultAction::Start { node } => {
@@ -558,7 +573,7 @@ impl World {
                 for r in node.store.records() {
                     let probe = crate::workload::exact_probe(r);
                     self.oracle
-                        .check(self.now, i, &probe, &live.index, &node.store);
+                        .check(self.now, i, &probe, live.enforcer.index(), &node.store);
                 }
             }
         }

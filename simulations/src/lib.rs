@@ -39,6 +39,7 @@ mod report;
 mod rng;
 mod scenarios;
 mod sched;
+mod storage;
 mod store;
 mod sweep;
 mod workload;

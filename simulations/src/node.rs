@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use veto_core::{HybridClock, LookupIndex, NodeId};
 use veto_gossip::engine::{Config, Engine, Now};
+use veto_node::{Enforcer, Faults, PersistReports};
 
 use crate::params::EngineParams;
 use veto_node::Writer;
@@ -21,7 +22,12 @@ use crate::store::Store;
 /// What a running node holds in memory.
 pub(crate) struct Live {
     pub(crate) engine: Engine,
-    pub(crate) index: LookupIndex,
+    /// The lookup index (production's code).
+    pub(crate) enforcer: Enforcer,
+    /// Tells the engine when persists are durable (production's code).
+    pub(crate) reports: PersistReports,
+    /// The deliberate bugs of veto-node this life runs with.
+    pub(crate) faults: Faults,
     /// The numbering of this node's own log (production's code).
     pub(crate) writer: Writer,
     /// Local revocations on their way to disk, not yet acknowledged.
@@ -107,7 +113,13 @@ impl SimNode {
     /// production), or after the highest stored one when the id is reused.
     /// Like production, it compares the store with its durability marker
     /// (unless `check_marker` is off) and reports the ids missing.
-    pub(crate) fn start(&mut self, id: NodeId, check_marker: bool, stamp_floor: bool) {
+    pub(crate) fn start(
+        &mut self,
+        id: NodeId,
+        check_marker: bool,
+        stamp_floor: bool,
+        faults: &Faults,
+    ) {
         self.id = id;
         self.halted = false;
         self.recovery_pending = false;
@@ -132,7 +144,9 @@ impl SimNode {
         let next_seq = self.store.covered().max_seq(self.id) + 1;
         self.live = Some(Live {
             engine,
-            index,
+            enforcer: Enforcer::from_index(index),
+            reports: PersistReports::new(faults),
+            faults: faults.clone(),
             writer: Writer::resume(self.id, next_seq),
             pending: Vec::new(),
             index_errors,

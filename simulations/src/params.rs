@@ -2,6 +2,7 @@
 //! Scenarios fill them in; the random scenario draws them all from the seed.
 
 use std::fmt;
+use veto_node::{Fault, Faults};
 
 use serde::Serialize;
 
@@ -43,11 +44,18 @@ pub enum Bug {
     /// above the last stamp its store keeps: after the clock stepped back, its
     /// new stamps go below ones it gave before.
     NoStampFloor,
+    /// veto-node's `ack-before-durable` (production's own code): a local
+    /// revocation is acknowledged before its record is durable.
+    AckBeforeDurable,
+    /// veto-node's `advertise-before-durable` (production's own code): a
+    /// received record counts in the advertised frontier before it is
+    /// durable.
+    AdvertiseBeforeDurable,
 }
 
 impl Bug {
     /// Every bug, for the command line.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 11] = [
         Bug::DropOrigin,
         Bug::LoseUnsynced,
         Bug::ReuseSeqs,
@@ -57,6 +65,8 @@ impl Bug {
         Bug::NoRestore,
         Bug::HaltForever,
         Bug::NoStampFloor,
+        Bug::AckBeforeDurable,
+        Bug::AdvertiseBeforeDurable,
     ];
 
     /// Its command-line name.
@@ -71,6 +81,18 @@ impl Bug {
             Bug::NoRestore => "no-restore",
             Bug::HaltForever => "halt-forever",
             Bug::NoStampFloor => "no-stamp-floor",
+            Bug::AckBeforeDurable => Fault::AckBeforeDurable.name(),
+            Bug::AdvertiseBeforeDurable => Fault::AdvertiseBeforeDurable.name(),
+        }
+    }
+
+    /// The faults of the shared node code this bug injects (none for the
+    /// bugs of the simulator's own stand-ins).
+    pub fn node_faults(self) -> Faults {
+        match self {
+            Bug::AckBeforeDurable => Faults::none().with(Fault::AckBeforeDurable),
+            Bug::AdvertiseBeforeDurable => Faults::none().with(Fault::AdvertiseBeforeDurable),
+            _ => Faults::none(),
         }
     }
 

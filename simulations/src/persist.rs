@@ -6,9 +6,10 @@
 use rand::Rng;
 use veto_core::{Frontier, Record, RecordId};
 use veto_gossip::engine::PersistId;
+use veto_node::Ack;
 
-use crate::params::Bug;
 use crate::sched::{Event, Time};
+use crate::storage::Disk;
 use crate::world::World;
 
 impl World {
@@ -29,6 +30,10 @@ impl World {
             .restore_request(now, i, &restore, &self.nodes[i].store);
         self.trace
             .word(0x9e ^ (records.len() as u64) << 8 ^ cover.count() << 32);
+        let local = self.nodes[i].clocks(now);
+        if let Some(live) = self.nodes[i].live.as_mut() {
+            live.reports.requested(&mut live.engine, local, id);
+        }
         let done = self.queue_disk_write(i, now);
         let fail = self.disk_failing && self.disk_rng.gen_bool(self.p.disk.fail_prob);
         let incarnation = self.nodes[i].incarnation;
@@ -76,48 +81,29 @@ impl World {
             // from any peer is taken in again.
             self.metrics.persist_failures += 1;
             self.halt(i);
-            self.with_engine(i, |e, local, _, _| e.persist_failed(local, id));
+            self.with_engine(i, |e, local, reports, _, _| {
+                reports.finished(e, local, id, false)
+            });
             return;
         }
         let local_secs = self.nodes[i].local_secs(now);
-        let grace = self.p.engine.gc_grace_s;
-        let drop_expired = self.p.bug == Some(Bug::DropExpiredOnReceipt);
         let node = &mut self.nodes[i];
-        let mut stored = Vec::new();
-        let mut dropped = Vec::new();
-        for r in &records {
-            if drop_expired
-                && r.expires_at.saturating_add(grace) < local_secs
-                && !node.store.covers(r.id)
-            {
-                // The bug, as the old engine did: expired by this node's
-                // clock, so covered without its data.
-                let mut one = Frontier::new();
-                one.insert(r.id);
-                node.store.cover(&one);
-                dropped.push(r.id);
-                continue;
-            }
-            if node.store.insert(now, r.clone()) {
-                stored.push(r);
-            }
-        }
-        node.store.cover(&cover);
-        if self.p.bug != Some(Bug::NoRestore) {
-            for r in &restore {
-                if node.store.restore(now, r.clone()) {
-                    stored.push(r);
-                    self.metrics.restored_stored += 1;
-                }
-            }
-        }
+        let mut disk = Disk::new(&mut node.store, now, self.p.bug);
+        disk.local_secs = local_secs;
+        disk.grace_secs = self.p.engine.gc_grace_s;
+        // Production's write path, over the simulated store.
+        let Ok(stored) = veto_node::store_from_peer(&mut disk, &records, &cover, &restore);
+        let (dropped, restored) = (std::mem::take(&mut disk.dropped), disk.restored);
         node.store.commit();
+        self.metrics.restored_stored += restored;
         for id in dropped {
             self.oracle.covered_without_data(now, i, id);
         }
-        self.with_engine(i, |e, local, _, _| e.records_durable(local, id));
-        for r in stored {
-            self.index_insert(i, r);
+        self.with_engine(i, |e, local, reports, _, _| {
+            reports.finished(e, local, id, true)
+        });
+        self.enforce(i, &stored);
+        for r in &stored {
             self.oracle.stored(i, r.id);
             if let (Some(k), Some(&origin)) =
                 (self.oracle.records.get(&r.id), self.by_id.get(&r.id.origin))
@@ -131,15 +117,16 @@ impl World {
         self.check_converged();
     }
 
-    pub(crate) fn index_insert(&mut self, i: usize, r: &Record) {
+    /// Node `i` enforces `records`, which just became durable.
+    pub(crate) fn enforce(&mut self, i: usize, records: &[Record]) {
         let Some(live) = self.nodes[i].live.as_mut() else {
             return;
         };
-        if let Err(e) = live.index.insert_record(r) {
+        for (id, e) in live.enforcer.enforce(records) {
             live.index_errors += 1;
             let detail = format!("the lookup index refused the record: {e}");
             self.oracle
-                .violate(self.now, "index-refused", Some(i), Some(r.id), detail);
+                .violate(self.now, "index-refused", Some(i), Some(id), detail);
         }
     }
 
@@ -161,21 +148,31 @@ impl World {
             self.halt(i);
             return;
         }
-        for r in &records {
-            self.nodes[i].store.insert(now, r.clone());
+        let node = &mut self.nodes[i];
+        let early = node.live.as_ref().map(|l| l.faults.ack()) == Some(Ack::BeforeDurable);
+        let stored =
+            veto_node::store_local(&mut Disk::new(&mut node.store, now, self.p.bug), &records);
+        node.store.commit();
+        if let Err(e) = stored {
+            // Production answers 503: nothing of the write is acknowledged.
+            let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
+            self.oracle.lost_unacked(&ids);
+            self.metrics.revocations_refused += ids.len() as u64;
+            if self.log {
+                self.say(i, &format!("refuses a local write: {e}"));
+            }
+            return;
         }
-        if let Some(stamp) = records.iter().map(|r| r.hlc).max() {
-            self.nodes[i].store.note_local_stamp(stamp);
-        }
-        self.nodes[i].store.commit();
+        self.enforce(i, &records);
         for r in &records {
-            self.index_insert(i, r);
             self.oracle.stored(i, r.id);
-            self.oracle.acked(now, r.id);
-            self.metrics.acked += 1;
+            if !early {
+                self.oracle.acked(now, r.id);
+                self.metrics.acked += 1;
+            }
         }
         self.trace.word(0x1d ^ (records.len() as u64) << 8);
-        self.with_engine(i, |e, local, _, _| e.local_records(local, &records));
+        self.with_engine(i, |e, local, _, _, _| e.local_records(local, &records));
         self.check_converged();
     }
 

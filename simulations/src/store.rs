@@ -220,20 +220,30 @@ impl Store {
         self.d.marker = self.d.marker.max(self.d.covered_count);
     }
 
-    /// Garbage collection: drops every record past `expires_at + grace` at
-    /// local time `now_secs`, keeping its id covered. Returns them.
-    pub(crate) fn prune_expired(&mut self, now_secs: u64, grace_secs: u64) -> Vec<Record> {
-        let mut out = Vec::new();
-        while let Some(&(expires_at, id)) = self.d.expiry.first() {
-            if expires_at.saturating_add(grace_secs) >= now_secs {
-                break;
-            }
-            if let Some(stored) = self.drop_data(id) {
-                self.d.dataless.insert(id);
-                out.push(stored.record);
+    /// Up to `limit` held records past `expires_at + grace` at local time
+    /// `now_secs`, the earliest expiry first.
+    pub(crate) fn expired(&self, now_secs: u64, grace_secs: u64, limit: usize) -> Vec<Record> {
+        self.d
+            .expiry
+            .iter()
+            .take_while(|(expires_at, _)| expires_at.saturating_add(grace_secs) < now_secs)
+            .filter_map(|(_, id)| self.d.records.get(id))
+            .take(limit)
+            .map(|s| s.record.clone())
+            .collect()
+    }
+
+    /// Garbage collection: drops the data of `ids`, keeping them covered.
+    /// Returns how many it dropped.
+    pub(crate) fn prune(&mut self, ids: &[RecordId]) -> usize {
+        let mut pruned = 0;
+        for id in ids {
+            if self.drop_data(*id).is_some() {
+                self.d.dataless.insert(*id);
+                pruned += 1;
             }
         }
-        out
+        pruned
     }
 
     /// The bug `lose-unsynced`: a crash at `now` loses every write made after

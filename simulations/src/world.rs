@@ -8,6 +8,7 @@
 //! the heal and the end, `disk.rs` the storage faults.
 
 use std::collections::BTreeMap;
+use veto_node::PersistReports;
 
 use rand::Rng;
 use veto_core::{Frontier, NodeId, Record};
@@ -301,7 +302,7 @@ impl World {
                 };
                 self.say(node, &what);
             }
-            self.with_engine(node, |e, local, rng, store| match effect {
+            self.with_engine(node, |e, local, _, rng, store| match effect {
                 NetEffect::Connected { key, .. } => e.peer_connected(local, key),
                 NetEffect::Lost { key, .. } => e.peer_lost(local, key),
                 NetEffect::Deliver { key, frame, .. } => {
@@ -325,7 +326,7 @@ impl World {
     pub(crate) fn with_engine(
         &mut self,
         i: usize,
-        f: impl FnOnce(&mut Engine, Now, &mut SimRng, &Store),
+        f: impl FnOnce(&mut Engine, Now, &mut PersistReports, &mut SimRng, &Store),
     ) {
         let now = self.now;
         let node = &mut self.nodes[i];
@@ -333,7 +334,13 @@ impl World {
         let Some(live) = node.live.as_mut() else {
             return;
         };
-        f(&mut live.engine, local, &mut node.rng, &node.store);
+        f(
+            &mut live.engine,
+            local,
+            &mut live.reports,
+            &mut node.rng,
+            &node.store,
+        );
         self.drain(i);
         self.rearm(i, false);
     }
@@ -392,6 +399,35 @@ impl World {
         }
     }
 
+    /// A node advertises only what it holds durably: every id in the
+    /// frontier its engine sends is covered by its store (held, or covered
+    /// without data by a durable write). Peers stop sending what a node
+    /// advertises, so an id advertised too soon is one a crash can lose for
+    /// good there.
+    fn check_advertised(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let Some(live) = node.live.as_ref() else {
+            return;
+        };
+        let early = live.engine.frontier().missing_in(node.store.covered());
+        let Some((origin, ranges)) = early.into_iter().find(|(_, r)| !r.is_empty()) else {
+            return;
+        };
+        let seq = *ranges[0].start();
+        let detail = format!(
+            "advertises {} ids of origin {origin} that its store does not hold durably",
+            ranges.iter().map(|r| r.end() - r.start() + 1).sum::<u64>()
+        );
+        let id = veto_core::RecordId { origin, seq };
+        self.oracle.violate(
+            self.now,
+            "advertised-not-durable",
+            Some(i),
+            Some(id),
+            detail,
+        );
+    }
+
     /// Acts on every output node `i`'s engine has queued.
     fn drain(&mut self, i: usize) {
         loop {
@@ -416,6 +452,9 @@ struct At<'a> {
 impl Runtime for At<'_> {
     fn send(&mut self, peer: PeerKey, frame: Frame, lane: Lane, kind: MessageKind) {
         let w = &mut *self.world;
+        if kind == MessageKind::Frontier {
+            w.check_advertised(self.i);
+        }
         w.metrics.sent(kind, frame.len() + FRAME_HEADER_BYTES);
         w.trace.bytes(&frame);
         if w.log {

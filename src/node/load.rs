@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use veto_core::{Frontier, NodeId, RecordId, SetDigest};
+use veto_core::{Frontier, LookupIndex, NodeId, RecordId};
+use veto_node::Enforcer;
 
-use super::{Memory, Node};
+use super::Node;
 
 /// The ids a scan of the store read, which come in id order: kept as ranges
 /// per origin, extended in place (a restart reads millions of them).
@@ -39,12 +40,11 @@ impl Scanned {
 }
 
 impl Node {
-    /// Reads the index and digest from the store.
-    fn read_memory(&self) -> anyhow::Result<Memory> {
-        let mut memory = Memory::default();
-        memory
-            .index
-            .reserve_tokens(self.store.live_count() as usize);
+    /// Reads the index from the store, and checks the store's digests
+    /// against what it read.
+    fn read_memory(&self) -> anyhow::Result<Enforcer> {
+        let mut index = LookupIndex::new();
+        index.reserve_tokens(self.store.live_count() as usize);
         let mut failure = None;
         let mut scanned = Scanned::default();
         self.store
@@ -52,7 +52,7 @@ impl Node {
             // the rest of each record makes a 10M-record restart faster.
             .for_each_target(|id, target| {
                 scanned.push(id);
-                if let Err(e) = memory.index.insert(id, &target) {
+                if let Err(e) = index.insert(id, &target) {
                     failure.get_or_insert(e);
                 }
             })
@@ -61,23 +61,23 @@ impl Node {
         // The store keeps the digests beside the records, updated in the same
         // atomic batches, so they need not be recomputed record by record
         // here; only their counts are checked against what was read.
-        memory.digest = self.store.digest().context("cannot read the set digest")?;
+        let digest = self.store.digest().context("cannot read the set digest")?;
         let digests = self
             .store
             .origin_digests()
             .context("cannot read the per-origin digests")?;
-        let agree = memory.digest.count() == scanned.count()
+        let agree = digest.count() == scanned.count()
             && digests.len() == scanned.origins().count()
             && digests
                 .iter()
                 .all(|(o, d)| scanned.origin(*o).map(|s| s.count()) == Some(d.count()));
         if !agree {
-            memory.digest = self.reconcile_digests(&scanned, memory.digest.count())?;
+            self.reconcile_digests(&scanned, digest.count())?;
         }
         if let Some(e) = failure {
             return Err(e).context("cannot index a stored record");
         }
-        Ok(memory)
+        Ok(Enforcer::from_index(index))
     }
 
     /// The records a scan found and the digests disagree: the file lost
@@ -85,8 +85,8 @@ impl Node {
     /// that the records are really gone, not merely hidden from scans by a
     /// damaged tree (then the node must not start on it), recomputes the
     /// digests from what is there, so that peers send back what is missing,
-    /// and counts the loss. Returns the new digest.
-    fn reconcile_digests(&self, scanned: &Frontier, claimed: u64) -> anyhow::Result<SetDigest> {
+    /// and counts the loss.
+    fn reconcile_digests(&self, scanned: &Frontier, claimed: u64) -> anyhow::Result<()> {
         let covered = self.store.covered()?;
         let mut hidden = 0u64;
         for (origin, ranges) in covered.missing_in(scanned) {
@@ -112,19 +112,18 @@ impl Node {
             "DATA LOSS: the store's records and its digests disagree; recomputing the \
              digests so that peers send back what was lost"
         );
-        let (_, rebuilt) = self
-            .store
+        self.store
             .rebuild_digests(lost)
             .context("cannot recompute the digests")?;
-        Ok(rebuilt)
+        Ok(())
     }
 
     /// Rebuilds the index and digest from the store, then marks the node ready.
     pub(crate) fn load(&self) -> anyhow::Result<()> {
         let started = Instant::now();
-        let memory = self.read_memory()?;
-        let count = memory.index.len();
-        *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        let enforcer = self.read_memory()?;
+        let count = enforcer.len();
+        *self.enforcer.write().unwrap_or_else(|p| p.into_inner()) = enforcer;
         metrics::gauge!("veto_records").set(count as f64);
         self.ready.store(true, Ordering::Release);
         tracing::info!(
@@ -151,9 +150,9 @@ impl Node {
         if !self.store.recover()? {
             return Ok(false);
         }
-        let memory = self.read_memory()?;
-        let count = memory.index.len();
-        *self.memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        let enforcer = self.read_memory()?;
+        let count = enforcer.len();
+        *self.enforcer.write().unwrap_or_else(|p| p.into_inner()) = enforcer;
         metrics::gauge!("veto_records").set(count as f64);
         // Records of the failed write that reached the disk keep their seqs,
         // and, enforced here now, go to the peers like any other.

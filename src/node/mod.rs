@@ -1,5 +1,6 @@
-//! The node: the store, the in-memory lookup index and digest, and the clock,
-//! wired together behind the API's [`Backend`] trait.
+//! The node: the store, the in-memory lookup index and the clock, wired
+//! together behind the API's [`Backend`] trait. The order of every write is
+//! veto-node's (`veto_node::durable`), the same the simulator runs.
 //!
 //! Every write follows one rule: the record is flushed to sled first, and only
 //! then enters the index, the digest and replication. So an acknowledged
@@ -22,11 +23,9 @@ use veto_api::{
     Backend, BackendError, ClockView, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView,
     StorageView,
 };
-use veto_core::{
-    AuditQuery, Check, Frontier, HybridClock, LookupIndex, Record, RecordId, Revocation, SetDigest,
-};
+use veto_core::{AuditQuery, Check, Frontier, HybridClock, Record, Revocation};
 use veto_gossip::engine::{ClockCheck, ClockVerdict};
-use veto_node::{GcHold, Writer};
+use veto_node::{Ack, Enforcer, Faults, GcHold, LocalWriteError, Writer};
 use veto_store::{Store, StoreError};
 
 pub(crate) use crate::clock_steps::wall_clock;
@@ -35,19 +34,13 @@ use crate::clock_steps::Reading;
 mod load;
 use crate::peers::PeerDirectory;
 
-/// What the index answers from: rebuilt from the store at start, then kept in
-/// step with every durable write and prune.
-#[derive(Default)]
-struct Memory {
-    index: LookupIndex,
-    digest: SetDigest,
-}
-
 /// One veto node.
 pub(crate) struct Node {
     info: NodeInfo,
     store: Store,
-    memory: RwLock<Memory>,
+    /// What lookups answer from: rebuilt from the store at start, then kept
+    /// in step with every durable write and prune.
+    enforcer: RwLock<Enforcer>,
     clock: Arc<HybridClock>,
     max_clock_offset: Duration,
     /// Serialises local appends so that sequence numbers are handed out
@@ -62,6 +55,8 @@ pub(crate) struct Node {
     /// The replication engine's latest comparison of this node's clock with
     /// its peers', and both clocks' readings when it was reported.
     clock_check: Mutex<(ClockCheck, Reading)>,
+    /// Deliberate bugs, in builds with the `inject-bugs` feature only.
+    faults: Faults,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
@@ -75,6 +70,15 @@ fn store_error(err: StoreError) -> BackendError {
     }
 }
 
+fn local_write_error(err: LocalWriteError<StoreError>) -> BackendError {
+    match err {
+        LocalWriteError::Storage(e) => store_error(e),
+        // Only a reused id gets here: refused rather than acknowledge a
+        // record that is not the one stored.
+        taken @ LocalWriteError::IdsTaken { .. } => storage(taken),
+    }
+}
+
 impl Node {
     /// Wraps an opened store. The node is not ready until [`Node::load`] ran.
     pub(crate) fn new(
@@ -84,6 +88,7 @@ impl Node {
         max_clock_offset: Duration,
         peers: Arc<PeerDirectory>,
         feed: veto_api::FeedConfig,
+        faults: Faults,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
         let covered = store
             .covered()
@@ -102,7 +107,7 @@ impl Node {
         let node = Node {
             info: NodeInfo { id, name, region },
             store,
-            memory: RwLock::new(Memory::default()),
+            enforcer: RwLock::new(Enforcer::default()),
             clock,
             max_clock_offset,
             writer: tokio::sync::Mutex::new(Writer::new(id)),
@@ -111,6 +116,7 @@ impl Node {
             peers,
             feed: crate::feed::new_feed(feed),
             clock_check: Mutex::new((ClockCheck::UNCONFIRMED, Reading::now())),
+            faults,
         };
         Ok((Arc::new(node), rx))
     }
@@ -118,6 +124,11 @@ impl Node {
     /// The store, for the replication driver.
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The deliberate bugs this node runs with (none in release builds).
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// The node's clock, shared with the replication engine so that stamps
@@ -154,21 +165,17 @@ impl Node {
         self.clock_check.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
-    /// Records that became durable here (local or from a peer): index them.
+    /// Records that became durable here (local or from a peer): enforce them.
     fn index_durable(&self, records: &[Record]) {
-        let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
-        for record in records {
-            if let Err(e) = memory.index.insert_record(record) {
-                // Only a 2^48 seq or 65,536 origins get here; the record is still
-                // stored and replicated, but this node cannot enforce it.
-                tracing::error!(id = %record.id, error = %e, "record stored but not indexed");
-                metrics::counter!("veto_index_errors_total").increment(1);
-                continue;
-            }
-            memory.digest.add(&record.fingerprint());
+        let mut enforcer = self.enforcer.write().unwrap_or_else(|p| p.into_inner());
+        for (id, e) in enforcer.enforce(records) {
+            // The record is still stored and replicated, but this node
+            // cannot enforce it.
+            tracing::error!(%id, error = %e, "record stored but not indexed");
+            metrics::counter!("veto_index_errors_total").increment(1);
         }
-        metrics::gauge!("veto_records").set(memory.index.len() as f64);
-        drop(memory);
+        metrics::gauge!("veto_records").set(enforcer.len() as f64);
+        drop(enforcer);
         // After the store write, so a snapshot at any cursor holds every record
         // numbered up to it; after the index, so a watcher told of a record
         // finds the node enforcing it.
@@ -184,15 +191,8 @@ impl Node {
         cover: &Frontier,
         restore: &[Record],
     ) -> Result<(), StoreError> {
-        let new = self.store.append(records)?;
-        self.index_durable(&new);
-        if cover.count() > 0 {
-            self.store.cover_frontier(cover)?;
-        }
-        if !restore.is_empty() {
-            let restored = self.store.restore(restore)?;
-            self.index_durable(&restored);
-        }
+        let stored = veto_node::store_from_peer(&mut self.store.clone(), records, cover, restore)?;
+        self.index_durable(&stored);
         Ok(())
     }
 
@@ -221,26 +221,29 @@ impl Node {
             return Ok(0);
         }
         let now = wall_clock().as_secs();
-        let mut total = 0;
-        loop {
-            let expired = self.store.expired(now, grace.as_secs(), 10_000)?;
-            if expired.is_empty() {
-                break;
-            }
-            let ids: Vec<RecordId> = expired.iter().map(|r| r.id).collect();
-            self.store.prune(&ids)?;
-            let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
-            for record in &expired {
-                memory.index.remove(record.id, &record.target);
-                memory.digest.remove(&record.fingerprint());
-            }
-            metrics::gauge!("veto_records").set(memory.index.len() as f64);
-            total += expired.len();
-        }
+        let total =
+            veto_node::collect_expired(&mut self.store.clone(), now, grace.as_secs(), |pruned| {
+                let mut enforcer = self.enforcer.write().unwrap_or_else(|p| p.into_inner());
+                enforcer.forget(pruned);
+                metrics::gauge!("veto_records").set(enforcer.len() as f64);
+            })?;
         if total > 0 {
             tracing::info!(pruned = total, "garbage collection");
         }
         Ok(total)
+    }
+
+    /// This node's own records are durable (or, with the injected bug, about
+    /// to be): enforce them, count them and hand them to replication.
+    fn acknowledged(&self, records: &[Record]) {
+        self.index_durable(records);
+        for record in records {
+            metrics::counter!("veto_revocations_total", "scope" => record.target.kind().as_str(), "origin" => "local")
+                .increment(1);
+        }
+        // The receiver lives as long as the node; if it is gone the node is
+        // shutting down and peers will repair from the store.
+        let _ = self.local_records.send(records.to_vec());
     }
 
     /// Refuses a batch with a bulk cutoff while this node's clock disagrees
@@ -279,40 +282,31 @@ impl Backend for Node {
         self.check_bulk_allowed(&batch)?;
         let mut writer = self.writer.lock().await;
         let records = writer.prepare(batch, &self.clock, wall_clock());
-        let store = self.store.clone();
+        let mut store = self.store.clone();
         let to_store = records.clone();
-        let stored = tokio::task::spawn_blocking(move || store.append_local(&to_store))
-            .await
-            .map_err(storage)?
-            .map_err(store_error)?;
-        if stored.len() != records.len() {
-            // Only a reused id gets here: refuse rather than acknowledge a
-            // record that is not the one stored.
-            return Err(storage(format!(
-                "{} of {} new ids were already covered",
-                records.len() - stored.len(),
-                records.len()
-            )));
+        let write =
+            tokio::task::spawn_blocking(move || veto_node::store_local(&mut store, &to_store));
+        if self.faults.ack() == Ack::BeforeDurable {
+            // The injected bug: answered before the write is durable.
+            writer.commit(records.len());
+            drop(writer);
+            self.acknowledged(&records);
+            // The write goes on, unawaited.
+            drop(write);
+            return Ok(records);
         }
+        write.await.map_err(storage)?.map_err(local_write_error)?;
         writer.commit(records.len());
         drop(writer);
-        self.index_durable(&stored);
-        for record in &records {
-            metrics::counter!("veto_revocations_total", "scope" => record.target.kind().as_str(), "origin" => "local")
-                .increment(1);
-        }
-        // The receiver lives as long as the node; if it is gone the node is
-        // shutting down and peers will repair from the store.
-        let _ = self.local_records.send(records.clone());
+        self.acknowledged(&records);
         Ok(records)
     }
 
     fn check(&self, check: &Check<'_>) -> Option<Revoked> {
         let hit = self
-            .memory
+            .enforcer
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .index
             .check(check)?;
         let record = self.store.get(hit.record).ok().flatten();
         Some(Revoked {
@@ -335,12 +329,15 @@ impl Backend for Node {
     }
 
     fn status(&self) -> StatusView {
-        let memory = self.memory.read().unwrap_or_else(|p| p.into_inner());
+        let digest = self.store.digest().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the set digest for the status");
+            Default::default()
+        });
         let check = self.clock_check();
         StatusView {
             node: self.info.clone(),
-            revocations: memory.digest.count(),
-            digest: memory.digest.to_hex(),
+            revocations: digest.count(),
+            digest: digest.to_hex(),
             peers: self.peers.views(),
             clock: ClockView {
                 state: check.verdict.as_str().to_owned(),

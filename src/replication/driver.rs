@@ -17,10 +17,10 @@ use veto_gossip::engine::{
     Runtime, Via,
 };
 use veto_gossip::proto::MessageKind;
+use veto_node::PersistReports;
 use veto_transport::tls::{ClusterTls, TlsFiles};
 use veto_transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
 
-use super::source::StoreSource;
 use super::status::{self, Names, PeerConn};
 use crate::clock_steps::StepDetector;
 use crate::node::{wall_clock, Node};
@@ -67,6 +67,7 @@ pub(crate) async fn start(
         .covered()
         .context("cannot read the covered frontier")?;
     let engine = Engine::with_clock(config, frontier, node.clock_handle());
+    let reports = PersistReports::new(node.faults());
     for addr in directory.addrs() {
         dial(&transport, &directory, &addr).await;
     }
@@ -81,6 +82,7 @@ pub(crate) async fn start(
         names: Names::new(),
         regions: BTreeMap::new(),
         persisted_tx,
+        reports,
     };
     tokio::spawn(driver.run(events, local_records, commands, persisted_rx));
     Ok(local_addr)
@@ -115,6 +117,8 @@ struct Driver {
     /// Regions by node id, for labelling propagation latency.
     regions: BTreeMap<NodeId, String>,
     persisted_tx: mpsc::UnboundedSender<(PersistId, bool)>,
+    /// Tells the engine when its persists are durable.
+    reports: PersistReports,
 }
 
 impl Driver {
@@ -137,11 +141,8 @@ impl Driver {
                 biased;
                 Some(records) = local_records.recv() => self.engine.local_records(self.now(), &records),
                 Some((id, ok)) = persisted.recv() => {
-                    if ok {
-                        self.engine.records_durable(self.now(), id);
-                    } else {
-                        self.engine.persist_failed(self.now(), id);
-                    }
+                    let now = self.now();
+                    self.reports.finished(&mut self.engine, now, id, ok);
                 }
                 event = events.recv() => match event {
                     Some(event) => self.on_transport(event),
@@ -152,15 +153,13 @@ impl Driver {
                 },
                 Some(command) = commands.recv() => self.on_command(command).await,
                 () = sleep => {
-                    let source = StoreSource(self.node.store());
-                    self.engine.tick(self.now(), &mut self.rng, &source);
+                    self.engine.tick(self.now(), &mut self.rng, self.node.store());
                 }
                 _ = publish.tick() => {
                     if let Some(step) = steps.observe() {
                         tracing::warn!(step_ms = step, "the wall clock stepped; measuring the peers' clocks again");
                         metrics::counter!("veto_clock_steps_total").increment(1);
-                        let source = StoreSource(self.node.store());
-                        self.engine.clock_stepped(self.now(), &source);
+                        self.engine.clock_stepped(self.now(), self.node.store());
                     }
                     status::publish(&self.directory, &self.transport, &self.engine, &self.names);
                     self.node.set_clock_check(self.engine.clock_check());
@@ -196,9 +195,13 @@ impl Driver {
                     p.messages_in.increment(1);
                     p.bytes_in.increment(bytes.len() as u64);
                 }
-                let source = StoreSource(self.node.store());
-                self.engine
-                    .handle_frame(now, PeerKey(conn.0), &bytes, &mut self.rng, &source);
+                self.engine.handle_frame(
+                    now,
+                    PeerKey(conn.0),
+                    &bytes,
+                    &mut self.rng,
+                    self.node.store(),
+                );
             }
             TransportEvent::Disconnected { conn, reason } => {
                 let peer = self.names.remove(&conn).map(|p| p.name).unwrap_or_default();
@@ -374,6 +377,8 @@ impl Runtime for Driver {
     ) {
         let node = Arc::clone(&self.node);
         let done = self.persisted_tx.clone();
+        let now = self.now();
+        self.reports.requested(&mut self.engine, now, id);
         tokio::task::spawn_blocking(move || {
             let stored = node.store_remote(&records, &cover, &restore);
             if let Err(e) = &stored {

@@ -8,7 +8,6 @@
 //! durable), events to logs and metrics.
 
 mod driver;
-mod source;
 mod status;
 
 pub(crate) use driver::{start, ReplicationSettings};

@@ -4,7 +4,13 @@
 //!
 //! - [`writer`]: the writer identity of a process lifetime, and the numbering
 //!   and stamping of local revocations.
+//! - [`storage`]: the storage trait the node writes through (sled in
+//!   production, memory with a crash model in the simulator).
+//! - [`durable`]: the write path's order: stored before acknowledged,
+//!   indexed or advertised; garbage collection's prune.
+//! - [`enforce`]: the lookup index, kept in step with what is durable.
 //! - [`gc`]: whether this node's clock may decide what has expired.
+//! - [`faults`]: deliberate bugs in that code, to prove the checks find them.
 //!
 //! The engine's outputs are carried out through `veto_gossip::engine::Runtime`
 //! and `veto_gossip::engine::dispatch`, the same in every driver.
@@ -13,8 +19,16 @@
 //! does I/O, and it never reads a clock or draws randomness of its own: time
 //! and random sources are passed in. CI checks its dependency tree.
 
+pub mod durable;
+pub mod enforce;
+pub mod faults;
 pub mod gc;
+pub mod storage;
 pub mod writer;
 
+pub use durable::{collect_expired, store_from_peer, store_local, LocalWriteError};
+pub use enforce::Enforcer;
+pub use faults::{Ack, Fault, Faults, PersistReports};
 pub use gc::{may_collect, GcHold};
+pub use storage::Storage;
 pub use writer::{fresh_writer, Writer};

@@ -25,8 +25,10 @@
 //! not records, and move with them in the same transaction.
 //!
 //! The API is synchronous and blocking; async callers use `spawn_blocking`.
-//! This crate depends on veto-core and sled only: it must never depend on tokio,
-//! the network, or the HTTP and gossip crates.
+//! The store is the node's [`veto_node::Storage`] and the replication engine's
+//! record source. This crate depends on veto-core, the sans-IO veto-node and
+//! veto-gossip (for those two traits) and sled: it must never depend on tokio,
+//! the network, the transport or the HTTP crates.
 
 mod chunk;
 mod codec;
@@ -35,6 +37,7 @@ mod marker;
 mod open;
 mod peers;
 mod read;
+mod storage;
 mod store;
 mod verify;
 mod write;

@@ -1,0 +1,139 @@
+//! Deliberate bugs in the node's write path, for proving that the checks
+//! catch them: the simulator's invariants (`veto-sim --inject-bug`) and a
+//! real-process test (`VETO_INJECT_BUG`, in builds with the `inject-bugs`
+//! feature only). Both run this code, so a seed that catches a bug here
+//! catches it in the node the binary runs.
+
+use std::collections::BTreeSet;
+
+use veto_gossip::engine::{Engine, Now, PersistId};
+
+/// One deliberate bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// A local revocation is acknowledged before its record is durable: a
+    /// crash right after the answer loses an acknowledged revocation.
+    AckBeforeDurable,
+    /// A record received from a peer counts in the advertised frontier
+    /// before it is durable: peers stop sending what this node may lose.
+    AdvertiseBeforeDurable,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 2] = [Fault::AckBeforeDurable, Fault::AdvertiseBeforeDurable];
+
+    /// Its name on command lines and in `VETO_INJECT_BUG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::AckBeforeDurable => "ack-before-durable",
+            Fault::AdvertiseBeforeDurable => "advertise-before-durable",
+        }
+    }
+
+    /// The fault called `name`.
+    pub fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The faults a node runs with: none, unless a test asks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults(BTreeSet<Fault>);
+
+/// A fault name that is not one of [`Fault::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown fault {0:?} (known: ack-before-durable, advertise-before-durable)")]
+pub struct UnknownFault(pub String);
+
+impl Faults {
+    /// No faults: the node as it ships.
+    pub fn none() -> Faults {
+        Faults::default()
+    }
+
+    /// The faults named in a comma-separated list.
+    pub fn parse(list: &str) -> Result<Faults, UnknownFault> {
+        let mut faults = Faults::none();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            faults
+                .0
+                .insert(Fault::parse(name).ok_or_else(|| UnknownFault(name.to_owned()))?);
+        }
+        Ok(faults)
+    }
+
+    /// With `fault` too.
+    pub fn with(mut self, fault: Fault) -> Faults {
+        self.0.insert(fault);
+        self
+    }
+
+    /// Whether `fault` is injected.
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
+
+    /// Whether any fault is injected.
+    pub fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// When a local revocation may be answered.
+    pub fn ack(&self) -> Ack {
+        if self.has(Fault::AckBeforeDurable) {
+            Ack::BeforeDurable
+        } else {
+            Ack::AfterDurable
+        }
+    }
+}
+
+/// When a local revocation is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// Once [`store_local`](crate::store_local) returned `Ok`: the rule.
+    AfterDurable,
+    /// As soon as it is numbered (the `ack-before-durable` fault).
+    BeforeDurable,
+}
+
+/// Tells the engine when what it asked to persist is durable. Every driver
+/// reports persists through this, so the `advertise-before-durable` fault
+/// lives in one place.
+#[derive(Debug, Default)]
+pub struct PersistReports {
+    early: bool,
+    /// Persists already reported durable when they were asked for.
+    reported: BTreeSet<PersistId>,
+}
+
+impl PersistReports {
+    /// Reports for a node running with `faults`.
+    pub fn new(faults: &Faults) -> PersistReports {
+        PersistReports {
+            early: faults.has(Fault::AdvertiseBeforeDurable),
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// The engine asked for persist `id`, which the driver has started.
+    pub fn requested(&mut self, engine: &mut Engine, now: Now, id: PersistId) {
+        if self.early {
+            self.reported.insert(id);
+            engine.records_durable(now, id);
+        }
+    }
+
+    /// Persist `id` finished: durable if `ok`, failed otherwise.
+    pub fn finished(&mut self, engine: &mut Engine, now: Now, id: PersistId, ok: bool) {
+        if self.reported.remove(&id) {
+            return;
+        }
+        if ok {
+            engine.records_durable(now, id);
+        } else {
+            engine.persist_failed(now, id);
+        }
+    }
+}
