@@ -137,3 +137,22 @@ impl PersistReports {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_from_a_list_and_refuse_unknown_names() {
+        assert_eq!(Faults::parse("").unwrap(), Faults::none());
+        let both = Faults::parse("ack-before-durable, advertise-before-durable").unwrap();
+        assert!(both.has(Fault::AckBeforeDurable) && both.has(Fault::AdvertiseBeforeDurable));
+        assert_eq!(both.ack(), Ack::BeforeDurable);
+        assert_eq!(Faults::none().ack(), Ack::AfterDurable);
+        let err = Faults::parse("ack-before-durable,typo").unwrap_err();
+        assert!(err.to_string().contains("\"typo\""));
+        for fault in Fault::ALL {
+            assert_eq!(Fault::parse(fault.name()), Some(fault));
+        }
+    }
+}
