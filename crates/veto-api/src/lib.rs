@@ -49,7 +49,6 @@ mod auth;
 mod check;
 mod feed;
 mod gateway;
-mod jwt_fast;
 mod limits;
 mod oauth;
 pub mod openapi;

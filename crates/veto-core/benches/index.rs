@@ -7,6 +7,10 @@
 //! would under real traffic. Each iteration answers a batch of checks, and the
 //! throughput is reported in checks per second.
 //!
+//! The `claims` group measures decoding a JWT for a lookup, borrowed
+//! ([`jwt::decode_in`], the path of `?token=` and `/v1/auth`) and owned
+//! ([`jwt::decode`]), on 1,024 realistic access tokens per iteration.
+//!
 //! Run with `cargo bench -p veto-core --bench index`. The `spread` cases measure
 //! memory latency, so on a machine shared with other work the figures swing by a
 //! factor of two or more; for numbers worth comparing, run the built benchmark
@@ -18,7 +22,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use veto_core::{Check, LookupIndex, NodeId, RecordId, Target};
+use veto_core::{jwt, Check, LookupIndex, NodeId, RecordId, Target};
 
 const TOKENS: usize = 1_000_000;
 const BATCH: usize = 1_024;
@@ -254,8 +258,71 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` realistic access tokens: an RS256 header with `kid`, and claims with
+/// the lookup keys plus the audience, scopes and profile claims a lookup
+/// skips.
+fn tokens(n: usize, rng: &mut StdRng) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": format!("key-{}", rng.gen_range(0..1_000u32))});
+            let claims = serde_json::json!({
+                "iss": ISSUERS[rng.gen_range(0..ISSUERS.len())],
+                "sub": format!("user-{}", rng.gen_range(0..10_000_000u32)),
+                "aud": ["api://orders", "api://billing"],
+                "exp": IAT + 3_600,
+                "nbf": IAT,
+                "iat": IAT,
+                "jti": uuid(rng),
+                "sid": uuid(rng),
+                "azp": format!("client-{}", rng.gen_range(0..100_000u32)),
+                "scope": "openid profile email orders:read orders:write",
+                "email": "someone@example.com",
+                "email_verified": true,
+                "roles": ["reader", "writer"],
+                "auth_time": IAT - 60,
+            });
+            jwt::encode_unsigned(&header, &claims)
+        })
+        .collect()
+}
+
+/// Decoding a JWT's header and claims for a lookup: borrowed (the hot path
+/// of `?token=` and `/v1/auth`) and owned.
+fn bench_claims(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(13);
+    let tokens = tokens(BATCH, &mut rng);
+    let mut group = c.benchmark_group("claims");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("borrowed", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for t in &tokens {
+                // A fresh buffer per token, as a request gets.
+                let mut buf = Vec::new();
+                n += jwt::decode_in(black_box(t), &mut buf)
+                    .map(|c| c.as_check().iat.unwrap_or(0))
+                    .unwrap_or(0);
+            }
+            black_box(n)
+        })
+    });
+    group.bench_function("owned", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for t in &tokens {
+                n += jwt::decode(black_box(t))
+                    .map(|c| c.iat.unwrap_or(0))
+                    .unwrap_or(0);
+            }
+            black_box(n)
+        })
+    });
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
+    bench_claims(&mut c);
     bench(&mut c);
     c.final_summary();
 }

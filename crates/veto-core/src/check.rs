@@ -1,34 +1,40 @@
 //! A lookup: what a gateway knows about one token, and the semantics of a match.
 
+use std::borrow::Cow;
+use std::ops::Deref;
+
 use serde::Serialize;
 
 use crate::record::{Record, ScopeKind, Target};
 
-/// What a gateway knows of one token, owned: the claims of a decoded JWT
-/// that matter to revocation ([`crate::jwt::decode`]), or what a gateway
-/// fills in itself. [`Claims::as_check`] borrows it as the [`Check`] a lookup
+/// What a gateway knows of one token: the claims of a decoded JWT that matter
+/// to revocation, or what a gateway fills in itself. It comes in two forms
+/// that differ only in how they hold strings: [`Claims`] owns them, and
+/// [`ClaimsRef`] borrows them from a JWT decoded by
+/// [`crate::jwt::decode_in`] (a string with JSON escapes is the one thing
+/// copied). [`ClaimSet::as_check`] borrows either as the [`Check`] a lookup
 /// takes. As JSON (an item of `POST /v1/check`) it carries the lookup keys
 /// and `iat`, and leaves out what is absent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Claims {
+pub struct ClaimSet<S> {
     /// `iss`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
+    pub iss: Option<S>,
     /// `sub`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
+    pub sub: Option<S>,
     /// `jti`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
+    pub jti: Option<S>,
     /// `sid`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    pub sid: Option<S>,
     /// `client_id`, or `azp` when there is no `client_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
+    pub client_id: Option<S>,
     /// `kid` from the JWT header.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
+    pub kid: Option<S>,
     /// `iat`, whole seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
@@ -41,7 +47,13 @@ pub struct Claims {
     pub token_sha256: Option<[u8; 32]>,
 }
 
-impl Claims {
+/// Owned claims ([`crate::jwt::decode`]), or what a gateway fills in itself.
+pub type Claims = ClaimSet<String>;
+
+/// Claims borrowed from a decoded JWT ([`crate::jwt::decode_in`]).
+pub type ClaimsRef<'a> = ClaimSet<Cow<'a, str>>;
+
+impl<S: Deref<Target = str>> ClaimSet<S> {
     /// The claims as a lookup.
     pub fn as_check(&self) -> Check<'_> {
         Check {
@@ -52,6 +64,24 @@ impl Claims {
             client_id: self.client_id.as_deref(),
             kid: self.kid.as_deref(),
             iat: self.iat,
+            token_sha256: self.token_sha256,
+        }
+    }
+}
+
+impl ClaimsRef<'_> {
+    /// The claims, owned.
+    pub fn into_owned(self) -> Claims {
+        let own = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+        Claims {
+            iss: own(self.iss),
+            sub: own(self.sub),
+            jti: own(self.jti),
+            sid: own(self.sid),
+            client_id: own(self.client_id),
+            kid: own(self.kid),
+            iat: self.iat,
+            exp: self.exp,
             token_sha256: self.token_sha256,
         }
     }

@@ -293,7 +293,8 @@ impl LocalCache {
         use sha2::{Digest as _, Sha256};
         let sha: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if jwt::looks_like_jwt(token) {
-            let claims = jwt::decode(token)?;
+            let mut buf = Vec::new();
+            let claims = jwt::decode_in(token, &mut buf)?;
             let check = Check {
                 token_sha256: Some(sha),
                 ..claims.as_check()
