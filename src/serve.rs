@@ -20,6 +20,9 @@ use crate::replication::{self, ReplicationSettings};
 use veto_store::PeerEntry;
 use veto_transport::tls::{ClusterTls, TlsFiles};
 
+#[path = "limits_args.rs"]
+pub(crate) mod limits_args;
+
 /// Sets up tracing: `RUST_LOG` filters (default `info`), text or JSON lines on stderr.
 pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
