@@ -117,6 +117,8 @@ pub(crate) struct ServeArgs {
     /// Snapshots streaming at once [default: 16].
     #[arg(long, env = "VETO_MAX_SNAPSHOTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_snapshots: Option<u64>,
+    #[command(flatten)]
+    pub(crate) limits: crate::serve::limits_args::LimitArgs,
 }
 
 #[derive(Subcommand, Debug)]
