@@ -376,7 +376,7 @@ impl World {
                 self.metrics.clock_jumps += 1;
                 // A node sees its own clock step against its monotonic clock,
                 // as the production driver does, and measures again.
-                self.with_engine(node, |e, local, _, _, store| e.clock_stepped(local, store));
+                self.input(node, veto_gossip::engine::Input::ClockStepped);
                 self.rearm(node, false);
             }
             FaultAction::Start { node } => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use veto_core::{HybridClock, LookupIndex, NodeId};
 use veto_gossip::engine::{Config, Engine, Now};
-use veto_node::{Enforcer, Faults, PersistReports};
+use veto_node::{Enforcer, Faults};
 
 use crate::params::EngineParams;
 use veto_node::Writer;
@@ -24,8 +24,6 @@ pub(crate) struct Live {
     pub(crate) engine: Engine,
     /// The lookup index (production's code).
     pub(crate) enforcer: Enforcer,
-    /// Tells the engine when persists are durable (production's code).
-    pub(crate) reports: PersistReports,
     /// The deliberate bugs of veto-node this life runs with.
     pub(crate) faults: Faults,
     /// The numbering of this node's own log (production's code).
@@ -126,6 +124,7 @@ impl SimNode {
         self.marker_checked = check_marker;
         self.missing_at_start = self.missing();
         self.config.node = id;
+        faults.configure(&mut self.config);
         let clock = Arc::new(HybridClock::new(self.id, self.config.max_clock_offset));
         // As production: no stamp of this life goes below one of an earlier
         // life that the store kept, even if the wall clock stepped back.
@@ -145,7 +144,6 @@ impl SimNode {
         self.live = Some(Live {
             engine,
             enforcer: Enforcer::from_index(index),
-            reports: PersistReports::new(faults),
             faults: faults.clone(),
             writer: Writer::resume(self.id, next_seq),
             pending: Vec::new(),

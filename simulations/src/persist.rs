@@ -5,7 +5,7 @@
 
 use rand::Rng;
 use veto_core::{Frontier, Record, RecordId};
-use veto_gossip::engine::PersistId;
+use veto_gossip::engine::{Input, PersistId};
 use veto_node::Ack;
 
 use crate::sched::{Event, Time};
@@ -30,10 +30,6 @@ impl World {
             .restore_request(now, i, &restore, &self.nodes[i].store);
         self.trace
             .word(0x9e ^ (records.len() as u64) << 8 ^ cover.count() << 32);
-        let local = self.nodes[i].clocks(now);
-        if let Some(live) = self.nodes[i].live.as_mut() {
-            live.reports.requested(&mut live.engine, local, id);
-        }
         let done = self.queue_disk_write(i, now);
         let fail = self.disk_failing && self.disk_rng.gen_bool(self.p.disk.fail_prob);
         let incarnation = self.nodes[i].incarnation;
@@ -81,9 +77,7 @@ impl World {
             // from any peer is taken in again.
             self.metrics.persist_failures += 1;
             self.halt(i);
-            self.with_engine(i, |e, local, reports, _, _| {
-                reports.finished(e, local, id, false)
-            });
+            self.input(i, Input::Persisted { id, durable: false });
             return;
         }
         let local_secs = self.nodes[i].local_secs(now);
@@ -99,9 +93,7 @@ impl World {
         for id in dropped {
             self.oracle.covered_without_data(now, i, id);
         }
-        self.with_engine(i, |e, local, reports, _, _| {
-            reports.finished(e, local, id, true)
-        });
+        self.input(i, Input::Persisted { id, durable: true });
         self.enforce(i, &stored);
         for r in &stored {
             self.oracle.stored(i, r.id);
@@ -172,7 +164,7 @@ impl World {
             }
         }
         self.trace.word(0x1d ^ (records.len() as u64) << 8);
-        self.with_engine(i, |e, local, _, _, _| e.local_records(local, &records));
+        self.input(i, Input::LocalRecords(&records));
         self.check_converged();
     }
 

@@ -8,13 +8,10 @@
 //! the heal and the end, `disk.rs` the storage faults.
 
 use std::collections::BTreeMap;
-use veto_node::PersistReports;
 
 use rand::Rng;
 use veto_core::{Frontier, NodeId, Record};
-use veto_gossip::engine::{
-    dispatch, Engine, EngineEvent, Frame, Lane, Now, PeerKey, PersistId, Runtime,
-};
+use veto_gossip::engine::{drain, EngineEvent, Frame, Input, Lane, PeerKey, PersistId, Runtime};
 use veto_gossip::proto::{self, MessageKind, FRAME_HEADER_BYTES};
 
 use crate::bound::Bound;
@@ -302,13 +299,17 @@ impl World {
                 };
                 self.say(node, &what);
             }
-            self.with_engine(node, |e, local, _, rng, store| match effect {
-                NetEffect::Connected { key, .. } => e.peer_connected(local, key),
-                NetEffect::Lost { key, .. } => e.peer_lost(local, key),
-                NetEffect::Deliver { key, frame, .. } => {
-                    e.handle_frame(local, key, &frame, rng, store)
-                }
-            });
+            match &effect {
+                NetEffect::Connected { key, .. } => self.input(node, Input::Connected(*key)),
+                NetEffect::Lost { key, .. } => self.input(node, Input::Lost(*key)),
+                NetEffect::Deliver { key, frame, .. } => self.input(
+                    node,
+                    Input::Frame {
+                        peer: *key,
+                        bytes: frame,
+                    },
+                ),
+            }
         }
         self.effects = fx;
     }
@@ -323,24 +324,14 @@ impl World {
 
     /// Gives node `i`'s engine an input at the node's own clock, then acts on
     /// its outputs and re-arms its timer. Nothing happens if the node is down.
-    pub(crate) fn with_engine(
-        &mut self,
-        i: usize,
-        f: impl FnOnce(&mut Engine, Now, &mut PersistReports, &mut SimRng, &Store),
-    ) {
+    pub(crate) fn input(&mut self, i: usize, input: Input<'_>) {
         let now = self.now;
         let node = &mut self.nodes[i];
         let local = node.clocks(now);
         let Some(live) = node.live.as_mut() else {
             return;
         };
-        f(
-            &mut live.engine,
-            local,
-            &mut live.reports,
-            &mut node.rng,
-            &node.store,
-        );
+        live.engine.handle(local, input, &mut node.rng, &node.store);
         self.drain(i);
         self.rearm(i, false);
     }
@@ -358,7 +349,8 @@ impl World {
         let Some(live) = node.live.as_mut() else {
             return;
         };
-        live.engine.tick(local, &mut node.rng, &node.store);
+        live.engine
+            .handle(local, Input::Tick, &mut node.rng, &node.store);
         self.drain(i);
         self.rearm(i, true);
     }
@@ -430,16 +422,10 @@ impl World {
 
     /// Acts on every output node `i`'s engine has queued.
     fn drain(&mut self, i: usize) {
-        loop {
-            let out = match self.nodes[i].live.as_mut() {
-                Some(live) => live.engine.poll_output(),
-                None => None,
-            };
-            let Some(out) = out else {
-                return;
-            };
-            dispatch(out, &mut At { world: self, i });
-        }
+        drain(
+            |at: &mut At| at.world.nodes[at.i].live.as_mut()?.engine.poll_output(),
+            &mut At { world: self, i },
+        );
     }
 }
 

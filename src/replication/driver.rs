@@ -13,11 +13,10 @@ use rand::SeedableRng as _;
 use tokio::sync::mpsc;
 use veto_core::{Frontier, NodeId, Record};
 use veto_gossip::engine::{
-    dispatch, Config, Engine, EngineEvent, Frame, Lane as EngineLane, Now, PeerKey, PersistId,
+    drain, Config, Engine, EngineEvent, Frame, Input, Lane as EngineLane, Now, PeerKey, PersistId,
     Runtime, Via,
 };
 use veto_gossip::proto::MessageKind;
-use veto_node::PersistReports;
 use veto_transport::tls::{ClusterTls, TlsFiles};
 use veto_transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
 
@@ -62,12 +61,12 @@ pub(crate) async fn start(
     config.anti_entropy_period = settings.anti_entropy_period;
     config.gc_grace = settings.gc_grace;
     config.max_clock_offset = settings.max_clock_offset;
+    node.faults().configure(&mut config);
     let frontier = node
         .store()
         .covered()
         .context("cannot read the covered frontier")?;
     let engine = Engine::with_clock(config, frontier, node.clock_handle());
-    let reports = PersistReports::new(node.faults());
     for addr in directory.addrs() {
         dial(&transport, &directory, &addr).await;
     }
@@ -82,7 +81,6 @@ pub(crate) async fn start(
         names: Names::new(),
         regions: BTreeMap::new(),
         persisted_tx,
-        reports,
     };
     tokio::spawn(driver.run(events, local_records, commands, persisted_rx));
     Ok(local_addr)
@@ -117,8 +115,6 @@ struct Driver {
     /// Regions by node id, for labelling propagation latency.
     regions: BTreeMap<NodeId, String>,
     persisted_tx: mpsc::UnboundedSender<(PersistId, bool)>,
-    /// Tells the engine when its persists are durable.
-    reports: PersistReports,
 }
 
 impl Driver {
@@ -139,11 +135,8 @@ impl Driver {
             let sleep = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 biased;
-                Some(records) = local_records.recv() => self.engine.local_records(self.now(), &records),
-                Some((id, ok)) = persisted.recv() => {
-                    let now = self.now();
-                    self.reports.finished(&mut self.engine, now, id, ok);
-                }
+                Some(records) = local_records.recv() => self.feed(Input::LocalRecords(&records)),
+                Some((id, durable)) = persisted.recv() => self.feed(Input::Persisted { id, durable }),
                 event = events.recv() => match event {
                     Some(event) => self.on_transport(event),
                     None => {
@@ -152,23 +145,26 @@ impl Driver {
                     }
                 },
                 Some(command) = commands.recv() => self.on_command(command).await,
-                () = sleep => {
-                    self.engine.tick(self.now(), &mut self.rng, self.node.store());
-                }
+                () = sleep => self.feed(Input::Tick),
                 _ = publish.tick() => {
                     if let Some(step) = steps.observe() {
                         tracing::warn!(step_ms = step, "the wall clock stepped; measuring the peers' clocks again");
                         metrics::counter!("veto_clock_steps_total").increment(1);
-                        self.engine.clock_stepped(self.now(), self.node.store());
+                        self.feed(Input::ClockStepped);
                     }
                     status::publish(&self.directory, &self.transport, &self.engine, &self.names);
                     self.node.set_clock_check(self.engine.clock_check());
-                    self.drain();
-                    continue;
                 }
             }
-            self.drain();
         }
+    }
+
+    /// Gives the engine one input, then carries out what it asks.
+    fn feed(&mut self, input: Input<'_>) {
+        let now = self.now();
+        let node = Arc::clone(&self.node);
+        self.engine.handle(now, input, &mut self.rng, node.store());
+        drain(|d: &mut Driver| d.engine.poll_output(), self);
     }
 
     /// The time on the engine's two clocks.
@@ -177,7 +173,6 @@ impl Driver {
     }
 
     fn on_transport(&mut self, event: TransportEvent) {
-        let now = self.now();
         match event {
             TransportEvent::Connected {
                 conn,
@@ -188,26 +183,23 @@ impl Driver {
                 tracing::info!(%conn, peer = %peer_name, %remote, dialed, "peer connected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer_name.clone()).set(1.0);
                 self.names.insert(conn, PeerConn::new(peer_name));
-                self.engine.peer_connected(now, PeerKey(conn.0));
+                self.feed(Input::Connected(PeerKey(conn.0)));
             }
             TransportEvent::Frame { conn, bytes, .. } => {
                 if let Some(p) = self.names.get(&conn) {
                     p.messages_in.increment(1);
                     p.bytes_in.increment(bytes.len() as u64);
                 }
-                self.engine.handle_frame(
-                    now,
-                    PeerKey(conn.0),
-                    &bytes,
-                    &mut self.rng,
-                    self.node.store(),
-                );
+                self.feed(Input::Frame {
+                    peer: PeerKey(conn.0),
+                    bytes: &bytes,
+                });
             }
             TransportEvent::Disconnected { conn, reason } => {
                 let peer = self.names.remove(&conn).map(|p| p.name).unwrap_or_default();
                 tracing::info!(%conn, peer = %peer, reason = %reason, "peer disconnected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer).set(0.0);
-                self.engine.peer_lost(now, PeerKey(conn.0));
+                self.feed(Input::Lost(PeerKey(conn.0)));
             }
         }
     }
@@ -224,13 +216,6 @@ impl Driver {
                     self.transport.remove_peer(a);
                 }
             }
-        }
-    }
-
-    /// Carries out everything the engine asked for.
-    fn drain(&mut self) {
-        while let Some(output) = self.engine.poll_output() {
-            dispatch(output, self);
         }
     }
 
@@ -377,8 +362,6 @@ impl Runtime for Driver {
     ) {
         let node = Arc::clone(&self.node);
         let done = self.persisted_tx.clone();
-        let now = self.now();
-        self.reports.requested(&mut self.engine, now, id);
         tokio::task::spawn_blocking(move || {
             let stored = node.store_remote(&records, &cover, &restore);
             if let Err(e) = &stored {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use veto_gossip::engine::{Engine, Now, PersistId};
+use veto_gossip::engine::Config;
 
 /// One deliberate bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,6 +79,11 @@ impl Faults {
         !self.0.is_empty()
     }
 
+    /// Sets the engine's part of the faults in `config`.
+    pub fn configure(&self, config: &mut Config) {
+        config.advertise_before_durable = self.has(Fault::AdvertiseBeforeDurable);
+    }
+
     /// When a local revocation may be answered.
     pub fn ack(&self) -> Ack {
         if self.has(Fault::AckBeforeDurable) {
@@ -98,46 +103,6 @@ pub enum Ack {
     BeforeDurable,
 }
 
-/// Tells the engine when what it asked to persist is durable. Every driver
-/// reports persists through this, so the `advertise-before-durable` fault
-/// lives in one place.
-#[derive(Debug, Default)]
-pub struct PersistReports {
-    early: bool,
-    /// Persists already reported durable when they were asked for.
-    reported: BTreeSet<PersistId>,
-}
-
-impl PersistReports {
-    /// Reports for a node running with `faults`.
-    pub fn new(faults: &Faults) -> PersistReports {
-        PersistReports {
-            early: faults.has(Fault::AdvertiseBeforeDurable),
-            reported: BTreeSet::new(),
-        }
-    }
-
-    /// The engine asked for persist `id`, which the driver has started.
-    pub fn requested(&mut self, engine: &mut Engine, now: Now, id: PersistId) {
-        if self.early {
-            self.reported.insert(id);
-            engine.records_durable(now, id);
-        }
-    }
-
-    /// Persist `id` finished: durable if `ok`, failed otherwise.
-    pub fn finished(&mut self, engine: &mut Engine, now: Now, id: PersistId, ok: bool) {
-        if self.reported.remove(&id) {
-            return;
-        }
-        if ok {
-            engine.records_durable(now, id);
-        } else {
-            engine.persist_failed(now, id);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +114,11 @@ mod tests {
         assert!(both.has(Fault::AckBeforeDurable) && both.has(Fault::AdvertiseBeforeDurable));
         assert_eq!(both.ack(), Ack::BeforeDurable);
         assert_eq!(Faults::none().ack(), Ack::AfterDurable);
+        let mut config = Config::new(veto_core::NodeId::new(1), "a", "r");
+        both.configure(&mut config);
+        assert!(config.advertise_before_durable);
+        Faults::none().configure(&mut config);
+        assert!(!config.advertise_before_durable);
         let err = Faults::parse("ack-before-durable,typo").unwrap_err();
         assert!(err.to_string().contains("\"typo\""));
         for fault in Fault::ALL {

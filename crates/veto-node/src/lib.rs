@@ -12,8 +12,9 @@
 //! - [`gc`]: whether this node's clock may decide what has expired.
 //! - [`faults`]: deliberate bugs in that code, to prove the checks find them.
 //!
-//! The engine's outputs are carried out through `veto_gossip::engine::Runtime`
-//! and `veto_gossip::engine::dispatch`, the same in every driver.
+//! The engine runs the same loop in every driver: inputs through
+//! `veto_gossip::engine::Engine::handle`, outputs through
+//! `veto_gossip::engine::drain` onto the driver's `Runtime`.
 //!
 //! This crate must never depend on tokio, sled, quinn, rustls or anything that
 //! does I/O, and it never reads a clock or draws randomness of its own: time
@@ -28,7 +29,7 @@ pub mod writer;
 
 pub use durable::{collect_expired, store_from_peer, store_local, LocalWriteError};
 pub use enforce::Enforcer;
-pub use faults::{Ack, Fault, Faults, PersistReports};
+pub use faults::{Ack, Fault, Faults};
 pub use gc::{may_collect, GcHold};
 pub use storage::Storage;
 pub use writer::{fresh_writer, Writer};

@@ -62,6 +62,12 @@ pub struct Config {
     /// How far ahead of the local wall clock a record's stamp may be before it
     /// is reported as [`super::EngineEvent::ClockAhead`] (default 500 ms).
     pub max_clock_offset: Duration,
+    /// A deliberate bug, for the tests that prove the checks catch it (see
+    /// veto-node's `Fault::AdvertiseBeforeDurable`): received records count
+    /// as held, and are advertised, as soon as they are handed to the driver
+    /// to persist, not once it reports them durable. Off by default; never
+    /// on in a node that serves.
+    pub advertise_before_durable: bool,
 }
 
 impl Config {
@@ -81,6 +87,7 @@ impl Config {
             retry_delay: Duration::from_secs(1),
             gc_grace: Duration::from_secs(3600),
             max_clock_offset: DEFAULT_MAX_OFFSET,
+            advertise_before_durable: false,
         }
     }
 

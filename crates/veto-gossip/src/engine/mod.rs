@@ -91,7 +91,7 @@ pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
 pub use now::Now;
 pub use output::{EngineEvent, Frame, Lane, Output, PeerKey, PersistId, Via};
-pub use runtime::{dispatch, Runtime};
+pub use runtime::{dispatch, drain, Input, Runtime};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
 

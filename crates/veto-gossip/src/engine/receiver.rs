@@ -143,7 +143,8 @@ impl Engine {
 
         let new = fresh.len();
         let restored = restore.len();
-        if !ids.is_empty() || covers_any {
+        let persisting = !ids.is_empty() || covers_any;
+        if persisting {
             self.next_ticket += 1;
             self.tickets.insert(
                 ticket,
@@ -199,6 +200,10 @@ impl Engine {
                     }
                 }
             }
+        }
+        if persisting && self.config.advertise_before_durable {
+            // The deliberate bug: held before the driver made it durable.
+            self.records_durable(now, PersistId(ticket));
         }
     }
 

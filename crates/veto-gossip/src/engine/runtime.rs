@@ -1,12 +1,75 @@
-//! The edge between the engine and whatever runs it: the four things a
-//! driver does for the engine (the way foca's `Runtime` is), and the one
-//! dispatch of [`Output`]s onto them that every driver shares (the node's
-//! QUIC driver, the simulator, the engine's test harness).
+//! The edge between the engine and whatever runs it, the one loop every
+//! driver runs (the node's QUIC driver, the simulator, the engine's test
+//! harness): each input goes in as an [`Input`] through [`Engine::handle`],
+//! and [`drain`] carries out every output through the four things a driver
+//! does for the engine, its [`Runtime`] (the way foca's is).
 
+use rand::RngCore;
 use veto_core::{Frontier, Record};
 
 use super::output::{EngineEvent, Frame, Lane, Output, PeerKey, PersistId};
+use super::{Engine, Now, RecordSource};
 use crate::proto::MessageKind;
+
+/// One input to the engine, from whatever runs it.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// A connection to a peer is up (for QUIC: after mutual TLS).
+    Connected(PeerKey),
+    /// One frame's payload arrived from a peer.
+    Frame {
+        /// The connection it came on.
+        peer: PeerKey,
+        /// The payload, without its length prefix.
+        bytes: &'a [u8],
+    },
+    /// A connection is gone.
+    Lost(PeerKey),
+    /// This node's own records are durable: push them.
+    LocalRecords(&'a [Record]),
+    /// [`Output::Persist`] `id` finished: durable, or failed.
+    Persisted {
+        /// The request.
+        id: PersistId,
+        /// Whether it is durable.
+        durable: bool,
+    },
+    /// The engine's timer ([`Engine::next_timeout`]) is due.
+    Tick,
+    /// The wall clock stepped against the monotonic clock.
+    ClockStepped,
+}
+
+impl Engine {
+    /// Takes in one input at `now`. Outputs queue up for [`drain`].
+    pub fn handle(
+        &mut self,
+        now: Now,
+        input: Input<'_>,
+        rng: &mut (impl RngCore + ?Sized),
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        match input {
+            Input::Connected(peer) => self.peer_connected(now, peer),
+            Input::Frame { peer, bytes } => self.handle_frame(now, peer, bytes, rng, src),
+            Input::Lost(peer) => self.peer_lost(now, peer),
+            Input::LocalRecords(records) => self.local_records(now, records),
+            Input::Persisted { id, durable: true } => self.records_durable(now, id),
+            Input::Persisted { id, durable: false } => self.persist_failed(now, id),
+            Input::Tick => self.tick(now, rng, src),
+            Input::ClockStepped => self.clock_stepped(now, src),
+        }
+    }
+}
+
+/// Carries out, in order, every output that `poll` takes from the engine,
+/// through `rt`. `poll` gets the runtime so that a runtime that holds the
+/// engine (a simulated world of nodes) can reach it between outputs.
+pub fn drain<R: Runtime + ?Sized>(mut poll: impl FnMut(&mut R) -> Option<Output>, rt: &mut R) {
+    while let Some(output) = poll(rt) {
+        dispatch(output, rt);
+    }
+}
 
 /// What a driver does for the engine. Each method is called in the order the
 /// engine output the requests.

@@ -12,7 +12,7 @@ use veto_core::{Frontier, Hlc, NodeId, Record, RecordId, Target};
 
 use super::store::Store;
 use crate::engine::{
-    dispatch, Config, Engine, EngineEvent, Frame, Lane, Now, PeerKey, PersistId, Runtime,
+    drain, Config, Engine, EngineEvent, Frame, Input, Lane, Now, PeerKey, PersistId, Runtime,
 };
 use crate::proto::{self, Message, MessageKind, MAX_FRAME_BYTES};
 
@@ -144,11 +144,8 @@ impl World {
         let (ka, kb) = (PeerKey(self.next_key), PeerKey(self.next_key + 1));
         self.next_key += 2;
         self.links.push(Link { a, ka, b, kb });
-        let now = self.now;
-        self.nodes[a].engine.peer_connected(Now::both(now), ka);
-        self.drain(a);
-        self.nodes[b].engine.peer_connected(Now::both(now), kb);
-        self.drain(b);
+        self.input(a, Input::Connected(ka));
+        self.input(b, Input::Connected(kb));
     }
 
     /// Cuts the connection at once: frames in flight are lost.
@@ -160,9 +157,8 @@ impl World {
         self.wire.retain(|_, e| e.key != ka && e.key != kb);
         self.unacked.remove(&(a, b));
         self.unacked.remove(&(b, a));
-        let now = self.now;
-        self.nodes[a].engine.peer_lost(Now::both(now), ka);
-        self.nodes[b].engine.peer_lost(Now::both(now), kb);
+        self.input(a, Input::Lost(ka));
+        self.input(b, Input::Lost(kb));
     }
 
     /// `count` records revoked at node `i` now, each passed through `edit`.
@@ -186,8 +182,7 @@ impl World {
         for r in &records {
             assert!(node.store.insert(r.clone()));
         }
-        node.engine.local_records(Now::both(self.now), &records);
-        self.drain(i);
+        self.input(i, Input::LocalRecords(&records));
         records
     }
 
@@ -207,25 +202,32 @@ impl World {
             for r in restore {
                 node.store.restore(r);
             }
-            node.engine.records_durable(Now::both(self.now), id);
+            self.input(i, Input::Persisted { id, durable: true });
         }
-        self.drain(i);
     }
 
     /// Fails node `i`'s held persist requests, as a full disk would.
     pub(super) fn fail_held(&mut self, i: usize) {
         let held = std::mem::take(&mut self.nodes[i].held);
         for (id, ..) in held {
-            self.nodes[i].engine.persist_failed(Now::both(self.now), id);
+            self.input(i, Input::Persisted { id, durable: false });
         }
+    }
+
+    /// Gives node `i` one input now, then acts on its outputs.
+    pub(super) fn input(&mut self, i: usize, input: Input<'_>) {
+        let node = &mut self.nodes[i];
+        node.engine
+            .handle(Now::both(self.now), input, &mut self.rng, &node.store);
         self.drain(i);
     }
 
     /// Acts on every output of node `i`.
     pub(super) fn drain(&mut self, i: usize) {
-        while let Some(out) = self.nodes[i].engine.poll_output() {
-            dispatch(out, &mut At { world: self, i });
-        }
+        drain(
+            |at: &mut At| at.world.nodes[at.i].engine.poll_output(),
+            &mut At { world: self, i },
+        );
     }
 
     fn route(&mut self, from: usize, peer: PeerKey, frame: Vec<u8>, lane: Lane) {
@@ -325,18 +327,16 @@ impl World {
                     *n = n.saturating_sub(1);
                 }
             }
-            let node = &mut self.nodes[e.to];
             match e.what {
-                Delivery::Frame(frame) => node.engine.handle_frame(
-                    Now::both(self.now),
-                    e.key,
-                    &frame,
-                    &mut self.rng,
-                    &node.store,
+                Delivery::Frame(frame) => self.input(
+                    e.to,
+                    Input::Frame {
+                        peer: e.key,
+                        bytes: &frame,
+                    },
                 ),
-                Delivery::Lost => node.engine.peer_lost(Now::both(self.now), e.key),
+                Delivery::Lost => self.input(e.to, Input::Lost(e.key)),
             }
-            self.drain(e.to);
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i]
@@ -344,10 +344,7 @@ impl World {
                 .next_timeout()
                 .is_some_and(|t| t <= self.now)
             {
-                let node = &mut self.nodes[i];
-                node.engine
-                    .tick(Now::both(self.now), &mut self.rng, &node.store);
-                self.drain(i);
+                self.input(i, Input::Tick);
                 // A tick handles everything due: asking to be woken again at
                 // once would make a driver spin.
                 let next = self.nodes[i].engine.next_timeout();
