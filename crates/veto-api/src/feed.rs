@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use veto_core::Record;
 
 use crate::view::RecordView;
@@ -56,8 +56,9 @@ pub struct FeedConfig {
     pub max_watchers: usize,
     /// How many snapshots may be streaming at once.
     pub max_snapshots: usize,
-    /// How many publishes a watcher may fall behind the live channel before it
-    /// catches up from the ring instead.
+    /// The most records one watcher holds at a time: watchers read the shared
+    /// ring in chunks of this size, so a watcher that reads slowly, or not at
+    /// all, costs no more than one chunk beyond the ring.
     pub channel: usize,
 }
 
@@ -67,7 +68,7 @@ impl Default for FeedConfig {
             ring: 100_000,
             max_watchers: 1_000,
             max_snapshots: 16,
-            channel: 1_024,
+            channel: 256,
         }
     }
 }
@@ -117,11 +118,10 @@ impl Resync {
     }
 }
 
-/// A new watcher's start: the records it missed, and the live channel from
-/// the moment after them.
+/// A new watcher's start: the cursor it continues after, and the signal of
+/// new records.
 pub(crate) struct Subscription {
-    pub(crate) backlog: VecDeque<Event>,
-    pub(crate) live: broadcast::Receiver<Arc<[Event]>>,
+    pub(crate) head: watch::Receiver<u64>,
     pub(crate) after: Cursor,
 }
 
@@ -131,7 +131,8 @@ pub struct Feed {
     pub(crate) epoch: u64,
     config: FeedConfig,
     ring: Mutex<Ring>,
-    live: broadcast::Sender<Arc<[Event]>>,
+    /// The latest cursor number, for watchers waiting on new records.
+    head: watch::Sender<u64>,
     watchers: Arc<Semaphore>,
     snapshots: Arc<Semaphore>,
 }
@@ -161,7 +162,7 @@ impl Feed {
                 events: VecDeque::with_capacity(config.ring.min(4_096)),
                 head: 0,
             }),
-            live: broadcast::channel(config.channel).0,
+            head: watch::channel(0).0,
             watchers: Arc::new(Semaphore::new(config.max_watchers)),
             snapshots: Arc::new(Semaphore::new(config.max_snapshots)),
             config,
@@ -210,35 +211,45 @@ impl Feed {
             })
             .collect();
         let mut ring = self.lock();
-        let mut batch = Vec::with_capacity(data.len());
         for data in data {
             ring.head += 1;
             let event = Event { n: ring.head, data };
             if ring.events.len() == self.config.ring {
                 ring.events.pop_front();
             }
-            ring.events.push_back(event.clone());
-            batch.push(event);
+            ring.events.push_back(event);
         }
-        // Sent under the lock so that every watcher sees batches in cursor
-        // order; an error only means nobody is watching.
-        let _ = self.live.send(batch.into());
+        self.head.send_replace(ring.head);
     }
 
-    /// Starts a watcher after `after` (or at the present), atomically with
-    /// respect to [`Feed::publish`]: nothing is missed between the backlog and
-    /// the live channel.
+    /// Up to `max` records after number `after`, from the ring; empty when
+    /// `after` is the head, [`Resync::TooFarBehind`] once the ring has moved
+    /// past it.
+    pub(crate) fn read(&self, after: u64, max: usize) -> Result<Vec<Event>, Resync> {
+        let ring = self.lock();
+        if after >= ring.head {
+            return Ok(Vec::new());
+        }
+        let oldest = ring.head + 1 - ring.events.len() as u64;
+        if after + 1 < oldest {
+            return Err(Resync::TooFarBehind);
+        }
+        let skip = usize::try_from(after + 1 - oldest).unwrap_or(usize::MAX);
+        Ok(ring.events.iter().skip(skip).take(max).cloned().collect())
+    }
+
+    /// Starts a watcher after `after` (or at the present). The watcher then
+    /// reads the ring itself with [`Feed::read`], so nothing is missed.
     pub(crate) fn subscribe(&self, after: Option<Cursor>) -> Result<Subscription, Resync> {
         let ring = self.lock();
-        let live = self.live.subscribe();
+        let head_rx = self.head.subscribe();
         let head = Cursor {
             epoch: self.epoch,
             n: ring.head,
         };
         let Some(after) = after else {
             return Ok(Subscription {
-                backlog: VecDeque::new(),
-                live,
+                head: head_rx,
                 after: head,
             });
         };
@@ -252,10 +263,8 @@ impl Feed {
         if after.n + 1 < oldest {
             return Err(Resync::TooFarBehind);
         }
-        let skip = (after.n + 1 - oldest) as usize;
         Ok(Subscription {
-            backlog: ring.events.iter().skip(skip).cloned().collect(),
-            live,
+            head: head_rx,
             after,
         })
     }

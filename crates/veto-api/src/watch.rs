@@ -53,8 +53,18 @@
 //! loading the snapshot misses nothing; a record may arrive both ways, which
 //! a client treats as one.
 //!
-//! A watcher that reads too slowly for the live channel falls back to the ring
-//! without a gap, and is told to resync only once the ring has moved past it.
+//! # Bounds
+//!
+//! Every watcher reads the one shared ring itself, at most
+//! [`FeedConfig::channel`] records at a time, so a watcher that reads slowly,
+//! or not at all, holds no more than that beyond the ring: memory stays
+//! bounded whatever watchers do. A watcher continues without a gap as long as
+//! the ring still holds the record after its cursor; once the ring has moved
+//! past it (it fell more than `--watch-buffer` records behind), it is sent
+//! `resync` (`too_far_behind`) and the stream ends. A paused watcher that
+//! resumes therefore receives at most the ring's records before that
+//! `resync`. The node's HTTP server closes a connection whose client reads
+//! nothing for its write timeout, which frees the watcher's place.
 //! At most [`FeedConfig::max_watchers`] streams are open at once; beyond that the
 //! answer is 503 `unavailable`.
 
@@ -68,7 +78,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tokio::sync::{broadcast, OwnedSemaphorePermit};
+use tokio::sync::{watch as signal, OwnedSemaphorePermit};
 
 use crate::error::{code, ApiError};
 pub use crate::feed::{Cursor, Feed, FeedConfig, ParseCursorError};
@@ -178,8 +188,10 @@ enum Phase {
 struct Watcher {
     feed: Arc<Feed>,
     phase: Phase,
-    backlog: VecDeque<Event>,
-    live: Option<broadcast::Receiver<Arc<[Event]>>>,
+    /// Records taken from the ring and not yet sent: at most one chunk.
+    pending: VecDeque<Event>,
+    /// Signals new records; `None` when the stream never started.
+    head: Option<signal::Receiver<u64>>,
     last: u64,
     _permit: OwnedSemaphorePermit,
 }
@@ -196,14 +208,10 @@ impl Watcher {
             Phase::Streaming => {}
         }
         loop {
-            while let Some(event) = self.backlog.pop_front() {
-                if event.n <= self.last {
-                    continue;
-                }
+            if let Some(event) = self.pending.pop_front() {
                 if event.n != self.last + 1 {
-                    // Cannot happen while publishes and subscriptions share the
-                    // ring's lock; a gap would break the stream's promise, so
-                    // say so rather than skip.
+                    // Cannot happen: the ring is read by number. A gap would
+                    // break the stream's promise, so say so rather than skip.
                     tracing::error!(last = self.last, next = event.n, "gap in the watch feed");
                     self.phase = Phase::Done;
                     return Some(resync_event(&self.feed, Resync::TooFarBehind));
@@ -211,28 +219,21 @@ impl Watcher {
                 self.last = event.n;
                 return Some(record_event(self.feed.epoch, &event));
             }
-            let live = self.live.as_mut()?;
-            match live.recv().await {
-                Ok(batch) => self.backlog.extend(batch.iter().cloned()),
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let after = Cursor {
-                        epoch: self.feed.epoch,
-                        n: self.last,
-                    };
-                    match self.feed.subscribe(Some(after)) {
-                        Ok(sub) => {
-                            self.backlog = sub.backlog;
-                            self.live = Some(sub.live);
-                        }
-                        Err(why) => {
-                            self.phase = Phase::Done;
-                            return Some(resync_event(&self.feed, why));
-                        }
+            let head = self.head.as_mut()?;
+            // Marked seen before reading, so a record published after the read
+            // wakes the wait below.
+            head.borrow_and_update();
+            match self.feed.read(self.last, self.feed.config().channel) {
+                Ok(events) if !events.is_empty() => self.pending = events.into(),
+                Ok(_) => {
+                    if head.changed().await.is_err() {
+                        self.phase = Phase::Done;
+                        return None;
                     }
                 }
-                Err(broadcast::error::RecvError::Closed) => {
+                Err(why) => {
                     self.phase = Phase::Done;
-                    return None;
+                    return Some(resync_event(&self.feed, why));
                 }
             }
         }
@@ -260,8 +261,8 @@ pub(crate) async fn watch(
     let mut watcher = Watcher {
         feed: Arc::clone(&feed),
         phase: Phase::Done,
-        backlog: VecDeque::new(),
-        live: None,
+        pending: VecDeque::new(),
+        head: None,
         last: 0,
         _permit: permit,
     };
@@ -278,8 +279,7 @@ pub(crate) async fn watch(
                     .event("ready")
                     .data(serde_json::to_string(&ready).unwrap_or_default()),
             );
-            watcher.backlog = sub.backlog;
-            watcher.live = Some(sub.live);
+            watcher.head = Some(sub.head);
             watcher.last = sub.after.n;
         }
         Err(why) => watcher.phase = Phase::Ready(resync_event(&feed, why)),
