@@ -248,6 +248,12 @@ impl World {
         let Some(live) = node.live.as_mut() else {
             return;
         };
+        let max_offset = live.engine.config().max_clock_offset;
+        if veto_node::may_set_cutoffs(&live.engine.clock_check(), &batch, max_offset).is_err() {
+            // Production answers 503 clock_skew: nothing stored.
+            self.metrics.revocations_refused += count as u64;
+            return;
+        }
         // Production numbers and stamps with the same code; its seqs are
         // taken once the write is durable, and here no accepted local write
         // fails, so they are taken at once.

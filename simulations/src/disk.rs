@@ -68,12 +68,16 @@ impl World {
             return;
         }
         // Production reopens the store, rebuilds its index from what is on
-        // disk and numbers on past the highest seq there. Nothing of a failed
-        // write reaches this disk, so the index already matches the store.
+        // disk and numbers on past the highest seq there, replicating what of
+        // the failed write landed. Nothing of a failed write reaches this
+        // disk, so the index already matches the store and nothing landed.
         node.halted = false;
         let on_disk = node.store.covered().max_seq(node.id);
-        if let Some(live) = node.live.as_mut() {
-            live.writer.skip_past(on_disk);
+        if let Some(seqs) = node.live.as_mut().and_then(|l| l.writer.recover(on_disk)) {
+            let detail =
+                format!("seqs {seqs:?} of a failed write reached a disk that takes nothing of one");
+            self.oracle
+                .violate(now, "landed-failed-write", Some(i), None, detail);
         }
         self.metrics.recoveries += 1;
         self.trace.word(0x4e ^ (i as u64) << 8);

@@ -158,17 +158,14 @@ impl Node {
         // and, enforced here now, go to the peers like any other.
         let on_disk = self.store.covered()?.max_seq(self.info.id);
         let mut writer = self.writer.blocking_lock();
-        if on_disk >= writer.next_seq() {
-            let landed =
-                self.store
-                    .read_range(self.info.id, writer.next_seq()..=on_disk, usize::MAX)?;
+        if let Some(seqs) = writer.recover(on_disk) {
+            let landed = self.store.read_range(self.info.id, seqs, usize::MAX)?;
             tracing::warn!(
                 records = landed.len(),
                 "part of a failed local write reached the disk; it is enforced and replicated"
             );
             let _ = self.local_records.send(landed);
         }
-        writer.skip_past(on_disk);
         Ok(true)
     }
 }

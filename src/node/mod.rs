@@ -146,9 +146,7 @@ impl Node {
     pub(crate) fn cutoff_now_secs(&self) -> u64 {
         let wall = wall_clock();
         let hybrid = self.clock.stamp(wall).as_unix();
-        hybrid
-            .min(wall.saturating_add(self.max_clock_offset))
-            .as_secs()
+        veto_node::cutoff_now(hybrid, wall, self.max_clock_offset).as_secs()
     }
 
     /// The replication driver reports the clock comparison.
@@ -249,20 +247,13 @@ impl Node {
     /// Refuses a batch with a bulk cutoff while this node's clock disagrees
     /// with its peers': the cutoff came from that clock.
     fn check_bulk_allowed(&self, batch: &[Revocation]) -> Result<(), BackendError> {
-        let check = self.clock_check();
-        if check.verdict != ClockVerdict::Skewed || !batch.iter().any(|r| r.target.kind().is_bulk())
-        {
-            return Ok(());
-        }
-        metrics::counter!("veto_revocations_refused_total", "reason" => "clock_skew").increment(1);
-        Err(BackendError::ClockSkew(format!(
-            "this node's clock is {} ms away from its peers' ({} of {} measured are more than {} ms off), \
-             so it cannot set a bulk cutoff (subject, client, issuer); revoke at another node, or fix this clock",
-            check.offset_ns.map_or(0, |ns| ns / 1_000_000),
-            check.off,
-            check.peers,
-            self.max_clock_offset.as_millis(),
-        )))
+        veto_node::may_set_cutoffs(&self.clock_check(), batch, self.max_clock_offset).map_err(
+            |refused| {
+                metrics::counter!("veto_revocations_refused_total", "reason" => "clock_skew")
+                    .increment(1);
+                BackendError::ClockSkew(refused.to_string())
+            },
+        )
     }
 }
 

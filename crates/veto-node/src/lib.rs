@@ -10,6 +10,7 @@
 //!   indexed or advertised; garbage collection's prune.
 //! - [`enforce`]: the lookup index, kept in step with what is durable.
 //! - [`gc`]: whether this node's clock may decide what has expired.
+//! - [`cutoffs`]: now for bulk cutoffs, and when this node may not set them.
 //! - [`faults`]: deliberate bugs in that code, to prove the checks find them.
 //!
 //! The engine runs the same loop in every driver: inputs through
@@ -20,6 +21,7 @@
 //! does I/O, and it never reads a clock or draws randomness of its own: time
 //! and random sources are passed in. CI checks its dependency tree.
 
+pub mod cutoffs;
 pub mod durable;
 pub mod enforce;
 pub mod faults;
@@ -27,6 +29,7 @@ pub mod gc;
 pub mod storage;
 pub mod writer;
 
+pub use cutoffs::{cutoff_now, may_set_cutoffs, BulkRefused};
 pub use durable::{collect_expired, store_from_peer, store_local, LocalWriteError};
 pub use enforce::Enforcer;
 pub use faults::{Ack, Fault, Faults};

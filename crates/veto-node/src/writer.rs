@@ -7,6 +7,7 @@
 //! (docs/durability.md). Stamps come from the node's hybrid clock, which the
 //! caller raises at start above the last stamp its store kept.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -87,6 +88,18 @@ impl Writer {
     pub fn skip_past(&mut self, seq: u64) {
         self.next_seq = self.next_seq.max(seq.saturating_add(1));
     }
+
+    /// After a failed write, once the store works again: `on_disk` is the
+    /// highest seq of this writer the store holds. Records of the failed
+    /// write that reached the disk keep their seqs and numbering goes on
+    /// after them; returns those seqs, whose records are to be enforced and
+    /// replicated like any other (their client was answered 503, and a retry
+    /// makes a second record, which is harmless).
+    pub fn recover(&mut self, on_disk: u64) -> Option<RangeInclusive<u64>> {
+        let landed = (on_disk >= self.next_seq).then_some(self.next_seq..=on_disk);
+        self.skip_past(on_disk);
+        landed
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +139,10 @@ mod tests {
         assert_eq!(w.next_seq(), 10);
         w.skip_past(3);
         assert_eq!(w.next_seq(), 10);
+        // Nothing of the failed write landed; then seqs 10 and 11 did.
+        assert_eq!(w.recover(9), None);
+        assert_eq!(w.recover(11), Some(10..=11));
+        assert_eq!(w.next_seq(), 12);
     }
 
     #[test]
