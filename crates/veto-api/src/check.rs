@@ -26,7 +26,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest as _, Sha256};
 use veto_core::jwt::{self, JwtError};
 use veto_core::Check;
@@ -197,30 +197,13 @@ pub(crate) fn check_token(backend: &dyn Backend, token: &str) -> Result<Option<R
     }
 }
 
-/// The answer to one lookup.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = CheckAnswer)]
-pub(crate) struct Answer<'a> {
-    revoked: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revoked_at: Option<u64>,
-}
+pub(crate) use veto_core::check::{CheckAnswer as Answer, CheckResults as Results};
 
-impl<'a> Answer<'a> {
-    fn new(hit: Option<&'a Revoked>) -> Answer<'a> {
-        Answer {
-            revoked: hit.is_some(),
-            scope: hit.map(|h| h.scope.as_str()),
-            id: hit.map(|h| h.id.as_str()),
-            reason: hit.map(|h| h.reason.as_str()),
-            revoked_at: hit.map(|h| h.revoked_at),
-        }
+/// The answer for a lookup's hit, borrowing from it.
+fn answer_of(hit: Option<&Revoked>) -> Answer<'_> {
+    match hit {
+        Some(h) => Answer::revoked(h.scope, h.id.as_str(), h.reason.as_str(), h.revoked_at),
+        None => Answer::default(),
     }
 }
 
@@ -240,7 +223,7 @@ fn json_response(body: Bytes) -> Response {
 fn answer(hit: Option<&Revoked>) -> Response {
     match hit {
         None => json_response(Bytes::from_static(NOT_REVOKED)),
-        Some(_) => match serde_json::to_vec(&Answer::new(hit)) {
+        Some(_) => match serde_json::to_vec(&answer_of(hit)) {
             Ok(v) => json_response(Bytes::from(v)),
             // Serialising plain strings and numbers cannot fail; if it ever did,
             // answering "revoked" without details is the safe side.
@@ -275,12 +258,6 @@ pub(crate) async fn check_get(
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = CheckResults)]
-pub(crate) struct Results<'a> {
-    results: Vec<Answer<'a>>,
-}
-
 /// `POST /v1/check`: a JSON array of lookups, answered `{"results": [...]}` in
 /// order. An invalid item rejects the whole batch with its index.
 pub(crate) async fn check_batch(
@@ -308,7 +285,7 @@ pub(crate) async fn check_batch(
     m.count(Outcome::Clean, hits.len() as u64 - revoked);
     m.record_duration(start);
     let results = Results {
-        results: hits.iter().map(|h| Answer::new(h.as_ref())).collect(),
+        results: hits.iter().map(|h| answer_of(h.as_ref())).collect(),
     };
     let body = serde_json::to_vec(&results)
         .map_err(|e| ApiError::invalid(format!("cannot encode the answer: {e}")))?;

@@ -9,11 +9,12 @@ use veto_core::request::RevokeRequest;
 use veto_core::Record;
 
 use crate::error::ClientError;
-use crate::record::record_from_value;
+use crate::record::{record_from_value, RecordView};
 use crate::stream::{SnapshotStream, WatchStream};
 use veto_core::status::{PeerView as Peer, StatusView as Status};
 
-use crate::types::{check_query, AuditFilter, CheckAnswer, CheckItem, Claims, Revoked};
+use crate::types::{check_query, revoked_of, AuditFilter, CheckItem, Claims, Revoked};
+use veto_core::check::{CheckAnswer, CheckResults};
 
 /// How long a call that is not a stream may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,21 +48,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The API's error body, `{"error": code, "message": message}`.
 #[derive(Deserialize)]
 struct ErrorBody {
-    error: String,
     #[serde(default)]
-    message: String,
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct RecordList {
     records: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct CheckResults {
-    results: Vec<CheckAnswer>,
 }
 
 #[derive(Deserialize)]
@@ -77,17 +75,13 @@ async fn api_error(resp: Response) -> ClientError {
         Ok(t) => t,
         Err(e) => return ClientError::Transport(e),
     };
-    match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => ClientError::Api {
-            status,
-            code: body.error,
-            message: body.message,
-        },
-        Err(_) => ClientError::Api {
-            status,
-            code: format!("http_{status}"),
-            message: text.chars().take(512).collect(),
-        },
+    let body = serde_json::from_str::<ErrorBody>(&text).ok();
+    let (code, message) = body.map_or((None, None), |b| (b.error, b.message));
+    ClientError::Api {
+        status,
+        code: code.unwrap_or_else(|| format!("http_{status}")),
+        // Without the API's message, the start of the body says most.
+        message: message.unwrap_or_else(|| text.chars().take(512).collect()),
     }
 }
 
@@ -166,8 +160,14 @@ impl Client {
     /// `POST /v1/revocations` (admin): stores one revocation durably and
     /// answers the record.
     pub async fn revoke(&self, req: &RevokeRequest) -> Result<Record, ClientError> {
+        self.revoke_view(req).await?.try_into()
+    }
+
+    /// [`Client::revoke`], answering the stored record in the JSON form the
+    /// node wrote it.
+    pub async fn revoke_view(&self, req: &RevokeRequest) -> Result<RecordView, ClientError> {
         let resp = Client::send(self.admin(Method::POST, "/v1/revocations")?.json(req)).await?;
-        record_from_value(json(resp).await?)
+        json(resp).await
     }
 
     /// `POST /v1/revocations/batch` (admin): at most 10,000, stored as one
@@ -192,9 +192,7 @@ impl Client {
         let req = self
             .request(Method::GET, "/v1/check")
             .query(&check_query(claims));
-        json::<CheckAnswer>(Client::send(req).await?)
-            .await?
-            .into_revoked()
+        revoked_of(json::<CheckAnswer>(Client::send(req).await?).await?)
     }
 
     /// `GET /v1/check?token=`: a JWT (decoded by the node, signature not
@@ -203,9 +201,7 @@ impl Client {
         let req = self
             .request(Method::GET, "/v1/check")
             .query(&[("token", token)]);
-        json::<CheckAnswer>(Client::send(req).await?)
-            .await?
-            .into_revoked()
+        revoked_of(json::<CheckAnswer>(Client::send(req).await?).await?)
     }
 
     /// `POST /v1/check`: many lookups at once, answered in order.
@@ -222,11 +218,7 @@ impl Client {
                 items.len()
             )));
         }
-        answers
-            .results
-            .into_iter()
-            .map(CheckAnswer::into_revoked)
-            .collect()
+        answers.results.into_iter().map(revoked_of).collect()
     }
 
     /// `GET /v1/auth` with `Authorization: Bearer <token>`, as a gateway's
@@ -256,10 +248,13 @@ impl Client {
         Client::send(req).await.map(drop)
     }
 
-    /// `GET /v1/peers`.
+    /// `GET /v1/peers`, with the admin token when the client has one.
     pub async fn peers(&self) -> Result<Vec<Peer>, ClientError> {
-        let list: PeerList =
-            json(Client::send(self.request(Method::GET, "/v1/peers")).await?).await?;
+        let mut req = self.request(Method::GET, "/v1/peers");
+        if let Some(token) = &self.admin {
+            req = req.bearer_auth(token);
+        }
+        let list: PeerList = json(Client::send(req).await?).await?;
         Ok(list.peers)
     }
 

@@ -35,8 +35,9 @@ mod types;
 pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StalePolicy};
 pub use client::Client;
 pub use error::ClientError;
+pub use record::RecordView;
 pub use stream::{SnapshotStream, WatchEvent, WatchStream};
-pub use types::{AuditFilter, CheckItem, Claims, Revoked};
+pub use types::{AuditFilter, CheckAnswer, CheckItem, Claims, Revoked};
 /// One revocation to ask for (`POST /v1/revocations`), the type the node
 /// itself decodes.
 pub use veto_core::request::RevokeRequest;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+pub use veto_core::check::CheckAnswer;
 pub use veto_core::Claims;
 use veto_core::{NodeId, RecordId, ScopeKind};
 
@@ -56,40 +57,37 @@ pub struct Revoked {
     pub revoked_at: u64,
 }
 
-/// A lookup answer as JSON.
-#[derive(Deserialize)]
-pub(crate) struct CheckAnswer {
-    revoked: bool,
-    #[serde(default)]
-    scope: Option<ScopeKind>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    revoked_at: Option<u64>,
+impl Revoked {
+    /// The answer as the node writes it (`{"revoked": true, ...}`).
+    pub fn answer(&self) -> CheckAnswer<'_> {
+        CheckAnswer::revoked(
+            self.scope,
+            self.id.to_string(),
+            &*self.reason,
+            self.revoked_at,
+        )
+    }
 }
 
-impl CheckAnswer {
-    pub(crate) fn into_revoked(self) -> Result<Option<Revoked>, ClientError> {
-        if !self.revoked {
-            return Ok(None);
-        }
-        let (Some(scope), Some(id)) = (self.scope, self.id) else {
-            return Err(ClientError::protocol(
-                "a revoked answer without its scope or id",
-            ));
-        };
-        let id = id
-            .parse()
-            .map_err(|e| ClientError::protocol(format!("record id: {e}")))?;
-        Ok(Some(Revoked {
-            scope,
-            id,
-            reason: self.reason.unwrap_or_default().into(),
-            revoked_at: self.revoked_at.unwrap_or_default(),
-        }))
+/// The [`Revoked`] of a lookup answer: `None` when not revoked.
+pub(crate) fn revoked_of(answer: CheckAnswer<'_>) -> Result<Option<Revoked>, ClientError> {
+    if !answer.revoked {
+        return Ok(None);
     }
+    let (Some(scope), Some(id)) = (answer.scope, answer.id) else {
+        return Err(ClientError::protocol(
+            "a revoked answer without its scope or id",
+        ));
+    };
+    let id = id
+        .parse()
+        .map_err(|e| ClientError::protocol(format!("record id: {e}")))?;
+    Ok(Some(Revoked {
+        scope,
+        id,
+        reason: answer.reason.unwrap_or_default().into(),
+        revoked_at: answer.revoked_at.unwrap_or_default(),
+    }))
 }
 
 /// Filters of the audit trail (`GET /v1/revocations`); all optional.

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::ops::Deref;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::{Record, ScopeKind, Target};
 
@@ -13,9 +13,9 @@ use crate::record::{Record, ScopeKind, Target};
 /// [`ClaimsRef`] borrows them from a JWT decoded by
 /// [`crate::jwt::decode_in`] (a string with JSON escapes is the one thing
 /// copied). [`ClaimSet::as_check`] borrows either as the [`Check`] a lookup
-/// takes. As JSON (an item of `POST /v1/check`) it carries the lookup keys
-/// and `iat`, and leaves out what is absent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// takes. As JSON (an item of `POST /v1/check`, or the keys of a record) it
+/// carries the lookup keys and `iat`, and leaves out what is absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimSet<S> {
     /// `iss`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +144,57 @@ impl Check<'_> {
             Target::Key { kid, .. } => iss_ok && self.kid == Some(kid),
         }
     }
+}
+
+/// The answer to one lookup as JSON (`GET /v1/check`, an item of
+/// `POST /v1/check`): `{"revoked": false}`, or `{"revoked": true, "scope",
+/// "id", "reason", "revoked_at"}`. The node writes it and the client reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CheckAnswer))]
+pub struct CheckAnswer<'a> {
+    /// Whether the token is revoked.
+    pub revoked: bool,
+    /// The scope of the matching record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub scope: Option<ScopeKind>,
+    /// The matching record's id, as `origin-seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    /// The reason given when it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Cow<'a, str>>,
+    /// Unix seconds at which it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<u64>,
+}
+
+impl<'a> CheckAnswer<'a> {
+    /// A revoked answer.
+    pub fn revoked(
+        scope: ScopeKind,
+        id: impl Into<Cow<'a, str>>,
+        reason: impl Into<Cow<'a, str>>,
+        revoked_at: u64,
+    ) -> CheckAnswer<'a> {
+        CheckAnswer {
+            revoked: true,
+            scope: Some(scope),
+            id: Some(id.into()),
+            reason: Some(reason.into()),
+            revoked_at: Some(revoked_at),
+        }
+    }
+}
+
+/// The answer to `POST /v1/check`: `{"results": [...]}`, in request order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CheckResults))]
+pub struct CheckResults<'a> {
+    /// One answer per lookup.
+    pub results: Vec<CheckAnswer<'a>>,
 }
 
 /// Why a check came out revoked: the scope and the record that matched.
