@@ -213,6 +213,22 @@ pub(crate) struct KeyArgs {
     pub(crate) kid: Option<String>,
 }
 
+impl KeyArgs {
+    /// The keys as claims, with this `iat`.
+    pub(crate) fn into_claims(self, iat: Option<u64>) -> veto_client::Claims {
+        veto_client::Claims {
+            iss: self.iss,
+            sub: self.sub,
+            jti: self.jti,
+            sid: self.sid,
+            client_id: self.client_id,
+            kid: self.kid,
+            iat,
+            ..veto_client::Claims::default()
+        }
+    }
+}
+
 /// `veto check`.
 #[derive(Args, Debug)]
 pub(crate) struct CheckArgs {

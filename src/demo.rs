@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use serde_json::{json, Value};
 use tokio::process::{Child, Command};
+use veto_client::{Claims, Client, RevokeRequest, ScopeKind};
 
 use crate::relay::{Faults, Relay, RelayConfig};
 
@@ -33,6 +33,9 @@ pub(crate) struct DemoArgs {
 
 const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
 
+/// The issuer of the demo's token.
+const ISSUER: &str = "https://idp.example";
+
 /// Approximate one-way delays between the demo's regions, in milliseconds: half
 /// of typical public-cloud round-trip times (us-east-1 to eu-west-1 ~75 ms,
 /// to ap-south-1 ~190 ms; eu-west-1 to ap-south-1 ~120 ms).
@@ -41,6 +44,7 @@ const ONE_WAY_MS: [(usize, usize, u64); 3] = [(0, 1, 38), (0, 2, 95), (1, 2, 60)
 struct DemoNode {
     region: &'static str,
     http: String,
+    api: Client,
     child: Child,
 }
 
@@ -124,17 +128,19 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             cmd.args(["--peer", &p.to_string()]);
         }
         let child = cmd.spawn().context("cannot start a node")?;
+        let http = format!("http://127.0.0.1:{http}");
+        let api = Client::new(&http)?
+            .with_admin_token(admin.as_str())
+            .with_timeout(Duration::from_secs(5));
         nodes.push(DemoNode {
             region,
-            http: format!("http://127.0.0.1:{http}"),
+            http,
+            api,
             child,
         });
     }
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let result = demonstrate(&client, &nodes, &admin, args.loopback).await;
+    let result = demonstrate(&nodes, args.loopback).await;
     if result.is_ok() && !args.once {
         println!("\nThe cluster keeps running. Try:\n");
         let (a, b) = (&nodes[0].http, &nodes[2].http);
@@ -173,28 +179,19 @@ fn tls_flags(certs: &Path, name: &str) -> Vec<String> {
     ]
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
-    client.get(url).send().await.ok()?.json().await.ok()
+/// Whether the node answers its status with both other regions connected.
+async fn connected(node: &DemoNode) -> bool {
+    node.api.status().await.is_ok_and(|s| {
+        s.peers.iter().filter(|p| p.state == "connected").count() == REGIONS.len() - 1
+    })
 }
 
-async fn demonstrate(
-    client: &reqwest::Client,
-    nodes: &[DemoNode],
-    admin: &str,
-    loopback: bool,
-) -> anyhow::Result<()> {
+async fn demonstrate(nodes: &[DemoNode], loopback: bool) -> anyhow::Result<()> {
     println!("Starting a three-region veto cluster on this machine...");
     let deadline = Instant::now() + Duration::from_secs(60);
     for node in nodes {
         loop {
-            let connected = get_json(client, &format!("{}/v1/status", node.http))
-                .await
-                .is_some_and(|s| {
-                    s["peers"].as_array().is_some_and(|p| {
-                        p.iter().filter(|p| p["state"] == "connected").count() == 2
-                    })
-                });
-            if connected {
+            if connected(node).await {
                 break;
             }
             if Instant::now() > deadline {
@@ -213,28 +210,26 @@ async fn demonstrate(
     let jti = format!("demo-{}", hex::encode(rand::random::<[u8; 4]>()));
     let origin = &nodes[0];
     println!("\nRevoking token jti={jti} at {}...", origin.region);
-    let resp = client
-        .post(format!("{}/v1/revocations", origin.http))
-        .bearer_auth(admin)
-        .json(
-            &json!({"scope": "token", "iss": "https://idp.example", "jti": jti, "reason": "demo"}),
-        )
-        .send()
+    let revocation = RevokeRequest::new(ScopeKind::Token)
+        .iss(ISSUER)
+        .jti(jti.as_str())
+        .reason("demo");
+    origin
+        .api
+        .revoke(&revocation)
         .await
         .context("revoke failed")?;
     let acked = Instant::now();
-    if resp.status() != 201 {
-        bail!("revoke answered {}", resp.status());
-    }
+    let token = Claims {
+        iss: Some(ISSUER.to_owned()),
+        jti: Some(jti),
+        ..Claims::default()
+    };
     let mut pending: Vec<&DemoNode> = nodes[1..].iter().collect();
     while !pending.is_empty() {
         let mut still = Vec::new();
         for node in pending {
-            let url = format!("{}/v1/check?iss=https://idp.example&jti={jti}", node.http);
-            if get_json(client, &url)
-                .await
-                .is_some_and(|v| v["revoked"] == true)
-            {
+            if node.api.check(&token).await.is_ok_and(|hit| hit.is_some()) {
                 println!(
                     "  enforced at {:<9} {:>6.1} ms after the 201 at {}",
                     node.region,

@@ -1,25 +1,18 @@
 //! The operator commands that talk to a node's HTTP API (`revoke`, `check`,
 //! `peers`, `status`) and the local `cert` command.
+//!
+//! Each remote command is one call of veto-client on a small single-threaded
+//! runtime. It prints the node's answer as pretty JSON with its keys in
+//! alphabetical order, and turns an error answer into one line,
+//! `<status>: <the API's message>`; either way the exit code says which.
 
-use std::time::Duration;
+use std::future::Future;
 
 use anyhow::{bail, Context as _};
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use serde_json::{json, Value};
-use veto_core::request::RevokeRequest;
+use serde::Serialize;
+use veto_client::{CheckAnswer, Claims, Client, ClientError, RevokeRequest, Revoked};
 
 use crate::cli::{CertCommand, CheckArgs, NodeArgs, PeersCommand, RevokeArgs};
-
-fn client() -> anyhow::Result<Client> {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the HTTP client")
-}
-
-fn url(node: &str, path: &str) -> String {
-    format!("{}{}", node.trim_end_matches('/'), path)
-}
 
 fn admin_token(node: &NodeArgs) -> anyhow::Result<Option<String>> {
     if let Some(token) = &node.admin_token {
@@ -35,33 +28,52 @@ fn admin_token(node: &NodeArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
-fn with_admin(req: RequestBuilder, node: &NodeArgs) -> anyhow::Result<RequestBuilder> {
-    Ok(match admin_token(node)? {
-        Some(token) => req.bearer_auth(token),
-        None => req,
-    })
+/// Runs `call` against the node at `url` (with the admin token, if given).
+fn call_node<F, T>(
+    url: &str,
+    admin: Option<String>,
+    call: impl FnOnce(Client) -> F,
+) -> anyhow::Result<T>
+where
+    F: Future<Output = Result<T, ClientError>>,
+{
+    let mut client = Client::new(url).map_err(|e| failure(url, e))?;
+    if let Some(token) = admin {
+        client = client.with_admin_token(token);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(call(client)).map_err(|e| failure(url, e))
 }
 
-/// Prints the JSON answer, or turns an error answer into one clear line.
-fn finish(node: &str, resp: reqwest::Result<Response>) -> anyhow::Result<()> {
-    let resp = resp.with_context(|| format!("cannot reach the node at {node}"))?;
-    let status = resp.status();
-    let body = resp.text().unwrap_or_default();
-    if !status.is_success() {
-        let detail = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or(body);
-        bail!("{status}: {detail}");
-    }
-    if body.is_empty() {
-        println!("{}", status.canonical_reason().unwrap_or("ok"));
-    } else {
-        match serde_json::from_str::<Value>(&body) {
-            Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(body)),
-            Err(_) => println!("{body}"),
+/// One clear line for a failed call.
+fn failure(url: &str, err: ClientError) -> anyhow::Error {
+    match err {
+        ClientError::Api {
+            status, message, ..
+        } => {
+            // As `401 Unauthorized`: the code and its reason phrase.
+            let status = reqwest::StatusCode::from_u16(status)
+                .map_or_else(|_| status.to_string(), |s| s.to_string());
+            anyhow::anyhow!("{status}: {message}")
         }
+        ClientError::Transport(e) => {
+            anyhow::Error::new(e).context(format!("cannot reach the node at {url}"))
+        }
+        ClientError::NoAdminToken => anyhow::anyhow!(
+            "this command needs the admin token: give --admin-token or --admin-token-file, or set VETO_ADMIN_TOKEN"
+        ),
+        other => anyhow::Error::new(other).context(format!("the node at {url}")),
     }
+}
+
+/// Prints a value as pretty JSON, keys in alphabetical order.
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    let value = serde_json::to_value(value).context("cannot encode the answer")?;
+    let text = serde_json::to_string_pretty(&value).context("cannot encode the answer")?;
+    println!("{text}");
     Ok(())
 }
 
@@ -82,85 +94,66 @@ pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
         reason: args.reason,
         actor: args.actor,
     };
-    let req = client()?
-        .post(url(&args.node.node, "/v1/revocations"))
-        .json(&body);
-    finish(&args.node.node, with_admin(req, &args.node)?.send())
+    let record = call_node(&args.node.node, admin_token(&args.node)?, |c| async move {
+        c.revoke_view(&body).await
+    })?;
+    print_json(&record)
 }
 
 /// `veto check`.
 pub(crate) fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let mut query: Vec<(&str, String)> = Vec::new();
-    let k = &args.keys;
-    for (name, value) in [
-        ("iss", &k.iss),
-        ("jti", &k.jti),
-        ("sid", &k.sid),
-        ("sub", &k.sub),
-        ("client_id", &k.client_id),
-        ("kid", &k.kid),
-        ("token", &args.token),
-    ] {
-        if let Some(v) = value {
-            query.push((name, v.clone()));
-        }
-    }
-    if let Some(iat) = args.iat {
-        query.push(("iat", iat.to_string()));
-    }
-    if query.is_empty() {
-        bail!("give at least one of --iss, --jti, --sid, --sub, --client-id, --kid or --token");
-    }
-    finish(
-        &args.node,
-        client()?
-            .get(url(&args.node, "/v1/check"))
-            .query(&query)
-            .send(),
+    let claims = args.keys.into_claims(args.iat);
+    let has_claims = claims != Claims::default();
+    let hit = match args.token {
+        Some(_) if has_claims => bail!(
+            "give either --token or claims (--iss, --jti, ...), not both: a token's claims are read from it"
+        ),
+        Some(token) => call_node(&args.node, None, |c| async move {
+            c.check_token(&token).await
+        })?,
+        None if has_claims => call_node(&args.node, None, |c| async move {
+            c.check(&claims).await
+        })?,
+        None => bail!(
+            "give at least one of --iss, --jti, --sid, --sub, --client-id, --kid or --token"
+        ),
+    };
+    print_json(
+        &hit.as_ref()
+            .map_or_else(CheckAnswer::default, Revoked::answer),
     )
 }
 
 /// `veto peers list|add|remove`.
 pub(crate) fn peers(cmd: PeersCommand) -> anyhow::Result<()> {
-    let c = client()?;
     match cmd {
-        PeersCommand::List(node) => finish(
-            &node.node,
-            with_admin(c.get(url(&node.node, "/v1/peers")), &node)?.send(),
-        ),
+        PeersCommand::List(node) => {
+            let peers = call_node(&node.node, admin_token(&node)?, |c| async move {
+                c.peers().await
+            })?;
+            print_json(&serde_json::json!({ "peers": peers }))
+        }
         PeersCommand::Add { node, addr, name } => {
-            let req = c
-                .post(url(&node.node, "/v1/peers"))
-                .json(&json!({"addr": addr, "name": name}));
-            finish(&node.node, with_admin(req, &node)?.send())
+            let peer = call_node(&node.node, admin_token(&node)?, |c| async move {
+                c.add_peer(&addr, name.as_deref()).await
+            })?;
+            print_json(&peer)
         }
         PeersCommand::Remove { node, peer } => {
-            let path = format!("/v1/peers/{}", urlencode(&peer));
-            finish(
-                &node.node,
-                with_admin(c.delete(url(&node.node, &path)), &node)?.send(),
-            )
+            call_node(&node.node, admin_token(&node)?, |c| async move {
+                c.remove_peer(&peer).await
+            })?;
+            // The node answers 204, with no body.
+            println!("No Content");
+            Ok(())
         }
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `veto status`.
 pub(crate) fn status(node: NodeArgs) -> anyhow::Result<()> {
-    finish(
-        &node.node,
-        client()?.get(url(&node.node, "/v1/status")).send(),
-    )
+    let status = call_node(&node.node, None, |c| async move { c.status().await })?;
+    print_json(&status)
 }
 
 /// `veto cert ca|node`.

@@ -66,3 +66,154 @@ fn veto_revoke_stores_what_it_is_given_and_names_what_is_wrong() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(node.status()["revocations"], 1);
 }
+
+/// What the commands print on success: the node's answer as pretty JSON, keys
+/// in alphabetical order.
+fn pretty(v: &Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(v).unwrap())
+}
+
+#[track_caller]
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The one line a failed command prints, after checking it failed with 1.
+#[track_caller]
+fn error_of(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    err.trim().to_owned()
+}
+
+#[test]
+fn veto_revoke_and_check_print_the_nodes_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Veto::start(dir.path(), &[]);
+    let url = node.url.as_str();
+    let out = veto(&[
+        "revoke",
+        "--node",
+        url,
+        "--scope",
+        "token",
+        "--iss",
+        "https://idp",
+        "--jti",
+        "j-1",
+    ]);
+    let printed = stdout_of(&out);
+    let audit = node.admin_get("/v1/revocations").json::<Value>().unwrap();
+    assert_eq!(printed, pretty(&audit["records"][0]));
+
+    let check = |args: &[&str], query: &str| {
+        let mut all = vec!["check", "--node", url];
+        all.extend_from_slice(args);
+        let printed = stdout_of(&veto(&all));
+        assert_eq!(
+            printed,
+            pretty(&node.get_json(&format!("/v1/check?{query}")))
+        );
+        serde_json::from_str::<Value>(&printed).unwrap()
+    };
+    let hit = check(
+        &["--iss", "https://idp", "--jti", "j-1"],
+        "iss=https://idp&jti=j-1",
+    );
+    assert_eq!(hit["revoked"], true);
+    assert_eq!(hit["scope"], "token");
+    let miss = check(&["--jti", "j-2", "--iat", "5"], "jti=j-2&iat=5");
+    assert_eq!(miss, serde_json::json!({"revoked": false}));
+    let jwt = support::jwt(
+        serde_json::json!({"alg": "none"}),
+        serde_json::json!({"iss": "https://idp", "jti": "j-1"}),
+    );
+    let by_token = check(&["--token", &jwt], &format!("token={jwt}"));
+    assert_eq!(by_token["revoked"], true);
+
+    // Refused lookups: by the node, or before anything is sent.
+    let err = error_of(&veto(&["check", "--node", url, "--token", "a.b.c"]));
+    assert!(
+        err.starts_with("veto: 400 Bad Request: malformed JWT"),
+        "{err}"
+    );
+    let err = error_of(&veto(&["check", "--node", url, "--iat", "5"]));
+    assert!(
+        err.starts_with("veto: 400 Bad Request: nothing to check"),
+        "{err}"
+    );
+    let err = error_of(&veto(&["check", "--node", url]));
+    assert!(err.contains("give at least one of"), "{err}");
+    let err = error_of(&veto(&[
+        "check", "--node", url, "--token", "t", "--jti", "j",
+    ]));
+    assert!(err.contains("not both"), "{err}");
+}
+
+#[test]
+fn veto_status_and_peers_print_the_nodes_answers_and_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    support::make_certs(certs.path(), &["near"]);
+    let gossip = support::free_udp_port();
+    let node = Veto::start_with(
+        dir.path(),
+        &support::tls_args(certs.path(), "near", gossip, "us-east"),
+    );
+    let url = node.url.as_str();
+    let printed = stdout_of(&veto(&["status", "--node", url]));
+    assert_eq!(printed, pretty(&node.get_json("/v1/status")));
+
+    let added = stdout_of(&veto(&[
+        "peers",
+        "add",
+        "--node",
+        url,
+        "127.0.0.1:9",
+        "--name",
+        "far",
+    ]));
+    let added: Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(added["addr"], "127.0.0.1:9");
+    assert_eq!(added["name"], "far");
+    let listed = stdout_of(&veto(&["peers", "list", "--node", url]));
+    let expected = node.admin_get("/v1/peers").json::<Value>().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&listed).unwrap()["peers"][0]["addr"],
+        expected["peers"][0]["addr"]
+    );
+    let removed = stdout_of(&veto(&["peers", "remove", "--node", url, "far"]));
+    assert_eq!(removed, "No Content\n");
+
+    // The node's refusals, in one line each: its status and its message.
+    let err = error_of(&veto(&["peers", "remove", "--node", url, "far"]));
+    assert!(err.starts_with("veto: 404 Not Found: "), "{err}");
+    let wrong = Command::new(veto_bin())
+        .args(["peers", "remove", "--node", url, "far"])
+        .env("VETO_ADMIN_TOKEN", "wrong-token-0123456789")
+        .output()
+        .unwrap();
+    let err = error_of(&wrong);
+    assert!(err.starts_with("veto: 401 Unauthorized: "), "{err}");
+    let none = Command::new(veto_bin())
+        .args(["peers", "add", "--node", url, "127.0.0.1:9"])
+        .env_remove("VETO_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(error_of(&none).contains("needs the admin token"));
+
+    // A node that does not answer.
+    let gone = format!("http://127.0.0.1:{}", support::free_port());
+    let err = error_of(&veto(&["status", "--node", &gone]));
+    assert!(
+        err.starts_with(&format!("veto: cannot reach the node at {gone}: ")),
+        "{err}"
+    );
+}
