@@ -9,6 +9,9 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 use crate::cli::{LogFormat, ServeArgs};
+use crate::serve::http::rate::{self, Rate, RateLimits};
+use crate::serve::http::HttpLimits;
+use crate::serve::limits_args::LimitArgs;
 
 /// The `--config` file: the same settings as the flags, with the same names in
 /// snake_case (`data_dir`, `listen`, `peers = ["host:7401"]`, ...).
@@ -36,6 +39,15 @@ struct FileConfig {
     watch_buffer: Option<u64>,
     max_watchers: Option<u64>,
     max_snapshots: Option<u64>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    write_timeout: Option<u64>,
+    max_connections: Option<u64>,
+    write_rate: Option<u64>,
+    write_burst: Option<u64>,
+    lookup_rate: Option<u64>,
+    lookup_burst: Option<u64>,
     #[serde(default)]
     transmitters: Vec<TransmitterConfig>,
     set_replay_window: Option<u64>,
@@ -105,6 +117,8 @@ pub(crate) struct Settings {
     pub(crate) min_free_bytes: u64,
     /// Limits of the watch feed and snapshots.
     pub(crate) feed: veto_api::FeedConfig,
+    /// Timeouts, the connection cap and rate limits of the HTTP API.
+    pub(crate) http: HttpLimits,
     pub(crate) transmitters: Vec<veto_api::Transmitter>,
     pub(crate) set_replay_window: Duration,
 }
@@ -123,6 +137,7 @@ impl Settings {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
+        let http = http_limits(&args.limits, &file)?;
         let peers = if args.peers.is_empty() {
             file.peers
         } else {
@@ -243,12 +258,87 @@ impl Settings {
                     channel: defaults.channel,
                 }
             },
+            http,
             transmitters,
             set_replay_window: file
                 .set_replay_window
                 .map_or(veto_api::DEFAULT_SET_REPLAY_WINDOW, secs),
         })
     }
+}
+
+/// The HTTP limits: flags and environment, then the file, then defaults.
+fn http_limits(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<HttpLimits> {
+    let defaults = HttpLimits::default();
+    let positive = |name: &str, value: Option<u64>| -> anyhow::Result<Option<u64>> {
+        match value {
+            Some(0) => bail!("`{name}` must be at least 1"),
+            other => Ok(other),
+        }
+    };
+    let timeout = |name: &str, flag: Option<u64>, key: Option<u64>, default: Duration| {
+        positive(name, flag.or(key)).map(|v| v.map_or(default, Duration::from_secs))
+    };
+    let rate = |(rate_name, rate): (&str, Option<u64>),
+                (burst_name, burst): (&str, Option<u64>),
+                default: Rate|
+     -> anyhow::Result<Option<Rate>> {
+        let burst = positive(burst_name, burst)?.unwrap_or(default.burst);
+        Ok(match rate.unwrap_or(default.per_second) {
+            0 => {
+                tracing::debug!(limit = rate_name, "rate limit off");
+                None
+            }
+            per_second => Some(Rate { per_second, burst }),
+        })
+    };
+    let max_connections = positive("max_connections", args.max_connections.or(file.max_connections))?
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    Ok(HttpLimits {
+        header_timeout: timeout(
+            "header_timeout",
+            args.header_timeout,
+            file.header_timeout,
+            defaults.header_timeout,
+        )?,
+        body_timeout: timeout(
+            "body_timeout",
+            args.body_timeout,
+            file.body_timeout,
+            defaults.body_timeout,
+        )?,
+        idle_timeout: timeout(
+            "idle_timeout",
+            args.idle_timeout,
+            file.idle_timeout,
+            defaults.idle_timeout,
+        )?,
+        write_timeout: timeout(
+            "write_timeout",
+            args.write_timeout,
+            file.write_timeout,
+            defaults.write_timeout,
+        )?,
+        max_connections,
+        rates: RateLimits {
+            write: rate(
+                ("write_rate", args.write_rate.or(file.write_rate)),
+                ("write_burst", args.write_burst.or(file.write_burst)),
+                Rate {
+                    per_second: rate::DEFAULT_WRITE_RATE,
+                    burst: rate::DEFAULT_WRITE_BURST,
+                },
+            )?,
+            lookup: rate(
+                ("lookup_rate", args.lookup_rate.or(file.lookup_rate)),
+                ("lookup_burst", args.lookup_burst.or(file.lookup_burst)),
+                Rate {
+                    per_second: rate::DEFAULT_LOOKUP_RATE,
+                    burst: rate::DEFAULT_LOOKUP_BURST,
+                },
+            )?,
+        },
+    })
 }
 
 /// Finds or makes the admin token: the given token, else the token file, else

@@ -20,6 +20,8 @@ use crate::replication::{self, ReplicationSettings};
 use veto_store::PeerEntry;
 use veto_transport::tls::{ClusterTls, TlsFiles};
 
+#[path = "http/mod.rs"]
+pub(crate) mod http;
 #[path = "limits_args.rs"]
 pub(crate) mod limits_args;
 
@@ -51,6 +53,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    let fd_limit = http::raise_fd_limit().context("cannot read the open-files limit")?;
+    let max_connections = http::connection_cap(settings.http.max_connections, fd_limit);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -61,9 +65,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listener,
         Arc::clone(&app),
         metrics.clone(),
+        (settings.http, max_connections),
         stop_rx,
     ));
-    tracing::info!(http = %http_addr, "HTTP listening; answering 503 until the state is loaded");
+    tracing::info!(http = %http_addr, max_connections, fd_limit, "HTTP listening; answering 503 until the state is loaded");
     let served = start_node(&settings, metrics, &app).await;
     let node = match served {
         Ok(node) => node,
@@ -190,13 +195,14 @@ async fn start_node(
     Ok(node)
 }
 
-/// Serves HTTP until `stop` turns true: the router in `app` once it is set,
-/// the answers of a node still loading before.
+/// Serves HTTP until `stop` turns true, within the HTTP limits: the router
+/// in `app` once it is set, the answers of a node still loading before.
 async fn serve_http(
     listener: tokio::net::TcpListener,
     app: Arc<OnceLock<Router>>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    (limits, max_connections): (http::HttpLimits, usize),
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let outer = Router::new().fallback(move |req: Request| {
         let app = Arc::clone(&app);
@@ -211,12 +217,7 @@ async fn serve_http(
             }
         }
     });
-    axum::serve(listener, outer)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        })
-        .await
-        .context("HTTP server failed")
+    http::serve(listener, outer, limits, max_connections, stop).await
 }
 
 /// What a node still loading its state answers.
