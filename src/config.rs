@@ -292,8 +292,11 @@ fn http_limits(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<HttpLimits
             per_second => Some(Rate { per_second, burst }),
         })
     };
-    let max_connections = positive("max_connections", args.max_connections.or(file.max_connections))?
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let max_connections = positive(
+        "max_connections",
+        args.max_connections.or(file.max_connections),
+    )?
+    .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     Ok(HttpLimits {
         header_timeout: timeout(
             "header_timeout",

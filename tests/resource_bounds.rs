@@ -74,7 +74,8 @@ fn check_on(s: &mut TcpStream) -> Option<(u16, String)> {
 /// How long until the server closes `s` (reads EOF or a reset), at most `limit`.
 fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut sink = [0u8; 4096];
     while start.elapsed() < limit {
         match s.read(&mut sink) {
@@ -122,7 +123,9 @@ fn partial_headers_are_closed_after_the_header_timeout_and_a_stalled_body_gets_4
 
     let mut stalled = connect(&veto);
     stalled
-        .write_all(b"POST /v1/check HTTP/1.1\r\nhost: veto\r\ncontent-length: 100\r\n\r\n[{\"jti\":")
+        .write_all(
+            b"POST /v1/check HTTP/1.1\r\nhost: veto\r\ncontent-length: 100\r\n\r\n[{\"jti\":",
+        )
         .unwrap();
     let start = Instant::now();
     let (status, text) = read_answer(&mut stalled).expect("an answer");
@@ -275,7 +278,9 @@ fn drain_watcher(s: &mut TcpStream) -> (usize, String) {
             Ok(0) | Err(_) => break,
             Ok(n) => text.extend_from_slice(&buf[..n]),
         }
-        if String::from_utf8_lossy(&text[text.len().saturating_sub(4096)..]).contains("event: resync") {
+        if String::from_utf8_lossy(&text[text.len().saturating_sub(4096)..])
+            .contains("event: resync")
+        {
             // The stream ends after resync; the rest is its data line.
             std::thread::sleep(Duration::from_millis(200));
             s.set_nonblocking(true).unwrap();
@@ -332,7 +337,11 @@ fn watchers_that_never_read_keep_the_node_within_its_memory_bound() {
     );
     // The index, the sled cache and the ring, and nothing per record sent
     // to a watcher: 200,000 records as SSE are about 70 MB per watcher.
-    assert!(peak < 400 * 1024, "peak resident memory {} MiB", peak / 1024);
+    assert!(
+        peak < 400 * 1024,
+        "peak resident memory {} MiB",
+        peak / 1024
+    );
     assert!(veto.revoked(&[("iss", "https://idp.example"), ("jti", "w-19-9999")]));
 
     // Each watcher, reading again, gets what was already on its way (socket
@@ -354,9 +363,11 @@ fn a_watcher_that_reads_nothing_is_disconnected_after_the_write_timeout() {
     // Enough records to fill the socket buffers between them.
     ingest(&veto, 60_000, "s");
     let gone = Instant::now();
-    support::eventually(Duration::from_secs(20), "the stalled watcher closed", || {
-        metric(&veto, "veto_http_timeouts_total{kind=\"write\"}") >= 1.0
-    });
+    support::eventually(
+        Duration::from_secs(20),
+        "the stalled watcher closed",
+        || metric(&veto, "veto_http_timeouts_total{kind=\"write\"}") >= 1.0,
+    );
     assert!(gone.elapsed() < Duration::from_secs(15));
     // Its place among the watchers is free again.
     support::eventually(Duration::from_secs(5), "a new watcher", || {
@@ -403,7 +414,11 @@ fn a_client_over_its_rate_gets_429_with_retry_after_while_others_are_served() {
     }
     let r = revoke(ADMIN_TOKEN, "r3");
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"], "rate_limited");
@@ -434,7 +449,13 @@ fn a_client_over_its_rate_gets_429_with_retry_after_while_others_are_served() {
     assert_eq!(r.status(), 429, "/v1/auth shares the address's bucket");
     assert_eq!(check(&b).status(), 200);
     // Other endpoints are not limited.
-    assert_eq!(a.get(format!("{}/healthz", veto.url)).send().unwrap().status(), 200);
+    assert_eq!(
+        a.get(format!("{}/healthz", veto.url))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
     // The bucket refills.
     std::thread::sleep(Duration::from_millis(1_100));
     assert_eq!(check(&a).status(), 200);
