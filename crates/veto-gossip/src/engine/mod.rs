@@ -141,8 +141,10 @@ pub struct Engine {
     pending_acks: BTreeMap<(PeerKey, u64), usize>,
     outputs: VecDeque<Output>,
     stats: EngineStats,
-    /// The clock verdict last reported as an event.
-    verdict: ClockVerdict,
+    /// The clock check as of the last change of any offset or connection
+    /// (its verdict is the one last reported as an event): every received
+    /// batch consults it, so it is not recomputed over every peer each time.
+    check: ClockCheck,
     /// Records received by push lately, held back from relaying.
     fresh: Fresh,
     /// Per origin, the connection chosen to stream what this node lacks of
@@ -176,7 +178,7 @@ impl Engine {
             pending_acks: BTreeMap::new(),
             outputs: VecDeque::new(),
             stats: EngineStats::default(),
-            verdict: ClockVerdict::Unconfirmed,
+            check: ClockCheck::UNCONFIRMED,
             fresh: Fresh::default(),
             designated: BTreeMap::new(),
         }
@@ -185,6 +187,11 @@ impl Engine {
     /// Whether this node's wall clock agrees with its peers', from the clock
     /// samples of every established connection (one per peer node).
     pub fn clock_check(&self) -> ClockCheck {
+        self.check
+    }
+
+    /// Computes [`Engine::clock_check`] afresh.
+    fn measure_clocks(&self) -> ClockCheck {
         let mut by_node: BTreeMap<veto_core::NodeId, ClockOffset> = BTreeMap::new();
         for s in self.sessions.values() {
             if let (Phase::Established { info, .. }, Some(o)) = (&s.phase, s.clock.offset) {
@@ -216,11 +223,13 @@ impl Engine {
         }
     }
 
-    /// Reports a change of the clock verdict as an event.
+    /// Takes the clock check again after an offset or a connection changed,
+    /// and reports a change of its verdict as an event.
     fn update_verdict(&mut self) {
-        let check = self.clock_check();
-        if check.verdict != self.verdict {
-            self.verdict = check.verdict;
+        let check = self.measure_clocks();
+        let changed = check.verdict != self.check.verdict;
+        self.check = check;
+        if changed {
             self.event(EngineEvent::ClockVerdict(check));
         }
     }
@@ -261,7 +270,10 @@ impl Engine {
     /// A connection to a peer is up (for QUIC: after mutual TLS). Sends `Hello`.
     /// A key already in use is treated as a new connection.
     pub fn peer_connected(&mut self, now: Now, peer: PeerKey) {
-        self.sessions.insert(peer, Session::new(now, &self.config));
+        // A key in use is a new connection: the old one's offset goes.
+        if self.sessions.insert(peer, Session::new(now, &self.config)).is_some() {
+            self.update_verdict();
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             node: self.config.node,

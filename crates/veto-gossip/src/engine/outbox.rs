@@ -93,6 +93,7 @@ impl Engine {
         self.undesignate(peer);
         if self.sessions.remove(&peer).is_some() {
             self.outputs.push_back(Output::Close { peer, reason });
+            self.update_verdict();
         }
     }
 }
