@@ -65,6 +65,7 @@
 
 mod clock;
 mod config;
+mod hints;
 mod holdings;
 mod now;
 mod outbox;
@@ -95,9 +96,10 @@ pub use runtime::{dispatch, drain, Input, Runtime};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
 
+use hints::Hints;
 use receiver::Ticket;
 use session::{Phase, Session};
-use sources::{Fresh, Hints};
+use sources::Fresh;
 
 /// Totals over all peers since the engine started.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -271,7 +273,11 @@ impl Engine {
     /// A key already in use is treated as a new connection.
     pub fn peer_connected(&mut self, now: Now, peer: PeerKey) {
         // A key in use is a new connection: the old one's offset goes.
-        if self.sessions.insert(peer, Session::new(now, &self.config)).is_some() {
+        if self
+            .sessions
+            .insert(peer, Session::new(now, &self.config))
+            .is_some()
+        {
             self.update_verdict();
         }
         let hello = Hello {

@@ -10,9 +10,9 @@ use veto_core::{Frontier, NodeId};
 
 use super::clock::ClockTrack;
 use super::config::Config;
+use super::hints::Hints;
 use super::holdings::Chase;
 use super::now::Now;
-use super::sources::Hints;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
