@@ -65,6 +65,9 @@ fn failure(url: &str, err: ClientError) -> anyhow::Error {
         ClientError::NoAdminToken => anyhow::anyhow!(
             "this command needs the admin token: give --admin-token or --admin-token-file, or set VETO_ADMIN_TOKEN"
         ),
+        ClientError::Url(_) => {
+            anyhow::anyhow!("cannot reach the node at {url}: not an http:// or https:// URL")
+        }
         other => anyhow::Error::new(other).context(format!("the node at {url}")),
     }
 }

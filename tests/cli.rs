@@ -209,7 +209,12 @@ fn veto_status_and_peers_print_the_nodes_answers_and_name_what_is_wrong() {
         .unwrap();
     assert!(error_of(&none).contains("needs the admin token"));
 
-    // A node that does not answer.
+    // A node that does not answer, or no node at all.
+    let err = error_of(&veto(&["status", "--node", "nota-url"]));
+    assert_eq!(
+        err,
+        "veto: cannot reach the node at nota-url: not an http:// or https:// URL"
+    );
     let gone = format!("http://127.0.0.1:{}", support::free_port());
     let err = error_of(&veto(&["status", "--node", &gone]));
     assert!(
