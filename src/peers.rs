@@ -1,12 +1,18 @@
 //! The operator-managed peer list: persisted in the store, shown in
-//! `/v1/status`, and handed to the replication driver when it changes.
+//! `/v1/status`, and handed to the replication driver when it changes; with
+//! the names removed from it, which veto-node's [`Membership`] refuses
+//! whichever side dials.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 use veto_api::{BackendError, PeerView};
+use veto_node::{Membership, NotAMember};
 use veto_store::{PeerEntry, Store};
+
+/// The store setting that keeps the removed peers' names.
+const REMOVED_PEERS: &str = "removed-peers";
 
 /// A change to the peer list, for the replication driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +25,9 @@ pub(crate) enum PeerCommand {
         addr: String,
         /// What it resolved to when it was dialled.
         resolved: Vec<SocketAddr>,
+        /// Its certificate's name, if known: connections under it close too,
+        /// whichever side dialled.
+        name: Option<String>,
     },
 }
 
@@ -33,6 +42,8 @@ struct Peers {
     configured: Vec<ConfiguredPeer>,
     /// Nodes that dialled this one without being configured here.
     inbound: Vec<PeerView>,
+    /// Who may be a peer.
+    membership: Membership,
 }
 
 /// The peers of this node and what is known of each.
@@ -68,19 +79,41 @@ impl PeerDirectory {
         }
     }
 
-    /// A directory that forwards changes to the replication driver.
+    /// A directory of the peer list and removed names in `store` that
+    /// forwards changes to the replication driver.
     pub(crate) fn new(
         entries: &[PeerEntry],
+        store: &Store,
         commands: mpsc::UnboundedSender<PeerCommand>,
-    ) -> PeerDirectory {
+    ) -> Result<PeerDirectory, veto_store::StoreError> {
         let configured = entries.iter().map(connecting).collect();
-        PeerDirectory {
+        let membership = store
+            .setting(REMOVED_PEERS)?
+            .map(|bytes| Membership::decode(&String::from_utf8_lossy(&bytes)))
+            .unwrap_or_default();
+        Ok(PeerDirectory {
             peers: Mutex::new(Peers {
                 configured,
                 inbound: Vec::new(),
+                membership,
             }),
             commands: Some(commands),
-        }
+        })
+    }
+
+    /// Whether the node whose certificate proved `name` may be a peer.
+    pub(crate) fn admits(&self, name: &str) -> Result<(), NotAMember> {
+        self.lock().membership.admits(name)
+    }
+
+    /// Persists the removed names after a change.
+    async fn persist_membership(&self, store: &Store) -> Result<(), BackendError> {
+        let text = self.lock().membership.encode();
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.put_setting(REMOVED_PEERS, text.as_bytes()))
+            .await
+            .map_err(storage)?
+            .map_err(storage)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Peers> {
@@ -127,9 +160,16 @@ impl PeerDirectory {
         }
     }
 
-    /// Lets the replication driver update every configured peer at once.
-    pub(crate) fn refresh(&self, f: impl FnOnce(&mut [ConfiguredPeer])) {
-        f(&mut self.lock().configured);
+    /// Lets the replication driver update every configured peer at once,
+    /// knowing who may be a peer.
+    pub(crate) fn refresh(&self, f: impl FnOnce(&mut [ConfiguredPeer], &Membership)) {
+        let mut peers = self.lock();
+        let Peers {
+            configured,
+            membership,
+            ..
+        } = &mut *peers;
+        f(configured, membership);
     }
 
     /// Replaces the list of unconfigured inbound peers.
@@ -165,14 +205,24 @@ impl PeerDirectory {
             addr: addr.clone(),
             name,
         };
-        let (store, persisted) = (store.clone(), entry.clone());
-        tokio::task::spawn_blocking(move || store.put_peer(&persisted))
+        let (disk, persisted) = (store.clone(), entry.clone());
+        tokio::task::spawn_blocking(move || disk.put_peer(&persisted))
             .await
             .map_err(storage)?
             .map_err(storage)?;
         let peer = connecting(&entry);
         let view = peer.view.clone();
-        self.lock().configured.push(peer);
+        let readmitted = {
+            let mut peers = self.lock();
+            peers.configured.push(peer);
+            entry
+                .name
+                .as_deref()
+                .is_some_and(|n| peers.membership.add(n))
+        };
+        if readmitted {
+            self.persist_membership(store).await?;
+        }
         let _ = commands.send(PeerCommand::Add(addr));
         Ok(view)
     }
@@ -183,17 +233,42 @@ impl PeerDirectory {
         store: &Store,
         name_or_addr: &str,
     ) -> Result<(), BackendError> {
-        let addr = self
-            .lock()
-            .configured
-            .iter()
-            .find(|p| p.view.addr == name_or_addr || p.view.name.as_deref() == Some(name_or_addr))
-            .map(|p| p.view.addr.clone())
-            .ok_or_else(|| {
-                BackendError::NotFound(format!("no peer named or at {name_or_addr:?}"))
-            })?;
-        let (store, key) = (store.clone(), addr.clone());
-        tokio::task::spawn_blocking(move || store.remove_peer(&key))
+        let found = {
+            let peers = self.lock();
+            let matches =
+                |v: &PeerView| v.addr == name_or_addr || v.name.as_deref() == Some(name_or_addr);
+            match peers.configured.iter().find(|p| matches(&p.view)) {
+                Some(p) => Some((Some(p.view.addr.clone()), p.view.name.clone())),
+                // A node that dialled in without being configured here: it
+                // is refused from now on.
+                None => peers
+                    .inbound
+                    .iter()
+                    .find(|v| matches(v))
+                    .map(|v| (None, v.name.clone())),
+            }
+        };
+        let Some((addr, name)) = found else {
+            return Err(BackendError::NotFound(format!(
+                "no peer named or at {name_or_addr:?}"
+            )));
+        };
+        let Some(addr) = addr else {
+            if let Some(name) = &name {
+                self.lock().membership.remove(name);
+                self.persist_membership(store).await?;
+            }
+            if let Some(commands) = &self.commands {
+                let _ = commands.send(PeerCommand::Remove {
+                    addr: name_or_addr.to_owned(),
+                    resolved: Vec::new(),
+                    name,
+                });
+            }
+            return Ok(());
+        };
+        let (disk, key) = (store.clone(), addr.clone());
+        tokio::task::spawn_blocking(move || disk.remove_peer(&key))
             .await
             .map_err(storage)?
             .map_err(storage)?;
@@ -205,12 +280,19 @@ impl PeerDirectory {
                 .find(|p| p.view.addr == addr)
                 .map(|p| p.resolved.clone());
             peers.configured.retain(|p| p.view.addr != addr);
+            if let Some(name) = &name {
+                peers.membership.remove(name);
+            }
             resolved.unwrap_or_default()
         };
+        if name.is_some() {
+            self.persist_membership(store).await?;
+        }
         if let Some(commands) = &self.commands {
             let _ = commands.send(PeerCommand::Remove {
                 addr,
                 resolved: removed,
+                name,
             });
         }
         Ok(())

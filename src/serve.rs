@@ -111,10 +111,10 @@ async fn start_node(
     let name = node_name(settings, &store)?;
     let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let peers = match &settings.tls {
-        Some(_) => Arc::new(PeerDirectory::new(
-            &configured_peers(settings, &store)?,
-            commands_tx,
-        )),
+        Some(_) => Arc::new(
+            PeerDirectory::new(&configured_peers(settings, &store)?, &store, commands_tx)
+                .context("cannot read the removed peers")?,
+        ),
         None => Arc::new(PeerDirectory::disabled()),
     };
     let (node, local_records) = Node::new(

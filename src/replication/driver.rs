@@ -180,6 +180,14 @@ impl Driver {
                 remote,
                 dialed,
             } => {
+                if let Err(refused) = self.directory.admits(&peer_name) {
+                    tracing::warn!(%conn, %remote, dialed, error = %refused, "peer refused");
+                    metrics::counter!("veto_peer_refused_total", "reason" => "removed")
+                        .increment(1);
+                    self.transport
+                        .close(conn, "removed from this node's peer list");
+                    return;
+                }
                 tracing::info!(%conn, peer = %peer_name, %remote, dialed, "peer connected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer_name.clone()).set(1.0);
                 self.names.insert(conn, PeerConn::new(peer_name));
@@ -196,7 +204,10 @@ impl Driver {
                 });
             }
             TransportEvent::Disconnected { conn, reason } => {
-                let peer = self.names.remove(&conn).map(|p| p.name).unwrap_or_default();
+                let Some(peer) = self.names.remove(&conn).map(|p| p.name) else {
+                    // A refused connection: the engine never saw it.
+                    return;
+                };
                 tracing::info!(%conn, peer = %peer, reason = %reason, "peer disconnected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer).set(0.0);
                 self.feed(Input::Lost(PeerKey(conn.0)));
@@ -210,10 +221,25 @@ impl Driver {
                 tracing::info!(peer = %addr, "peer added");
                 dial(&self.transport, &self.directory, &addr).await;
             }
-            PeerCommand::Remove { addr, resolved } => {
-                tracing::info!(peer = %addr, "peer removed");
+            PeerCommand::Remove {
+                addr,
+                resolved,
+                name,
+            } => {
+                tracing::info!(peer = %addr, name = name.as_deref(), "peer removed");
                 for a in resolved {
                     self.transport.remove_peer(a);
+                }
+                // Whichever side dialled: a connection it made to us goes too.
+                let under_name: Vec<ConnId> = self
+                    .names
+                    .iter()
+                    .filter(|(_, p)| Some(&p.name) == name.as_ref())
+                    .map(|(conn, _)| *conn)
+                    .collect();
+                for conn in under_name {
+                    self.transport
+                        .close(conn, "removed from this node's peer list");
                 }
             }
         }

@@ -69,12 +69,21 @@ pub(crate) fn publish(
             view.name = Some(peer.name.clone());
         }
     };
-    directory.refresh(|views| {
+    directory.refresh(|views, membership| {
         for view in views.iter_mut() {
             let status = dialled
                 .iter()
                 .find(|p| p.addr.to_string() == view.view.addr || view.resolved.contains(&p.addr));
             match status {
+                // Its certificate names a node removed from this peer list.
+                Some(s)
+                    if s.name
+                        .as_deref()
+                        .is_some_and(|n| membership.admits(n).is_err()) =>
+                {
+                    view.view.state = "refused".to_owned();
+                    view_of(None, &mut view.view);
+                }
                 Some(s) => {
                     view.view.state = state_name(s.state).to_owned();
                     if let Some(conn) = s.conn {
@@ -94,7 +103,9 @@ pub(crate) fn publish(
     let inbound: Vec<PeerView> = transport
         .connections()
         .into_iter()
-        .filter(|(conn, _)| !seen.contains(conn))
+        // Only connections the driver admitted: a refused one lives on for
+        // a moment until the transport closes it.
+        .filter(|(conn, _)| !seen.contains(conn) && names.contains_key(conn))
         .map(|(conn, stats)| {
             let mut view = PeerView {
                 name: Some(stats.peer_name.clone()),

@@ -11,6 +11,8 @@
 //! - [`enforce`]: the lookup index, kept in step with what is durable.
 //! - [`gc`]: whether this node's clock may decide what has expired.
 //! - [`cutoffs`]: now for bulk cutoffs, and when this node may not set them.
+//! - [`membership`]: who may be a peer (names removed by the operator are
+//!   refused whichever side dials).
 //! - [`faults`]: deliberate bugs in that code, to prove the checks find them.
 //!
 //! The engine runs the same loop in every driver: inputs through
@@ -26,6 +28,7 @@ pub mod durable;
 pub mod enforce;
 pub mod faults;
 pub mod gc;
+pub mod membership;
 pub mod storage;
 pub mod writer;
 
@@ -34,5 +37,6 @@ pub use durable::{collect_expired, store_from_peer, store_local, LocalWriteError
 pub use enforce::Enforcer;
 pub use faults::{Ack, Fault, Faults};
 pub use gc::{may_collect, GcHold};
+pub use membership::{Membership, NotAMember};
 pub use storage::Storage;
 pub use writer::{fresh_writer, Writer};

@@ -1,0 +1,131 @@
+//! A peer removed from a node's peer list is refused by that node whichever
+//! side dials, across restarts, until it is added again: a node that still
+//! lists the removed one cannot dial back in and replicate.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{eventually, free_udp_port, make_certs, tls_args, veto_bin, Veto, ADMIN_TOKEN};
+
+fn peers_cli(args: &[&str], node: &Veto) {
+    let out = Command::new(veto_bin())
+        .arg("peers")
+        .args(args)
+        .args(["--node", &node.url])
+        .env("VETO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "veto peers {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `node` shows a connected peer named `name`.
+fn connected_to(node: &Veto, name: &str) -> bool {
+    node.status()["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == name && p["state"] == "connected")
+}
+
+fn refusals(node: &Veto) -> u64 {
+    let metrics = node.get("/metrics").text().unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("veto_peer_refused_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn a_removed_peer_is_refused_whichever_side_dials_until_added_again() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), &["a", "c"]);
+    let (port_a, port_c) = (free_udp_port(), free_udp_port());
+    let (dir_a, dir_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args_a = tls_args(certs.path(), "a", port_a, "r1");
+    let mut args_c = tls_args(certs.path(), "c", port_c, "r2");
+    args_c.extend(["--peer".to_owned(), format!("127.0.0.1:{port_a}")]);
+    let a = Veto::start_with(dir_a.path(), &args_a);
+    let c = Veto::start_with(dir_c.path(), &args_c);
+
+    c.revoke(json!({"scope": "token", "jti": "while-a-member"}));
+    eventually(Duration::from_secs(20), "a has c's revocation", || {
+        a.revoked(&[("jti", "while-a-member")])
+    });
+    // a lists c too, so both sides dial.
+    peers_cli(&["add", &format!("127.0.0.1:{port_c}"), "--name", "c"], &a);
+    eventually(Duration::from_secs(10), "a knows c by name", || {
+        connected_to(&a, "c")
+    });
+
+    peers_cli(&["remove", "c"], &a);
+    // c still lists a and keeps dialling it: each attempt is refused.
+    eventually(Duration::from_secs(20), "a refuses c's dials", || {
+        refusals(&a) > 0
+    });
+    c.revoke(json!({"scope": "token", "jti": "after-removal"}));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!connected_to(&a, "c"), "{}", a.status());
+    assert!(
+        !a.revoked(&[("jti", "after-removal")]),
+        "a removed peer's revocation reached the node that removed it"
+    );
+
+    // The removal survives a restart of the node that made it.
+    let a = a.restart();
+    let before = refusals(&a);
+    eventually(
+        Duration::from_secs(20),
+        "a refuses c after a restart",
+        || refusals(&a) > before,
+    );
+    assert!(!a.revoked(&[("jti", "after-removal")]));
+    let peers: Value = a.status()["peers"].clone();
+    assert!(
+        !peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "c" && p["state"] == "connected"),
+        "{peers}"
+    );
+
+    // Added again by name, it is a member again and what it holds arrives.
+    peers_cli(&["add", &format!("127.0.0.1:{port_c}"), "--name", "c"], &a);
+    eventually(
+        Duration::from_secs(30),
+        "c's revocation arrives once re-added",
+        || a.revoked(&[("jti", "after-removal")]),
+    );
+}
+
+#[test]
+fn a_node_that_only_dialled_in_can_be_removed_too() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), &["a", "c"]);
+    let (port_a, port_c) = (free_udp_port(), free_udp_port());
+    let (dir_a, dir_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Veto::start_with(dir_a.path(), &tls_args(certs.path(), "a", port_a, "r1"));
+    let mut args_c = tls_args(certs.path(), "c", port_c, "r2");
+    args_c.extend(["--peer".to_owned(), format!("127.0.0.1:{port_a}")]);
+    let c = Veto::start_with(dir_c.path(), &args_c);
+    eventually(Duration::from_secs(20), "c dialled in", || {
+        connected_to(&a, "c")
+    });
+
+    peers_cli(&["remove", "c"], &a);
+    eventually(Duration::from_secs(20), "a refuses c's dials", || {
+        refusals(&a) > 0
+    });
+    c.revoke(json!({"scope": "token", "jti": "from-a-removed-node"}));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!connected_to(&a, "c"), "{}", a.status());
+    assert!(!a.revoked(&[("jti", "from-a-removed-node")]));
+}
