@@ -197,6 +197,28 @@ impl PeerDirectory {
             .iter()
             .any(|p| p.view.addr == addr || (name.is_some() && p.view.name == name));
         if exists {
+            // The address is configured (by --peer, say) but its node was
+            // removed: adding it by name admits it again.
+            let readmitted = {
+                let mut peers = self.lock();
+                let Peers {
+                    configured,
+                    membership,
+                    ..
+                } = &mut *peers;
+                match (&name, configured.iter_mut().find(|p| p.view.addr == addr)) {
+                    (Some(n), Some(p)) if membership.add(n) => {
+                        p.view.name = Some(n.clone());
+                        Some(p.view.clone())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(view) = readmitted {
+                self.persist_membership(store).await?;
+                let _ = commands.send(PeerCommand::Add(addr));
+                return Ok(view);
+            }
             return Err(BackendError::Conflict(format!(
                 "peer {addr} is already configured"
             )));

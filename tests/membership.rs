@@ -129,3 +129,35 @@ fn a_node_that_only_dialled_in_can_be_removed_too() {
     assert!(!connected_to(&a, "c"), "{}", a.status());
     assert!(!a.revoked(&[("jti", "from-a-removed-node")]));
 }
+
+/// After a restart, `--peer` configures the removed node's address again,
+/// but its name stays refused; adding the address by name admits it.
+#[test]
+fn a_removed_peer_still_named_by_a_peer_flag_is_admitted_by_adding_it_by_name() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), &["a", "c"]);
+    let (port_a, port_c) = (free_udp_port(), free_udp_port());
+    let (dir_a, dir_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut args_a = tls_args(certs.path(), "a", port_a, "r1");
+    args_a.extend(["--peer".to_owned(), format!("127.0.0.1:{port_c}")]);
+    let a = Veto::start_with(dir_a.path(), &args_a);
+    let c = Veto::start_with(dir_c.path(), &tls_args(certs.path(), "c", port_c, "r2"));
+    eventually(Duration::from_secs(20), "a knows c by name", || {
+        connected_to(&a, "c")
+    });
+    peers_cli(&["remove", "c"], &a);
+    let a = a.restart();
+    c.revoke(json!({"scope": "token", "jti": "refused-until-readmitted"}));
+    eventually(Duration::from_secs(20), "a shows c refused", || {
+        a.status()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["state"] == "refused")
+    });
+    assert!(!a.revoked(&[("jti", "refused-until-readmitted")]));
+    peers_cli(&["add", &format!("127.0.0.1:{port_c}"), "--name", "c"], &a);
+    eventually(Duration::from_secs(30), "c's revocation arrives", || {
+        a.revoked(&[("jti", "refused-until-readmitted")])
+    });
+}
