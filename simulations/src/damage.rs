@@ -60,16 +60,8 @@ impl Store {
                 self.drop_data(*id);
             }
             for (origin, range) in &w.covered {
-                let lo = RecordId {
-                    origin: *origin,
-                    seq: *range.start(),
-                };
-                let hi = RecordId {
-                    origin: *origin,
-                    seq: *range.end(),
-                };
-                let held: Vec<RecordId> =
-                    self.d.records.range(lo..=hi).map(|(id, _)| *id).collect();
+                let span = RecordId::span(*origin, &range);
+                let held: Vec<RecordId> = self.d.records.range(span).map(|(id, _)| *id).collect();
                 for id in held {
                     self.drop_data(id);
                 }

@@ -372,18 +372,11 @@ impl RecordSource for Store {
                 return Err(SourceUnavailable);
             }
         }
-        let lo = RecordId {
-            origin,
-            seq: *seqs.start(),
-        };
-        let hi = RecordId {
-            origin,
-            seq: *seqs.end(),
-        };
+        let span = RecordId::span(origin, &seqs);
         Ok(self
             .d
             .records
-            .range(lo..=hi)
+            .range(span)
             .take(max)
             .map(|(_, s)| s.record.clone())
             .collect())
@@ -404,15 +397,8 @@ impl RecordSource for Store {
         seqs: RangeInclusive<u64>,
         max_ranges: usize,
     ) -> Result<(Vec<RangeInclusive<u64>>, u64), SourceUnavailable> {
-        let lo = RecordId {
-            origin,
-            seq: *seqs.start(),
-        };
-        let hi = RecordId {
-            origin,
-            seq: *seqs.end(),
-        };
-        let held = self.d.records.range(lo..=hi).map(|(id, _)| id.seq);
+        let span = RecordId::span(origin, &seqs);
+        let held = self.d.records.range(span).map(|(id, _)| id.seq);
         Ok(held_ranges(held, seqs, max_ranges))
     }
 }

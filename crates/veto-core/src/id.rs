@@ -64,6 +64,23 @@ pub struct RecordId {
     pub seq: u64,
 }
 
+impl RecordId {
+    /// The ids of `origin` with seqs in `seqs`, as a range of ids: ids order
+    /// by origin, then seq, so a map keyed by id holds them in one run.
+    pub fn span(
+        origin: NodeId,
+        seqs: &std::ops::RangeInclusive<u64>,
+    ) -> std::ops::RangeInclusive<RecordId> {
+        RecordId {
+            origin,
+            seq: *seqs.start(),
+        }..=RecordId {
+            origin,
+            seq: *seqs.end(),
+        }
+    }
+}
+
 impl fmt::Display for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.origin, self.seq)

@@ -111,17 +111,10 @@ impl RecordSource for Store {
             self.failing_reads.set(self.failing_reads.get() - 1);
             return Err(SourceUnavailable);
         }
-        let lo = RecordId {
-            origin,
-            seq: *seqs.start(),
-        };
-        let hi = RecordId {
-            origin,
-            seq: *seqs.end(),
-        };
+        let span = RecordId::span(origin, &seqs);
         Ok(self
             .records
-            .range(lo..=hi)
+            .range(span)
             .take(max)
             .map(|(_, r)| r.clone())
             .collect())
@@ -140,15 +133,8 @@ impl RecordSource for Store {
         seqs: RangeInclusive<u64>,
         max_ranges: usize,
     ) -> Result<(Vec<RangeInclusive<u64>>, u64), SourceUnavailable> {
-        let lo = RecordId {
-            origin,
-            seq: *seqs.start(),
-        };
-        let hi = RecordId {
-            origin,
-            seq: *seqs.end(),
-        };
-        let held = self.records.range(lo..=hi).map(|(id, _)| id.seq);
+        let span = RecordId::span(origin, &seqs);
+        let held = self.records.range(span).map(|(id, _)| id.seq);
         Ok(held_ranges(held, seqs, max_ranges))
     }
 }
