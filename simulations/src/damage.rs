@@ -60,7 +60,7 @@ impl Store {
                 self.drop_data(*id);
             }
             for (origin, range) in &w.covered {
-                let span = RecordId::span(*origin, &range);
+                let span = RecordId::span(*origin, range);
                 let held: Vec<RecordId> = self.d.records.range(span).map(|(id, _)| *id).collect();
                 for id in held {
                     self.drop_data(id);
