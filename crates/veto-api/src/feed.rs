@@ -203,7 +203,7 @@ impl Feed {
         }
         let data: Vec<Arc<str>> = records
             .iter()
-            .map(|r| match serde_json::to_string(&RecordView::new(r)) {
+            .map(|r| match serde_json::to_string(&RecordView::from(r)) {
                 Ok(json) => Arc::from(json),
                 // A record view holds only strings and numbers; should it ever
                 // fail, the watcher still learns the id rather than nothing.

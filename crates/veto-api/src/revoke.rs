@@ -49,7 +49,7 @@ pub(crate) async fn revoke_one(
         .into_revocation(&state.cutoffs())
         .map_err(|e| ApiError::invalid(e.0))?;
     let records = store(&state, vec![rev]).await?;
-    let view = records.first().map(RecordView::new);
+    let view = records.first().map(RecordView::from);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -77,7 +77,7 @@ impl Reader {
             Some(Ok(records)) => {
                 let mut out = String::with_capacity(records.len() * 256);
                 for r in &records {
-                    match serde_json::to_string(&RecordView::new(r)) {
+                    match serde_json::to_string(&RecordView::from(r)) {
                         Ok(json) => {
                             out.push_str(&json);
                             out.push('\n');

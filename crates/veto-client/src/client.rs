@@ -160,7 +160,7 @@ impl Client {
     /// `POST /v1/revocations` (admin): stores one revocation durably and
     /// answers the record.
     pub async fn revoke(&self, req: &RevokeRequest) -> Result<Record, ClientError> {
-        self.revoke_view(req).await?.try_into()
+        Record::try_from(self.revoke_view(req).await?).map_err(|e| ClientError::protocol(e.0))
     }
 
     /// [`Client::revoke`], answering the stored record in the JSON form the

@@ -5,8 +5,8 @@
 //! probes, the replicated add-only [`RevocationSet`] (a CRDT), per-origin
 //! [`Frontier`]s for anti-entropy, the order-independent [`SetDigest`], JWT claim
 //! decoding, the hybrid logical clock wrapper, and the API's request types
-//! with the rules that turn them into revocations ([`request`]), shared by the
-//! node, its HTTP API and its client.
+//! with the rules that turn them into revocations ([`request`]) and the record's
+//! JSON form ([`view`]), shared by the node, its HTTP API and its client.
 //!
 //! This crate is pure: it must never depend on tokio, sled, quinn or anything
 //! that does I/O, and it never reads the OS clock. Time is always passed in.
@@ -23,6 +23,7 @@ pub mod record;
 pub mod request;
 pub mod set;
 pub mod status;
+pub mod view;
 
 pub use audit::AuditQuery;
 pub use check::{Check, Claims, Hit};
