@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::Veto;
 use veto_client::{
-    AuditFilter, CheckItem, Claims, Client, ClientError, RevokeRequest, ScopeKind, WatchEvent,
+    AuditQuery, CheckItem, Claims, Client, ClientError, RevokeRequest, ScopeKind, WatchEvent,
 };
 
 const ISS: &str = "https://idp.example";
@@ -126,17 +126,17 @@ fn the_client_speaks_every_endpoint() {
         assert!(node.check_token("another-opaque").await.unwrap().is_some());
 
         let trail = node
-            .audit(&AuditFilter {
+            .audit(&AuditQuery {
                 scope: Some(ScopeKind::Token),
-                ..AuditFilter::default()
+                ..AuditQuery::default()
             })
             .await
             .unwrap();
         assert_eq!(trail.len(), 3);
         let one = node
-            .audit(&AuditFilter {
+            .audit(&AuditQuery {
                 key: Some("t1".into()),
-                ..AuditFilter::default()
+                ..AuditQuery::default()
             })
             .await
             .unwrap();

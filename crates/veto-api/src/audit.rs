@@ -8,7 +8,7 @@
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use veto_core::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
+use veto_core::audit::MAX_AUDIT_LIMIT;
 use veto_core::{AuditQuery, NodeId, ScopeKind};
 
 use crate::auth::Admin;
@@ -25,10 +25,7 @@ pub(crate) fn parse_secs(name: &str, value: &str) -> Result<u64, ApiError> {
 }
 
 pub(crate) fn parse_audit_query(query: Option<&str>) -> Result<AuditQuery, ApiError> {
-    let mut q = AuditQuery {
-        limit: DEFAULT_AUDIT_LIMIT,
-        ..AuditQuery::default()
-    };
+    let mut q = AuditQuery::default();
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*name {
             "scope" => {

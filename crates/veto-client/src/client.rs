@@ -13,8 +13,9 @@ use crate::record::{record_from_value, RecordView};
 use crate::stream::{SnapshotStream, WatchStream};
 use veto_core::status::{PeerView as Peer, StatusView as Status};
 
-use crate::types::{check_query, revoked_of, AuditFilter, CheckItem, Claims, Revoked};
+use crate::types::{check_query, revoked_of, CheckItem, Claims, Revoked};
 use veto_core::check::{CheckAnswer, CheckResults};
+use veto_core::AuditQuery;
 
 /// How long a call that is not a stream may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -180,10 +181,10 @@ impl Client {
     }
 
     /// `GET /v1/revocations` (admin): the audit trail, newest first.
-    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<Record>, ClientError> {
+    pub async fn audit(&self, filter: &AuditQuery) -> Result<Vec<Record>, ClientError> {
         let req = self
             .admin(Method::GET, "/v1/revocations")?
-            .query(&filter.query());
+            .query(&filter.to_params());
         records(json(Client::send(req).await?).await?)
     }
 

@@ -37,7 +37,7 @@ pub use client::Client;
 pub use error::ClientError;
 pub use record::RecordView;
 pub use stream::{SnapshotStream, WatchEvent, WatchStream};
-pub use types::{AuditFilter, CheckAnswer, CheckItem, Claims, Revoked};
+pub use types::{CheckAnswer, CheckItem, Claims, Revoked};
 /// One revocation to ask for (`POST /v1/revocations`), the type the node
 /// itself decodes.
 pub use veto_core::request::RevokeRequest;
@@ -47,4 +47,5 @@ pub use veto_core::status::NodeInfo as NodeStatus;
 pub use veto_core::status::PeerView as Peer;
 /// `GET /v1/status`.
 pub use veto_core::status::StatusView as Status;
+pub use veto_core::AuditQuery;
 pub use veto_core::{Check, Record, RecordId, ScopeKind, Target};

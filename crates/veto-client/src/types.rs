@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 pub use veto_core::check::CheckAnswer;
 pub use veto_core::Claims;
-use veto_core::{NodeId, RecordId, ScopeKind};
+use veto_core::{RecordId, ScopeKind};
 
 use crate::error::ClientError;
 
@@ -88,47 +88,4 @@ pub(crate) fn revoked_of(answer: CheckAnswer<'_>) -> Result<Option<Revoked>, Cli
         reason: answer.reason.unwrap_or_default().into(),
         revoked_at: answer.revoked_at.unwrap_or_default(),
     }))
-}
-
-/// Filters of the audit trail (`GET /v1/revocations`); all optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AuditFilter {
-    /// Only this scope.
-    pub scope: Option<ScopeKind>,
-    /// Only records with this key (any key field, or an opaque token's hex
-    /// SHA-256).
-    pub key: Option<String>,
-    /// Only records made at this node.
-    pub origin: Option<NodeId>,
-    /// Revoked at or after, Unix seconds.
-    pub since: Option<u64>,
-    /// Revoked before, Unix seconds.
-    pub until: Option<u64>,
-    /// At most this many (the node's default is 100, its limit 1,000).
-    pub limit: Option<usize>,
-}
-
-impl AuditFilter {
-    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        if let Some(s) = self.scope {
-            q.push(("scope", s.as_str().to_owned()));
-        }
-        if let Some(k) = &self.key {
-            q.push(("key", k.clone()));
-        }
-        if let Some(o) = self.origin {
-            q.push(("origin", o.to_string()));
-        }
-        if let Some(s) = self.since {
-            q.push(("since", s.to_string()));
-        }
-        if let Some(u) = self.until {
-            q.push(("until", u.to_string()));
-        }
-        if let Some(l) = self.limit {
-            q.push(("limit", l.to_string()));
-        }
-        q
-    }
 }

@@ -8,8 +8,10 @@ pub const MAX_AUDIT_LIMIT: usize = 1_000;
 /// The page size when none is asked for.
 pub const DEFAULT_AUDIT_LIMIT: usize = 100;
 
-/// Filters for the audit trail. Every filter that is set must match.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Filters for the audit trail (`GET /v1/revocations`), as the API parses
+/// them, the client sends them and the store applies them. Every filter that
+/// is set must match. The default sets none, with the default limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditQuery {
     /// Only records of this scope.
     pub scope: Option<ScopeKind>,
@@ -26,7 +28,42 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+impl Default for AuditQuery {
+    fn default() -> AuditQuery {
+        AuditQuery {
+            scope: None,
+            key: None,
+            origin: None,
+            since: None,
+            until: None,
+            limit: DEFAULT_AUDIT_LIMIT,
+        }
+    }
+}
+
 impl AuditQuery {
+    /// The query string's parameters that ask the API for this query.
+    pub fn to_params(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(s) = self.scope {
+            q.push(("scope", s.as_str().to_owned()));
+        }
+        if let Some(k) = &self.key {
+            q.push(("key", k.clone()));
+        }
+        if let Some(o) = self.origin {
+            q.push(("origin", o.to_string()));
+        }
+        if let Some(s) = self.since {
+            q.push(("since", s.to_string()));
+        }
+        if let Some(u) = self.until {
+            q.push(("until", u.to_string()));
+        }
+        q.push(("limit", self.limit.to_string()));
+        q
+    }
+
     /// Whether `record` passes every filter (the limit aside).
     pub fn matches(&self, record: &Record) -> bool {
         let revoked_at = record.revoked_at();
