@@ -2,9 +2,16 @@
 //!
 //! The form fields are `token` (required) and `token_type_hint`
 //! (`access_token` or `refresh_token`; any other hint is 400
-//! `unsupported_token_type`). Other fields, such as a client's `client_id`, are
-//! ignored as RFC 6749 asks. Admin authentication is the admin token as a
-//! Bearer token or as the password of HTTP Basic.
+//! `unsupported_token_type`). Fields it does not know are ignored, as RFC 6749
+//! asks.
+//!
+//! The client authenticates as RFC 6749 §2.3.1 describes, with the admin token
+//! as its client secret and any client id: HTTP Basic (id and secret each
+//! form-url-encoded), the form fields `client_id` and `client_secret`, or the
+//! admin token as a Bearer token. See [`client_auth`] for the details; a
+//! request that uses two methods at once is 400 `invalid_request`, and a
+//! failed authentication 401 `invalid_client` with a `WWW-Authenticate`
+//! challenge of the scheme the client used.
 //!
 //! A JWT carrying both `iss` and `jti` is revoked at token scope by (iss, jti),
 //! with `expires_at` its `exp` (or now plus the maximum token lifetime). Every
@@ -20,15 +27,18 @@
 //! An opaque refresh token may outlive the maximum token lifetime; operators
 //! who revoke such tokens here should set that lifetime to cover them.
 
+mod client_auth;
+
+use std::borrow::Cow;
+
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use veto_core::{jwt, Revocation, Target};
 
-use crate::auth::Admin;
 use crate::check::plus_for_space;
-use crate::error::{code, count_error, ApiError};
+use crate::error::{code, count_error};
 use crate::limits::Body;
 use crate::revoke::store;
 use crate::state::AppState;
@@ -103,41 +113,83 @@ pub(crate) fn revocation_for(
     }
 }
 
+/// The form fields of a revocation request.
+#[derive(Default)]
+struct Form {
+    token: Option<String>,
+    hint: Option<String>,
+    credentials: client_auth::FormCredentials,
+    /// The first field given more than once, if any.
+    repeated: Option<String>,
+}
+
+impl Form {
+    fn parse(body: &[u8]) -> Form {
+        let mut form = Form::default();
+        for (name, value) in form_urlencoded::parse(body) {
+            let slot = match &*name {
+                "token" => &mut form.token,
+                "token_type_hint" => &mut form.hint,
+                "client_id" => &mut form.credentials.client_id,
+                "client_secret" => &mut form.credentials.client_secret,
+                _ => continue,
+            };
+            if slot.replace(value.into_owned()).is_some() && form.repeated.is_none() {
+                form.repeated = Some(name.into_owned());
+            }
+        }
+        form
+    }
+}
+
+fn repeated(name: &str) -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        code::INVALID_REQUEST,
+        &format!("form field `{name}` is given more than once"),
+    )
+}
+
 /// `POST /oauth2/revoke`.
 pub(crate) async fn revoke(
-    admin: Result<Admin, ApiError>,
+    headers: HeaderMap,
     State(state): State<AppState>,
     Body(body): Body,
 ) -> Response {
-    // RFC 6749 §5.2: a client that fails authentication gets `invalid_client`,
-    // with a Basic challenge since that is the scheme OAuth clients use here.
-    if let Err(e) = admin {
-        let mut resp = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &e.message);
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"veto\""),
-        );
-        return resp;
+    let form = Form::parse(&body);
+    // RFC 6749 §5.2: repeated credentials are `invalid_request`, whoever sends
+    // them; any other form error is only reported to an authenticated client.
+    if let Some(name) = form
+        .repeated
+        .as_deref()
+        .filter(|n| matches!(*n, "client_id" | "client_secret"))
+    {
+        return repeated(name);
     }
-    let mut token = None;
-    let mut hint = None;
-    for (name, value) in form_urlencoded::parse(&body) {
-        let slot = match &*name {
-            "token" => &mut token,
-            "token_type_hint" => &mut hint,
-            _ => continue,
-        };
-        if slot.replace(value).is_some() {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_REQUEST,
-                &format!("form field `{name}` is given more than once"),
+    match client_auth::authenticate(&headers, &form.credentials, state.admin_digest.as_ref()) {
+        Ok(()) => {}
+        Err(client_auth::ClientAuthError::Request(message)) => {
+            return oauth_error(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, &message)
+        }
+        Err(client_auth::ClientAuthError::Client(scheme, message)) => {
+            let mut resp = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &message);
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(scheme.challenge()),
             );
+            return resp;
         }
     }
+    if let Some(name) = &form.repeated {
+        return repeated(name);
+    }
+    let Form { token, hint, .. } = form;
     // As on `/v1/check`: an unescaped `+` arrives as a space, which no bearer
     // token holds, and the hash must match what the gateway will look up.
-    let Some(token) = token.filter(|t| !t.is_empty()).map(plus_for_space) else {
+    let Some(token) = token
+        .filter(|t| !t.is_empty())
+        .map(|t| plus_for_space(Cow::Owned(t)))
+    else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             code::INVALID_REQUEST,
