@@ -2,6 +2,10 @@
 //! `fuzz_targets/` stays a few lines long. This crate is never a dependency of
 //! veto itself.
 
+pub mod cursor;
+pub mod gossip;
+pub mod set;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
