@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use veto_core::{HybridClock, LookupIndex, NodeId};
+use veto_core::{LookupIndex, NodeId};
 use veto_gossip::engine::{Config, Engine, Now};
 use veto_node::{Enforcer, Faults};
 
@@ -125,14 +125,26 @@ impl SimNode {
         self.missing_at_start = self.missing();
         self.config.node = id;
         faults.configure(&mut self.config);
-        let clock = Arc::new(HybridClock::new(self.id, self.config.max_clock_offset));
-        // As production: no stamp of this life goes below one of an earlier
-        // life that the store kept, even if the wall clock stepped back.
+        // Production's start: the clock above the last local stamp the store
+        // kept (unless the `no-stamp-floor` bug is on), seqs after the highest
+        // covered under this id.
         self.last_stamp = self.store.last_stamp().unwrap_or_default();
-        if stamp_floor {
-            clock.raise_to(self.last_stamp);
-        }
-        let engine = Engine::with_clock(self.config.clone(), self.store.covered().clone(), clock);
+        let floor = if stamp_floor {
+            self.store.last_stamp()
+        } else {
+            None
+        };
+        let life = veto_node::begin_life(
+            self.id,
+            self.store.covered(),
+            floor,
+            self.config.max_clock_offset,
+        );
+        let engine = Engine::with_clock(
+            self.config.clone(),
+            self.store.covered().clone(),
+            Arc::clone(&life.clock),
+        );
         let mut index = LookupIndex::new();
         let mut index_errors = 0;
         for r in self.store.records() {
@@ -140,12 +152,11 @@ impl SimNode {
                 index_errors += 1;
             }
         }
-        let next_seq = self.store.covered().max_seq(self.id) + 1;
         self.live = Some(Live {
             engine,
             enforcer: Enforcer::from_index(index),
             faults: faults.clone(),
-            writer: Writer::resume(self.id, next_seq),
+            writer: life.writer,
             pending: Vec::new(),
             index_errors,
         });

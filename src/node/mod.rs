@@ -97,20 +97,15 @@ impl Node {
         // directory, or a peer, has used.
         let id =
             veto_node::fresh_writer(&mut rand::thread_rng(), |id| covered.origin(id).is_some());
-        let clock = Arc::new(HybridClock::new(id, max_clock_offset));
-        // No stamp of this lifetime goes below one of an earlier lifetime,
-        // even if the wall clock stepped back in between.
-        if let Some(floor) = store.last_local_stamp() {
-            clock.raise_to(floor);
-        }
+        let life = veto_node::begin_life(id, &covered, store.last_local_stamp(), max_clock_offset);
         let (tx, rx) = mpsc::unbounded_channel();
         let node = Node {
             info: NodeInfo { id, name, region },
             store,
             enforcer: RwLock::new(Enforcer::default()),
-            clock,
+            clock: life.clock,
             max_clock_offset,
-            writer: tokio::sync::Mutex::new(Writer::new(id)),
+            writer: tokio::sync::Mutex::new(life.writer),
             ready: AtomicBool::new(false),
             local_records: tx,
             peers,

@@ -39,4 +39,4 @@ pub use faults::{Ack, Fault, Faults};
 pub use gc::{may_collect, GcHold};
 pub use membership::{Membership, NotAMember};
 pub use storage::Storage;
-pub use writer::{fresh_writer, Writer};
+pub use writer::{begin_life, fresh_writer, Life, Writer};

@@ -10,8 +10,10 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use rand::RngCore;
-use veto_core::{HybridClock, NodeId, Record, RecordId, Revocation};
+use veto_core::{Frontier, Hlc, HybridClock, NodeId, Record, RecordId, Revocation};
 
 /// A writer id drawn from `rng` that `taken` does not refuse.
 pub fn fresh_writer(rng: &mut (impl RngCore + ?Sized), taken: impl Fn(NodeId) -> bool) -> NodeId {
@@ -20,6 +22,35 @@ pub fn fresh_writer(rng: &mut (impl RngCore + ?Sized), taken: impl Fn(NodeId) ->
         if !taken(id) {
             return id;
         }
+    }
+}
+
+/// What a process lifetime writes with: its hybrid clock and its writer.
+pub struct Life {
+    /// The clock that stamps this life's records (and takes in peers').
+    pub clock: Arc<HybridClock>,
+    /// The numbering of this life's records.
+    pub writer: Writer,
+}
+
+/// Begins a process lifetime under writer id `id` over a store that covers
+/// `covered` and kept `last_local_stamp`: the clock starts above that stamp,
+/// so no stamp of this life goes below one of an earlier life even if the
+/// wall clock stepped back in between; seqs start after the highest the
+/// store covers under `id` (1 under a fresh id, which nothing covers).
+pub fn begin_life(
+    id: NodeId,
+    covered: &Frontier,
+    last_local_stamp: Option<Hlc>,
+    max_clock_offset: Duration,
+) -> Life {
+    let clock = Arc::new(HybridClock::new(id, max_clock_offset));
+    if let Some(floor) = last_local_stamp {
+        clock.raise_to(floor);
+    }
+    Life {
+        clock,
+        writer: Writer::resume(id, covered.max_seq(id).saturating_add(1)),
     }
 }
 
