@@ -4,8 +4,12 @@
 //! SHA-256), `origin` (16 hex digits), `since` and `until` (Unix seconds, since
 //! inclusive and until exclusive), `limit` (default 100, at most 1000; a larger
 //! limit is refused rather than silently cut). Unknown parameters are refused.
+//!
+//! With `Accept: application/x-ndjson` the same records come as one JSON
+//! record per line, for a SIEM or `jq` to read as a stream.
 
 use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use veto_core::audit::MAX_AUDIT_LIMIT;
@@ -13,7 +17,10 @@ use veto_core::{AuditQuery, NodeId, ScopeKind};
 
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::view::RecordList;
+use crate::view::{RecordList, RecordView};
+
+/// The media type of one JSON value per line.
+const NDJSON: &str = "application/x-ndjson";
 
 /// Parses a Unix-seconds query parameter.
 pub(crate) fn parse_secs(name: &str, value: &str) -> Result<u64, ApiError> {
@@ -63,13 +70,43 @@ pub(crate) fn parse_audit_query(query: Option<&str>) -> Result<AuditQuery, ApiEr
     Ok(q)
 }
 
-/// `GET /v1/revocations`: `{"records": [...]}`, newest first.
+/// Whether the client asked for NDJSON.
+fn wants_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(NDJSON))
+        })
+}
+
+/// `GET /v1/revocations`: `{"records": [...]}`, newest first, or NDJSON.
 pub(crate) async fn list(
     _: Admin,
     State(state): State<crate::state::AppState>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = parse_audit_query(query.as_deref())?;
     let records = state.backend.audit(q).await?;
-    Ok(Json(RecordList::new(&records)).into_response())
+    if !wants_ndjson(&headers) {
+        return Ok(Json(RecordList::new(&records)).into_response());
+    }
+    let mut body = String::new();
+    for r in &records {
+        // A record view always serialises: its fields are strings and numbers.
+        if let Ok(line) = serde_json::to_string(&RecordView::from(r)) {
+            body.push_str(&line);
+            body.push('\n');
+        }
+    }
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))],
+        body,
+    )
+        .into_response())
 }

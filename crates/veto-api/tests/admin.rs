@@ -103,6 +103,37 @@ fn hex_sha(s: &str) -> String {
 }
 
 #[tokio::test]
+async fn audit_streams_ndjson_when_asked() {
+    let app = App::new();
+    app.revoke(json!({"scope": "token", "iss": "i1", "jti": "j1"}))
+        .await;
+    app.advance(1);
+    app.revoke(json!({"scope": "subject", "iss": "i1", "sub": "alice"}))
+        .await;
+    let json = app.admin_get("/v1/revocations?key=i1").await.json();
+    let req = Request::builder()
+        .uri("/v1/revocations?key=i1")
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+        .header(
+            header::ACCEPT,
+            "application/json;q=0.5, application/x-ndjson",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let answer = app.send(req).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers[header::CONTENT_TYPE], "application/x-ndjson");
+    let text = String::from_utf8(answer.body).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, json["records"].as_array().unwrap().clone());
+    assert_eq!(lines.len(), 2);
+    assert!(text.ends_with('\n'));
+}
+
+#[tokio::test]
 async fn audit_refuses_bad_filters() {
     let app = App::new();
     for (uri, word) in [

@@ -82,7 +82,7 @@ fn revoke_one() {}
         ("limit" = Option<u32>, Query, description = "At most this many records (default 100)", minimum = 1, maximum = 1000),
     ),
     responses(
-        (status = 200, description = "Matching records, newest first", body = RecordList),
+        (status = 200, description = "Matching records, newest first; with `Accept: application/x-ndjson`, one record per line instead", body = RecordList),
         (status = 400, description = "An unknown or malformed parameter", body = ErrorBody),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 503, description = "Storage failed or the node is not ready", body = ErrorBody),
