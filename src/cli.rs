@@ -108,6 +108,11 @@ pub(crate) struct ServeArgs {
     /// check off].
     #[arg(long, env = "VETO_MIN_FREE_MB")]
     pub(crate) min_free_mb: Option<u64>,
+    /// Appends one JSON line per record made here or taken in from a peer
+    /// to this file, for a SIEM (a local record's line before its revoke is
+    /// answered).
+    #[arg(long, env = "VETO_AUDIT_LOG")]
+    pub(crate) audit_log: Option<PathBuf>,
     /// Records kept for watchers to resume from [default: 100000].
     #[arg(long, env = "VETO_WATCH_BUFFER", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) watch_buffer: Option<u64>,

@@ -35,6 +35,7 @@ struct FileConfig {
     gc_interval: Option<u64>,
     anti_entropy_ms: Option<u64>,
     max_clock_offset_ms: Option<u64>,
+    audit_log: Option<PathBuf>,
     min_free_mb: Option<u64>,
     watch_buffer: Option<u64>,
     max_watchers: Option<u64>,
@@ -115,6 +116,8 @@ pub(crate) struct Settings {
     pub(crate) max_clock_offset: Duration,
     /// Bytes the data dir's file system must keep free for writes to go on.
     pub(crate) min_free_bytes: u64,
+    /// Where records are logged for a SIEM, if anywhere.
+    pub(crate) audit_log: Option<PathBuf>,
     /// Limits of the watch feed and snapshots.
     pub(crate) feed: veto_api::FeedConfig,
     /// Timeouts, the connection cap and rate limits of the HTTP API.
@@ -231,6 +234,7 @@ impl Settings {
                     .or(file.max_clock_offset_ms)
                     .unwrap_or(500),
             ),
+            audit_log: args.audit_log.clone().or(file.audit_log.clone()),
             min_free_bytes: args
                 .min_free_mb
                 .or(file.min_free_mb)

@@ -3,6 +3,7 @@
 //! This is the only place where veto-core, veto-store, veto-api and veto-gossip
 //! meet, and the only crate allowed to use `anyhow`.
 
+mod audit_log;
 mod cli;
 mod clock_steps;
 mod config;

@@ -109,6 +109,10 @@ async fn start_node(
     .context("store open task failed")??;
     let admin_token = config::admin_token(settings)?;
     let name = node_name(settings, &store)?;
+    let audit = match &settings.audit_log {
+        Some(path) => Some(Arc::new(crate::audit_log::AuditLog::open(path, &name)?)),
+        None => None,
+    };
     let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let peers = match &settings.tls {
         Some(_) => Arc::new(
@@ -125,6 +129,7 @@ async fn start_node(
         Arc::clone(&peers),
         settings.feed,
         crate::inject::faults_from_env()?,
+        audit,
     )?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,

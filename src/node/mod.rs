@@ -29,6 +29,7 @@ use veto_node::{Ack, Enforcer, Faults, GcHold, LocalWriteError, Writer};
 use veto_store::{Store, StoreError};
 
 pub(crate) use crate::clock_steps::wall_clock;
+use crate::audit_log::{AuditLog, Source};
 use crate::clock_steps::Reading;
 
 mod load;
@@ -57,6 +58,8 @@ pub(crate) struct Node {
     clock_check: Mutex<(ClockCheck, Reading)>,
     /// Deliberate bugs, in builds with the `inject-bugs` feature only.
     faults: Faults,
+    /// `--audit-log`: a line per record made or taken in.
+    audit: Option<Arc<AuditLog>>,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
@@ -89,6 +92,7 @@ impl Node {
         peers: Arc<PeerDirectory>,
         feed: veto_api::FeedConfig,
         faults: Faults,
+        audit: Option<Arc<AuditLog>>,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
         let covered = store
             .covered()
@@ -112,6 +116,7 @@ impl Node {
             feed: crate::feed::new_feed(feed),
             clock_check: Mutex::new((ClockCheck::UNCONFIRMED, Reading::now())),
             faults,
+            audit,
         };
         Ok((Arc::new(node), rx))
     }
@@ -185,6 +190,9 @@ impl Node {
         restore: &[Record],
     ) -> Result<(), StoreError> {
         let stored = veto_node::store_from_peer(&mut self.store.clone(), records, cover, restore)?;
+        if let Some(audit) = &self.audit {
+            audit.append(&stored, Source::Replicated, wall_clock().as_secs());
+        }
         self.index_durable(&stored);
         Ok(())
     }
@@ -270,8 +278,15 @@ impl Backend for Node {
         let records = writer.prepare(batch, &self.clock, wall_clock());
         let mut store = self.store.clone();
         let to_store = records.clone();
-        let write =
-            tokio::task::spawn_blocking(move || veto_node::store_local(&mut store, &to_store));
+        let audit = self.audit.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            veto_node::store_local(&mut store, &to_store)?;
+            // Logged once durable, before the answer.
+            if let Some(audit) = audit {
+                audit.append(&to_store, Source::Local, wall_clock().as_secs());
+            }
+            Ok(())
+        });
         if self.faults.ack() == Ack::BeforeDurable {
             // The injected bug: answered before the write is durable.
             writer.commit(records.len());
