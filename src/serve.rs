@@ -14,7 +14,7 @@ use veto_store::{OpenOptions, Store};
 
 use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{self, Settings};
-use crate::node::Node;
+use crate::node::{Node, NodeSettings};
 use crate::peers::PeerDirectory;
 use crate::replication::{self, ReplicationSettings};
 use veto_store::PeerEntry;
@@ -123,13 +123,15 @@ async fn start_node(
     };
     let (node, local_records) = Node::new(
         store,
-        name,
-        settings.region.clone(),
-        settings.max_clock_offset,
+        NodeSettings {
+            name,
+            region: settings.region.clone(),
+            max_clock_offset: settings.max_clock_offset,
+            feed: settings.feed,
+            faults: crate::inject::faults_from_env()?,
+            audit,
+        },
         Arc::clone(&peers),
-        settings.feed,
-        crate::inject::faults_from_env()?,
-        audit,
     )?;
     tracing::info!(
         id = %node.node().id, name = %node.node().name, region = %node.node().region,

@@ -28,8 +28,8 @@ use veto_gossip::engine::{ClockCheck, ClockVerdict};
 use veto_node::{Ack, Enforcer, Faults, GcHold, LocalWriteError, Writer};
 use veto_store::{Store, StoreError};
 
-pub(crate) use crate::clock_steps::wall_clock;
 use crate::audit_log::{AuditLog, Source};
+pub(crate) use crate::clock_steps::wall_clock;
 use crate::clock_steps::Reading;
 
 mod load;
@@ -82,18 +82,32 @@ fn local_write_error(err: LocalWriteError<StoreError>) -> BackendError {
     }
 }
 
+/// What a node is started with besides its store and peers.
+pub(crate) struct NodeSettings {
+    pub(crate) name: String,
+    pub(crate) region: String,
+    pub(crate) max_clock_offset: Duration,
+    pub(crate) feed: veto_api::FeedConfig,
+    /// Deliberate bugs (none unless built with `inject-bugs` and asked for).
+    pub(crate) faults: Faults,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+}
+
 impl Node {
     /// Wraps an opened store. The node is not ready until [`Node::load`] ran.
     pub(crate) fn new(
         store: Store,
-        name: String,
-        region: String,
-        max_clock_offset: Duration,
+        settings: NodeSettings,
         peers: Arc<PeerDirectory>,
-        feed: veto_api::FeedConfig,
-        faults: Faults,
-        audit: Option<Arc<AuditLog>>,
     ) -> anyhow::Result<(Arc<Node>, mpsc::UnboundedReceiver<Vec<Record>>)> {
+        let NodeSettings {
+            name,
+            region,
+            max_clock_offset,
+            feed,
+            faults,
+            audit,
+        } = settings;
         let covered = store
             .covered()
             .context("cannot read the covered frontier")?;
