@@ -31,6 +31,20 @@ pub(crate) enum Command {
     Status(NodeArgs),
     /// Start a throwaway three-region cluster here and watch a revocation travel.
     Demo(crate::demo::DemoArgs),
+    /// Work with `veto serve --config` files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `veto config ...`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum ConfigCommand {
+    /// Validates a TOML config file: prints every error with its key, or
+    /// `ok`; exits 1 when there is an error.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 /// Output format of the logs.

@@ -392,3 +392,40 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
     file.write_all(b"\n")?;
     file.sync_all()
 }
+
+/// `veto config check FILE`: every key of the file on its own (unknown keys
+/// and values of the wrong type, each named), then, if each key is right,
+/// the file as `veto serve --config FILE` reads it (settings that only make
+/// sense together, files it names). Prints `FILE: ok` or one line per error.
+pub(crate) fn check_file(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not TOML: {}", path.display(), e.message()))?;
+    let mut errors = Vec::new();
+    for (key, value) in &table {
+        let mut one = toml::Table::new();
+        one.insert(key.clone(), value.clone());
+        if let Err(e) = FileConfig::deserialize(toml::Value::Table(one)) {
+            errors.push(format!("`{key}`: {}", e.message()));
+        }
+    }
+    if errors.is_empty() {
+        let args = ServeArgs {
+            config: Some(path.to_path_buf()),
+            ..ServeArgs::default()
+        };
+        if let Err(e) = Settings::resolve(args) {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    if errors.is_empty() {
+        println!("{}: ok", path.display());
+        return Ok(());
+    }
+    for e in &errors {
+        eprintln!("{}: {e}", path.display());
+    }
+    let n = errors.len();
+    anyhow::bail!("{n} error{} in {}", if n == 1 { "" } else { "s" }, path.display())
+}

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Check(args) => remote::check(args),
         Command::Peers(cmd) => remote::peers(cmd),
         Command::Status(args) => remote::status(args),
+        Command::Config(cli::ConfigCommand::Check { file }) => config::check_file(&file),
         Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
