@@ -427,5 +427,9 @@ pub(crate) fn check_file(path: &Path) -> anyhow::Result<()> {
         eprintln!("{}: {e}", path.display());
     }
     let n = errors.len();
-    anyhow::bail!("{n} error{} in {}", if n == 1 { "" } else { "s" }, path.display())
+    anyhow::bail!(
+        "{n} error{} in {}",
+        if n == 1 { "" } else { "s" },
+        path.display()
+    )
 }
