@@ -141,6 +141,16 @@ impl Settings {
             None => FileConfig::default(),
         };
         let http = http_limits(&args.limits, &file)?;
+        // The flags refuse 0 themselves; the file's keys are checked here.
+        for (key, value) in [
+            ("watch_buffer", file.watch_buffer),
+            ("max_watchers", file.max_watchers),
+            ("max_snapshots", file.max_snapshots),
+        ] {
+            if value == Some(0) {
+                anyhow::bail!("`{key}` must be positive, not 0");
+            }
+        }
         let peers = if args.peers.is_empty() {
             file.peers
         } else {

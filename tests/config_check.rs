@@ -48,6 +48,12 @@ fn settings_that_only_make_sense_together_are_checked_too() {
     let (ok, _, stderr) = check("peers = [\"a.internal:7401\"]\n");
     assert!(!ok);
     assert!(stderr.contains("peers need mutual TLS"), "{stderr}");
+    let (ok, _, stderr) = check("watch_buffer = 0\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("`watch_buffer` must be positive"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = check("not = [valid toml\n");
     assert!(!ok);
     assert!(stderr.contains("not TOML"), "{stderr}");
