@@ -275,33 +275,26 @@ impl PeerDirectory {
                 "no peer named or at {name_or_addr:?}"
             )));
         };
-        let Some(addr) = addr else {
-            if let Some(name) = &name {
-                self.lock().membership.remove(name);
-                self.persist_membership(store).await?;
-            }
-            if let Some(commands) = &self.commands {
-                let _ = commands.send(PeerCommand::Remove {
-                    addr: name_or_addr.to_owned(),
-                    resolved: Vec::new(),
-                    name,
-                });
-            }
-            return Ok(());
-        };
-        let (disk, key) = (store.clone(), addr.clone());
-        tokio::task::spawn_blocking(move || disk.remove_peer(&key))
-            .await
-            .map_err(storage)?
-            .map_err(storage)?;
-        let removed = {
+        // A configured peer leaves the stored list; one that only dialled
+        // in has nothing stored.
+        if let Some(addr) = &addr {
+            let (disk, key) = (store.clone(), addr.clone());
+            tokio::task::spawn_blocking(move || disk.remove_peer(&key))
+                .await
+                .map_err(storage)?
+                .map_err(storage)?;
+        }
+        let resolved = {
             let mut peers = self.lock();
-            let resolved = peers
-                .configured
-                .iter()
-                .find(|p| p.view.addr == addr)
-                .map(|p| p.resolved.clone());
-            peers.configured.retain(|p| p.view.addr != addr);
+            let resolved = addr.as_ref().and_then(|addr| {
+                let resolved = peers
+                    .configured
+                    .iter()
+                    .find(|p| &p.view.addr == addr)
+                    .map(|p| p.resolved.clone());
+                peers.configured.retain(|p| &p.view.addr != addr);
+                resolved
+            });
             if let Some(name) = &name {
                 peers.membership.remove(name);
             }
@@ -312,8 +305,8 @@ impl PeerDirectory {
         }
         if let Some(commands) = &self.commands {
             let _ = commands.send(PeerCommand::Remove {
-                addr,
-                resolved: removed,
+                addr: addr.unwrap_or_else(|| name_or_addr.to_owned()),
+                resolved,
                 name,
             });
         }

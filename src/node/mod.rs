@@ -301,16 +301,11 @@ impl Backend for Node {
             }
             Ok(())
         });
-        if self.faults.ack() == Ack::BeforeDurable {
-            // The injected bug: answered before the write is durable.
-            writer.commit(records.len());
-            drop(writer);
-            self.acknowledged(&records);
-            // The write goes on, unawaited.
-            drop(write);
-            return Ok(records);
+        match self.faults.ack() {
+            Ack::AfterDurable => write.await.map_err(storage)?.map_err(local_write_error)?,
+            // The injected bug: answered while the write goes on, unawaited.
+            Ack::BeforeDurable => drop(write),
         }
-        write.await.map_err(storage)?.map_err(local_write_error)?;
         writer.commit(records.len());
         drop(writer);
         self.acknowledged(&records);
