@@ -31,6 +31,9 @@ pub(crate) enum Command {
     Status(NodeArgs),
     /// Start a throwaway three-region cluster here and watch a revocation travel.
     Demo(crate::demo::DemoArgs),
+    /// Revoke canary tokens at each node in turn and measure how long every
+    /// other node (and a gateway) takes to refuse them.
+    Probe(crate::probe::ProbeArgs),
     /// Work with `veto serve --config` files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -73,6 +76,10 @@ pub(crate) struct ServeArgs {
     /// UDP address for QUIC gossip [default: 0.0.0.0:7401].
     #[arg(long, env = "VETO_GOSSIP_LISTEN")]
     pub(crate) gossip_listen: Option<SocketAddr>,
+    /// Address for Envoy's gRPC ext_authz (`envoy.service.auth.v3.Authorization`,
+    /// plaintext HTTP/2); the same decision as /v1/auth [default: off].
+    #[arg(long, env = "VETO_GRPC_LISTEN")]
+    pub(crate) grpc_listen: Option<SocketAddr>,
     /// This node's name [default: the name in its certificate, else node-<id>].
     #[arg(long, env = "VETO_NAME")]
     pub(crate) name: Option<String>,

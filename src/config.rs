@@ -21,6 +21,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     gossip_listen: Option<SocketAddr>,
+    grpc_listen: Option<SocketAddr>,
     name: Option<String>,
     region: Option<String>,
     #[serde(default)]
@@ -102,6 +103,8 @@ pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: SocketAddr,
     pub(crate) gossip_listen: SocketAddr,
+    /// Where Envoy's gRPC ext_authz is served, if anywhere.
+    pub(crate) grpc_listen: Option<SocketAddr>,
     pub(crate) name: Option<String>,
     pub(crate) region: String,
     pub(crate) peers: Vec<String>,
@@ -217,6 +220,7 @@ impl Settings {
                 .gossip_listen
                 .or(file.gossip_listen)
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7401))),
+            grpc_listen: args.grpc_listen.or(file.grpc_listen),
             name: args.name.or(file.name),
             region: args
                 .region

@@ -14,6 +14,7 @@ mod inject;
 mod node;
 mod panics;
 mod peers;
+mod probe;
 // The demo runs relays in-process; the rest of the module serves the
 // `veto-relay` binary.
 #[allow(dead_code)]
@@ -49,6 +50,11 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(demo::run(args))),
+        Command::Probe(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(probe::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `veto serve`: open the store, load the index, and serve HTTP (and gossip, when
-//! TLS is configured) until SIGINT or SIGTERM.
+//! TLS is configured, and Envoy's gRPC ext_authz with `--grpc-listen`) until
+//! SIGINT or SIGTERM.
 
 use std::sync::{Arc, OnceLock};
 
@@ -59,8 +60,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let http_addr = listener.local_addr().context("no local address")?;
+    let grpc_listener = match settings.grpc_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--grpc-listen)"))?,
+        ),
+        None => None,
+    };
     let app: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+    let gateway: Arc<OnceLock<veto_api::GatewayAuth>> = Arc::new(OnceLock::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grpc = match grpc_listener {
+        Some(listener) => Some(serve_grpc(listener, Arc::clone(&gateway), stop_rx.clone())?),
+        None => None,
+    };
     let http = tokio::spawn(serve_http(
         listener,
         Arc::clone(&app),
@@ -69,7 +83,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx,
     ));
     tracing::info!(http = %http_addr, max_connections, fd_limit, "HTTP listening; answering 503 until the state is loaded");
-    let served = start_node(&settings, metrics, &app).await;
+    let served = start_node(&settings, metrics, &app, &gateway).await;
     let node = match served {
         Ok(node) => node,
         Err(e) => {
@@ -83,6 +97,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ended.context("HTTP server task failed")??;
             anyhow::bail!("the HTTP server stopped");
         }
+        ended = grpc_ended(grpc) => return Err(ended),
     }
     let _ = stop_tx.send(true);
     node.store().flush().context("final flush failed")?;
@@ -91,11 +106,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Opens the store, loads the index, starts replication and the background
-/// tasks, and installs the real router in `app`.
+/// tasks, and installs the real router in `app` and the gateway check of
+/// the gRPC server in `gateway`.
 async fn start_node(
     settings: &Settings,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     app: &OnceLock<Router>,
+    gateway: &OnceLock<veto_api::GatewayAuth>,
 ) -> anyhow::Result<Arc<Node>> {
     let data_dir = settings.data_dir.clone();
     let opts = OpenOptions {
@@ -196,7 +213,8 @@ async fn start_node(
         .fold(api_config, veto_api::ApiConfig::with_transmitter)
         .with_set_replay_window(settings.set_replay_window);
     let backend: Arc<dyn Backend> = node.clone();
-    // Set once, here: nothing else writes it.
+    // Set once, here: nothing else writes them.
+    let _ = gateway.set(veto_api::GatewayAuth::new(Arc::clone(&backend)));
     let _ = app.set(veto_api::router(backend, api_config));
     tracing::info!("serving");
     Ok(node)
@@ -227,6 +245,38 @@ async fn serve_http(
     http::serve(listener, outer, limits, max_connections, stop).await
 }
 
+/// Serves Envoy's gRPC ext_authz on `listener` until `stop` turns true:
+/// `UNAVAILABLE` until `gateway` is set, then the decision of `/v1/auth`.
+fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<OnceLock<veto_api::GatewayAuth>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let addr = listener.local_addr().context("no local address")?;
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        veto_grpc::serve(listener, gateway, stopped)
+            .await
+            .context("the gRPC server failed")
+    });
+    tracing::info!(grpc = %addr, "gRPC ext_authz listening (envoy.service.auth.v3.Authorization); answering UNAVAILABLE until the state is loaded");
+    Ok(task)
+}
+
+/// Resolves when the gRPC server ends, with why; never without one.
+async fn grpc_ended(task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>) -> anyhow::Error {
+    let Some(task) = task else {
+        return std::future::pending().await;
+    };
+    match task.await {
+        Ok(Ok(())) => anyhow::anyhow!("the gRPC server stopped"),
+        Ok(Err(e)) => e,
+        Err(e) => anyhow::Error::from(e).context("gRPC server task failed"),
+    }
+}
+
 /// What a node still loading its state answers.
 fn loading(path: &str, metrics: &metrics_exporter_prometheus::PrometheusHandle) -> Response {
     match path {
@@ -240,7 +290,8 @@ fn loading(path: &str, metrics: &metrics_exporter_prometheus::PrometheusHandle) 
         )
             .into_response(),
         _ => {
-            let body = serde_json::json!({"error": "unavailable", "message": "the node is still loading its state"});
+            let body =
+                serde_json::json!({"error": "unavailable", "message": veto_api::NOT_READY_MESSAGE});
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
         }
     }

@@ -33,6 +33,15 @@ fn a_good_file_is_ok() {
 }
 
 #[test]
+fn grpc_listen_takes_an_address() {
+    let (ok, _, stderr) = check("grpc_listen = \"127.0.0.1:7402\"\n");
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = check("grpc_listen = 7402\n");
+    assert!(!ok);
+    assert!(stderr.contains("`grpc_listen`: invalid type"), "{stderr}");
+}
+
+#[test]
 fn every_bad_key_is_named_at_once() {
     let (ok, _, stderr) =
         check("gc_grace = \"1h\"\ncolour = \"blue\"\nlisten = \"not an address\"\n");

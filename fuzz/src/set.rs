@@ -140,6 +140,7 @@ impl Backend for Sink {
             peers: Vec::new(),
             clock: Default::default(),
             storage: Default::default(),
+            origins: Vec::new(),
         }
     }
 

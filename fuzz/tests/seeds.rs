@@ -10,7 +10,8 @@ use veto_core::{Frontier, Hlc, NodeId, Record, RecordId, Target};
 use veto_fuzz::gossip::PROTOCOL_VERSION;
 use veto_fuzz::set::{signed_input, AUDIENCE, ISSUER, NOW};
 use veto_gossip::proto::{
-    encode, encode_frame, ClockSample, FrontierSummary, Hello, Holding, Message,
+    encode, encode_frame, ClockSample, FrontierSummary, Hello, Holding, Message, Report,
+    ReportState,
 };
 
 fn record(origin: u64, seq: u64, target: Target) -> Record {
@@ -63,6 +64,22 @@ fn messages() -> Vec<Message> {
             },
             indirect: vec![NodeId::new(2), NodeId::new(3)],
             expected: vec![(NodeId::new(2), vec![4..=9, 11..=20])],
+            reports: vec![
+                Report {
+                    node: NodeId::new(7),
+                    at: 1_700_000_000_123_456_789,
+                    state: Some(ReportState {
+                        name: "eu-1".into(),
+                        region: "eu-west".into(),
+                        through: vec![(NodeId::new(1), 1000), (NodeId::new(7), 0)],
+                    }),
+                },
+                Report {
+                    node: NodeId::new(3),
+                    at: 1_700_000_000_000_000_001,
+                    state: None,
+                },
+            ],
         },
         Message::Push {
             records: vec![
@@ -81,6 +98,17 @@ fn messages() -> Vec<Message> {
             from: 1,
             upto: 2000,
             held: vec![1..=999, 1005..=1010],
+        },
+        Message::Reports {
+            reports: vec![Report {
+                node: NodeId::new(2),
+                at: 1_700_000_000_500_000_000,
+                state: Some(ReportState {
+                    name: "ap-1".into(),
+                    region: "ap-south".into(),
+                    through: vec![(NodeId::new(1), 1010), (NodeId::new(2), 3)],
+                }),
+            }],
         },
     ]
 }

@@ -7,15 +7,13 @@ use veto_gossip::proto::MessageKind;
 
 use crate::sched::Time;
 
-/// Message kinds in wire-tag order.
-pub(crate) const KINDS: [&str; 7] = [
-    "Hello", "Goodbye", "Frontier", "Push", "Records", "Ack", "Held",
-];
+/// How many message kinds the protocol has.
+const KINDS: usize = MessageKind::ALL.len();
 
 #[derive(Default)]
 pub(crate) struct Metrics {
-    pub(crate) messages: [u64; 7],
-    pub(crate) bytes: [u64; 7],
+    pub(crate) messages: [u64; KINDS],
+    pub(crate) bytes: [u64; KINDS],
     /// (propagation latency, base one-way latency of that pair).
     pub(crate) latency: Vec<(Time, Time)>,
     pub(crate) revocations: u64,

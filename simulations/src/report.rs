@@ -5,9 +5,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+use veto_gossip::proto::MessageKind;
+
 use crate::bound::Bound;
 use crate::invariants::Violation;
-use crate::metrics::KINDS;
 use crate::params::Params;
 use crate::sched::{Time, MS};
 use crate::world::World;
@@ -250,11 +251,11 @@ impl RunReport {
             messages_per_revocation: messages as f64 / acked,
             bytes_per_revocation: bytes as f64 / acked,
             pushes_per_revocation: m.messages[3] as f64 / acked,
-            by_kind: KINDS
+            by_kind: MessageKind::ALL
                 .iter()
                 .enumerate()
                 .map(|(k, kind)| KindTraffic {
-                    kind,
+                    kind: kind.as_str(),
                     messages: m.messages[k],
                     bytes: m.bytes[k],
                 })

@@ -23,7 +23,8 @@ use veto_api::{
     Backend, BackendError, ClockView, Feed, NodeInfo, PeerView, RecordChunks, Revoked, StatusView,
     StorageView,
 };
-use veto_core::{AuditQuery, Check, Frontier, HybridClock, Record, Revocation};
+use veto_core::receipt::{OriginView, ReceiptView, Wait};
+use veto_core::{AuditQuery, Check, Frontier, HybridClock, Record, RecordId, Revocation};
 use veto_gossip::engine::{ClockCheck, ClockVerdict};
 use veto_node::{Ack, Enforcer, Faults, GcHold, LocalWriteError, Writer};
 use veto_store::{Store, StoreError};
@@ -32,8 +33,10 @@ use crate::audit_log::{AuditLog, Source};
 pub(crate) use crate::clock_steps::wall_clock;
 use crate::clock_steps::Reading;
 
+mod enforcement;
 mod load;
 use crate::peers::PeerDirectory;
+pub(crate) use enforcement::Enforcement;
 
 /// One veto node.
 pub(crate) struct Node {
@@ -60,6 +63,8 @@ pub(crate) struct Node {
     faults: Faults,
     /// `--audit-log`: a line per record made or taken in.
     audit: Option<Arc<AuditLog>>,
+    /// Who holds what across the cluster: receipts and watermarks.
+    enforcement: Enforcement,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
@@ -126,6 +131,7 @@ impl Node {
             writer: tokio::sync::Mutex::new(life.writer),
             ready: AtomicBool::new(false),
             local_records: tx,
+            enforcement: Enforcement::new(id, Arc::clone(&peers)),
             peers,
             feed: crate::feed::new_feed(feed),
             clock_check: Mutex::new((ClockCheck::UNCONFIRMED, Reading::now())),
@@ -138,6 +144,11 @@ impl Node {
     /// The store, for the replication driver.
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Receipts and watermarks, which the replication driver feeds.
+    pub(crate) fn enforcement(&self) -> &Enforcement {
+        &self.enforcement
     }
 
     /// The deliberate bugs this node runs with (none in release builds).
@@ -359,7 +370,27 @@ impl Backend for Node {
                 halted: self.store.halted(),
                 missing_records: self.store.damage().map(|d| d.missing),
             },
+            origins: self.enforcement.watermarks(),
         }
+    }
+
+    fn receipt(&self, ids: &[RecordId]) -> Option<ReceiptView> {
+        self.enforcement.receipt(ids)
+    }
+
+    async fn wait_receipt(
+        &self,
+        ids: &[RecordId],
+        wait: &Wait,
+        timeout: Duration,
+    ) -> Option<ReceiptView> {
+        // Not `receipt`'s "known" test: the records were just made here,
+        // and the driver may not have taken them in yet.
+        Some(self.enforcement.wait(ids, wait, timeout).await)
+    }
+
+    fn origins(&self) -> Vec<OriginView> {
+        self.enforcement.watermarks()
     }
 
     fn ready(&self) -> bool {

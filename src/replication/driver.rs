@@ -24,6 +24,7 @@ use super::status::{self, Names, PeerConn};
 use crate::clock_steps::StepDetector;
 use crate::node::{wall_clock, Node};
 use crate::peers::{PeerCommand, PeerDirectory};
+use veto_node::Holdings;
 
 /// What the replication task needs from the node's settings.
 pub(crate) struct ReplicationSettings {
@@ -81,6 +82,7 @@ pub(crate) async fn start(
         names: Names::new(),
         regions: BTreeMap::new(),
         persisted_tx,
+        reports_version: 0,
     };
     tokio::spawn(driver.run(events, local_records, commands, persisted_rx));
     Ok(local_addr)
@@ -115,6 +117,8 @@ struct Driver {
     /// Regions by node id, for labelling propagation latency.
     regions: BTreeMap<NodeId, String>,
     persisted_tx: mpsc::UnboundedSender<(PersistId, bool)>,
+    /// The engine's reports as last handed to the node.
+    reports_version: u64,
 }
 
 impl Driver {
@@ -154,6 +158,7 @@ impl Driver {
                     }
                     status::publish(&self.directory, &self.transport, &self.engine, &self.names);
                     self.node.set_clock_check(self.engine.clock_check());
+                    status::publish_staleness(&self.node.enforcement().watermarks());
                 }
             }
         }
@@ -165,6 +170,14 @@ impl Driver {
         let node = Arc::clone(&self.node);
         self.engine.handle(now, input, &mut self.rng, node.store());
         drain(|d: &mut Driver| d.engine.poll_output(), self);
+        let reports = self.engine.reports();
+        if reports.version() != self.reports_version {
+            // At once: a revoke waiting for its receipt wakes on this.
+            self.reports_version = reports.version();
+            let mut holdings = Holdings::new(self.engine.config().node);
+            holdings.reports = reports.snapshot();
+            node.enforcement().publish(holdings);
+        }
     }
 
     /// The time on the engine's two clocks.

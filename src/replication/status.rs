@@ -121,3 +121,14 @@ pub(crate) fn publish(
         .collect();
     directory.set_inbound(inbound);
 }
+
+/// `veto_origin_staleness_seconds{origin}`, by the origin's node name (its
+/// writer id changes at every restart; its name does not). An origin of
+/// which nothing is known yet reads as +Inf, so that an alert on staleness
+/// fires for it too.
+pub(crate) fn publish_staleness(origins: &[veto_core::receipt::OriginView]) {
+    for o in origins {
+        metrics::gauge!("veto_origin_staleness_seconds", "origin" => o.name.clone())
+            .set(o.staleness_s.unwrap_or(f64::INFINITY));
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod enforcement;
+pub mod envoy;
 pub mod mesh;
 
 use std::net::TcpListener;

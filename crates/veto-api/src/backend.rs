@@ -5,10 +5,12 @@
 //! speaks HTTP. This keeps the dependency graph one-way (core <- api <- binary).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use veto_core::{AuditQuery, Check, Record, Revocation, ScopeKind};
+use veto_core::receipt::{OriginView, ReceiptView, Wait};
+use veto_core::{AuditQuery, Check, Record, RecordId, Revocation, ScopeKind};
 
 pub use veto_core::status::{ClockView, NodeInfo, PeerView, StatusView, StorageView};
 
@@ -103,6 +105,30 @@ pub trait Backend: Send + Sync + 'static {
     /// 503 `unavailable`.
     fn feed(&self) -> Option<Arc<Feed>> {
         None
+    }
+
+    /// Which nodes hold `ids` durably (one record, or a batch held whole),
+    /// or `None` if nothing is known of them here.
+    fn receipt(&self, _ids: &[RecordId]) -> Option<ReceiptView> {
+        None
+    }
+
+    /// Waits until the receipt of `ids` meets `wait` or `timeout` passes,
+    /// and answers it as it then stands. The caller may drop the future at
+    /// any time; that must cost nothing after.
+    async fn wait_receipt(
+        &self,
+        ids: &[RecordId],
+        _wait: &Wait,
+        _timeout: Duration,
+    ) -> Option<ReceiptView> {
+        self.receipt(ids)
+    }
+
+    /// Per origin, up to when this node holds everything it made and how
+    /// stale that is (this node's own origin included).
+    fn origins(&self) -> Vec<OriginView> {
+        Vec::new()
     }
 
     /// Starts reading every live record for `GET /v1/snapshot`.

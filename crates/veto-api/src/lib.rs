@@ -9,6 +9,12 @@
 //! (`POST /v1/events`, see [`events`]), and describes itself in an OpenAPI
 //! document (`GET /openapi.json`, see [`openapi`]).
 //!
+//! `GET /ui` serves the operator dashboard (cluster map, propagation latency,
+//! audit trail, revoke form, receipts): static files compiled into the
+//! binary, open to all since they hold no data, under a strict
+//! Content-Security-Policy; the page reads the API with the admin token the
+//! operator types in.
+//!
 //! # Answers where DESIGN.md leaves a choice
 //!
 //! - A record (201 from `POST /v1/revocations`, items of the batch and audit
@@ -53,10 +59,12 @@ mod limits;
 mod oauth;
 pub mod openapi;
 mod peers;
+mod receipt;
 mod revoke;
 mod snapshot;
 mod state;
 mod status;
+mod ui;
 mod view;
 pub mod watch;
 
@@ -77,6 +85,7 @@ pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TO
 pub use error::ApiError;
 pub use events::{Transmitter, TransmitterError};
 pub use feed::{Cursor, Feed, FeedConfig};
+pub use gateway::{AuthDecision, GatewayAuth, NOT_READY_MESSAGE};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
 pub use veto_core::request::{DEFAULT_ACTOR, MAX_EXPIRY_HORIZON};
@@ -91,6 +100,7 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
     Router::new()
         .route("/v1/revocations", post(revoke::revoke_one).get(audit::list))
         .route("/v1/revocations/batch", post(revoke::revoke_batch))
+        .route("/v1/revocations/{id}/receipt", get(receipt::receipt))
         .route("/v1/check", get(check::check_get).post(check::check_batch))
         .route("/v1/auth", any(gateway::auth))
         .route("/v1/auth/", any(gateway::auth))
@@ -106,6 +116,9 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .route("/v1/snapshot", get(snapshot::snapshot))
         .merge(events)
         .route(openapi::OPENAPI_PATH, get(openapi::serve))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{asset}", get(ui::asset))
         .fallback(error::unknown_path)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -31,15 +31,17 @@ mod client_auth;
 
 use std::borrow::Cow;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Serialize;
 use veto_core::{jwt, Revocation, Target};
 
 use crate::check::plus_for_space;
 use crate::error::{code, count_error};
 use crate::limits::Body;
+use crate::receipt::parse_wait;
 use crate::revoke::store;
 use crate::state::AppState;
 
@@ -154,6 +156,7 @@ fn repeated(name: &str) -> Response {
 pub(crate) async fn revoke(
     headers: HeaderMap,
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     Body(body): Body,
 ) -> Response {
     let form = Form::parse(&body);
@@ -206,16 +209,32 @@ pub(crate) async fn revoke(
             ),
         );
     }
+    // `?wait=` is veto's own: RFC 7009 clients never send it.
+    let wait = match parse_wait(query.as_deref()) {
+        Ok(wait) => wait,
+        Err(e) => return oauth_error(e.status, code::INVALID_REQUEST, &e.message),
+    };
     let rev = revocation_for(&token, hint, state.now(), state.max_lifetime);
-    match store(&state, vec![rev]).await {
-        Ok(_) => {
-            let mut resp = StatusCode::OK.into_response();
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
+    if let Some(w) = &wait {
+        if let Err(e) = w.check_regions(&state) {
+            return oauth_error(e.status, code::INVALID_REQUEST, &e.message);
         }
-        Err(e) => oauth_error(e.status, e.code, &e.message),
     }
+    let records = match store(&state, vec![rev]).await {
+        Ok(records) => records,
+        Err(e) => return oauth_error(e.status, e.code, &e.message),
+    };
+    let mut resp = match wait {
+        None => StatusCode::OK.into_response(),
+        Some(w) => {
+            let ids: Vec<_> = records.iter().map(|r| r.id).collect();
+            let (status, receipt) = w.run(&state, &ids, StatusCode::OK).await;
+            (status, Json(serde_json::json!({ "receipt": receipt }))).into_response()
+        }
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 #[cfg(test)]

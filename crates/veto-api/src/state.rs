@@ -8,6 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::backend::Backend;
 use crate::config::{ApiConfig, Clock, MetricsRenderer};
+use crate::gateway::GatewayAuth;
 
 /// The lookup metrics of one endpoint. Handles are registered once, when the
 /// router is built, so that a lookup only bumps atomics instead of hashing a
@@ -28,7 +29,7 @@ pub(crate) enum Outcome {
 }
 
 impl LookupMetrics {
-    fn new(endpoint: &'static str) -> LookupMetrics {
+    pub(crate) fn new(endpoint: &'static str) -> LookupMetrics {
         LookupMetrics {
             revoked: metrics::counter!("veto_lookups_total", "result" => "revoked", "endpoint" => endpoint),
             clean: metrics::counter!("veto_lookups_total", "result" => "clean", "endpoint" => endpoint),
@@ -70,7 +71,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) check_metrics: LookupMetrics,
     pub(crate) batch_metrics: LookupMetrics,
-    pub(crate) auth_metrics: LookupMetrics,
+    /// The gateway check of `/v1/auth`, with its metrics.
+    pub(crate) gateway: GatewayAuth,
 }
 
 /// The router state: one pointer, cheap to clone per request.
@@ -89,6 +91,7 @@ impl AppState {
         let admin_digest = (!config.admin_token.is_empty())
             .then(|| Sha256::digest(config.admin_token.as_bytes()).into());
         AppState(Arc::new(Shared {
+            gateway: GatewayAuth::new(Arc::clone(&backend)),
             backend,
             admin_digest,
             max_lifetime: config.max_token_lifetime.as_secs(),
@@ -100,7 +103,6 @@ impl AppState {
             clock: config.clock,
             check_metrics: LookupMetrics::new("check"),
             batch_metrics: LookupMetrics::new("check_batch"),
-            auth_metrics: LookupMetrics::new("auth"),
         }))
     }
 

@@ -208,6 +208,37 @@ async fn auth_denies_revoked_missing_and_malformed_tokens() {
     }
 }
 
+/// A proxy joins repeated headers with a comma (Envoy asks its ext_authz
+/// service with `Bearer a,Bearer b`); a bearer token never holds one. Such a
+/// list is refused as the headers themselves would be.
+#[tokio::test]
+async fn auth_refuses_a_comma_separated_list_of_credentials() {
+    let app = App::new();
+    app.revoke(json!({"scope": "token", "token": "opaque-gone"}))
+        .await;
+    for v in [
+        "Bearer opaque-ok,Bearer opaque-gone",
+        "Bearer opaque-gone, Bearer opaque-ok",
+        "Bearer opaque-ok,opaque-ok",
+    ] {
+        let a = auth(&app, Method::GET, "/v1/auth", Some(v)).await;
+        let m = a.error(StatusCode::UNAUTHORIZED, "invalid_token");
+        assert_eq!(m, "more than one Authorization header", "{v}");
+    }
+}
+
+/// A node that is not ready cannot judge: 503, never a possibly wrong 200.
+#[tokio::test]
+async fn auth_answers_503_while_the_node_is_not_ready() {
+    let app = App::new();
+    app.backend
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let a = auth(&app, Method::GET, "/v1/auth", Some("Bearer opaque-ok")).await;
+    let m = a.error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(m, veto_api::NOT_READY_MESSAGE);
+}
+
 #[tokio::test]
 async fn auth_serves_envoy_style_subrequests_with_any_method_and_path() {
     let app = App::new();

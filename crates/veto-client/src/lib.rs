@@ -28,6 +28,7 @@
 mod cache;
 mod client;
 mod error;
+mod gateway;
 mod record;
 mod stream;
 mod types;
@@ -35,6 +36,7 @@ mod types;
 pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StalePolicy};
 pub use client::Client;
 pub use error::ClientError;
+pub use gateway::Gateway;
 pub use record::RecordView;
 pub use stream::{SnapshotStream, WatchEvent, WatchStream};
 pub use types::{CheckAnswer, CheckItem, Claims, Revoked};

@@ -19,6 +19,7 @@ pub mod hlc;
 pub mod id;
 pub mod index;
 pub mod jwt;
+pub mod receipt;
 pub mod record;
 pub mod request;
 pub mod set;

@@ -154,6 +154,10 @@ pub struct StatusView {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = StorageJson))]
     pub storage: StorageView,
+    /// Per origin (the current writer of every node known), what this node
+    /// holds of it and how fresh that is.
+    #[serde(default)]
+    pub origins: Vec<crate::receipt::OriginView>,
 }
 
 #[cfg(test)]
@@ -188,6 +192,14 @@ mod tests {
                 halted: Some("disk full".into()),
                 missing_records: None,
             },
+            origins: vec![crate::receipt::OriginView {
+                origin: "00000000000000ab".into(),
+                name: "a".into(),
+                region: "us-east".into(),
+                complete_through: Some(1.5),
+                last_heard: Some(1.5),
+                staleness_s: Some(0.0),
+            }],
         };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(
@@ -200,6 +212,8 @@ mod tests {
                            "lag": 2, "rtt_ms": null, "last_contact": null}],
                 "clock": {"state": "ok", "peers_measured": 1, "peers_off": 0},
                 "storage": {"writes": "halted", "halted_because": "disk full"},
+                "origins": [{"origin": "00000000000000ab", "name": "a", "region": "us-east",
+                             "complete_through": 1.5, "last_heard": 1.5, "staleness_s": 0.0}],
             })
         );
         let back: StatusView = serde_json::from_value(json).unwrap();

@@ -13,6 +13,8 @@
 //! - [`cutoffs`]: now for bulk cutoffs, and when this node may not set them.
 //! - [`membership`]: who may be a peer (names removed by the operator are
 //!   refused whichever side dials).
+//! - [`receipts`]: receipts and freshness watermarks, from the cluster's
+//!   reports of who holds what.
 //! - [`faults`]: deliberate bugs in that code, to prove the checks find them.
 //!
 //! The engine runs the same loop in every driver: inputs through
@@ -29,6 +31,7 @@ pub mod enforce;
 pub mod faults;
 pub mod gc;
 pub mod membership;
+pub mod receipts;
 pub mod storage;
 pub mod writer;
 
@@ -38,5 +41,6 @@ pub use enforce::Enforcer;
 pub use faults::{Ack, Fault, Faults};
 pub use gc::{may_collect, GcHold};
 pub use membership::{Membership, NotAMember};
+pub use receipts::Holdings;
 pub use storage::Storage;
 pub use writer::{begin_life, fresh_writer, Life, Writer};

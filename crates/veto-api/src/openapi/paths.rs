@@ -16,6 +16,7 @@ use crate::peers::{AddPeer, PeerList};
 use veto_core::status::{PeerView, StatusView};
 
 use crate::view::{RecordList, RecordView};
+use veto_core::receipt::ReceiptView;
 use veto_core::request::RevokeRequest;
 
 /// A revocation scope, as query parameters name it.
@@ -61,8 +62,13 @@ pub(crate) struct OAuthRevokeForm {
 /// now). Answers the stored record, flushed to disk and pushed to every peer.
 #[utoipa::path(post, path = "/v1/revocations", tag = "revocations",
     request_body = RevokeRequest,
+    params(
+        ("wait" = Option<String>, Query, description = "Answer once the receipt meets this: `all`, `quorum`, a number of nodes, or regions separated by commas"),
+        ("timeout" = Option<f64>, Query, description = "With `wait`: seconds to wait at most (default 10, at most 60)", minimum = 0, maximum = 60),
+    ),
     responses(
-        (status = 201, description = "Stored and replicating", body = RecordView),
+        (status = 201, description = "Stored and replicating; with `wait`, the wait was met and `receipt` says which nodes enforce it", body = RecordView),
+        (status = 202, description = "With `wait`: stored, but the wait was not met within the timeout; `receipt` names the pending nodes", body = RecordView),
         (status = 400, description = "Malformed, or keys that do not fit the scope", body = ErrorBody),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -95,8 +101,13 @@ fn audit_list() {}
 /// Any invalid item rejects the whole batch, naming its index.
 #[utoipa::path(post, path = "/v1/revocations/batch", tag = "revocations",
     request_body = Vec<RevokeRequest>,
+    params(
+        ("wait" = Option<String>, Query, description = "Answer once the receipt meets this: `all`, `quorum`, a number of nodes, or regions separated by commas"),
+        ("timeout" = Option<f64>, Query, description = "With `wait`: seconds to wait at most (default 10, at most 60)", minimum = 0, maximum = 60),
+    ),
     responses(
-        (status = 201, description = "Stored, in request order", body = RecordList),
+        (status = 201, description = "Stored, in request order; with `wait`, met, and one `receipt` for the batch", body = RecordList),
+        (status = 202, description = "With `wait`: stored, the wait not met within the timeout", body = RecordList),
         (status = 400, description = "An invalid item", body = ErrorBody),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 413, description = "Over 10,000 items or 1 MiB", body = ErrorBody),
@@ -104,6 +115,20 @@ fn audit_list() {}
     ),
     security(("admin" = [])))]
 fn revoke_batch() {}
+
+/// Which nodes enforce a revocation: every node of the cluster this node
+/// knows of, whether it holds the record durably and since when, or when
+/// it was last heard from.
+#[utoipa::path(get, path = "/v1/revocations/{id}/receipt", tag = "revocations",
+    params(("id" = String, Path, description = "The record's id, `<origin>-<seq>`")),
+    responses(
+        (status = 200, description = "The receipt", body = ReceiptView),
+        (status = 400, description = "Not a record id", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No node is known to hold it", body = ErrorBody),
+    ),
+    security(("admin" = [])))]
+fn receipt() {}
 
 /// Is this token revoked?
 ///
@@ -179,8 +204,13 @@ fn auth_rest() {}
 /// token, so nothing about it leaks.
 #[utoipa::path(post, path = "/oauth2/revoke", tag = "revocations",
     request_body(content = OAuthRevokeForm, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("wait" = Option<String>, Query, description = "Answer once the receipt meets this: `all`, `quorum`, a number of nodes, or regions separated by commas"),
+        ("timeout" = Option<f64>, Query, description = "With `wait`: seconds to wait at most (default 10, at most 60)", minimum = 0, maximum = 60),
+    ),
     responses(
-        (status = 200, description = "Revoked (or nothing to revoke)"),
+        (status = 200, description = "Revoked (or nothing to revoke); with `wait`, met, and `{\"receipt\": ...}`"),
+        (status = 202, description = "With `wait`: stored, the wait not met within the timeout; `{\"receipt\": ...}`"),
         (status = 400, description = "No token, a repeated field, or an unsupported hint", body = OAuthError),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -295,3 +325,32 @@ fn snapshot() {}
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1", body = Object, content_type = "application/json")))]
 fn openapi() {}
+
+/// The operator dashboard's page (no token needed: it holds no data).
+#[utoipa::path(get, path = "/ui", tag = "operations",
+    responses(
+        (status = 200, description = "The page, under a strict Content-Security-Policy", body = String, content_type = "text/html"),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+    ))]
+fn ui() {}
+
+/// The operator dashboard's page.
+#[utoipa::path(get, path = "/ui/", tag = "operations",
+    responses(
+        (status = 200, description = "The page, under a strict Content-Security-Policy", body = String, content_type = "text/html"),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+    ))]
+fn ui_slash() {}
+
+/// A file of the operator dashboard (its scripts, style sheet and icon).
+#[utoipa::path(get, path = "/ui/{asset}", tag = "operations",
+    params(("asset" = String, Path, description = "The file's name, such as `app.js`")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/html"), (String = "text/css"),
+            (String = "text/javascript"), (String = "image/svg+xml"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+        (status = 400, description = "A malformed name", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody),
+    ))]
+fn ui_asset() {}

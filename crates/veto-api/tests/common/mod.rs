@@ -176,6 +176,7 @@ impl Backend for MemoryBackend {
                 ..Default::default()
             },
             storage: veto_api::StorageView::default(),
+            origins: Vec::new(),
         }
     }
 

@@ -68,6 +68,11 @@ pub struct Config {
     /// to persist, not once it reports them durable. Off by default; never
     /// on in a node that serves.
     pub advertise_before_durable: bool,
+    /// A deliberate bug, for the tests that prove the checks catch it (see
+    /// veto-node's `Fault::ReportBeforeDurable`): this node's report, which
+    /// receipts are made from, counts records still on their way to disk.
+    /// Off by default; never on in a node that serves.
+    pub report_before_durable: bool,
 }
 
 impl Config {
@@ -88,6 +93,7 @@ impl Config {
             gc_grace: Duration::from_secs(3600),
             max_clock_offset: DEFAULT_MAX_OFFSET,
             advertise_before_durable: false,
+            report_before_durable: false,
         }
     }
 

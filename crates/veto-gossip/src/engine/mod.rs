@@ -71,6 +71,8 @@ mod now;
 mod outbox;
 mod output;
 mod receiver;
+mod reporting;
+mod reports;
 mod runtime;
 mod sender;
 mod session;
@@ -92,6 +94,7 @@ pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
 pub use now::Now;
 pub use output::{EngineEvent, Frame, Lane, Output, PeerKey, PersistId, Via};
+pub use reports::{Checkpoint, Coverage, NodeReport, Reports};
 pub use runtime::{dispatch, drain, Input, Runtime};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
@@ -152,6 +155,12 @@ pub struct Engine {
     /// Per origin, the connection chosen to stream what this node lacks of
     /// it.
     designated: BTreeMap<NodeId, PeerKey>,
+    /// Who holds what across the cluster.
+    reports: Reports,
+    /// Received records became durable since this node last reported.
+    report_due: bool,
+    /// The durable frontier changed since this node's report was made.
+    own_report_stale: bool,
 }
 
 impl Engine {
@@ -183,6 +192,9 @@ impl Engine {
             check: ClockCheck::UNCONFIRMED,
             fresh: Fresh::default(),
             designated: BTreeMap::new(),
+            reports: Reports::default(),
+            report_due: false,
+            own_report_stale: true,
         }
     }
 
@@ -365,6 +377,7 @@ impl Engine {
                 upto,
                 held,
             } => self.on_held(now, peer, origin, from..=upto, &held, src),
+            Message::Reports { reports } => self.on_reports(peer, reports),
         }
     }
 
@@ -378,6 +391,7 @@ impl Engine {
             .cloned()
             .collect();
         if !fresh.is_empty() {
+            self.own_report_stale = true;
             self.push_to_peers(now, &fresh);
         }
     }
@@ -501,10 +515,12 @@ impl Engine {
             clock,
             indirect,
             expected,
+            reports,
         } = frontier
         else {
             return;
         };
+        self.on_reports(peer, reports);
         let their = summary.to_frontier();
         let mut lack = Frontier::new();
         for (origin, ranges) in their.missing_in(&self.durable) {

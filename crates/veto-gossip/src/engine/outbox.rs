@@ -18,12 +18,14 @@ impl Engine {
         let mut holdings = src.holdings();
         holdings.truncate(proto::MAX_SUMMARY_RANGES);
         let (indirect, expected) = self.source_hints(now, peer);
+        let reports = self.frontier_reports(now, peer);
         let msg = Message::Frontier {
             summary,
             holdings,
             clock,
             indirect,
             expected,
+            reports,
         };
         self.send(peer, msg, Lane::Urgent);
     }

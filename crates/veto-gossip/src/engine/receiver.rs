@@ -201,6 +201,10 @@ impl Engine {
                 }
             }
         }
+        if persisting && self.config.report_before_durable {
+            self.report_due = true;
+            self.own_report_stale = true;
+        }
         if persisting && self.config.advertise_before_durable {
             // The deliberate bug: held before the driver made it durable.
             self.records_durable(now, PersistId(ticket));
@@ -220,6 +224,8 @@ impl Engine {
             self.durable.insert(*rid);
         }
         self.durable.union_with(&ticket.cover);
+        self.report_due = true;
+        self.own_report_stale = true;
         for (peer, batch_id) in ticket.waiters {
             let key = (peer, batch_id);
             let Some(left) = self.pending_acks.get_mut(&key) else {

@@ -59,6 +59,7 @@ impl Engine {
             Input::Tick => self.tick(now, rng, src),
             Input::ClockStepped => self.clock_stepped(now, src),
         }
+        self.flush_reports(now);
     }
 }
 

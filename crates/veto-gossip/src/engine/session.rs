@@ -13,6 +13,7 @@ use super::config::Config;
 use super::hints::Hints;
 use super::holdings::Chase;
 use super::now::Now;
+use super::reports::ReportLink;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,6 +133,8 @@ pub(crate) struct Session {
     pub(crate) pushed: VecDeque<Pushed>,
     /// Batches received from the peer whose ack waits on durability.
     pub(crate) unacked_in: usize,
+    /// Reports sent to and received from the peer.
+    pub(crate) reports: ReportLink,
     pub(crate) stats: PeerStats,
 }
 
@@ -158,6 +161,7 @@ impl Session {
             retry_at: None,
             pushed: VecDeque::new(),
             unacked_in: 0,
+            reports: ReportLink::default(),
             stats: PeerStats {
                 state: PeerState::Handshaking,
                 info: None,

@@ -21,6 +21,7 @@
 //! the other. The protocol relies on nothing more.
 
 mod codec;
+mod report;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ pub(crate) use codec::value_len;
 pub use codec::{
     decode, encode, encode_frame, encoded_len, parse_frame_header, DecodeError, EncodeError,
 };
+pub use report::{Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
 pub use summary::FrontierSummary;
 
 /// The protocol version this build speaks, sent in [`Hello`].
@@ -41,8 +43,10 @@ pub use summary::FrontierSummary;
 /// Version 2 added the clock sample and per-origin holdings to
 /// [`Message::Frontier`], and [`Message::Held`]. Version 3 added `indirect` and
 /// `expected` to [`Message::Frontier`], so that a node receives each record
-/// about once rather than from every peer.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// about once rather than from every peer. Version 4 added `reports` to
+/// [`Message::Frontier`], and [`Message::Reports`]: who holds what, across
+/// the cluster.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -115,6 +119,9 @@ pub enum Message {
         /// receiver leaves them out of its backlog stream. Only a hint to
         /// save duplicates; the next frontier says again what is missing.
         expected: OriginRanges,
+        /// The sender's own [`Report`] and the latest it knows of other
+        /// nodes, each only when newer than what it last sent the receiver.
+        reports: Vec<Report>,
     },
     /// New records, sent eagerly as they are made. Not acknowledged.
     Push {
@@ -151,10 +158,17 @@ pub enum Message {
         /// The seqs held with data, ascending, within `from..=upto`.
         held: Vec<RangeInclusive<u64>>,
     },
+    /// Reports that changed, sent at once rather than with the next
+    /// frontier: the sender's own after records became durable, and others'
+    /// for nodes the receiver does not hear directly.
+    Reports {
+        /// The reports, as in [`Message::Frontier`].
+        reports: Vec<Report>,
+    },
 }
 
 /// The number of message tags this version knows.
-pub(crate) const MESSAGE_TAGS: u32 = 7;
+pub(crate) const MESSAGE_TAGS: u32 = 8;
 
 /// A digest of the live records one node holds of one origin: how many, and
 /// the sum (mod 2^64) of the first 8 bytes of their fingerprints. Order
@@ -224,6 +238,8 @@ pub enum MessageKind {
     Ack,
     /// [`Message::Held`].
     Held,
+    /// [`Message::Reports`].
+    Reports,
 }
 
 impl MessageKind {
@@ -236,6 +252,7 @@ impl MessageKind {
         MessageKind::Records,
         MessageKind::Ack,
         MessageKind::Held,
+        MessageKind::Reports,
     ];
 
     /// The wire tag, which is also the kind's index in [`MessageKind::ALL`].
@@ -253,6 +270,7 @@ impl MessageKind {
             MessageKind::Records => "Records",
             MessageKind::Ack => "Ack",
             MessageKind::Held => "Held",
+            MessageKind::Reports => "Reports",
         }
     }
 }
@@ -273,6 +291,7 @@ impl Message {
             Message::Records { .. } => MessageKind::Records,
             Message::Ack { .. } => MessageKind::Ack,
             Message::Held { .. } => MessageKind::Held,
+            Message::Reports { .. } => MessageKind::Reports,
         }
     }
 
@@ -291,8 +310,10 @@ impl Message {
                 holdings,
                 indirect,
                 expected,
+                reports,
                 ..
             } => {
+                report::check_reports(reports)?;
                 check_ranges(&summary.origins, MAX_SUMMARY_RANGES)?;
                 if holdings.len() > MAX_SUMMARY_RANGES {
                     return Err(Invalid::TooManyRanges {
@@ -316,6 +337,7 @@ impl Message {
                 check_ranges(cleared, MAX_CLEARED_RANGES)
             }
             Message::Ack { .. } => Ok(()),
+            Message::Reports { reports } => report::check_reports(reports),
             Message::Held {
                 origin,
                 from,
@@ -397,6 +419,9 @@ pub enum Invalid {
         /// The limit.
         limit: usize,
     },
+    /// A list that must be in ascending order is not.
+    #[error("`{0}` is not in ascending order")]
+    Unordered(&'static str),
     /// More ranges than the message allows.
     #[error("{count} seq ranges in one message; the limit is {limit}")]
     TooManyRanges {

@@ -53,6 +53,22 @@ fn samples() -> Vec<Message> {
             },
             indirect: vec![NodeId::new(2), NodeId::new(3)],
             expected: vec![(NodeId::new(2), vec![4..=9, 11..=u64::MAX])],
+            reports: vec![
+                Report {
+                    node: NodeId::new(3),
+                    at: 1_700_000_000_000_000_000,
+                    state: Some(ReportState {
+                        name: "eu-west".into(),
+                        region: "eu".into(),
+                        through: vec![(NodeId::new(2), 7), (NodeId::new(3), 12)],
+                    }),
+                },
+                Report {
+                    node: NodeId::new(4),
+                    at: 5,
+                    state: None,
+                },
+            ],
         },
         Message::Held {
             origin: NodeId::new(1),
@@ -171,8 +187,8 @@ fn a_huge_length_claim_does_not_allocate_or_panic() {
 #[test]
 fn an_unknown_tag_is_named() {
     assert_eq!(
-        decode(&[7, 0]).unwrap_err(),
-        DecodeError::UnknownMessage { tag: 7 }
+        decode(&[8, 0]).unwrap_err(),
+        DecodeError::UnknownMessage { tag: 8 }
     );
     assert_eq!(
         decode(&[250, 0]).unwrap_err(),
@@ -193,6 +209,7 @@ fn source_hints_in_a_frontier_are_bounded_and_checked() {
         clock: ClockSample::default(),
         indirect,
         expected,
+        reports: Vec::new(),
     };
     let origins = (1..=MAX_INDIRECT_ORIGINS as u64 + 1)
         .map(NodeId::new)
@@ -235,6 +252,7 @@ fn limits_are_checked_on_decode() {
         clock: ClockSample::default(),
         indirect: Vec::new(),
         expected: Vec::new(),
+        reports: Vec::new(),
     };
     assert!(matches!(
         decode(&encode(&zero).unwrap()),

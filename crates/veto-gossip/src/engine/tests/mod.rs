@@ -8,5 +8,6 @@ mod harness;
 mod integrity;
 mod protocol;
 mod replication;
+mod reports;
 mod sources;
 mod store;

@@ -412,6 +412,7 @@ fn an_empty_peer_gets_everything_and_cleared_gaps() {
             clock: ClockSample::default(),
             indirect: Vec::new(),
             expected: Vec::new(),
+            reports: Vec::new(),
         },
     );
     // A frontier back at once (the peer had no clock sample of ours), and no
@@ -434,6 +435,7 @@ fn an_empty_peer_gets_everything_and_cleared_gaps() {
             },
             indirect: Vec::new(),
             expected: Vec::new(),
+            reports: Vec::new(),
         },
     );
     match &sent(&outs)[..] {
@@ -511,6 +513,7 @@ fn clock_samples_measure_the_offset_and_give_a_verdict() {
             },
             indirect: Vec::new(),
             expected: Vec::new(),
+            reports: Vec::new(),
         },
     );
     // Answered at once with a sample the peer can measure with.
@@ -535,6 +538,7 @@ fn clock_samples_measure_the_offset_and_give_a_verdict() {
             },
             indirect: Vec::new(),
             expected: Vec::new(),
+            reports: Vec::new(),
         },
     );
     let check = r.engine.clock_check();

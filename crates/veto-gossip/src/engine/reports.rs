@@ -1,0 +1,322 @@
+//! Who holds what across the cluster: the latest [`Report`] of every node
+//! this one has heard of, directly or through peers.
+//!
+//! Each node makes a report of itself with every frontier it sends (so an
+//! idle node still heartbeats) and, promptly, whenever records it received
+//! became durable. Peers relay the reports they hold, each to a connection
+//! only when it is newer than what they sent there, and with its body only
+//! when that changed. The cost is a summary per node (one seq per origin),
+//! never per record.
+//!
+//! From the table come receipts (does node N hold record r durably, and
+//! since when?) and freshness watermarks (up to when does this node hold
+//! everything origin O made?). Every claim errs on the safe side: a
+//! checkpoint dropped to bound memory makes an `enforced since` later and a
+//! `complete through` earlier, never the other way.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use veto_core::{Frontier, NodeId, RecordId};
+
+use crate::proto::{Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
+
+/// Checkpoints kept per node and origin.
+const MAX_CHECKPOINTS: usize = 32;
+
+/// A seq a node was seen to hold through, and over which span of its reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The node covered `1..=seq` of the origin.
+    pub seq: u64,
+    /// Its first report showing `seq` (the reporter's wall clock).
+    pub first: Duration,
+    /// Its last report still showing `seq` and no more.
+    pub last: Duration,
+}
+
+/// How far one node holds one origin, with the history needed for receipts
+/// and watermarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Ascending by seq (and so by time); the last is the current one.
+    checkpoints: Vec<Checkpoint>,
+}
+
+impl Coverage {
+    /// The node covers every seq `1..=through()` of the origin.
+    pub fn through(&self) -> u64 {
+        self.checkpoints.last().map_or(0, |c| c.seq)
+    }
+
+    /// The first report showing `seq` held, if it is held: a time at or after
+    /// the moment the node made it durable.
+    pub fn since(&self, seq: u64) -> Option<Duration> {
+        self.checkpoints
+            .iter()
+            .find(|c| c.seq >= seq)
+            .map(|c| c.first)
+    }
+
+    /// The last report in which the node held no more than `held` of the
+    /// origin, if any.
+    pub fn last_at_most(&self, held: u64) -> Option<Duration> {
+        self.checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.seq <= held)
+            .map(|c| c.last)
+    }
+
+    fn observe(&mut self, seq: u64, at: Duration) {
+        // A report never takes back what its node held; if one does, the
+        // claims above it go, so nothing is claimed that is not reported.
+        self.checkpoints.retain(|c| c.seq <= seq);
+        match self.checkpoints.last_mut() {
+            Some(c) if c.seq == seq => c.last = c.last.max(at),
+            _ => self.checkpoints.push(Checkpoint {
+                seq,
+                first: at,
+                last: at,
+            }),
+        }
+        if self.checkpoints.len() > MAX_CHECKPOINTS {
+            self.checkpoints.remove(0);
+        }
+    }
+}
+
+/// The latest known of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Its writer id.
+    pub node: NodeId,
+    /// Its operator-given name.
+    pub name: String,
+    /// Its region.
+    pub region: String,
+    /// When it made its latest report, on its own wall clock.
+    pub heard_at: Duration,
+    /// Per origin, what it holds.
+    pub coverage: BTreeMap<NodeId, Coverage>,
+    /// Changes whenever the body (name, region, seqs) changes.
+    state_version: u64,
+}
+
+impl NodeReport {
+    /// Whether the node holds `id` durably, and since when (see
+    /// [`Coverage::since`]).
+    pub fn holds(&self, id: RecordId) -> Option<Duration> {
+        self.coverage.get(&id.origin)?.since(id.seq)
+    }
+
+    /// How far the node holds `origin`.
+    pub fn through(&self, origin: NodeId) -> u64 {
+        self.coverage.get(&origin).map_or(0, Coverage::through)
+    }
+
+    fn state(&self) -> ReportState {
+        ReportState {
+            name: self.name.clone(),
+            region: self.region.clone(),
+            through: self
+                .coverage
+                .iter()
+                .map(|(origin, c)| (*origin, c.through()))
+                .collect(),
+        }
+    }
+}
+
+/// What was last sent to, and received from, one connection.
+#[derive(Default)]
+pub(crate) struct ReportLink {
+    /// Per node: the `at` and state version last sent.
+    sent: BTreeMap<NodeId, (Duration, u64)>,
+    /// Per node: the last state received, which a heartbeat refers to.
+    received: BTreeMap<NodeId, Arc<ReportState>>,
+}
+
+/// Every node's latest report. See the module docs.
+#[derive(Default)]
+pub struct Reports {
+    table: BTreeMap<NodeId, Arc<NodeReport>>,
+    /// Bumped on every change of the table, so a driver can tell when to
+    /// publish it again.
+    version: u64,
+    next_state: u64,
+    /// Nodes whose state changed since the last prompt flush.
+    changed: BTreeSet<NodeId>,
+}
+
+impl Reports {
+    /// Every known node's latest report, this node's own included.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<NodeReport>> {
+        self.table.values()
+    }
+
+    /// One node's latest report.
+    pub fn get(&self, node: NodeId) -> Option<&Arc<NodeReport>> {
+        self.table.get(&node)
+    }
+
+    /// A shareable copy of the table (the reports themselves are shared).
+    pub fn snapshot(&self) -> BTreeMap<NodeId, Arc<NodeReport>> {
+        self.table.clone()
+    }
+
+    /// Changes on every update of the table.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Makes this node's own report from its durable frontier; `true` if
+    /// its body changed.
+    pub(crate) fn own(
+        &mut self,
+        node: NodeId,
+        name: &str,
+        region: &str,
+        wall: Duration,
+        durable: &Frontier,
+    ) -> bool {
+        // Its own origin is always listed, at 0 before its first record:
+        // "made nothing up to `at`" is what a watermark needs of it.
+        let mut through: Vec<(NodeId, u64)> = durable
+            .origins()
+            .map(|(origin, seqs)| (origin, seqs.contiguous()))
+            .filter(|(origin, n)| *n > 0 || *origin == node)
+            .collect();
+        if let Err(at) = through.binary_search_by_key(&node, |(o, _)| *o) {
+            through.insert(at, (node, 0));
+        }
+        // Strictly increasing even if the wall clock steps back, so that
+        // peers never take a new report for an old one.
+        let at = match self.table.get(&node) {
+            Some(prev) if prev.heard_at >= wall => prev.heard_at + Duration::from_nanos(1),
+            _ => wall,
+        };
+        let state = ReportState {
+            name: name.to_owned(),
+            region: region.to_owned(),
+            through,
+        };
+        self.apply(node, at, &state)
+    }
+
+    /// Takes in reports received on `link`, except those of `me`.
+    pub(crate) fn receive(&mut self, me: NodeId, link: &mut ReportLink, reports: Vec<Report>) {
+        for report in reports {
+            let state = match report.state {
+                Some(state) => {
+                    let state = Arc::new(state);
+                    link.received.insert(report.node, Arc::clone(&state));
+                    state
+                }
+                None => match link.received.get(&report.node) {
+                    Some(state) => Arc::clone(state),
+                    // A heartbeat for a body this connection never sent.
+                    None => continue,
+                },
+            };
+            if report.node == me {
+                continue;
+            }
+            let at = Duration::from_nanos(report.at);
+            if self
+                .table
+                .get(&report.node)
+                .is_some_and(|r| r.heard_at >= at)
+            {
+                continue;
+            }
+            self.apply(report.node, at, &state);
+        }
+    }
+
+    /// Stores a report newer than the one held; `true` if its body changed.
+    fn apply(&mut self, node: NodeId, at: Duration, state: &ReportState) -> bool {
+        self.version += 1;
+        let entry = self.table.entry(node).or_insert_with(|| {
+            Arc::new(NodeReport {
+                node,
+                name: String::new(),
+                region: String::new(),
+                heard_at: Duration::ZERO,
+                coverage: BTreeMap::new(),
+                state_version: 0,
+            })
+        });
+        let report = Arc::make_mut(entry);
+        let changed = report.state_version == 0
+            || report.name != state.name
+            || report.region != state.region
+            || report.coverage.len() != state.through.len()
+            || state
+                .through
+                .iter()
+                .any(|(origin, seq)| report.through(*origin) != *seq);
+        report.heard_at = at;
+        if changed {
+            report.name.clone_from(&state.name);
+            report.region.clone_from(&state.region);
+            let reported: BTreeSet<NodeId> = state.through.iter().map(|(o, _)| *o).collect();
+            report
+                .coverage
+                .retain(|origin, _| reported.contains(origin));
+            self.next_state += 1;
+            report.state_version = self.next_state;
+            self.changed.insert(node);
+        }
+        for (origin, seq) in &state.through {
+            report
+                .coverage
+                .entry(*origin)
+                .or_default()
+                .observe(*seq, at);
+        }
+        changed
+    }
+
+    /// The reports to send on `link`: those newer than what it was sent,
+    /// except `skip` (the peer's own), limited to those `pick` accepts.
+    pub(crate) fn outgoing(
+        &self,
+        link: &mut ReportLink,
+        skip: Option<NodeId>,
+        pick: impl Fn(NodeId) -> bool,
+    ) -> Vec<Report> {
+        let mut out = Vec::new();
+        let mut entries = 0usize;
+        for (node, report) in &self.table {
+            if Some(*node) == skip || !pick(*node) {
+                continue;
+            }
+            let (sent_at, sent_version) = link.sent.get(node).copied().unwrap_or_default();
+            if report.heard_at <= sent_at && sent_version != 0 {
+                continue;
+            }
+            let state = (sent_version != report.state_version).then(|| report.state());
+            let len = state.as_ref().map_or(0, |s| s.through.len());
+            // A report left out now goes with a later message.
+            if out.len() >= MAX_REPORTS || entries + len > MAX_REPORT_ENTRIES {
+                break;
+            }
+            entries += len;
+            link.sent
+                .insert(*node, (report.heard_at, report.state_version));
+            out.push(Report {
+                node: *node,
+                at: u64::try_from(report.heard_at.as_nanos()).unwrap_or(u64::MAX),
+                state,
+            });
+        }
+        out
+    }
+
+    /// Nodes whose body changed since the last call.
+    pub(crate) fn take_changed(&mut self) -> BTreeSet<NodeId> {
+        std::mem::take(&mut self.changed)
+    }
+}

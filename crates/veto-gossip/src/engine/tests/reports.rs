@@ -1,0 +1,93 @@
+//! Who holds what: every node learns every other's durable holdings,
+//! through peers when not connected, promptly after records land, and with
+//! heartbeats when idle.
+
+use std::time::Duration;
+
+use super::harness::World;
+
+/// Whether node `at` knows that node `of` holds `id`.
+fn knows_held(w: &World, at: usize, of: usize, id: veto_core::RecordId) -> bool {
+    w.nodes[at]
+        .engine
+        .reports()
+        .get(w.node_id(of))
+        .is_some_and(|r| r.holds(id).is_some())
+}
+
+#[test]
+fn a_node_learns_what_a_node_it_is_not_connected_to_holds() {
+    // A line: 0 - 1 - 2. Nodes 0 and 2 never talk.
+    let mut w = World::new(3, 71, |c| {
+        c.anti_entropy_period = Duration::from_millis(200)
+    });
+    w.connect(0, 1);
+    w.connect(1, 2);
+    w.run_for(Duration::from_secs(1));
+    let records = w.revoke(0, 3);
+    assert!(w.run_until(Duration::from_secs(20), World::converged));
+    let last = records.last().map(|r| r.id).expect("three records");
+    assert!(w.run_until(Duration::from_secs(20), |w| knows_held(w, 0, 2, last)));
+    let report = w.nodes[0].engine.reports().get(w.node_id(2)).cloned();
+    let report = report.expect("node 2's report at node 0");
+    assert_eq!(report.name, "n2");
+    assert_eq!(report.region, "r2");
+    assert_eq!(report.through(w.node_id(0)), 3);
+}
+
+#[test]
+fn a_push_that_lands_is_reported_back_within_a_round_trip() {
+    // Anti-entropy far away: only the prompt report can answer in time.
+    let mut w = World::new(2, 72, |c| c.anti_entropy_period = Duration::from_secs(60));
+    w.connect(0, 1);
+    w.run_for(Duration::from_millis(100));
+    let id = w.revoke(0, 1)[0].id;
+    let start = w.now;
+    assert!(w.run_until(Duration::from_secs(1), |w| knows_held(w, 0, 1, id)));
+    // One way 10 ms, back 10 ms.
+    assert!(
+        w.now - start <= Duration::from_millis(25),
+        "{:?}",
+        w.now - start
+    );
+}
+
+#[test]
+fn idle_nodes_heartbeat_and_a_record_not_yet_durable_is_not_claimed() {
+    let mut w = World::new(2, 73, |c| {
+        c.anti_entropy_period = Duration::from_millis(100)
+    });
+    w.connect(0, 1);
+    w.run_for(Duration::from_millis(500));
+    let heard = |w: &World| {
+        let report = w.nodes[0].engine.reports().get(w.node_id(1)).cloned();
+        report.map(|r| r.heard_at).expect("node 1 reported")
+    };
+    let before = heard(&w);
+    w.run_for(Duration::from_secs(1));
+    assert!(heard(&w) > before, "no heartbeat in a second of idling");
+
+    // Node 1 takes the record in but its disk has not said durable.
+    w.nodes[1].auto_persist = false;
+    let id = w.revoke(0, 1)[0].id;
+    w.run_for(Duration::from_secs(1));
+    assert!(!knows_held(&w, 0, 1, id));
+    w.flush(1);
+    assert!(w.run_until(Duration::from_secs(1), |w| knows_held(w, 0, 1, id)));
+}
+
+#[test]
+fn report_before_durable_claims_what_is_not_on_disk() {
+    let mut w = World::new(2, 74, |c| {
+        c.anti_entropy_period = Duration::from_millis(100);
+        c.report_before_durable = true;
+    });
+    w.connect(0, 1);
+    w.run_for(Duration::from_millis(500));
+    w.nodes[1].auto_persist = false;
+    let id = w.revoke(0, 1)[0].id;
+    w.run_for(Duration::from_secs(1));
+    // The bug: node 0 is told node 1 holds what node 1's disk does not.
+    assert!(knows_held(&w, 0, 1, id));
+    assert!(!w.nodes[1].store.frontier().contains(id));
+}

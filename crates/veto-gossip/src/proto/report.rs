@@ -1,0 +1,73 @@
+//! What a node says of its own holdings, relayed across the cluster: the
+//! facts behind receipts ("which nodes enforce this record?") and freshness
+//! watermarks ("everything this origin made up to when is held here?").
+
+use serde::{Deserialize, Serialize};
+use veto_core::NodeId;
+
+use super::{check_text, Invalid};
+
+/// The most reports one message may carry.
+pub const MAX_REPORTS: usize = 4096;
+
+/// The most `(origin, seq)` entries across all reports of one message.
+pub const MAX_REPORT_ENTRIES: usize = 65_536;
+
+/// One node's account of what it holds durably, as it made it at `at`.
+///
+/// A report is relayed unchanged by every node that receives it, so a node
+/// learns of nodes it is not connected to. Reports of one node are ordered by
+/// `at`: a receiver keeps the latest and drops older ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The reporting node's writer id (the origin of its own records).
+    pub node: NodeId,
+    /// The reporter's wall clock when it made the report, nanoseconds since
+    /// the Unix epoch. Strictly increasing over one writer id's reports.
+    pub at: u64,
+    /// What it holds. `None` means "the same as the last state of this node
+    /// that I sent you on this connection": a heartbeat that only moves `at`.
+    pub state: Option<ReportState>,
+}
+
+/// The body of a [`Report`]: who the node is and how far it holds each origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportState {
+    /// The node's operator-given name.
+    pub name: String,
+    /// The region it serves.
+    pub region: String,
+    /// Per origin, ascending by origin: the node covers every seq `1..=n` of
+    /// that origin durably (holds it, or held it and pruned it as expired).
+    pub through: Vec<(NodeId, u64)>,
+}
+
+/// Checks the limits of a list of reports.
+pub(crate) fn check_reports(reports: &[Report]) -> Result<(), Invalid> {
+    if reports.len() > MAX_REPORTS {
+        return Err(Invalid::TooManyOrigins {
+            count: reports.len(),
+            limit: MAX_REPORTS,
+        });
+    }
+    let mut entries = 0usize;
+    for report in reports {
+        let Some(state) = &report.state else {
+            continue;
+        };
+        check_text("name", &state.name)?;
+        check_text("region", &state.region)?;
+        entries = entries.saturating_add(state.through.len());
+        if entries > MAX_REPORT_ENTRIES {
+            return Err(Invalid::TooManyRanges {
+                count: entries,
+                limit: MAX_REPORT_ENTRIES,
+            });
+        }
+        let ascending = state.through.windows(2).all(|w| w[0].0 < w[1].0);
+        if !ascending {
+            return Err(Invalid::Unordered("through"));
+        }
+    }
+    Ok(())
+}

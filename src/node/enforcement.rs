@@ -1,0 +1,98 @@
+//! Proof of enforcement at the node: the latest reports of who holds what,
+//! published by the replication driver, and receipts and watermarks made
+//! from them (veto-node's `receipts`), including waiting for a receipt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use veto_core::receipt::{OriginView, ReceiptView, Wait};
+use veto_core::{NodeId, RecordId};
+use veto_node::Holdings;
+
+use crate::node::wall_clock;
+use crate::peers::PeerDirectory;
+
+/// The driver's latest [`Holdings`], and everyone waiting on a change.
+pub(crate) struct Enforcement {
+    holdings: watch::Sender<Arc<Holdings>>,
+    peers: Arc<PeerDirectory>,
+}
+
+impl Enforcement {
+    pub(crate) fn new(me: NodeId, peers: Arc<PeerDirectory>) -> Enforcement {
+        Enforcement {
+            holdings: watch::Sender::new(Arc::new(Holdings::new(me))),
+            peers,
+        }
+    }
+
+    /// The driver's new view of who holds what.
+    pub(crate) fn publish(&self, holdings: Holdings) {
+        self.holdings.send_replace(Arc::new(holdings));
+    }
+
+    fn admits(&self) -> impl Fn(&str) -> bool + '_ {
+        |name| self.peers.admits(name).is_ok()
+    }
+
+    /// The receipt of `ids`, or `None` if no node is known to hold them
+    /// and none of their origins is known here.
+    pub(crate) fn receipt(&self, ids: &[RecordId]) -> Option<ReceiptView> {
+        let holdings = self.holdings.borrow().clone();
+        let receipt = self.with_expected(&holdings).receipt(ids, self.admits());
+        let known = receipt.nodes.iter().any(|n| n.enforced())
+            || ids.iter().all(|id| {
+                holdings
+                    .reports
+                    .values()
+                    .any(|r| r.through(id.origin) >= id.seq)
+            });
+        known.then_some(receipt)
+    }
+
+    /// Adds configured peers that have not reported yet: they are pending.
+    fn with_expected(&self, holdings: &Holdings) -> Holdings {
+        let mut holdings = holdings.clone();
+        holdings.expected = self
+            .peers
+            .views()
+            .into_iter()
+            .filter_map(|p| p.name)
+            .collect();
+        holdings
+    }
+
+    /// Waits until the receipt of `ids` meets `wait`, or `timeout` passes;
+    /// the receipt as it then stands. Dropping the future stops the wait.
+    pub(crate) async fn wait(
+        &self,
+        ids: &[RecordId],
+        wait: &Wait,
+        timeout: Duration,
+    ) -> ReceiptView {
+        let mut changes = self.holdings.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let holdings = changes.borrow_and_update().clone();
+            let receipt = self.with_expected(&holdings).receipt(ids, self.admits());
+            if wait.met_by(&receipt) {
+                return receipt;
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return receipt;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return receipt,
+            }
+        }
+    }
+
+    /// Every current origin's freshness, now.
+    pub(crate) fn watermarks(&self) -> Vec<OriginView> {
+        let holdings = self.holdings.borrow().clone();
+        holdings.watermarks(wall_clock(), self.admits())
+    }
+}
