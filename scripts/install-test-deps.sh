@@ -19,7 +19,8 @@ fi
 
 # Debian packages, keyed by the command each provides.
 declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime
-  [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus [systemd-analyze]=systemd [openssl]=openssl)
+  [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus [systemd-analyze]=systemd [openssl]=openssl
+  [chromium]=chromium [chromedriver]=chromium-driver)
 missing=()
 for cmd in "${!APT[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
@@ -54,6 +55,7 @@ declare -A PIP=(
   ["import schemathesis"]=schemathesis
   ["import jwt, cryptography"]='PyJWT[crypto]'
   ["import kubernetes_validate"]=kubernetes-validate
+  ["import selenium.webdriver"]=selenium
 )
 want=()
 for check in "${!PIP[@]}"; do

@@ -60,6 +60,35 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// What `/v1/auth` answers past `--max-staleness`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StalePolicyArg {
+    /// Refuse: 503 `stale`, which gateways turn into a denial.
+    Closed,
+    /// Let the request through: 200 with `Veto-Stale`.
+    Open,
+}
+
+impl From<StalePolicyArg> for veto_api::StalePolicy {
+    fn from(policy: StalePolicyArg) -> veto_api::StalePolicy {
+        match policy {
+            StalePolicyArg::Closed => veto_api::StalePolicy::Closed,
+            StalePolicyArg::Open => veto_api::StalePolicy::Open,
+        }
+    }
+}
+
+/// Seconds, a positive finite number (`--max-staleness`).
+pub(crate) fn positive_secs(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        _ => Err(format!(
+            "must be a positive number of seconds, not {text:?}"
+        )),
+    }
+}
+
 /// Flags of `veto serve`. Each is optional here so that a `--config` file can
 /// supply what the command line and environment leave out.
 #[derive(Args, Debug, Default)]
@@ -143,6 +172,22 @@ pub(crate) struct ServeArgs {
     /// Snapshots streaming at once [default: 16].
     #[arg(long, env = "VETO_MAX_SNAPSHOTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_snapshots: Option<u64>,
+    /// Seconds any origin may lag here (its freshness watermark, as in
+    /// /v1/status `origins`) before lookups count as stale: /v1/auth then
+    /// refuses with 503 `stale`, or lets the token through with a
+    /// `Veto-Stale` header under `--stale-policy open` [default: no bound].
+    #[arg(
+        long,
+        env = "VETO_MAX_STALENESS",
+        value_name = "SECS",
+        allow_negative_numbers = true,
+        value_parser = positive_secs
+    )]
+    pub(crate) max_staleness: Option<f64>,
+    /// What /v1/auth answers past --max-staleness: `closed` (503) or `open`
+    /// (200 with Veto-Stale) [default: closed; needs --max-staleness].
+    #[arg(long, env = "VETO_STALE_POLICY", value_enum)]
+    pub(crate) stale_policy: Option<StalePolicyArg>,
     #[command(flatten)]
     pub(crate) limits: crate::serve::limits_args::LimitArgs,
 }
@@ -214,6 +259,21 @@ pub(crate) struct RevokeArgs {
     /// Who, for the audit trail.
     #[arg(long)]
     pub(crate) actor: Option<String>,
+    /// Wait until it is enforced by `all` nodes, a `quorum`, N nodes, or
+    /// every node of these regions (comma-separated), then print who
+    /// enforces it; exits 3 if the wait is not met in time (it is stored
+    /// all the same).
+    #[arg(long, value_name = "all|quorum|N|REGIONS", value_parser = crate::revoke_wait::parse_wait)]
+    pub(crate) wait: Option<String>,
+    /// How long --wait waits, in seconds, at most 60 [default: 10].
+    #[arg(
+        long,
+        value_name = "SECS",
+        requires = "wait",
+        allow_negative_numbers = true,
+        value_parser = crate::revoke_wait::parse_timeout
+    )]
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// Claims that identify a token.

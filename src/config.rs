@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::cli::{LogFormat, ServeArgs, StalePolicyArg};
 use crate::serve::http::rate::{self, Rate, RateLimits};
 use crate::serve::http::HttpLimits;
 use crate::serve::limits_args::LimitArgs;
@@ -53,6 +53,8 @@ struct FileConfig {
     #[serde(default)]
     transmitters: Vec<TransmitterConfig>,
     set_replay_window: Option<u64>,
+    max_staleness: Option<f64>,
+    stale_policy: Option<StalePolicyArg>,
 }
 
 /// A `[[transmitters]]` table: a Shared Signals transmitter whose SETs
@@ -127,6 +129,9 @@ pub(crate) struct Settings {
     pub(crate) http: HttpLimits,
     pub(crate) transmitters: Vec<veto_api::Transmitter>,
     pub(crate) set_replay_window: Duration,
+    /// How stale an origin may be before lookups say so, and what
+    /// `/v1/auth` then answers.
+    pub(crate) max_staleness: Option<veto_api::StaleBound>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -207,6 +212,10 @@ impl Settings {
         if max_token_lifetime == 0 {
             bail!("--max-token-lifetime must be at least 1 second");
         }
+        let max_staleness = stale_bound(
+            args.max_staleness.or(file.max_staleness),
+            args.stale_policy.or(file.stale_policy),
+        )?;
         Ok(Settings {
             data_dir: args
                 .data_dir
@@ -281,8 +290,35 @@ impl Settings {
             set_replay_window: file
                 .set_replay_window
                 .map_or(veto_api::DEFAULT_SET_REPLAY_WINDOW, secs),
+            max_staleness,
         })
     }
+}
+
+/// The staleness bound from `--max-staleness` and `--stale-policy` (or the
+/// file's `max_staleness` and `stale_policy`): a policy alone is refused,
+/// since with no bound nothing is ever stale and the policy would silently
+/// do nothing.
+fn stale_bound(
+    max: Option<f64>,
+    policy: Option<StalePolicyArg>,
+) -> anyhow::Result<Option<veto_api::StaleBound>> {
+    let Some(max) = max else {
+        if policy.is_some() {
+            bail!(
+                "--stale-policy (`stale_policy`) needs --max-staleness (`max_staleness`): \
+                 without a bound nothing is ever stale"
+            );
+        }
+        return Ok(None);
+    };
+    // The flag's parser checks this too; the file's key is checked here.
+    if !(max.is_finite() && max > 0.0) {
+        bail!("`max_staleness` must be a positive number of seconds, not {max}");
+    }
+    let max = Duration::try_from_secs_f64(max).unwrap_or(Duration::MAX);
+    let policy = policy.map_or(veto_api::StalePolicy::Closed, Into::into);
+    Ok(Some(veto_api::StaleBound::new(max, policy)))
 }
 
 /// The HTTP limits: flags and environment, then the file, then defaults.

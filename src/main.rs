@@ -22,6 +22,7 @@ mod probe;
 mod relay;
 mod remote;
 mod replication;
+mod revoke_wait;
 mod serve;
 
 use std::process::ExitCode;
@@ -61,7 +62,13 @@ fn main() -> ExitCode {
         Err(err) => {
             // One clear line, never a panic trace: operators read this first.
             eprintln!("veto: {err:#}");
-            ExitCode::FAILURE
+            // Stored but not yet enforced everywhere asked is not a failed
+            // revoke: scripts can tell the two apart.
+            if err.is::<revoke_wait::WaitNotMet>() {
+                ExitCode::from(revoke_wait::EXIT_WAIT_NOT_MET)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

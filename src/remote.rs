@@ -5,6 +5,7 @@
 //! runtime. It prints the node's answer as pretty JSON with its keys in
 //! alphabetical order, and turns an error answer into one line,
 //! `<status>: <the API's message>`; either way the exit code says which.
+//! `veto revoke --wait` adds the receipt's table (see [`crate::revoke_wait`]).
 
 use std::future::Future;
 
@@ -13,6 +14,7 @@ use serde::Serialize;
 use veto_client::{CheckAnswer, Claims, Client, ClientError, RevokeRequest, Revoked};
 
 use crate::cli::{CertCommand, CheckArgs, NodeArgs, PeersCommand, RevokeArgs};
+use crate::revoke_wait;
 
 fn admin_token(node: &NodeArgs) -> anyhow::Result<Option<String>> {
     if let Some(token) = &node.admin_token {
@@ -97,10 +99,25 @@ pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
         reason: args.reason,
         actor: args.actor,
     };
-    let record = call_node(&args.node.node, admin_token(&args.node)?, |c| async move {
-        c.revoke_view(&body).await
+    let admin = admin_token(&args.node)?;
+    let Some(wait) = args.wait else {
+        let record = call_node(&args.node.node, admin, |c| async move {
+            c.revoke_view(&body).await
+        })?;
+        return print_json(&record);
+    };
+    let timeout = args.timeout.unwrap_or(revoke_wait::DEFAULT_TIMEOUT);
+    let sent_wait = wait.clone();
+    let (sent_at, waited) = call_node(&args.node.node, admin, |c| async move {
+        // Taken after the runtime and client are up: as close to the send
+        // as this process can see.
+        let sent_at = revoke_wait::unix_now();
+        let waited = c.revoke_wait(&body, &sent_wait, timeout).await?;
+        Ok((sent_at, waited))
     })?;
-    print_json(&record)
+    print_json(&waited.stored)?;
+    println!();
+    revoke_wait::report(&waited, &wait, timeout, sent_at, revoke_wait::unix_now())
 }
 
 /// `veto check`.

@@ -212,9 +212,22 @@ async fn start_node(
         .cloned()
         .fold(api_config, veto_api::ApiConfig::with_transmitter)
         .with_set_replay_window(settings.set_replay_window);
+    let mut gateway_auth = veto_api::GatewayAuth::new(Arc::clone(&node) as Arc<dyn Backend>);
+    let api_config = match settings.max_staleness {
+        Some(bound) => {
+            tracing::info!(
+                max_staleness_s = bound.max.as_secs_f64(),
+                policy = bound.policy.as_str(),
+                "lookups held to a staleness bound"
+            );
+            gateway_auth = gateway_auth.with_max_staleness(bound);
+            api_config.with_max_staleness(bound.max, bound.policy)
+        }
+        None => api_config,
+    };
     let backend: Arc<dyn Backend> = node.clone();
     // Set once, here: nothing else writes them.
-    let _ = gateway.set(veto_api::GatewayAuth::new(Arc::clone(&backend)));
+    let _ = gateway.set(gateway_auth);
     let _ = app.set(veto_api::router(backend, api_config));
     tracing::info!("serving");
     Ok(node)

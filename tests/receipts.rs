@@ -8,76 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{eventually, make_certs, tls_args, Relay, Veto, ADMIN_TOKEN};
-
-/// us-east dials eu-west through a relay with `eu_ms` one way and ap-south
-/// through one with `ap_ms`; eu-west and ap-south only hear each other
-/// through us-east. Anti-entropy every 5 s: only prompt reports answer a
-/// receipt sooner.
-struct Regions {
-    us: Veto,
-    eu: Veto,
-    ap: Veto,
-    to_eu: Relay,
-    to_ap: Relay,
-    _dirs: Vec<tempfile::TempDir>,
-    _certs: tempfile::TempDir,
-}
-
-fn regions(eu_ms: u64, ap_ms: u64) -> Regions {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &["us", "eu", "ap"]);
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports: Vec<u16> = (0..3).map(|_| support::free_udp_port()).collect();
-    let args = |i: usize, name: &str, region: &str| {
-        let mut a = tls_args(certs.path(), name, ports[i], region);
-        let ae = a.iter().position(|x| x == "--anti-entropy-ms").unwrap();
-        a[ae + 1] = "5000".into();
-        a
-    };
-    let eu = Veto::start_with(dirs[1].path(), &args(1, "eu", "eu-west"));
-    let ap = Veto::start_with(dirs[2].path(), &args(2, "ap", "ap-south"));
-    let to_eu = Relay::start(ports[1], 11);
-    let to_ap = Relay::start(ports[2], 12);
-    to_eu.command(&format!("delay {eu_ms}"));
-    to_ap.command(&format!("delay {ap_ms}"));
-    let mut us_args = args(0, "us", "us-east");
-    for relay in [&to_eu, &to_ap] {
-        us_args.extend(["--peer".into(), format!("127.0.0.1:{}", relay.listen)]);
-    }
-    let us = Veto::start_with(dirs[0].path(), &us_args);
-    let r = Regions {
-        us,
-        eu,
-        ap,
-        to_eu,
-        to_ap,
-        _dirs: dirs,
-        _certs: certs,
-    };
-    // Every node reports every other before the test starts.
-    eventually(
-        Duration::from_secs(20),
-        "every origin known everywhere",
-        || {
-            [&r.us, &r.eu, &r.ap].iter().all(|n| {
-                origins(n)
-                    .iter()
-                    .filter(|o| !o["complete_through"].is_null())
-                    .count()
-                    == 3
-            })
-        },
-    );
-    r
-}
-
-fn origins(node: &Veto) -> Vec<Value> {
-    node.status()["origins"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use support::regions::{origins, regions};
+use support::{eventually, Veto, ADMIN_TOKEN};
 
 fn post(node: &Veto, path_and_query: &str, body: &Value) -> (u16, Value) {
     let r = node.post_json(path_and_query, body);
@@ -295,4 +227,27 @@ fn bad_waits_timeouts_and_receipt_ids_are_refused() {
     let path = format!("/v1/revocations/{}/receipt", stored["id"].as_str().unwrap());
     assert_eq!(r.us.get(&path).status(), 401);
     assert_eq!(r.us.admin_get(&path).status(), 200);
+}
+
+#[test]
+fn a_single_node_without_peers_answers_its_own_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Veto::start(dir.path(), &[]);
+    let start = Instant::now();
+    let (status, body) = post(
+        &node,
+        "/v1/revocations?wait=all&timeout=5",
+        &json!({"scope": "token", "jti": "alone"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(body["receipt"]["complete"], true, "{body}");
+    assert_eq!(
+        body["receipt"]["nodes"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    let path = format!("/v1/revocations/{}/receipt", body["id"].as_str().unwrap());
+    let receipt: Value = node.admin_get(&path).json().unwrap();
+    assert_eq!(receipt["nodes"][0]["state"], "enforced", "{receipt}");
 }

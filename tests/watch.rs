@@ -1,7 +1,8 @@
 //! veto-client's LocalCache against a real `veto serve`: it loads the
 //! snapshot, follows the watch stream, enforces new revocations, survives a
-//! node restart through resync, and answers per its stale policy while the
-//! node is down.
+//! node restart through resync, answers per its stale policy while the node
+//! is down, and, held to a `max_staleness`, fails closed once the node's
+//! heartbeats stop.
 
 mod support;
 
@@ -252,6 +253,80 @@ fn a_cache_spawned_while_its_node_is_down_fails_closed_until_it_loads() {
         until(&cache, "loaded", |c| !c.is_stale()).await;
         assert!(revoked(cache.check(&jti("x"))));
         assert_eq!(cache.check(&jti("anything")), Decision::NotRevoked);
+    });
+}
+
+/// Sends `signal` (`STOP` or `CONT`) to the node's process.
+fn signal(veto: &Veto, signal: &str) {
+    let pid = veto.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn held_to_max_staleness_the_cache_fails_closed_once_its_nodes_heartbeats_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let veto = Veto::start(dir.path(), &[]);
+    veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "known"}));
+    let rt = runtime();
+    let config = CacheConfig {
+        // Far off: what makes the cache stale here is the heartbeats' age.
+        stale_after: Duration::from_secs(60),
+        max_staleness: Some(Duration::from_secs(2)),
+        ..quick(StalePolicy::FailClosed)
+    };
+    let cache = rt.block_on(async {
+        let cache = LocalCache::start(Client::new(&veto.url).unwrap(), config)
+            .await
+            .unwrap();
+        // The node's first heartbeat comes with `ready`.
+        until(&cache, "fresh from the first heartbeat", |c| !c.is_stale()).await;
+        assert_eq!(cache.stale_origins(), Vec::new());
+        assert_eq!(cache.check(&jti("unknown")), Decision::NotRevoked);
+        // Heartbeats keep it fresh past the bound.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!cache.is_stale(), "{:?}", cache.status());
+        cache
+    });
+
+    // Frozen, the node keeps its connection open and sends nothing.
+    signal(&veto, "STOP");
+    let frozen = Instant::now();
+    rt.block_on(async {
+        until(&cache, "stale once the heartbeats stop", |c| c.is_stale()).await;
+        assert!(
+            frozen.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            frozen.elapsed()
+        );
+        assert_eq!(cache.check(&jti("unknown")), Decision::Unavailable);
+        assert!(revoked(cache.check(&jti("known"))));
+        // The node stands for its origins (it replicates with nobody), as
+        // stale as its last heartbeat is old.
+        let stale = cache.stale_origins();
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert_eq!(stale[0].name, veto.url);
+        assert!(
+            stale[0].staleness.unwrap() > Duration::from_secs(2),
+            "{stale:?}"
+        );
+        let names =
+            |v: Vec<veto_client::StaleOrigin>| v.into_iter().map(|o| o.name).collect::<Vec<_>>();
+        assert_eq!(names(cache.status().stale_origins), [veto.url.as_str()]);
+        assert!(cache.staleness() < Duration::from_secs(60));
+    });
+
+    signal(&veto, "CONT");
+    rt.block_on(async {
+        until(&cache, "fresh once the heartbeats are back", |c| {
+            !c.is_stale()
+        })
+        .await;
+        assert_eq!(cache.check(&jti("unknown")), Decision::NotRevoked);
+        assert_eq!(cache.stale_origins(), Vec::new());
     });
 }
 

@@ -80,6 +80,7 @@ fn messages() -> Vec<Message> {
                     state: None,
                 },
             ],
+            direct: Some(vec![NodeId::new(2), NodeId::new(3)]),
         },
         Message::Push {
             records: vec![

@@ -285,7 +285,7 @@ impl World {
             self.oracle.created(now, i, record);
             if early {
                 // The injected bug: answered before the disk has it.
-                self.oracle.acked(now, id);
+                self.oracle.acked(now, self.nodes[i].ack_time(now), id);
                 self.metrics.acked += 1;
             }
         }
@@ -464,6 +464,7 @@ impl World {
         };
         let (bound, total) = Bound::derive(&self.p, &at_heal);
         self.bound = Some(bound);
+        self.receipts_due = Some(now + total);
         self.q.push(now + total, Event::Deadline);
         self.check_converged();
     }
@@ -567,6 +568,17 @@ impl World {
     pub(crate) fn end(&mut self) {
         if self.ended {
             return;
+        }
+        if let (Some(_), Some(due)) = (self.converged_at, self.receipts_due) {
+            if let Some((i, id, detail)) = self.incomplete_receipt() {
+                // Reports follow the records by up to a few frontier rounds.
+                if self.now < due {
+                    self.q.push(self.now + 50 * MS, Event::End);
+                    return;
+                }
+                self.oracle
+                    .violate(self.now, "receipt-incomplete", Some(i), Some(id), detail);
+            }
         }
         self.ended = true;
         let cut = self.collectable_before();

@@ -85,6 +85,9 @@ pub(crate) struct Known {
     pub(crate) record: Record,
     pub(crate) created_at: Time,
     pub(crate) acked_at: Option<Time>,
+    /// Its origin's wall clock when it was acknowledged: what freshness
+    /// watermarks are measured in.
+    pub(crate) acked_local: Option<std::time::Duration>,
 }
 
 pub(crate) struct Oracle {
@@ -181,14 +184,16 @@ impl Oracle {
                 record: record.clone(),
                 created_at: now,
                 acked_at: None,
+                acked_local: None,
             },
         );
         self.order.push(record.id);
     }
 
-    pub(crate) fn acked(&mut self, now: Time, id: RecordId) {
+    pub(crate) fn acked(&mut self, now: Time, local: Option<std::time::Duration>, id: RecordId) {
         if let Some(k) = self.records.get_mut(&id) {
             k.acked_at = Some(now);
+            k.acked_local = local;
         }
     }
 

@@ -14,6 +14,9 @@ const KINDS: usize = MessageKind::ALL.len();
 pub(crate) struct Metrics {
     pub(crate) messages: [u64; KINDS],
     pub(crate) bytes: [u64; KINDS],
+    /// Bytes spent on who-holds-what in frontiers: their `reports` and
+    /// `direct` parts (the `Reports` messages count as their own kind).
+    pub(crate) report_bytes: u64,
     /// (propagation latency, base one-way latency of that pair).
     pub(crate) latency: Vec<(Time, Time)>,
     pub(crate) revocations: u64,
@@ -116,5 +119,36 @@ pub(crate) fn close_class(reason: &str) -> (&'static str, bool) {
         ("bad message", false)
     } else {
         ("other", false)
+    }
+}
+
+/// The bytes of a frontier frame that carry reports (see
+/// [`Metrics::report_bytes`]).
+pub(crate) fn report_bytes(kind: MessageKind, frame: &[u8]) -> usize {
+    use veto_gossip::proto::{self, Message};
+    match (kind, proto::decode(frame)) {
+        (
+            _,
+            Ok(Message::Frontier {
+                summary,
+                holdings,
+                clock,
+                indirect,
+                expected,
+                ..
+            }),
+        ) => {
+            let bare = Message::Frontier {
+                summary,
+                holdings,
+                clock,
+                indirect,
+                expected,
+                reports: Vec::new(),
+                direct: None,
+            };
+            frame.len().saturating_sub(proto::encoded_len(&bare))
+        }
+        _ => 0,
     }
 }

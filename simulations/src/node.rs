@@ -68,6 +68,11 @@ pub(crate) struct SimNode {
     pub(crate) missing_at_start: u64,
     /// When the node's clock last stepped, and by how much (ms).
     pub(crate) last_step: Option<(Time, i64)>,
+    /// The furthest its wall clock has read at an engine input: the engine
+    /// never reports a time before it, so an acknowledgement earlier than
+    /// it (after the clock stepped back) cannot be placed on the reports'
+    /// time line.
+    pub(crate) max_wall: Duration,
 }
 
 /// The engine configuration a node runs with.
@@ -97,6 +102,13 @@ impl SimNode {
     /// simulated time itself, the wall clock is skewed.
     pub(crate) fn clocks(&self, now: Time) -> Now {
         Now::new(Duration::from_nanos(now), self.local(now))
+    }
+
+    /// Its wall clock at an acknowledgement at `now`, for checking
+    /// watermarks; `None` while the clock reads behind what it read before.
+    pub(crate) fn ack_time(&self, now: Time) -> Option<Duration> {
+        let local = self.local(now);
+        (local >= self.max_wall).then_some(local)
     }
 
     /// This node's wall clock at `now`, in whole Unix seconds.

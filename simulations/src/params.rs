@@ -51,11 +51,15 @@ pub enum Bug {
     /// received record counts in the advertised frontier before it is
     /// durable.
     AdvertiseBeforeDurable,
+    /// veto-node's `report-before-durable` (production's own code): a node's
+    /// report, which receipts are made from, counts records before they are
+    /// durable.
+    ReportBeforeDurable,
 }
 
 impl Bug {
     /// Every bug, for the command line.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::DropOrigin,
         Bug::LoseUnsynced,
         Bug::ReuseSeqs,
@@ -67,6 +71,7 @@ impl Bug {
         Bug::NoStampFloor,
         Bug::AckBeforeDurable,
         Bug::AdvertiseBeforeDurable,
+        Bug::ReportBeforeDurable,
     ];
 
     /// Its command-line name.
@@ -83,6 +88,7 @@ impl Bug {
             Bug::NoStampFloor => "no-stamp-floor",
             Bug::AckBeforeDurable => Fault::AckBeforeDurable.name(),
             Bug::AdvertiseBeforeDurable => Fault::AdvertiseBeforeDurable.name(),
+            Bug::ReportBeforeDurable => Fault::ReportBeforeDurable.name(),
         }
     }
 
@@ -92,6 +98,7 @@ impl Bug {
         match self {
             Bug::AckBeforeDurable => Faults::none().with(Fault::AckBeforeDurable),
             Bug::AdvertiseBeforeDurable => Faults::none().with(Fault::AdvertiseBeforeDurable),
+            Bug::ReportBeforeDurable => Faults::none().with(Fault::ReportBeforeDurable),
             _ => Faults::none(),
         }
     }

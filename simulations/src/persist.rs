@@ -156,10 +156,11 @@ impl World {
             return;
         }
         self.enforce(i, &records);
+        let local = self.nodes[i].ack_time(now);
         for r in &records {
             self.oracle.stored(i, r.id);
             if !early {
-                self.oracle.acked(now, r.id);
+                self.oracle.acked(now, local, r.id);
                 self.metrics.acked += 1;
             }
         }

@@ -73,6 +73,12 @@ pub struct Traffic {
     pub pushes_per_revocation: f64,
     /// By message kind.
     pub by_kind: Vec<KindTraffic>,
+    /// Bytes of frontiers spent telling who holds what (their reports; the
+    /// prompt `Reports` messages are a kind of their own).
+    pub report_bytes: u64,
+    /// Those bytes per frontier sent (one per node and peer and
+    /// anti-entropy round).
+    pub report_bytes_per_frontier: f64,
 }
 
 /// A node that joined late and caught up with the backlog.
@@ -251,6 +257,9 @@ impl RunReport {
             messages_per_revocation: messages as f64 / acked,
             bytes_per_revocation: bytes as f64 / acked,
             pushes_per_revocation: m.messages[3] as f64 / acked,
+            report_bytes: m.report_bytes,
+            report_bytes_per_frontier: m.report_bytes as f64
+                / m.messages[MessageKind::Frontier.index()].max(1) as f64,
             by_kind: MessageKind::ALL
                 .iter()
                 .enumerate()
@@ -363,6 +372,7 @@ impl fmt::Display for RunReport {
             ("  / one-way", format!("p50 {:.2}x  p99 {:.2}x  max {:.1}x  (largest one-way {:.1} ms)", p.ratio_p50, p.ratio_p99, p.ratio_max, p.max_one_way_ms)),
             ("convergence", format!("{converged} after the heal at {:.1} s (bound {bound:.0} ms)", c.heal_at_ms / 1e3)),
             ("traffic", format!("{} messages, {} bytes; per revocation {:.1} messages ({:.1} pushes), {:.0} bytes", t.messages, t.bytes, t.messages_per_revocation, t.pushes_per_revocation, t.bytes_per_revocation)),
+            ("reports", format!("in frontiers {} bytes ({:.1}% of all), {:.1} bytes per frontier; prompt Reports {} bytes ({:.1}% of all)", t.report_bytes, 100.0 * t.report_bytes as f64 / t.bytes.max(1) as f64, t.report_bytes_per_frontier, t.by_kind[MessageKind::Reports.index()].bytes, 100.0 * t.by_kind[MessageKind::Reports.index()].bytes as f64 / t.bytes.max(1) as f64)),
             ("by kind", t.by_kind.iter().map(|k| format!("{} {}/{}B", k.kind, k.messages, k.bytes)).collect::<Vec<_>>().join("  ")),
             ("records in", format!("{} by push, {} by repair, {} duplicates ({:.3} per new record), {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.duplicates_per_new, h.expired_on_receipt, h.cleared, h.gc_pruned)),
             ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.persist_failures, h.read_failures, h.batches_timed_out)),

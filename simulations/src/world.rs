@@ -60,6 +60,11 @@ pub(crate) struct World {
     pub(crate) phase: Phase,
     pub(crate) heal_at: Option<Time>,
     pub(crate) converged_at: Option<Time>,
+    /// When every receipt must be complete: the heal plus the convergence
+    /// bound.
+    pub(crate) receipts_due: Option<Time>,
+    /// Per node, how far its reports were checked (see `enforcement.rs`).
+    pub(crate) checked: Vec<crate::enforcement::Checked>,
     pub(crate) bound: Option<Bound>,
     pub(crate) events: u64,
     pub(crate) max_clock_secs: u64,
@@ -117,6 +122,7 @@ impl World {
                 marker_checked: false,
                 missing_at_start: 0,
                 last_step: None,
+                max_wall: std::time::Duration::ZERO,
             });
         }
         let names = nodes.iter().map(|n| n.name.clone()).collect();
@@ -150,6 +156,8 @@ impl World {
             phase: Phase::Running,
             heal_at: None,
             converged_at: None,
+            receipts_due: None,
+            checked: Vec::new(),
             bound: None,
             events: 0,
             max_clock_secs: 0,
@@ -328,6 +336,7 @@ impl World {
         let now = self.now;
         let node = &mut self.nodes[i];
         let local = node.clocks(now);
+        node.max_wall = node.max_wall.max(local.wall);
         let Some(live) = node.live.as_mut() else {
             return;
         };
@@ -346,6 +355,7 @@ impl World {
         let now = self.now;
         let node = &mut self.nodes[i];
         let local = node.clocks(now);
+        node.max_wall = node.max_wall.max(local.wall);
         let Some(live) = node.live.as_mut() else {
             return;
         };
@@ -440,6 +450,12 @@ impl Runtime for At<'_> {
         let w = &mut *self.world;
         if kind == MessageKind::Frontier {
             w.check_advertised(self.i);
+        }
+        if matches!(kind, MessageKind::Frontier | MessageKind::Reports) {
+            w.check_reports(self.i);
+            if kind == MessageKind::Frontier {
+                w.metrics.report_bytes += crate::metrics::report_bytes(kind, &frame) as u64;
+            }
         }
         w.metrics.sent(kind, frame.len() + FRAME_HEADER_BYTES);
         w.trace.bytes(&frame);

@@ -74,3 +74,17 @@ fn advertising_before_durable_is_seen_in_the_frontier() {
         "advertise-before-durable caught on only {caught:?} of 10 healthy runs"
     );
 }
+
+#[test]
+fn reporting_before_durable_is_seen_in_the_receipts() {
+    let caught = caught_on(
+        Scenario::Healthy5Regions,
+        Bug::ReportBeforeDurable,
+        0..10,
+        &["receipt-not-durable"],
+    );
+    assert!(
+        caught.len() >= 3,
+        "report-before-durable caught on only {caught:?} of 10 healthy runs"
+    );
+}

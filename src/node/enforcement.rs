@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use veto_core::receipt::{OriginView, ReceiptView, Wait};
-use veto_core::{NodeId, RecordId};
+use veto_api::NodeInfo;
+use veto_core::receipt::{OriginView, ReceiptNode, ReceiptView, Wait, ENFORCED, PENDING};
+use veto_core::RecordId;
 use veto_node::Holdings;
 
 use crate::node::wall_clock;
@@ -17,14 +18,35 @@ use crate::peers::PeerDirectory;
 pub(crate) struct Enforcement {
     holdings: watch::Sender<Arc<Holdings>>,
     peers: Arc<PeerDirectory>,
+    /// This node's name and region, for a receipt made before (or without)
+    /// replication: it then lists this node alone.
+    me: (String, String),
 }
 
 impl Enforcement {
-    pub(crate) fn new(me: NodeId, peers: Arc<PeerDirectory>) -> Enforcement {
+    pub(crate) fn new(info: &NodeInfo, peers: Arc<PeerDirectory>) -> Enforcement {
         Enforcement {
-            holdings: watch::Sender::new(Arc::new(Holdings::new(me))),
+            holdings: watch::Sender::new(Arc::new(Holdings::new(info.id))),
             peers,
+            me: (info.name.clone(), info.region.clone()),
         }
+    }
+
+    /// A node without replication has no report of itself: it holds what
+    /// its store holds (`here`).
+    fn with_self(&self, mut receipt: ReceiptView, here: bool) -> ReceiptView {
+        if receipt.nodes.iter().any(|n| n.name == self.me.0) {
+            return receipt;
+        }
+        receipt.nodes.push(ReceiptNode {
+            name: self.me.0.clone(),
+            region: self.me.1.clone(),
+            state: if here { ENFORCED } else { PENDING }.to_owned(),
+            enforced_at: None,
+            last_heard: None,
+        });
+        receipt.complete = receipt.nodes.iter().all(ReceiptNode::enforced);
+        receipt
     }
 
     /// The driver's new view of who holds what.
@@ -38,9 +60,10 @@ impl Enforcement {
 
     /// The receipt of `ids`, or `None` if no node is known to hold them
     /// and none of their origins is known here.
-    pub(crate) fn receipt(&self, ids: &[RecordId]) -> Option<ReceiptView> {
+    pub(crate) fn receipt(&self, ids: &[RecordId], here: bool) -> Option<ReceiptView> {
         let holdings = self.holdings.borrow().clone();
         let receipt = self.with_expected(&holdings).receipt(ids, self.admits());
+        let receipt = self.with_self(receipt, here);
         let known = receipt.nodes.iter().any(|n| n.enforced())
             || ids.iter().all(|id| {
                 holdings
@@ -70,12 +93,14 @@ impl Enforcement {
         ids: &[RecordId],
         wait: &Wait,
         timeout: Duration,
+        here: bool,
     ) -> ReceiptView {
         let mut changes = self.holdings.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let holdings = changes.borrow_and_update().clone();
             let receipt = self.with_expected(&holdings).receipt(ids, self.admits());
+            let receipt = self.with_self(receipt, here);
             if wait.met_by(&receipt) {
                 return receipt;
             }

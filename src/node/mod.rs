@@ -122,6 +122,14 @@ impl Node {
             veto_node::fresh_writer(&mut rand::thread_rng(), |id| covered.origin(id).is_some());
         let life = veto_node::begin_life(id, &covered, store.last_local_stamp(), max_clock_offset);
         let (tx, rx) = mpsc::unbounded_channel();
+        let enforcement = Enforcement::new(
+            &NodeInfo {
+                id,
+                name: name.clone(),
+                region: region.clone(),
+            },
+            Arc::clone(&peers),
+        );
         let node = Node {
             info: NodeInfo { id, name, region },
             store,
@@ -131,7 +139,7 @@ impl Node {
             writer: tokio::sync::Mutex::new(life.writer),
             ready: AtomicBool::new(false),
             local_records: tx,
-            enforcement: Enforcement::new(id, Arc::clone(&peers)),
+            enforcement,
             peers,
             feed: crate::feed::new_feed(feed),
             clock_check: Mutex::new((ClockCheck::UNCONFIRMED, Reading::now())),
@@ -186,6 +194,12 @@ impl Node {
 
     fn clock_check(&self) -> ClockCheck {
         self.clock_check.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Whether the store holds all of `ids`.
+    fn holds(&self, ids: &[RecordId]) -> bool {
+        ids.iter()
+            .all(|id| matches!(self.store.get(*id), Ok(Some(_))))
     }
 
     /// Records that became durable here (local or from a peer): enforce them.
@@ -375,7 +389,7 @@ impl Backend for Node {
     }
 
     fn receipt(&self, ids: &[RecordId]) -> Option<ReceiptView> {
-        self.enforcement.receipt(ids)
+        self.enforcement.receipt(ids, self.holds(ids))
     }
 
     async fn wait_receipt(
@@ -386,7 +400,11 @@ impl Backend for Node {
     ) -> Option<ReceiptView> {
         // Not `receipt`'s "known" test: the records were just made here,
         // and the driver may not have taken them in yet.
-        Some(self.enforcement.wait(ids, wait, timeout).await)
+        Some(
+            self.enforcement
+                .wait(ids, wait, timeout, self.holds(ids))
+                .await,
+        )
     }
 
     fn origins(&self) -> Vec<OriginView> {

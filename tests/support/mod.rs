@@ -6,6 +6,7 @@
 pub mod enforcement;
 pub mod envoy;
 pub mod mesh;
+pub mod regions;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -15,12 +15,19 @@
 //! `+`: a bearer token never holds a space (RFC 6750 `b64token`), but an
 //! unescaped `+` arrives as one.
 //!
+//! With a staleness bound (configured, or `?max_staleness=SECS` in the query,
+//! which tightens it; on `POST` the one query parameter taken), an answer
+//! given while an origin is staler than the bound carries `"stale":
+//! {"<name>": secs|null}`: beside `revoked` for `GET`, beside `results` for
+//! `POST`. `revoked` never changes (see [`crate::stale`]).
+//!
 //! This is the hot path. The query is parsed in place (no allocation unless a
 //! value is percent-encoded), the not-revoked answer is a static body, and the
-//! metrics are pre-registered handles.
+//! metrics are pre-registered handles. Without a bound the watermarks are
+//! never read.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
@@ -34,6 +41,7 @@ use veto_core::Check;
 use crate::backend::{Backend, Revoked};
 use crate::error::{code, ApiError};
 use crate::limits::{parse_array, Body, MAX_BATCH_ITEMS};
+use crate::stale::{self, Stale};
 use crate::state::{AppState, Outcome};
 
 /// One lookup as a client sends it, borrowing from the query or body.
@@ -101,11 +109,16 @@ pub(crate) fn plus_for_space(token: Cow<'_, str>) -> Cow<'_, str> {
 }
 
 impl<'a> CheckInput<'a> {
-    /// Parses `GET /v1/check`'s query string.
-    pub(crate) fn from_query(query: &'a str) -> Result<CheckInput<'a>, ApiError> {
+    /// Parses `GET /v1/check`'s query string: the lookup, and the
+    /// `max_staleness` it asks for.
+    pub(crate) fn from_query(
+        query: &'a str,
+    ) -> Result<(CheckInput<'a>, Option<Duration>), ApiError> {
         let mut input = CheckInput::default();
+        let mut max_staleness = None;
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*name {
+                "max_staleness" => stale::set_max_staleness(&mut max_staleness, &value)?,
                 "iss" => set(&mut input.iss, "iss", value)?,
                 "sub" => set(&mut input.sub, "sub", value)?,
                 "jti" => set(&mut input.jti, "jti", value)?,
@@ -126,12 +139,12 @@ impl<'a> CheckInput<'a> {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "unknown query parameter {other:?}; known are iss, sub, jti, sid, client_id, kid, iat, token"
+                        "unknown query parameter {other:?}; known are iss, sub, jti, sid, client_id, kid, iat, token, max_staleness"
                     )))
                 }
             }
         }
-        Ok(input)
+        Ok((input, max_staleness))
     }
 
     fn has_claims(&self) -> bool {
@@ -220,16 +233,37 @@ fn json_response(body: Bytes) -> Response {
         .into_response()
 }
 
-fn answer(hit: Option<&Revoked>) -> Response {
-    match hit {
-        None => json_response(Bytes::from_static(NOT_REVOKED)),
-        Some(_) => match serde_json::to_vec(&answer_of(hit)) {
-            Ok(v) => json_response(Bytes::from(v)),
-            // Serialising plain strings and numbers cannot fail; if it ever did,
-            // answering "revoked" without details is the safe side.
-            Err(_) => json_response(Bytes::from_static(br#"{"revoked":true}"#)),
-        },
+/// An answer with the origins it was given while stale.
+#[derive(serde::Serialize)]
+struct WithStale<'a, T> {
+    #[serde(flatten)]
+    answer: T,
+    stale: &'a Stale,
+}
+
+fn answer(hit: Option<&Revoked>, stale: Option<&Stale>) -> Response {
+    let body = match (hit, stale) {
+        (None, None) => return json_response(Bytes::from_static(NOT_REVOKED)),
+        (_, None) => serde_json::to_vec(&answer_of(hit)),
+        (_, Some(stale)) => serde_json::to_vec(&WithStale {
+            answer: answer_of(hit),
+            stale,
+        }),
+    };
+    match body {
+        Ok(v) => json_response(Bytes::from(v)),
+        // Serialising plain strings and numbers cannot fail; if it ever did,
+        // answering "revoked" without details is the safe side.
+        Err(_) => json_response(Bytes::from_static(br#"{"revoked":true}"#)),
     }
+}
+
+/// The origins staler than the bound for this request, counted `n` times
+/// in `veto_stale_decisions_total{endpoint="check"}`.
+fn stale_for(state: &AppState, max_staleness: Option<Duration>, n: u64) -> Option<Stale> {
+    let (stale, policy) = stale::judge(state.backend.as_ref(), state.max_staleness, max_staleness)?;
+    state.check_stale.count(policy, n);
+    Some(stale)
 }
 
 /// `GET /v1/check`.
@@ -238,18 +272,24 @@ pub(crate) async fn check_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let start = Instant::now();
-    let result = CheckInput::from_query(query.as_deref().unwrap_or(""))
-        .and_then(|input| input.lookup(state.backend.as_ref()));
+    let result = CheckInput::from_query(query.as_deref().unwrap_or("")).and_then(
+        |(input, max_staleness)| {
+            input
+                .lookup(state.backend.as_ref())
+                .map(|hit| (hit, max_staleness))
+        },
+    );
     let m = &state.check_metrics;
     match result {
-        Ok(hit) => {
+        Ok((hit, max_staleness)) => {
             let outcome = if hit.is_some() {
                 Outcome::Revoked
             } else {
                 Outcome::Clean
             };
+            let stale = stale_for(&state, max_staleness, 1);
             m.record(outcome, start);
-            answer(hit.as_ref())
+            answer(hit.as_ref(), stale.as_ref())
         }
         Err(e) => {
             m.record(Outcome::Error, start);
@@ -258,14 +298,44 @@ pub(crate) async fn check_get(
     }
 }
 
+/// `max_staleness`, the one query parameter of `POST /v1/check`.
+fn batch_query(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let mut max_staleness = None;
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*name {
+            "max_staleness" => stale::set_max_staleness(&mut max_staleness, &value)?,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter {other:?}; the lookups go in the body, and the query takes only max_staleness"
+                )))
+            }
+        }
+    }
+    Ok(max_staleness)
+}
+
+/// The answer to `POST /v1/check`, with the origins it was given while
+/// stale.
+#[derive(serde::Serialize)]
+struct BatchAnswer<'a> {
+    #[serde(flatten)]
+    results: Results<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<Stale>,
+}
+
 /// `POST /v1/check`: a JSON array of lookups, answered `{"results": [...]}` in
 /// order. An invalid item rejects the whole batch with its index.
 pub(crate) async fn check_batch(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
     let m = &state.batch_metrics;
+    let max_staleness = batch_query(query.as_deref()).inspect_err(|_| {
+        m.record(Outcome::Error, start);
+    })?;
     let inputs: Vec<CheckInput<'_>> = parse_array(&body, MAX_BATCH_ITEMS).inspect_err(|_| {
         m.record(Outcome::Error, start);
     })?;
@@ -283,11 +353,16 @@ pub(crate) async fn check_batch(
     let revoked = hits.iter().filter(|h| h.is_some()).count() as u64;
     m.count(Outcome::Revoked, revoked);
     m.count(Outcome::Clean, hits.len() as u64 - revoked);
+    // The watermarks are read once for the batch.
+    let stale = stale_for(&state, max_staleness, hits.len() as u64);
     m.record_duration(start);
-    let results = Results {
-        results: hits.iter().map(|h| answer_of(h.as_ref())).collect(),
+    let answer = BatchAnswer {
+        results: Results {
+            results: hits.iter().map(|h| answer_of(h.as_ref())).collect(),
+        },
+        stale,
     };
-    let body = serde_json::to_vec(&results)
+    let body = serde_json::to_vec(&answer)
         .map_err(|e| ApiError::invalid(format!("cannot encode the answer: {e}")))?;
     Ok(json_response(Bytes::from(body)))
 }

@@ -1,6 +1,6 @@
 //! What the router needs besides the backend: the admin token, the maximum token
-//! lifetime, the metrics renderer, the wall clock and the Shared Signals
-//! transmitters.
+//! lifetime, the metrics renderer, the wall clock, the Shared Signals
+//! transmitters and the staleness bound.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::events::transmitter::Transmitter;
+use crate::stale::{StaleBound, StalePolicy};
 
 /// The default maximum lifetime of a token issued by any issuer veto serves.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -57,6 +58,10 @@ pub struct ApiConfig {
     /// How long the `jti` of an applied SET is remembered (see
     /// [`crate::events`]).
     pub set_replay_window: Duration,
+    /// How stale any origin may be before lookups say so, and what
+    /// `/v1/auth` then answers (see [`crate::stale`]). `None`: no bound
+    /// unless a request asks for one.
+    pub max_staleness: Option<StaleBound>,
 }
 
 impl ApiConfig {
@@ -71,6 +76,7 @@ impl ApiConfig {
             max_clock_offset: veto_core::hlc::DEFAULT_MAX_OFFSET,
             transmitters: Vec::new(),
             set_replay_window: DEFAULT_SET_REPLAY_WINDOW,
+            max_staleness: None,
         }
     }
 
@@ -109,6 +115,12 @@ impl ApiConfig {
         self.set_replay_window = window;
         self
     }
+
+    /// Sets the staleness bound and what `/v1/auth` answers past it.
+    pub fn with_max_staleness(mut self, max: Duration, policy: StalePolicy) -> ApiConfig {
+        self.max_staleness = Some(StaleBound::new(max, policy));
+        self
+    }
 }
 
 impl fmt::Debug for ApiConfig {
@@ -120,6 +132,7 @@ impl fmt::Debug for ApiConfig {
             .field("metrics", &self.metrics.is_some())
             .field("transmitters", &self.transmitters)
             .field("set_replay_window", &self.set_replay_window)
+            .field("max_staleness", &self.max_staleness)
             .finish_non_exhaustive()
     }
 }

@@ -55,6 +55,9 @@ pub mod code {
     pub const WRITES_HALTED: &str = "writes_halted";
     /// The node's clock disagrees with its peers' (503).
     pub const CLOCK_SKEW: &str = "clock_skew";
+    /// An origin is staler than the staleness bound, under the `closed`
+    /// policy (503 from `/v1/auth`).
+    pub const STALE: &str = "stale";
     /// RFC 7009: the `token_type_hint` is not one this server knows.
     pub const UNSUPPORTED_TOKEN_TYPE: &str = "unsupported_token_type";
 }

@@ -5,6 +5,10 @@
 //! status, metrics and health, as specified in the project's DESIGN.md. Every
 //! error is `{"error": "<code>", "message": "<what was wrong>"}`.
 //!
+//! Lookups can be held to a staleness bound: past it, `/v1/auth` refuses (or,
+//! under the `open` policy, says so in `Veto-Stale`) and `/v1/check` names
+//! the stale origins (see [`stale`]).
+//!
 //! It also receives Security Event Tokens from Shared Signals transmitters
 //! (`POST /v1/events`, see [`events`]), and describes itself in an OpenAPI
 //! document (`GET /openapi.json`, see [`openapi`]).
@@ -62,6 +66,7 @@ mod peers;
 mod receipt;
 mod revoke;
 mod snapshot;
+pub mod stale;
 mod state;
 mod status;
 mod ui;
@@ -73,6 +78,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
 use axum::Router;
+use tower_http::classify::SharedClassifier;
 use tower_http::trace::TraceLayer;
 
 pub use backend::{
@@ -88,6 +94,7 @@ pub use feed::{Cursor, Feed, FeedConfig};
 pub use gateway::{AuthDecision, GatewayAuth, NOT_READY_MESSAGE};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
+pub use stale::{Stale, StaleBound, StaleOrigin, StalePolicy, STALE_HEADER};
 pub use veto_core::request::{DEFAULT_ACTOR, MAX_EXPIRY_HORIZON};
 
 /// Builds the HTTP API over `backend`.
@@ -122,6 +129,8 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .fallback(error::unknown_path)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new(SharedClassifier::new(
+            stale::TraceClassifier,
+        )))
         .with_state(state)
 }

@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 use crate::backend::Backend;
 use crate::config::{ApiConfig, Clock, MetricsRenderer};
 use crate::gateway::GatewayAuth;
+use crate::stale::{StaleBound, StaleMetrics};
 
 /// The lookup metrics of one endpoint. Handles are registered once, when the
 /// router is built, so that a lookup only bumps atomics instead of hashing a
@@ -73,6 +74,10 @@ pub(crate) struct Shared {
     pub(crate) batch_metrics: LookupMetrics,
     /// The gateway check of `/v1/auth`, with its metrics.
     pub(crate) gateway: GatewayAuth,
+    /// The configured staleness bound, for `/v1/check`.
+    pub(crate) max_staleness: Option<StaleBound>,
+    /// `/v1/check`'s lookups answered while stale.
+    pub(crate) check_stale: StaleMetrics,
 }
 
 /// The router state: one pointer, cheap to clone per request.
@@ -90,8 +95,14 @@ impl AppState {
     pub(crate) fn new(backend: Arc<dyn Backend>, config: ApiConfig) -> AppState {
         let admin_digest = (!config.admin_token.is_empty())
             .then(|| Sha256::digest(config.admin_token.as_bytes()).into());
+        let mut gateway = GatewayAuth::new(Arc::clone(&backend));
+        if let Some(bound) = config.max_staleness {
+            gateway = gateway.with_max_staleness(bound);
+        }
         AppState(Arc::new(Shared {
-            gateway: GatewayAuth::new(Arc::clone(&backend)),
+            gateway,
+            max_staleness: config.max_staleness,
+            check_stale: StaleMetrics::new("check"),
             backend,
             admin_digest,
             max_lifetime: config.max_token_lifetime.as_secs(),

@@ -16,19 +16,21 @@
 //! Query parameters: `cursor` (resume after this cursor; the standard
 //! `Last-Event-ID` header wins over it, since a reconnecting `EventSource`
 //! sends the header and keeps its original URL) and `heartbeat` (seconds
-//! between keep-alive comments while idle, 1 to 60, default 15). Without a
-//! cursor the stream starts at the present. The answer is `text/event-stream`:
+//! between heartbeats, 1 to 60, default 15). Without a cursor the stream
+//! starts at the present. The answer is `text/event-stream`:
 //!
 //! ```text
 //! id: 8c1f0e25a3b4d9f7-41
 //! event: ready
 //! data: {"cursor":"8c1f0e25a3b4d9f7-41","node":"00000000000000ab"}
 //!
+//! : heartbeat
+//! event: heartbeat
+//! data: {"origins":[{"origin":"00000000000000ab","name":"us-east","region":"us-east","complete_through":1700000000.5,"last_heard":1700000000.5,"staleness_s":0.0},...]}
+//!
 //! id: 8c1f0e25a3b4d9f7-42
 //! event: record
 //! data: {"id":"00000000000000ab-7","scope":"token","jti":"j1",...}
-//!
-//! :heartbeat
 //!
 //! event: resync
 //! data: {"reason":"unknown_epoch","message":"...","cursor":"8c1f0e25a3b4d9f7-42"}
@@ -37,6 +39,14 @@
 //! - `ready` comes first and carries the cursor the stream continues after.
 //! - `record` is one record in the JSON shape of `POST /v1/revocations`; its
 //!   `id:` is the record's cursor. Records come in cursor order, each once.
+//! - `heartbeat` comes right after `ready` and then every `heartbeat`
+//!   seconds, busy or idle. Its `origins` are the node's freshness
+//!   watermarks as `/v1/status` shows them when it is sent: the node holds
+//!   every record of `origin` up to `complete_through`, `staleness_s`
+//!   seconds ago (`null`: not known). A client adds the heartbeat's own age
+//!   to hold itself to a staleness bound, so that a client cut off from its
+//!   node goes stale too. The block starts with the comment `: heartbeat`,
+//!   which is all a keep-alive needs, and carries no `id:`.
 //! - `resync` means the stream cannot continue without a gap. The stream ends
 //!   after it; the client reloads `GET /v1/snapshot` and watches from the
 //!   snapshot's cursor. `reason` is `unknown_epoch`, `too_far_behind` or
@@ -75,11 +85,14 @@ use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::sync::{watch as signal, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use veto_core::receipt::OriginView;
 
+use crate::backend::Backend;
 use crate::error::{code, ApiError};
 pub use crate::feed::{Cursor, Feed, FeedConfig, ParseCursorError};
 use crate::feed::{Event, Resync};
@@ -171,6 +184,26 @@ fn resync_event(feed: &Feed, why: Resync) -> SseEvent {
         .data(serde_json::to_string(&body).unwrap_or_default())
 }
 
+#[derive(Serialize)]
+struct HeartbeatBody {
+    origins: Vec<OriginView>,
+}
+
+/// A heartbeat with the node's watermarks now. The comment is what an
+/// older client takes as a keep-alive.
+fn heartbeat_event(backend: &dyn Backend) -> SseEvent {
+    let body = HeartbeatBody {
+        origins: backend.origins(),
+    };
+    SseEvent::default()
+        .comment("heartbeat")
+        .event("heartbeat")
+        // Plain strings and numbers cannot fail to serialise; if they ever
+        // did, a body without `origins` makes a client reconnect, rather
+        // than read "no origin" as fresh.
+        .data(serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()))
+}
+
 fn record_event(epoch: u64, event: &Event) -> SseEvent {
     SseEvent::default()
         .id(Cursor { epoch, n: event.n }.to_string())
@@ -187,6 +220,11 @@ enum Phase {
 
 struct Watcher {
     feed: Arc<Feed>,
+    /// Where the heartbeats' watermarks come from.
+    backend: Arc<dyn Backend>,
+    heartbeat: Duration,
+    /// When the next heartbeat is due: due at once after `ready`.
+    next_beat: Instant,
     phase: Phase,
     /// Records taken from the ring and not yet sent: at most one chunk.
     pending: VecDeque<Event>,
@@ -208,6 +246,14 @@ impl Watcher {
             Phase::Streaming => {}
         }
         loop {
+            // A stream that never started (`head` is `None`) has nothing more.
+            let head = self.head.as_mut()?;
+            // Due even while records flow, so that a client's view of the
+            // watermarks is never older than one interval.
+            if Instant::now() >= self.next_beat {
+                self.next_beat = Instant::now() + self.heartbeat;
+                return Some(heartbeat_event(self.backend.as_ref()));
+            }
             if let Some(event) = self.pending.pop_front() {
                 if event.n != self.last + 1 {
                     // Cannot happen: the ring is read by number. A gap would
@@ -219,16 +265,20 @@ impl Watcher {
                 self.last = event.n;
                 return Some(record_event(self.feed.epoch, &event));
             }
-            let head = self.head.as_mut()?;
             // Marked seen before reading, so a record published after the read
             // wakes the wait below.
             head.borrow_and_update();
             match self.feed.read(self.last, self.feed.config().channel) {
                 Ok(events) if !events.is_empty() => self.pending = events.into(),
                 Ok(_) => {
-                    if head.changed().await.is_err() {
-                        self.phase = Phase::Done;
-                        return None;
+                    tokio::select! {
+                        changed = head.changed() => {
+                            if changed.is_err() {
+                                self.phase = Phase::Done;
+                                return None;
+                            }
+                        }
+                        () = tokio::time::sleep_until(self.next_beat) => {}
                     }
                 }
                 Err(why) => {
@@ -260,6 +310,9 @@ pub(crate) async fn watch(
     })?;
     let mut watcher = Watcher {
         feed: Arc::clone(&feed),
+        backend: Arc::clone(&state.backend),
+        heartbeat: q.heartbeat,
+        next_beat: Instant::now(),
         phase: Phase::Done,
         pending: VecDeque::new(),
         head: None,
@@ -288,7 +341,9 @@ pub(crate) async fn watch(
         let event = w.next().await?;
         Some((Ok::<_, Infallible>(event), w))
     });
-    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(q.heartbeat).text("heartbeat"));
+    // The watcher sends its own heartbeats, with the watermarks, in place of
+    // axum's keep-alive comments.
+    let sse = Sse::new(stream);
     // Proxies such as nginx buffer responses unless told not to.
     Ok(([("x-accel-buffering", "no")], sse).into_response())
 }

@@ -1,5 +1,6 @@
 //! `GET /v1/watch` and `GET /v1/snapshot` over the in-memory node: order,
-//! cursors, resuming, resync, the watcher limit, and snapshot-then-watch.
+//! cursors, resuming, resync, the watcher limit, snapshot-then-watch, and
+//! heartbeats carrying the watermarks.
 
 mod common;
 
@@ -105,11 +106,12 @@ impl Stream {
         }
     }
 
-    /// The next event that is not a comment.
+    /// The next event that is not a comment or a heartbeat.
     async fn event(&mut self) -> Sse {
         loop {
             match self.next().await.expect("the stream ended") {
                 Sse::Comment(_) => continue,
+                e if e.kind() == "heartbeat" => continue,
                 e => return e,
             }
         }
@@ -124,12 +126,17 @@ impl Stream {
     }
 }
 
+/// A block of only comments is a comment; a block with fields is an event,
+/// whatever comments it also holds.
 fn parse_block(block: &str) -> Sse {
     let (mut id, mut kind, mut data) = (None, "message".to_owned(), Vec::new());
+    let (mut comment, mut fields) = (None, false);
     for line in block.lines().filter(|l| !l.is_empty()) {
         if let Some(c) = line.strip_prefix(':') {
-            return Sse::Comment(c.trim().to_owned());
+            comment.get_or_insert_with(|| c.trim().to_owned());
+            continue;
         }
+        fields = true;
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
@@ -138,6 +145,9 @@ fn parse_block(block: &str) -> Sse {
             "data" => data.push(value.to_owned()),
             _ => {}
         }
+    }
+    if let (Some(c), false) = (comment, fields) {
+        return Sse::Comment(c);
     }
     Sse::Event {
         id,
@@ -310,14 +320,62 @@ async fn a_watcher_the_ring_has_left_behind_gets_resync() {
 }
 
 #[tokio::test]
-async fn idle_streams_get_heartbeats() {
+async fn heartbeats_come_at_once_then_every_interval_with_the_watermarks() {
+    let app = App::new();
+    app.backend
+        .set_staleness(&[("eu-1", Some(0.0)), ("us-1", Some(1.5)), ("ap-1", None)]);
+    let mut watch = Stream::open(&app, "/v1/watch?heartbeat=1", None).await;
+    assert_eq!(watch.next().await.unwrap().kind(), "ready");
+    // The first comes right after `ready`, so a client knows the
+    // watermarks from the start.
+    let first = tokio::time::timeout(Duration::from_millis(500), watch.next())
+        .await
+        .expect("a heartbeat at once")
+        .unwrap();
+    let Sse::Event { id, kind, data } = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!((id, kind.as_str()), (&None, "heartbeat"));
+    let origins: Value = serde_json::from_str(data).unwrap();
+    let origins = origins["origins"].as_array().unwrap().clone();
+    assert_eq!(origins.len(), 3);
+    assert_eq!(origins[1]["name"], "us-1");
+    assert_eq!(origins[1]["staleness_s"], 1.5);
+    assert_eq!(origins[2]["staleness_s"], Value::Null);
+    assert_eq!(origins[0]["region"], "eu-1-region");
+
+    // Then one a second, with the watermarks as they are then.
+    app.backend.set_staleness(&[("eu-1", Some(0.2))]);
+    let started = std::time::Instant::now();
+    let next = watch.next().await.unwrap();
+    assert_eq!(next.kind(), "heartbeat");
+    assert!(started.elapsed() > Duration::from_millis(700));
+    assert_eq!(next.data()["origins"][0]["staleness_s"], 0.2);
+}
+
+#[tokio::test]
+async fn heartbeats_keep_coming_while_records_flow() {
     let app = App::new();
     let mut watch = Stream::open(&app, "/v1/watch?heartbeat=1", None).await;
     assert_eq!(watch.next().await.unwrap().kind(), "ready");
-    assert_eq!(
-        watch.next().await.unwrap(),
-        Sse::Comment("heartbeat".into())
-    );
+    assert_eq!(watch.next().await.unwrap().kind(), "heartbeat");
+    let started = std::time::Instant::now();
+    let mut beats = 0;
+    let mut i = 0;
+    while started.elapsed() < Duration::from_millis(2_300) {
+        revoke_jti(&app, &format!("busy-{i}")).await;
+        i += 1;
+        // Read all that is there: a record, and a heartbeat when one is due.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(20), watch.next()).await {
+                Ok(Some(e)) if e.kind() == "heartbeat" => beats += 1,
+                Ok(Some(e)) => assert_eq!(e.kind(), "record"),
+                Ok(None) => panic!("the stream ended"),
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(beats >= 2, "{beats} heartbeats among {i} records");
 }
 
 #[tokio::test]

@@ -17,6 +17,9 @@ use crate::types::{check_query, revoked_of, CheckItem, Claims, Revoked};
 use veto_core::check::{CheckAnswer, CheckResults};
 use veto_core::AuditQuery;
 
+mod receipt;
+pub use receipt::Waited;
+
 /// How long a call that is not a stream may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 

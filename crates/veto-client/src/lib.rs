@@ -1,14 +1,16 @@
 //! veto-client: a Rust client for veto nodes, for gateways and tools.
 //!
 //! - [`Client`] calls every endpoint of a node's HTTP API (revoke, batch,
-//!   audit, lookups, gateway auth, RFC 7009 revocation, membership, status,
-//!   snapshot, watch, health and metrics), async on reqwest. Every failure is
-//!   a [`ClientError`]; an error answer carries the API's `code` and
-//!   `message`.
+//!   revokes that wait for their receipt, receipts, audit, lookups, gateway
+//!   auth, RFC 7009 revocation, membership, status, snapshot, watch, health
+//!   and metrics), async on reqwest. Every failure is a [`ClientError`]; an
+//!   error answer carries the API's `code` and `message`.
 //! - [`LocalCache`] holds a node's revocations in this process, kept current
 //!   by the node's watch stream, and answers lookups in well under a
 //!   microsecond with veto-core's [`veto_core::LookupIndex`]. It reports its
-//!   staleness and, past a bound, fails closed (or open, if so configured).
+//!   staleness (and, with a `max_staleness`, each origin's, from the node's
+//!   heartbeats) and, past a bound, fails closed (or open, if so
+//!   configured).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), veto_client::ClientError> {
@@ -33,13 +35,21 @@ mod record;
 mod stream;
 mod types;
 
-pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StalePolicy};
-pub use client::Client;
+pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StaleOrigin, StalePolicy};
+pub use client::{Client, Waited};
 pub use error::ClientError;
 pub use gateway::Gateway;
 pub use record::RecordView;
 pub use stream::{SnapshotStream, WatchEvent, WatchStream};
 pub use types::{CheckAnswer, CheckItem, Claims, Revoked};
+/// One origin's freshness watermark, as `/v1/status` and the watch
+/// heartbeats carry it.
+pub use veto_core::receipt::OriginView as Origin;
+/// One node's part of a [`ReceiptView`].
+pub use veto_core::receipt::ReceiptNode;
+/// Which nodes enforce a revocation (`GET /v1/revocations/{id}/receipt`,
+/// and the `receipt` of a revoke with `wait`).
+pub use veto_core::receipt::ReceiptView;
 /// One revocation to ask for (`POST /v1/revocations`), the type the node
 /// itself decodes.
 pub use veto_core::request::RevokeRequest;

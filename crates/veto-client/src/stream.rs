@@ -1,9 +1,23 @@
 //! The node's two streams: `GET /v1/watch` (server-sent events) and
 //! `GET /v1/snapshot` (newline-delimited JSON), read incrementally.
+//!
+//! A watch heartbeat is the block
+//!
+//! ```text
+//! : heartbeat
+//! event: heartbeat
+//! data: {"origins":[{"origin":"...","name":"us-east","region":"us-east","complete_through":1700000000.5,"last_heard":1700000000.5,"staleness_s":0.4}]}
+//! ```
+//!
+//! whose `origins` are the node's freshness watermarks when it sent it (the
+//! shape of `/v1/status`'s `origins`), read as
+//! [`WatchEvent::Heartbeat`]`{ origins: Some(..) }`. A node that sends a bare
+//! `:heartbeat` comment instead gives `origins: None`.
 
 use std::collections::VecDeque;
 
 use serde::Deserialize;
+use veto_core::receipt::OriginView;
 use veto_core::Record;
 
 use crate::error::ClientError;
@@ -49,7 +63,7 @@ impl Lines {
 }
 
 /// One message of the watch stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum WatchEvent {
     /// The stream is open and continues after `cursor`.
     Ready {
@@ -63,8 +77,14 @@ pub enum WatchEvent {
         /// The record.
         record: Record,
     },
-    /// A keep-alive from an idle node.
-    Heartbeat,
+    /// A heartbeat: the node is there, and, from a node that sends them,
+    /// its freshness watermarks at the time (see the module doc).
+    Heartbeat {
+        /// Per origin, up to when the node holds everything it made and how
+        /// stale that was when the heartbeat was sent; `None` from a node
+        /// that sends no watermarks.
+        origins: Option<Vec<OriginView>>,
+    },
     /// The node cannot continue this stream without a gap: reload the snapshot
     /// and watch from its cursor. The stream ends after this.
     Resync {
@@ -78,6 +98,11 @@ pub enum WatchEvent {
 #[derive(Deserialize)]
 struct ReadyJson {
     cursor: String,
+}
+
+#[derive(Deserialize)]
+struct HeartbeatJson {
+    origins: Vec<OriginView>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +121,8 @@ pub struct WatchStream {
     id: Option<String>,
     kind: String,
     data: String,
+    /// Whether the block being read held a comment.
+    comment: bool,
 }
 
 impl std::fmt::Debug for WatchStream {
@@ -115,6 +142,7 @@ impl WatchStream {
             id: None,
             kind: String::new(),
             data: String::new(),
+            comment: false,
         }
     }
 
@@ -142,7 +170,9 @@ impl WatchStream {
             return self.dispatch();
         }
         if line.starts_with(':') {
-            self.ready.push_back(WatchEvent::Heartbeat);
+            // A keep-alive, alone or at the head of a heartbeat event: told
+            // apart when the block ends.
+            self.comment = true;
             return Ok(());
         }
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
@@ -165,6 +195,7 @@ impl WatchStream {
         let id = self.id.take();
         let kind = std::mem::take(&mut self.kind);
         let data = std::mem::take(&mut self.data);
+        let comment = std::mem::take(&mut self.comment);
         let bad = |what: &str, e: serde_json::Error| {
             ClientError::protocol(format!("watch `{what}` event: {e}"))
         };
@@ -178,6 +209,14 @@ impl WatchStream {
                     .map_err(|e| bad("ready", e))?
                     .cursor,
             },
+            "heartbeat" => WatchEvent::Heartbeat {
+                origins: Some(
+                    serde_json::from_str::<HeartbeatJson>(&data)
+                        .map_err(|e| bad("heartbeat", e))?
+                        .origins,
+                ),
+            },
+            "" if comment && data.is_empty() => WatchEvent::Heartbeat { origins: None },
             "resync" => {
                 let r: ResyncJson = serde_json::from_str(&data).map_err(|e| bad("resync", e))?;
                 WatchEvent::Resync {
@@ -317,6 +356,7 @@ mod tests {
         let body = format!(
             "id: e-1\nevent: ready\ndata: {{\"cursor\":\"e-1\",\"node\":\"n\"}}\n\n\
              :heartbeat\n\n\
+             : heartbeat\nevent: heartbeat\ndata: {{\"origins\":[{ORIGIN}]}}\n\n\
              id: e-2\r\nevent: record\r\ndata: {RECORD}\r\n\r\n\
              event: future\ndata: {{}}\n\n\
              event: resync\ndata: {{\"reason\":\"unknown_epoch\",\"message\":\"m\"}}\n\n"
@@ -328,7 +368,20 @@ mod tests {
                 cursor: "e-1".into()
             })
         );
-        assert_eq!(w.next().await.unwrap(), Some(WatchEvent::Heartbeat));
+        assert_eq!(
+            w.next().await.unwrap(),
+            Some(WatchEvent::Heartbeat { origins: None })
+        );
+        match w.next().await.unwrap() {
+            Some(WatchEvent::Heartbeat {
+                origins: Some(origins),
+            }) => {
+                assert_eq!(origins.len(), 1);
+                assert_eq!(origins[0].name, "us-east");
+                assert_eq!(origins[0].staleness_s, Some(0.4));
+            }
+            other => panic!("{other:?}"),
+        }
         match w.next().await.unwrap() {
             Some(WatchEvent::Record { cursor, record }) => {
                 assert_eq!(cursor, "e-2");
@@ -344,6 +397,14 @@ mod tests {
             })
         );
         assert_eq!(w.next().await.unwrap(), None);
+    }
+
+    const ORIGIN: &str = r#"{"origin":"00000000000000ab","name":"us-east","region":"us-east","complete_through":1.5,"last_heard":1.5,"staleness_s":0.4}"#;
+
+    #[tokio::test]
+    async fn a_heartbeat_without_its_origins_is_an_error() {
+        let body = ": heartbeat\nevent: heartbeat\ndata: {}\n\n";
+        assert!(WatchStream::new(response(body)).next().await.is_err());
     }
 
     #[tokio::test]

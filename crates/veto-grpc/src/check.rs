@@ -68,34 +68,53 @@ fn raw_value(h: &EnvoyHeader) -> &[u8] {
     }
 }
 
-/// The `CheckResponse` for a decision: `OK` with an empty `ok_response` when
-/// allowed; otherwise `UNAUTHENTICATED` (or `UNAVAILABLE` when the node cannot
-/// judge yet) with a `denied_response` holding the status, headers and body
-/// `/v1/auth` answers.
+/// Headers for Envoy to set, each replacing any of the same name.
+fn header_options(headers: &[(http::HeaderName, HeaderValue)]) -> Vec<HeaderValueOption> {
+    headers
+        .iter()
+        .map(|(name, value)| HeaderValueOption {
+            header: Some(EnvoyHeader {
+                key: name.as_str().to_owned(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                raw_value: Vec::new(),
+            }),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
+            ..HeaderValueOption::default()
+        })
+        .collect()
+}
+
+/// The `CheckResponse` for a decision: `OK` with an `ok_response` when
+/// allowed; otherwise `UNAUTHENTICATED` (`UNAVAILABLE` when the node cannot
+/// judge yet or is stale under the `closed` policy) with a `denied_response`
+/// holding the status, headers and body `/v1/auth` answers.
+///
+/// The `ok_response` is empty, except when the token was let through while
+/// stale under the `open` policy: then it sets `Veto-Stale` on the request
+/// Envoy sends the upstream (its `headers`), as `/v1/auth`'s 200 carries it
+/// for the gateway. It is not added to the client's answer, which need not
+/// learn the cluster's node names.
 pub fn response(decision: &AuthDecision) -> CheckResponse {
     let (code, http_response) = match decision {
         AuthDecision::Allow => (
             Code::Ok,
             HttpResponse::OkResponse(OkHttpResponse::default()),
         ),
+        AuthDecision::AllowStale(_) => (
+            Code::Ok,
+            HttpResponse::OkResponse(OkHttpResponse {
+                headers: header_options(&decision.headers()),
+                ..OkHttpResponse::default()
+            }),
+        ),
         denied => {
             let code = match denied {
-                AuthDecision::Unavailable => Code::Unavailable,
+                AuthDecision::Unavailable | AuthDecision::Stale(_) => Code::Unavailable,
+                // Not asked over gRPC (it has no query), but named all the same.
+                AuthDecision::BadRequest(_) => Code::InvalidArgument,
                 _ => Code::Unauthenticated,
             };
-            let headers = denied
-                .headers()
-                .iter()
-                .map(|(name, value)| HeaderValueOption {
-                    header: Some(EnvoyHeader {
-                        key: name.as_str().to_owned(),
-                        value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                        raw_value: Vec::new(),
-                    }),
-                    append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
-                    ..HeaderValueOption::default()
-                })
-                .collect();
+            let headers = header_options(&denied.headers());
             let denied_response = DeniedHttpResponse {
                 status: Some(HttpStatus {
                     code: i32::from(denied.status().as_u16()),

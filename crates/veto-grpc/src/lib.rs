@@ -12,8 +12,13 @@
 //! | decision | `status.code` | Envoy answers the client |
 //! |---|---|---|
 //! | not revoked | `OK` | the upstream's answer |
+//! | not revoked, an origin staler than `--max-staleness`, policy `open` | `OK`, `Veto-Stale` set on the upstream request | the upstream's answer |
 //! | revoked, missing, malformed, several `Authorization` headers | `UNAUTHENTICATED` | 401 with `/v1/auth`'s `WWW-Authenticate` challenge and JSON body |
+//! | not revoked, an origin staler than `--max-staleness`, policy `closed` | `UNAVAILABLE` | 503 `{"error": "stale", ...}` |
 //! | the node is still loading its state | `UNAVAILABLE` | 503 `{"error": "unavailable", ...}` |
+//!
+//! The staleness bound is the node's configured one: a gRPC check has no
+//! query to tighten it with.
 //!
 //! Until the node has loaded its state, [`serve`] answers every check
 //! `UNAVAILABLE`, so the port can be bound first, as the HTTP one is.

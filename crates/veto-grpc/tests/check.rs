@@ -1,14 +1,18 @@
 //! The `Check` RPC over a real socket with tonic's own client, against a
 //! node faked in memory: each case gets the answer `/v1/auth` gives for the
-//! same `Authorization` headers (status, challenge, body), and a node that
-//! is still loading answers `UNAVAILABLE` with 503.
+//! same `Authorization` headers (status, challenge, body), a node that is
+//! still loading answers `UNAVAILABLE` with 503, and a stale one answers as
+//! `/v1/auth` does under either staleness policy.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap as RawHeaders, HeaderValue as RawHeader};
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderMap as RawHeaders, HeaderValue as RawHeader, HeaderValueOption,
+};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -17,7 +21,11 @@ use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
-use veto_api::{Backend, BackendError, GatewayAuth, NodeInfo, PeerView, Revoked, StatusView};
+use veto_api::{
+    ApiConfig, Backend, BackendError, GatewayAuth, NodeInfo, PeerView, Revoked, StaleBound,
+    StalePolicy, StatusView,
+};
+use veto_core::receipt::OriginView;
 use veto_core::{AuditQuery, Check, Record, Revocation, ScopeKind};
 
 const GONE: &str = "opaque-gone";
@@ -25,6 +33,8 @@ const GONE: &str = "opaque-gone";
 /// A node whose only revoked token is [`GONE`].
 struct Fake {
     ready: AtomicBool,
+    /// Its freshness watermarks.
+    origins: Mutex<Vec<OriginView>>,
 }
 
 #[async_trait]
@@ -62,6 +72,9 @@ impl Backend for Fake {
     async fn remove_peer(&self, _: &str) -> Result<(), BackendError> {
         unimplemented!("the gateway check never removes peers")
     }
+    fn origins(&self) -> Vec<OriginView> {
+        self.origins.lock().unwrap().clone()
+    }
 }
 
 struct Server {
@@ -84,6 +97,7 @@ async fn server() -> Server {
         .unwrap();
     let backend = Arc::new(Fake {
         ready: AtomicBool::new(true),
+        origins: Mutex::new(Vec::new()),
     });
     Server {
         client,
@@ -96,6 +110,13 @@ impl Server {
     fn load(&self) {
         let backend: Arc<dyn Backend> = self.backend.clone();
         self.slot.set(GatewayAuth::new(backend)).unwrap();
+    }
+
+    /// Loads the check held to a staleness bound.
+    fn load_bounded(&self, bound: StaleBound) {
+        let backend: Arc<dyn Backend> = self.backend.clone();
+        let gateway = GatewayAuth::new(backend).with_max_staleness(bound);
+        self.slot.set(gateway).unwrap();
     }
 
     async fn check(&self, request: CheckRequest) -> CheckResponse {
@@ -156,10 +177,14 @@ fn with_http(http: HttpRequest) -> CheckRequest {
 }
 
 /// What `/v1/auth` answers for these `Authorization` headers: status,
-/// `WWW-Authenticate`, `Content-Type` and body.
+/// `WWW-Authenticate`, `Content-Type`, `Veto-Stale` and body.
 async fn http_answer(backend: Arc<Fake>, authorization: &[&str]) -> Answer {
+    http_answer_with(backend, ApiConfig::new("admin-token"), authorization).await
+}
+
+async fn http_answer_with(backend: Arc<Fake>, config: ApiConfig, authorization: &[&str]) -> Answer {
     let backend: Arc<dyn Backend> = backend;
-    let app = veto_api::router(backend, veto_api::ApiConfig::new("admin-token"));
+    let app = veto_api::router(backend, config);
     let mut req = axum::http::Request::get("/v1/auth/api/orders");
     for v in authorization {
         req = req.header("authorization", *v);
@@ -174,12 +199,14 @@ async fn http_answer(backend: Arc<Fake>, authorization: &[&str]) -> Answer {
             .map(|v| v.to_str().unwrap().to_owned())
     };
     let (www_authenticate, content_type) = (header("www-authenticate"), header("content-type"));
+    let veto_stale = header("veto-stale");
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         www_authenticate,
         content_type,
+        veto_stale,
         body: String::from_utf8(body.to_vec()).unwrap(),
     }
 }
@@ -190,7 +217,19 @@ struct Answer {
     status: u16,
     www_authenticate: Option<String>,
     content_type: Option<String>,
+    veto_stale: Option<String>,
     body: String,
+}
+
+/// The one value of header `name` among Envoy header options.
+fn envoy_header(headers: &[HeaderValueOption], name: &str) -> Option<String> {
+    let mut values = headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .filter(|h| h.key == name);
+    let value = values.next().map(|h| h.value.clone());
+    assert!(values.next().is_none(), "{name} twice");
+    value
 }
 
 /// The gRPC status code, and the answer Envoy would give the client.
@@ -198,29 +237,25 @@ fn grpc_answer(resp: &CheckResponse) -> (i32, Answer) {
     let code = resp.status.as_ref().map_or(-1, |s| s.code);
     let answer = match resp.http_response.as_ref() {
         Some(HttpResponse::OkResponse(ok)) => {
-            assert!(ok.headers.is_empty() && ok.headers_to_remove.is_empty());
+            // Only Veto-Stale, on the upstream request, and nothing for the
+            // client's answer.
+            assert!(ok.headers.len() <= 1 && ok.headers_to_remove.is_empty());
+            assert!(ok.response_headers_to_add.is_empty());
             Answer {
                 status: 200,
                 www_authenticate: None,
                 content_type: None,
+                veto_stale: envoy_header(&ok.headers, "veto-stale"),
                 body: String::new(),
             }
         }
         Some(HttpResponse::DeniedResponse(denied)) => {
-            let header = |name: &str| {
-                let mut values = denied
-                    .headers
-                    .iter()
-                    .filter_map(|h| h.header.as_ref())
-                    .filter(|h| h.key == name);
-                let value = values.next().map(|h| h.value.clone());
-                assert!(values.next().is_none(), "{name} twice");
-                value
-            };
+            let header = |name: &str| envoy_header(&denied.headers, name);
             Answer {
                 status: u16::try_from(denied.status.as_ref().unwrap().code).unwrap(),
                 www_authenticate: header("www-authenticate"),
                 content_type: header("content-type"),
+                veto_stale: header("veto-stale"),
                 body: denied.body.clone(),
             }
         }
@@ -305,6 +340,7 @@ async fn a_node_still_loading_answers_unavailable() {
         status: 503,
         www_authenticate: None,
         content_type: Some("application/json".into()),
+        veto_stale: None,
         body: r#"{"error":"unavailable","message":"the node is still loading its state"}"#.into(),
     };
     // Before the state is loaded, there is no gateway check at all.
@@ -361,4 +397,70 @@ async fn no_http_attributes_is_a_missing_token() {
         "{}",
         answer.body
     );
+}
+
+/// eu is five seconds behind, ap never heard of.
+fn stale_origins() -> Vec<OriginView> {
+    let origin = |name: &str, staleness_s| OriginView {
+        origin: "00000000000000ab".into(),
+        name: name.into(),
+        region: name.into(),
+        complete_through: None,
+        last_heard: None,
+        staleness_s,
+    };
+    vec![
+        origin("us", Some(0.2)),
+        origin("eu", Some(5.0)),
+        origin("ap", None),
+    ]
+}
+
+#[tokio::test]
+async fn a_stale_node_answers_as_v1_auth_does_under_either_policy() {
+    const STALE: &str = "eu=5.0,ap=unknown";
+    for policy in [StalePolicy::Closed, StalePolicy::Open] {
+        let s = server().await;
+        *s.backend.origins.lock().unwrap() = stale_origins();
+        let bound = StaleBound::new(Duration::from_secs(3), policy);
+        s.load_bounded(bound);
+        let config = ApiConfig::new("admin-token").with_max_staleness(bound.max, bound.policy);
+        for (authorization, code) in [
+            (
+                "Bearer opaque-ok",
+                match policy {
+                    StalePolicy::Closed => UNAVAILABLE,
+                    StalePolicy::Open => OK,
+                },
+            ),
+            // Revoked beats stale.
+            ("Bearer opaque-gone", UNAUTHENTICATED),
+        ] {
+            let http =
+                http_answer_with(Arc::clone(&s.backend), config.clone(), &[authorization]).await;
+            let resp = s.check(joined(&[authorization])).await;
+            let (got_code, grpc) = grpc_answer(&resp);
+            assert_eq!(got_code, code, "{policy:?} {authorization}");
+            assert_eq!(grpc, http, "{policy:?} {authorization}");
+            match (code, policy) {
+                (UNAUTHENTICATED, _) => assert_eq!(http.veto_stale, None),
+                (_, StalePolicy::Closed) => {
+                    assert_eq!(http.status, 503);
+                    assert_eq!(http.veto_stale.as_deref(), Some(STALE));
+                    let body: serde_json::Value = serde_json::from_str(&http.body).unwrap();
+                    assert_eq!(body["error"], "stale");
+                    assert_eq!(body["stale"], serde_json::json!({"eu": 5.0, "ap": null}));
+                }
+                (_, StalePolicy::Open) => {
+                    assert_eq!(http.status, 200);
+                    assert_eq!(http.veto_stale.as_deref(), Some(STALE));
+                }
+            }
+        }
+        // Fresh again: nothing said.
+        *s.backend.origins.lock().unwrap() = stale_origins().into_iter().take(1).collect();
+        let resp = s.check(joined(&["Bearer opaque-ok"])).await;
+        let (code, answer) = grpc_answer(&resp);
+        assert_eq!((code, answer.veto_stale), (OK, None));
+    }
 }

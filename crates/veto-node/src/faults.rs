@@ -17,17 +17,26 @@ pub enum Fault {
     /// A record received from a peer counts in the advertised frontier
     /// before it is durable: peers stop sending what this node may lose.
     AdvertiseBeforeDurable,
+    /// This node's report of what it holds, which receipts are made from,
+    /// counts received records before they are durable: a receipt says
+    /// "enforced" for a record a crash can still take away.
+    ReportBeforeDurable,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 2] = [Fault::AckBeforeDurable, Fault::AdvertiseBeforeDurable];
+    pub const ALL: [Fault; 3] = [
+        Fault::AckBeforeDurable,
+        Fault::AdvertiseBeforeDurable,
+        Fault::ReportBeforeDurable,
+    ];
 
     /// Its name on command lines and in `VETO_INJECT_BUG`.
     pub fn name(self) -> &'static str {
         match self {
             Fault::AckBeforeDurable => "ack-before-durable",
             Fault::AdvertiseBeforeDurable => "advertise-before-durable",
+            Fault::ReportBeforeDurable => "report-before-durable",
         }
     }
 
@@ -43,7 +52,9 @@ pub struct Faults(BTreeSet<Fault>);
 
 /// A fault name that is not one of [`Fault::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown fault {0:?} (known: ack-before-durable, advertise-before-durable)")]
+#[error(
+    "unknown fault {0:?} (known: ack-before-durable, advertise-before-durable, report-before-durable)"
+)]
 pub struct UnknownFault(pub String);
 
 impl Faults {
@@ -82,6 +93,7 @@ impl Faults {
     /// Sets the engine's part of the faults in `config`.
     pub fn configure(&self, config: &mut Config) {
         config.advertise_before_durable = self.has(Fault::AdvertiseBeforeDurable);
+        config.report_before_durable = self.has(Fault::ReportBeforeDurable);
     }
 
     /// When a local revocation may be answered.

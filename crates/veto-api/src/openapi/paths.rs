@@ -5,6 +5,8 @@
 // The items exist for their `#[utoipa::path]` attributes alone.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -29,6 +31,50 @@ pub(crate) enum ScopeName {
     Client,
     Issuer,
     Key,
+}
+
+/// The origins staler than the staleness bound, by the name of their node:
+/// seconds behind, or `null` when nothing is known of one yet.
+#[derive(ToSchema, Serialize)]
+#[schema(as = StaleOrigins)]
+pub(crate) struct StaleOrigins(BTreeMap<String, Option<f64>>);
+
+/// The answer to one lookup, and the origins it was given while stale.
+#[derive(ToSchema, Serialize)]
+#[schema(as = CheckAnswerWithStaleness)]
+pub(crate) struct CheckGetAnswer {
+    #[serde(flatten)]
+    answer: Answer<'static>,
+    /// Present when an origin was staler than the bound (configured or
+    /// `max_staleness`); `revoked` means the same either way.
+    #[schema(nullable = false)]
+    stale: Option<StaleOrigins>,
+}
+
+/// The answers to a batch of lookups, and the origins they were given while
+/// stale.
+#[derive(ToSchema, Serialize)]
+#[schema(as = CheckResultsWithStaleness)]
+pub(crate) struct CheckBatchAnswer {
+    #[serde(flatten)]
+    results: Results<'static>,
+    /// Present when an origin was staler than the bound (configured or
+    /// `max_staleness`).
+    #[schema(nullable = false)]
+    stale: Option<StaleOrigins>,
+}
+
+/// A 503 of `/v1/auth`: `stale` when it found the token not revoked while an
+/// origin is staler than the bound under the `closed` policy, or
+/// `unavailable` while the node loads its state.
+#[derive(ToSchema, Serialize)]
+pub(crate) struct StaleError {
+    /// `stale` or `unavailable`.
+    error: String,
+    message: String,
+    /// With `stale`: the origins past the bound.
+    #[schema(nullable = false)]
+    stale: Option<StaleOrigins>,
 }
 
 /// `/healthz` and `/readyz`.
@@ -145,19 +191,26 @@ fn receipt() {}
         ("kid" = Option<String>, Query, description = "Signing key id"),
         ("iat" = Option<u64>, Query, description = "Issued at, Unix seconds; without it a bulk cutoff applies (fail closed)"),
         ("token" = Option<String>, Query, description = "The token itself, instead of claims"),
+        ("max_staleness" = Option<f64>, Query, description = MAX_STALENESS, exclusive_minimum = 0),
     ),
     responses(
-        (status = 200, description = "The answer", body = Answer),
-        (status = 400, description = "Nothing to check, an unknown parameter, or a malformed token", body = ErrorBody),
+        (status = 200, description = "The answer; with `stale` when an origin was staler than the bound", body = CheckGetAnswer),
+        (status = 400, description = "Nothing to check, an unknown parameter, a malformed token, or a `max_staleness` that is not a positive number", body = ErrorBody),
     ))]
 fn check_get() {}
+
+/// What `max_staleness` means, on every lookup that takes it.
+const MAX_STALENESS: &str = "Seconds: tightens the node's staleness bound (`--max-staleness`) for this request, or sets one under the `closed` policy when the node has none; a larger value than the node's bound is ignored";
 
 /// Many lookups at once, answered in order.
 #[utoipa::path(post, path = "/v1/check", tag = "lookups",
     request_body = Vec<CheckInput>,
+    params(
+        ("max_staleness" = Option<f64>, Query, description = MAX_STALENESS, exclusive_minimum = 0),
+    ),
     responses(
-        (status = 200, description = "One answer per lookup, in order", body = Results),
-        (status = 400, description = "An invalid item, named by index", body = ErrorBody),
+        (status = 200, description = "One answer per lookup, in order; with `stale` when an origin was staler than the bound", body = CheckBatchAnswer),
+        (status = 400, description = "An invalid item, named by index, a query parameter other than `max_staleness`, or a `max_staleness` that is not a positive number", body = ErrorBody),
         (status = 413, description = "Over 10,000 items or 1 MiB", body = ErrorBody),
     ))]
 fn check_batch() {}
@@ -165,23 +218,43 @@ fn check_batch() {}
 /// Gateway subrequest: allow unless the bearer token is revoked.
 ///
 /// For nginx `auth_request`, Envoy `ext_authz` and Traefik ForwardAuth. Any
-/// method is accepted and the body is never read.
+/// method is accepted and the body is never read. With a staleness bound (the
+/// node's `--max-staleness`, or `max_staleness` in the query of the URL the
+/// gateway asks), a token found not revoked while an origin is staler than
+/// the bound is refused with 503 `stale` (policy `closed`) or let through
+/// with `Veto-Stale` (policy `open`); a revoked token is refused either way.
+/// Query parameters other than `max_staleness` are ignored.
 #[utoipa::path(method(get, post, put, delete, patch, head, options, trace), path = "/v1/auth", tag = "lookups",
-    params(("Authorization" = Option<String>, Header, description = "`Bearer <token>`: the token to check")),
+    params(
+        ("Authorization" = Option<String>, Header, description = "`Bearer <token>`: the token to check"),
+        ("max_staleness" = Option<f64>, Query, description = MAX_STALENESS, exclusive_minimum = 0),
+    ),
     responses(
-        (status = 200, description = "Not revoked"),
+        (status = 200, description = "Not revoked", headers(("Veto-Stale" = String, description = "Only when an origin is staler than the bound: `<name>=<seconds>,...`, seconds with one decimal, `unknown` for an origin of which nothing is known yet"))),
+        (status = 400, description = "A `max_staleness` that is not a positive number", body = ErrorBody),
         (status = 401, description = "Revoked, missing or malformed; with `WWW-Authenticate: Bearer error=\"invalid_token\"`", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 503, description = STALE_503, body = StaleError,
+            headers(("Veto-Stale" = String, description = "Only when an origin is staler than the bound: `<name>=<seconds>,...`, seconds with one decimal, `unknown` for an origin of which nothing is known yet"))),
     ))]
 fn auth() {}
 
+/// The 503 answers of `/v1/auth`.
+const STALE_503: &str = "Not revoked, but an origin is staler than the bound under the `closed` policy (`stale`, naming them); or the node is still loading its state (`unavailable`)";
+
 /// The gateway endpoint, as reached with a trailing slash.
 #[utoipa::path(method(get, post, put, delete, patch, head, options, trace), path = "/v1/auth/", tag = "lookups",
-    params(("Authorization" = Option<String>, Header, description = "`Bearer <token>`: the token to check")),
+    params(
+        ("Authorization" = Option<String>, Header, description = "`Bearer <token>`: the token to check"),
+        ("max_staleness" = Option<f64>, Query, description = MAX_STALENESS, exclusive_minimum = 0),
+    ),
     responses(
-        (status = 200, description = "Not revoked"),
+        (status = 200, description = "Not revoked", headers(("Veto-Stale" = String, description = "Only when an origin is staler than the bound: `<name>=<seconds>,...`, seconds with one decimal, `unknown` for an origin of which nothing is known yet"))),
+        (status = 400, description = "A `max_staleness` that is not a positive number", body = ErrorBody),
         (status = 401, description = "Revoked, missing or malformed", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 503, description = STALE_503, body = StaleError,
+            headers(("Veto-Stale" = String, description = "Only when an origin is staler than the bound: `<name>=<seconds>,...`, seconds with one decimal, `unknown` for an origin of which nothing is known yet"))),
     ))]
 fn auth_slash() {}
 
@@ -190,11 +263,15 @@ fn auth_slash() {}
     params(
         ("rest" = String, Path, description = "The original request path, ignored"),
         ("Authorization" = Option<String>, Header, description = "`Bearer <token>`: the token to check"),
+        ("max_staleness" = Option<f64>, Query, description = MAX_STALENESS, exclusive_minimum = 0),
     ),
     responses(
-        (status = 200, description = "Not revoked"),
+        (status = 200, description = "Not revoked", headers(("Veto-Stale" = String, description = "Only when an origin is staler than the bound: `<name>=<seconds>,...`, seconds with one decimal, `unknown` for an origin of which nothing is known yet"))),
+        (status = 400, description = "A `max_staleness` that is not a positive number", body = ErrorBody),
         (status = 401, description = "Revoked, missing or malformed", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 503, description = STALE_503, body = StaleError,
+            headers(("Veto-Stale" = String, description = "Only when an origin is staler than the bound: `<name>=<seconds>,...`, seconds with one decimal, `unknown` for an origin of which nothing is known yet"))),
     ))]
 fn auth_rest() {}
 
@@ -295,12 +372,14 @@ fn readyz() {}
 /// here, resumable from a cursor.
 ///
 /// The stream opens with a `ready` event carrying the cursor it continues
-/// after; `resync` means the cursor cannot be resumed and ends the stream (load
-/// `/v1/snapshot`, then watch from its cursor).
+/// after, then a `heartbeat` event, one per `heartbeat` seconds after that,
+/// with the node's freshness watermarks; `resync` means the cursor cannot be
+/// resumed and ends the stream (load `/v1/snapshot`, then watch from its
+/// cursor).
 #[utoipa::path(get, path = "/v1/watch", tag = "stream",
     params(
         ("cursor" = Option<String>, Query, description = "Resume after this cursor (`<epoch>-<n>`)"),
-        ("heartbeat" = Option<u32>, Query, description = "Seconds between keep-alive comments (default 15)", minimum = 1, maximum = 60),
+        ("heartbeat" = Option<u32>, Query, description = "Seconds between `heartbeat` events, which carry the node's freshness watermarks (`{\"origins\": [...]}`, as in `/v1/status`); default 15", minimum = 1, maximum = 60),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor; wins over `cursor`"),
     ),
     responses(

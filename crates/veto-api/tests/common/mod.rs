@@ -19,6 +19,7 @@ use veto_api::{
     ApiConfig, Backend, BackendError, Feed, FeedConfig, NodeInfo, PeerView, RecordChunks, Revoked,
     StatusView,
 };
+use veto_core::receipt::OriginView;
 use veto_core::{
     AuditQuery, Check, HybridClock, LookupIndex, NodeId, Record, RecordId, Revocation,
     RevocationSet,
@@ -52,6 +53,10 @@ pub(crate) struct MemoryBackend {
     pub(crate) revoke_calls: AtomicU64,
     /// Every record that becomes durable here is published to it.
     pub(crate) feed: Arc<Feed>,
+    /// What `origins` answers: set by a test to make origins stale.
+    pub(crate) origins: Mutex<Vec<OriginView>>,
+    /// How many times `origins` was called.
+    pub(crate) origins_calls: AtomicU64,
 }
 
 impl MemoryBackend {
@@ -78,7 +83,27 @@ impl MemoryBackend {
             fail_storage: AtomicBool::new(false),
             revoke_calls: AtomicU64::new(0),
             feed: Arc::new(Feed::new(EPOCH, feed)),
+            origins: Mutex::new(Vec::new()),
+            origins_calls: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the origins' staleness, by name: `None` is an origin of which
+    /// nothing is known.
+    pub(crate) fn set_staleness(&self, origins: &[(&str, Option<f64>)]) {
+        let now = self.now.load(Ordering::SeqCst) as f64;
+        *self.origins.lock().unwrap() = origins
+            .iter()
+            .enumerate()
+            .map(|(i, &(name, staleness_s))| OriginView {
+                origin: format!("{:016x}", i + 1),
+                name: name.into(),
+                region: format!("{name}-region"),
+                complete_through: staleness_s.map(|s| now - s),
+                last_heard: Some(now),
+                staleness_s,
+            })
+            .collect();
     }
 
     /// Live records.
@@ -209,6 +234,11 @@ impl Backend for MemoryBackend {
 
     fn feed(&self) -> Option<Arc<Feed>> {
         Some(Arc::clone(&self.feed))
+    }
+
+    fn origins(&self) -> Vec<OriginView> {
+        self.origins_calls.fetch_add(1, Ordering::SeqCst);
+        self.origins.lock().unwrap().clone()
     }
 
     fn snapshot_records(&self) -> Result<RecordChunks, BackendError> {

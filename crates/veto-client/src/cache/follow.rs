@@ -116,9 +116,12 @@ enum End {
 /// snapshot must be loaded first.
 pub(crate) async fn follow(state: Arc<State>, client: Client, mut cursor: Option<String>) {
     let config = state.config.clone();
-    let heartbeat = config
-        .heartbeat
-        .clamp(Duration::from_secs(1), Duration::from_secs(60));
+    // Whole seconds, as the node takes them; three per staleness bound, so
+    // that a cache holding one never goes stale between two heartbeats.
+    let asked = config
+        .max_staleness
+        .map_or(config.heartbeat, |bound| config.heartbeat.min(bound / 3));
+    let heartbeat = Duration::from_secs(asked.as_secs().clamp(1, 60));
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
     let mut next_refresh = config.refresh.map(|r| Instant::now() + r);
     loop {
@@ -173,7 +176,10 @@ pub(crate) async fn follow(state: Arc<State>, client: Client, mut cursor: Option
                     cursor = Some(c);
                     state.changed();
                 }
-                WatchEvent::Heartbeat => state.touch(),
+                WatchEvent::Heartbeat {
+                    origins: Some(origins),
+                } => state.heartbeat(origins),
+                WatchEvent::Heartbeat { origins: None } => state.touch(),
                 WatchEvent::Resync { reason, message } => {
                     tracing::info!(%reason, %message, "veto node asked for a resync; reloading the snapshot");
                     state.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -202,8 +208,13 @@ pub(crate) async fn follow(state: Arc<State>, client: Client, mut cursor: Option
 
 /// Keeps the stale flag true to the clock, checking a few times per bound.
 pub(crate) async fn tick(state: Arc<State>) {
-    let every =
-        (state.config.stale_after / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let bound = state
+        .config
+        .max_staleness
+        .map_or(state.config.stale_after, |m| {
+            m.min(state.config.stale_after)
+        });
+    let every = (bound / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

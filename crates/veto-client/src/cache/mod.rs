@@ -17,11 +17,21 @@
 //! revoked; fail open answers from what the cache holds. A known revocation
 //! is enforced either way.
 //!
+//! With [`CacheConfig::max_staleness`], the cache also holds itself to the
+//! node's staleness bound, as the node's `/v1/auth` does with
+//! `--max-staleness`: the node's heartbeats carry its freshness watermarks
+//! (how stale its copy of each origin is), and the cache's copy of an origin
+//! is that stale plus the heartbeat's age. Past the bound, the same policy
+//! decides, and [`LocalCache::stale_origins`] names the origins; so a node
+//! partitioned from a region, and a cache cut off from its node, both go
+//! stale. A node that sends no watermarks leaves such a cache stale.
+//!
 //! The lookup path takes a read lock on the index and reads one atomic flag;
 //! writers hold the write lock for one record at a time, or for a pointer swap
 //! after a reload.
 
 mod follow;
+mod fresh;
 mod index;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +47,8 @@ use crate::client::Client;
 use crate::error::ClientError;
 use crate::types::{Claims, Revoked};
 use index::CacheIndex;
+
+pub use fresh::StaleOrigin;
 
 /// What to answer for a token the cache does not know to be revoked, once the
 /// cache is stale.
@@ -68,6 +80,13 @@ pub struct CacheConfig {
     /// reloads the snapshot so that records the node has pruned leave memory.
     /// `None` never reloads for this reason.
     pub refresh: Option<Duration>,
+    /// How stale any origin may be in this cache, the node's watermarks from
+    /// its last heartbeat plus that heartbeat's age, before the cache is
+    /// stale. `None` (the default): origins are not looked at. The cache
+    /// then asks for heartbeats at least three times per bound (at most one
+    /// a second, the node's limit), so keep it above 2 s or so plus the
+    /// node's own anti-entropy lag.
+    pub max_staleness: Option<Duration>,
 }
 
 impl Default for CacheConfig {
@@ -79,6 +98,7 @@ impl Default for CacheConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             refresh: Some(Duration::from_secs(3_600)),
+            max_staleness: None,
         }
     }
 }
@@ -111,8 +131,11 @@ pub struct CacheStatus {
     /// Time since the last message from the node (since the cache was made,
     /// before the first load).
     pub staleness: Duration,
-    /// Whether the staleness is past the bound (or nothing was loaded yet).
+    /// Whether the cache is stale: the staleness past `stale_after`, an
+    /// origin past `max_staleness`, or nothing loaded yet.
     pub stale: bool,
+    /// The origins past `max_staleness` (empty without one).
+    pub stale_origins: Vec<StaleOrigin>,
     /// Whether a watch stream is open.
     pub connected: bool,
     /// Snapshots loaded, the first included.
@@ -124,9 +147,14 @@ pub struct CacheStatus {
 /// State shared by the handles and the background tasks.
 pub(crate) struct State {
     pub(crate) index: RwLock<CacheIndex>,
-    /// Set by the staleness ticker, cleared by any message from the node: one
-    /// relaxed load on the lookup path instead of reading the clock.
+    /// Set by the staleness ticker, cleared by any message from the node
+    /// (unless an origin is stale): one relaxed load on the lookup path
+    /// instead of reading the clock.
     pub(crate) stale: AtomicBool,
+    /// Whether an origin is past `max_staleness`, as last worked out.
+    pub(crate) origins_stale: AtomicBool,
+    /// The node's watermarks from its last heartbeat.
+    pub(crate) watermarks: fresh::Watermarks,
     pub(crate) loaded: AtomicBool,
     pub(crate) connected: AtomicBool,
     /// Nanoseconds after `born` of the last message from the node.
@@ -141,10 +169,15 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn new(config: CacheConfig, index: CacheIndex, loaded: bool) -> State {
+    /// `node` names the node in what the cache reports before its first
+    /// heartbeat.
+    fn new(config: CacheConfig, index: CacheIndex, loaded: bool, node: String) -> State {
         State {
             index: RwLock::new(index),
             stale: AtomicBool::new(!loaded),
+            // Nothing is known of any origin before the first heartbeat.
+            origins_stale: AtomicBool::new(config.max_staleness.is_some()),
+            watermarks: fresh::Watermarks::new(node),
             loaded: AtomicBool::new(loaded),
             connected: AtomicBool::new(false),
             contact: AtomicU64::new(0),
@@ -162,7 +195,33 @@ impl State {
         let now = self.born.elapsed().as_nanos() as u64;
         self.contact.store(now, Ordering::Relaxed);
         if self.loaded.load(Ordering::Relaxed) {
-            self.stale.store(false, Ordering::Relaxed);
+            let origins = self.origins_stale.load(Ordering::Relaxed);
+            self.stale.store(origins, Ordering::Relaxed);
+        }
+    }
+
+    /// A heartbeat came with the node's watermarks.
+    pub(crate) fn heartbeat(&self, origins: Vec<veto_core::receipt::OriginView>) {
+        self.watermarks.set(origins);
+        self.update_origins();
+        self.touch();
+    }
+
+    /// Re-evaluates whether an origin is past `max_staleness`.
+    fn update_origins(&self) -> bool {
+        let stale = self
+            .config
+            .max_staleness
+            .is_some_and(|bound| self.watermarks.any_stale(bound));
+        self.origins_stale.store(stale, Ordering::Relaxed);
+        stale
+    }
+
+    /// The origins past `max_staleness`, now.
+    pub(crate) fn stale_origins(&self) -> Vec<StaleOrigin> {
+        match self.config.max_staleness {
+            Some(bound) => self.watermarks.stale(bound),
+            None => Vec::new(),
         }
     }
 
@@ -173,8 +232,10 @@ impl State {
 
     /// Re-evaluates the stale flag from the clock.
     pub(crate) fn update_stale(&self) {
-        let stale =
-            !self.loaded.load(Ordering::Relaxed) || self.staleness() > self.config.stale_after;
+        let origins = self.update_origins();
+        let stale = !self.loaded.load(Ordering::Relaxed)
+            || self.staleness() > self.config.stale_after
+            || origins;
         self.stale.store(stale, Ordering::Relaxed);
     }
 
@@ -229,7 +290,8 @@ impl LocalCache {
     /// background. Fails if the first snapshot cannot be loaded. Must be
     /// called within a tokio runtime.
     pub async fn start(client: Client, config: CacheConfig) -> Result<LocalCache, ClientError> {
-        let state = Arc::new(State::new(config, CacheIndex::new(), false));
+        let node = client.base_url().to_owned();
+        let state = Arc::new(State::new(config, CacheIndex::new(), false, node));
         let cursor = follow::load(&state, &client).await?;
         Ok(LocalCache::run(state, client, Some(cursor)))
     }
@@ -238,7 +300,8 @@ impl LocalCache {
     /// background, retrying with backoff until the node answers. Until the
     /// first load, lookups answer per the stale policy.
     pub fn spawn(client: Client, config: CacheConfig) -> LocalCache {
-        let state = Arc::new(State::new(config, CacheIndex::new(), false));
+        let node = client.base_url().to_owned();
+        let state = Arc::new(State::new(config, CacheIndex::new(), false, node));
         LocalCache::run(state, client, None)
     }
 
@@ -259,7 +322,12 @@ impl LocalCache {
             index.apply(r);
         }
         LocalCache {
-            state: Arc::new(State::new(CacheConfig::default(), index, true)),
+            state: Arc::new(State::new(
+                CacheConfig::default(),
+                index,
+                true,
+                String::new(),
+            )),
             _tasks: Arc::new(Tasks(Vec::new())),
         }
     }
@@ -313,11 +381,23 @@ impl LocalCache {
         self.state.staleness()
     }
 
-    /// Whether the cache is past its staleness bound, or has loaded nothing
-    /// yet. Updated by a ticker a few times per bound, and cleared at once by
-    /// any message from the node.
+    /// Whether the cache is past its staleness bound (`stale_after`, or an
+    /// origin past `max_staleness`), or has loaded nothing yet. Updated by a
+    /// ticker a few times per bound, and at once by any message from the
+    /// node.
     pub fn is_stale(&self) -> bool {
         self.state.stale.load(Ordering::Relaxed)
+    }
+
+    /// The origins staler than [`CacheConfig::max_staleness`] now: the
+    /// node's watermarks from its last heartbeat plus that heartbeat's age
+    /// (before the first heartbeat, the node itself, of unknown staleness).
+    /// Empty without a bound. Under [`StalePolicy::FailOpen`] this is how a
+    /// gateway learns that a "not revoked" came while stale, say to pass it
+    /// on as `/v1/auth` passes `Veto-Stale`; under fail closed such lookups
+    /// answer [`Decision::Unavailable`].
+    pub fn stale_origins(&self) -> Vec<StaleOrigin> {
+        self.state.stale_origins()
     }
 
     /// Records held.
@@ -342,6 +422,7 @@ impl LocalCache {
                 .clone(),
             staleness: s.staleness(),
             stale: s.stale.load(Ordering::Relaxed),
+            stale_origins: s.stale_origins(),
             connected: s.connected.load(Ordering::Relaxed),
             loads: s.loads.load(Ordering::Relaxed),
             resyncs: s.resyncs.load(Ordering::Relaxed),

@@ -81,7 +81,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,8 +157,10 @@ pub struct Engine {
     designated: BTreeMap<NodeId, PeerKey>,
     /// Who holds what across the cluster.
     reports: Reports,
-    /// Received records became durable since this node last reported.
-    report_due: bool,
+    /// The origins of received records that became durable since this node
+    /// last reported: they are told at once (a receipt at the origin waits
+    /// on it).
+    report_due: BTreeSet<NodeId>,
     /// The durable frontier changed since this node's report was made.
     own_report_stale: bool,
 }
@@ -193,7 +195,7 @@ impl Engine {
             fresh: Fresh::default(),
             designated: BTreeMap::new(),
             reports: Reports::default(),
-            report_due: false,
+            report_due: BTreeSet::new(),
             own_report_stale: true,
         }
     }
@@ -516,10 +518,14 @@ impl Engine {
             indirect,
             expected,
             reports,
+            direct,
         } = frontier
         else {
             return;
         };
+        if let (Some(direct), Some(session)) = (direct, self.sessions.get_mut(&peer)) {
+            session.their_direct = Some(direct.into_iter().collect());
+        }
         self.on_reports(peer, reports);
         let their = summary.to_frontier();
         let mut lack = Frontier::new();

@@ -19,6 +19,7 @@ impl Engine {
         holdings.truncate(proto::MAX_SUMMARY_RANGES);
         let (indirect, expected) = self.source_hints(now, peer);
         let reports = self.frontier_reports(now, peer);
+        let direct = self.direct_for(peer);
         let msg = Message::Frontier {
             summary,
             holdings,
@@ -26,6 +27,7 @@ impl Engine {
             indirect,
             expected,
             reports,
+            direct,
         };
         self.send(peer, msg, Lane::Urgent);
     }

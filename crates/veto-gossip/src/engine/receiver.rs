@@ -202,7 +202,9 @@ impl Engine {
             }
         }
         if persisting && self.config.report_before_durable {
-            self.report_due = true;
+            if let Some(t) = self.tickets.get(&ticket) {
+                self.report_due.extend(t.ids.iter().map(|id| id.origin));
+            }
             self.own_report_stale = true;
         }
         if persisting && self.config.advertise_before_durable {
@@ -224,7 +226,8 @@ impl Engine {
             self.durable.insert(*rid);
         }
         self.durable.union_with(&ticket.cover);
-        self.report_due = true;
+        self.report_due
+            .extend(ticket.ids.iter().map(|id| id.origin));
         self.own_report_stale = true;
         for (peer, batch_id) in ticket.waiters {
             let key = (peer, batch_id);

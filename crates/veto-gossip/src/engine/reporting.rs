@@ -3,6 +3,8 @@
 
 use super::reports::Reports;
 use super::{Engine, Lane, Now, PeerKey};
+use veto_core::NodeId;
+
 use crate::proto::{Message, Report};
 
 impl Engine {
@@ -29,14 +31,48 @@ impl Engine {
     }
 
     /// The reports to put in a frontier for `peer`: this node's own, fresh,
-    /// and every other newer than what the peer was sent.
+    /// and those of the nodes the peer is not connected to, each when newer
+    /// than what the peer was sent.
     pub(super) fn frontier_reports(&mut self, now: Now, peer: PeerKey) -> Vec<Report> {
         self.refresh_own_report(now);
+        let me = self.config.node;
         let Some(session) = self.sessions.get_mut(&peer) else {
             return Vec::new();
         };
+        if session.reports.next_frontier() {
+            session.direct_sent = None;
+        }
         let skip = session.node();
-        self.reports.outgoing(&mut session.reports, skip, |_| true)
+        // A cluster's connections come up together: what a peer is connected
+        // to in its first seconds says little, and relaying to it then would
+        // send every node's report to every peer once.
+        let settled = now.mono >= session.opened_at + self.config.anti_entropy_period;
+        let relayed: Vec<NodeId> = match &session.their_direct {
+            Some(direct) if settled => self
+                .reports
+                .nodes()
+                .map(|r| r.node)
+                .filter(|n| *n != me && !direct.contains(n))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let nodes = std::iter::once(me).chain(relayed);
+        self.reports.outgoing(&mut session.reports, skip, nodes)
+    }
+
+    /// The nodes this node is connected to, for a frontier to `peer`, when
+    /// they changed since the last one it was sent.
+    pub(super) fn direct_for(&mut self, peer: PeerKey) -> Option<Vec<NodeId>> {
+        let mut direct: Vec<NodeId> = self.sessions.values().filter_map(|s| s.node()).collect();
+        direct.sort_unstable();
+        direct.dedup();
+        direct.truncate(crate::proto::MAX_INDIRECT_ORIGINS);
+        let session = self.sessions.get_mut(&peer)?;
+        if session.direct_sent.as_ref() == Some(&direct) {
+            return None;
+        }
+        session.direct_sent = Some(direct.clone());
+        Some(direct)
     }
 
     /// Takes in reports from `peer`.
@@ -47,44 +83,40 @@ impl Engine {
         }
     }
 
-    /// After each input: if records became durable here, this node's report
-    /// goes to every peer at once (a receipt waits on it); a changed report
-    /// of another node goes at once to the peers that do not hear that node
-    /// directly. Everything else waits for the next frontier.
+    /// After each input: if received records became durable here, this
+    /// node's report goes at once to their origins (a receipt there waits on
+    /// it), or, when no origin is a direct peer, to every peer, which relay
+    /// it with their next frontier. Everything else waits for the next
+    /// frontier, so a revocation costs one prompt message per node that
+    /// takes it in, whatever the size of the cluster; relaying at once
+    /// instead floods a large cluster with copies.
     pub(super) fn flush_reports(&mut self, now: Now) {
         let me = self.config.node;
-        // Kept current for the node's own receipts and watermarks, but sent
-        // at once only when received records landed: a local record travels
-        // by push, and the next frontier reports it.
+        // Kept current for the node's own receipts and watermarks; a local
+        // record travels by push, and the next frontier reports it.
         let refreshed = self.own_report_stale && self.refresh_own_report(now);
         self.own_report_stale = false;
-        let own = self.report_due && refreshed;
-        self.report_due = false;
-        let changed = self.reports.take_changed();
-        let relay = changed.iter().any(|n| *n != me);
-        if !own && !relay {
+        let due = std::mem::take(&mut self.report_due);
+        if !refreshed || due.is_empty() {
             return;
         }
-        let peers: Vec<PeerKey> = self
+        let peers: Vec<(PeerKey, Option<NodeId>)> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.is_established())
-            .map(|(k, _)| *k)
+            .map(|(k, s)| (*k, s.node()))
             .collect();
-        for peer in peers {
+        let origin_is_peer = peers
+            .iter()
+            .any(|(_, n)| n.is_some_and(|n| due.contains(&n)));
+        for (peer, node) in peers {
+            if origin_is_peer && !node.is_some_and(|n| due.contains(&n)) {
+                continue;
+            }
             let Some(session) = self.sessions.get_mut(&peer) else {
                 continue;
             };
-            let skip = session.node();
-            let indirect = &session.hints.indirect;
-            let pick = |n| {
-                if n == me {
-                    own
-                } else {
-                    changed.contains(&n) && indirect.contains(&n)
-                }
-            };
-            let reports = self.reports.outgoing(&mut session.reports, skip, pick);
+            let reports = self.reports.outgoing(&mut session.reports, node, [me]);
             if !reports.is_empty() {
                 self.send(peer, Message::Reports { reports }, Lane::Urgent);
             }

@@ -3,10 +3,13 @@
 //!
 //! Each node makes a report of itself with every frontier it sends (so an
 //! idle node still heartbeats) and, promptly, whenever records it received
-//! became durable. Peers relay the reports they hold, each to a connection
-//! only when it is newer than what they sent there, and with its body only
-//! when that changed. The cost is a summary per node (one seq per origin),
-//! never per record.
+//! became durable. A node relays the reports of other nodes only to peers
+//! not connected to those nodes (each frontier says whom its sender is
+//! connected to, when that changed), so a full mesh carries each node's own
+//! report only. A report goes to a
+//! connection only when newer than what was sent there, and its body only as
+//! the origins whose seq changed since. The cost is a summary per node (one
+//! seq per origin), never per record.
 //!
 //! From the table come receipts (does node N hold record r durably, and
 //! since when?) and freshness watermarks (up to when does this node hold
@@ -14,7 +17,7 @@
 //! checkpoint dropped to bound memory makes an `enforced since` later and a
 //! `complete through` earlier, never the other way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,26 +119,48 @@ impl NodeReport {
         self.coverage.get(&origin).map_or(0, Coverage::through)
     }
 
-    fn state(&self) -> ReportState {
-        ReportState {
-            name: self.name.clone(),
-            region: self.region.clone(),
-            through: self
-                .coverage
-                .iter()
-                .map(|(origin, c)| (*origin, c.through()))
-                .collect(),
-        }
+    /// Changes whenever the body (name, region, seqs) changes: a reader
+    /// that checked the claims of one version need not check them again.
+    pub fn state_version(&self) -> u64 {
+        self.state_version
     }
 }
 
-/// What was last sent to, and received from, one connection.
+/// What one connection was sent, or sent us, of one node's report.
+#[derive(Default)]
+struct LinkState {
+    at: Duration,
+    name: String,
+    region: String,
+    through: BTreeMap<NodeId, u64>,
+}
+
+/// What was last sent to, and received from, one connection: bodies go as
+/// changes against these.
 #[derive(Default)]
 pub(crate) struct ReportLink {
-    /// Per node: the `at` and state version last sent.
-    sent: BTreeMap<NodeId, (Duration, u64)>,
-    /// Per node: the last state received, which a heartbeat refers to.
-    received: BTreeMap<NodeId, Arc<ReportState>>,
+    sent: BTreeMap<NodeId, LinkState>,
+    received: BTreeMap<NodeId, LinkState>,
+    /// Frontiers sent on the connection since bodies last went whole.
+    since_whole: u32,
+}
+
+/// Every this many frontiers, bodies go whole again: a transport that lost
+/// a message on a live connection (which QUIC never does, but a test
+/// network may) costs at most that many rounds of a stale view.
+const WHOLE_EVERY: u32 = 8;
+
+impl ReportLink {
+    /// Counts a frontier; `true` when this one is to carry whole bodies.
+    pub(crate) fn next_frontier(&mut self) -> bool {
+        self.since_whole += 1;
+        if self.since_whole < WHOLE_EVERY {
+            return false;
+        }
+        self.since_whole = 0;
+        self.sent.clear();
+        true
+    }
 }
 
 /// Every node's latest report. See the module docs.
@@ -146,8 +171,6 @@ pub struct Reports {
     /// publish it again.
     version: u64,
     next_state: u64,
-    /// Nodes whose state changed since the last prompt flush.
-    changed: BTreeSet<NodeId>,
 }
 
 impl Reports {
@@ -197,46 +220,50 @@ impl Reports {
             Some(prev) if prev.heard_at >= wall => prev.heard_at + Duration::from_nanos(1),
             _ => wall,
         };
-        let state = ReportState {
-            name: name.to_owned(),
-            region: region.to_owned(),
-            through,
-        };
-        self.apply(node, at, &state)
+        let through: BTreeMap<NodeId, u64> = through.into_iter().collect();
+        self.apply(node, at, name, region, &through)
     }
 
     /// Takes in reports received on `link`, except those of `me`.
     pub(crate) fn receive(&mut self, me: NodeId, link: &mut ReportLink, reports: Vec<Report>) {
         for report in reports {
-            let state = match report.state {
+            let seen = link.received.entry(report.node).or_default();
+            match report.state {
                 Some(state) => {
-                    let state = Arc::new(state);
-                    link.received.insert(report.node, Arc::clone(&state));
-                    state
+                    if !state.name.is_empty() || !state.region.is_empty() {
+                        seen.name = state.name;
+                        seen.region = state.region;
+                    }
+                    seen.through.extend(state.through);
                 }
-                None => match link.received.get(&report.node) {
-                    Some(state) => Arc::clone(state),
-                    // A heartbeat for a body this connection never sent.
-                    None => continue,
-                },
-            };
-            if report.node == me {
-                continue;
+                // A heartbeat for a body this connection never sent.
+                None if seen.name.is_empty() && seen.through.is_empty() => continue,
+                None => {}
             }
             let at = Duration::from_nanos(report.at);
-            if self
-                .table
-                .get(&report.node)
-                .is_some_and(|r| r.heard_at >= at)
+            seen.at = at;
+            if report.node == me
+                || self
+                    .table
+                    .get(&report.node)
+                    .is_some_and(|r| r.heard_at >= at)
             {
                 continue;
             }
-            self.apply(report.node, at, &state);
+            let (name, region, through) = (seen.name.clone(), seen.region.clone(), &seen.through);
+            self.apply(report.node, at, &name, &region, through);
         }
     }
 
     /// Stores a report newer than the one held; `true` if its body changed.
-    fn apply(&mut self, node: NodeId, at: Duration, state: &ReportState) -> bool {
+    fn apply(
+        &mut self,
+        node: NodeId,
+        at: Duration,
+        name: &str,
+        region: &str,
+        through: &BTreeMap<NodeId, u64>,
+    ) -> bool {
         self.version += 1;
         let entry = self.table.entry(node).or_insert_with(|| {
             Arc::new(NodeReport {
@@ -250,26 +277,19 @@ impl Reports {
         });
         let report = Arc::make_mut(entry);
         let changed = report.state_version == 0
-            || report.name != state.name
-            || report.region != state.region
-            || report.coverage.len() != state.through.len()
-            || state
-                .through
+            || report.name != name
+            || report.region != region
+            || through
                 .iter()
                 .any(|(origin, seq)| report.through(*origin) != *seq);
         report.heard_at = at;
         if changed {
-            report.name.clone_from(&state.name);
-            report.region.clone_from(&state.region);
-            let reported: BTreeSet<NodeId> = state.through.iter().map(|(o, _)| *o).collect();
-            report
-                .coverage
-                .retain(|origin, _| reported.contains(origin));
+            report.name = name.to_owned();
+            report.region = region.to_owned();
             self.next_state += 1;
             report.state_version = self.next_state;
-            self.changed.insert(node);
         }
-        for (origin, seq) in &state.through {
+        for (origin, seq) in through {
             report
                 .coverage
                 .entry(*origin)
@@ -279,44 +299,73 @@ impl Reports {
         changed
     }
 
-    /// The reports to send on `link`: those newer than what it was sent,
-    /// except `skip` (the peer's own), limited to those `pick` accepts.
+    /// The reports of `nodes` to send on `link`: those newer than what it
+    /// was sent, except `skip` (the peer's own).
     pub(crate) fn outgoing(
         &self,
         link: &mut ReportLink,
         skip: Option<NodeId>,
-        pick: impl Fn(NodeId) -> bool,
+        nodes: impl IntoIterator<Item = NodeId>,
     ) -> Vec<Report> {
         let mut out = Vec::new();
         let mut entries = 0usize;
-        for (node, report) in &self.table {
-            if Some(*node) == skip || !pick(*node) {
+        for node in nodes {
+            let Some(report) = self.table.get(&node) else {
+                continue;
+            };
+            if Some(node) == skip {
                 continue;
             }
-            let (sent_at, sent_version) = link.sent.get(node).copied().unwrap_or_default();
-            if report.heard_at <= sent_at && sent_version != 0 {
+            let sent = link.sent.entry(node).or_default();
+            let first = sent.name.is_empty() && sent.through.is_empty();
+            if report.heard_at <= sent.at && !first {
                 continue;
             }
-            let state = (sent_version != report.state_version).then(|| report.state());
-            let len = state.as_ref().map_or(0, |s| s.through.len());
+            // Only what changed since this connection was last sent it.
+            let delta: Vec<(NodeId, u64)> = report
+                .coverage
+                .iter()
+                .map(|(origin, c)| (*origin, c.through()))
+                .filter(|(origin, seq)| sent.through.get(origin) != Some(seq))
+                .collect();
+            let renamed = sent.name != report.name || sent.region != report.region;
             // A report left out now goes with a later message.
-            if out.len() >= MAX_REPORTS || entries + len > MAX_REPORT_ENTRIES {
+            if out.len() >= MAX_REPORTS || entries + delta.len() > MAX_REPORT_ENTRIES {
+                if first {
+                    link.sent.remove(&node);
+                }
                 break;
             }
-            entries += len;
-            link.sent
-                .insert(*node, (report.heard_at, report.state_version));
+            entries += delta.len();
+            // Name and region go only when new to the connection: empty
+            // means unchanged.
+            let state = (first || renamed || !delta.is_empty()).then(|| ReportState {
+                name: if renamed {
+                    report.name.clone()
+                } else {
+                    String::new()
+                },
+                region: if renamed {
+                    report.region.clone()
+                } else {
+                    String::new()
+                },
+                through: delta,
+            });
+            if let Some(state) = &state {
+                if renamed {
+                    sent.name.clone_from(&report.name);
+                    sent.region.clone_from(&report.region);
+                }
+                sent.through.extend(state.through.iter().copied());
+            }
+            sent.at = report.heard_at;
             out.push(Report {
-                node: *node,
+                node,
                 at: u64::try_from(report.heard_at.as_nanos()).unwrap_or(u64::MAX),
                 state,
             });
         }
         out
-    }
-
-    /// Nodes whose body changed since the last call.
-    pub(crate) fn take_changed(&mut self) -> BTreeSet<NodeId> {
-        std::mem::take(&mut self.changed)
     }
 }

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use veto_core::{Frontier, NodeId};
 
@@ -135,6 +135,13 @@ pub(crate) struct Session {
     pub(crate) unacked_in: usize,
     /// Reports sent to and received from the peer.
     pub(crate) reports: ReportLink,
+    /// The nodes this node last told the peer it is connected to.
+    pub(crate) direct_sent: Option<Vec<NodeId>>,
+    /// The nodes the peer last said it is connected to; until it says, it
+    /// is sent no other node's report.
+    pub(crate) their_direct: Option<BTreeSet<NodeId>>,
+    /// When the connection came up, on the monotonic clock.
+    pub(crate) opened_at: Duration,
     pub(crate) stats: PeerStats,
 }
 
@@ -162,6 +169,9 @@ impl Session {
             pushed: VecDeque::new(),
             unacked_in: 0,
             reports: ReportLink::default(),
+            direct_sent: None,
+            their_direct: None,
+            opened_at: now.mono,
             stats: PeerStats {
                 state: PeerState::Handshaking,
                 info: None,

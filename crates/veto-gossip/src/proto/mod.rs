@@ -119,9 +119,14 @@ pub enum Message {
         /// receiver leaves them out of its backlog stream. Only a hint to
         /// save duplicates; the next frontier says again what is missing.
         expected: OriginRanges,
-        /// The sender's own [`Report`] and the latest it knows of other
-        /// nodes, each only when newer than what it last sent the receiver.
+        /// The sender's own [`Report`] and the latest it knows of nodes the
+        /// receiver is not connected to, each only when newer than what it
+        /// last sent the receiver.
         reports: Vec<Report>,
+        /// The nodes the sender is connected to, when that changed since its
+        /// last frontier on this connection: the receiver relays it the
+        /// reports of the others.
+        direct: Option<Vec<NodeId>>,
     },
     /// New records, sent eagerly as they are made. Not acknowledged.
     Push {
@@ -158,9 +163,9 @@ pub enum Message {
         /// The seqs held with data, ascending, within `from..=upto`.
         held: Vec<RangeInclusive<u64>>,
     },
-    /// Reports that changed, sent at once rather than with the next
-    /// frontier: the sender's own after records became durable, and others'
-    /// for nodes the receiver does not hear directly.
+    /// The sender's own report, sent at once rather than with the next
+    /// frontier, after records it received became durable: to their
+    /// origins, whose receipts wait on it.
     Reports {
         /// The reports, as in [`Message::Frontier`].
         reports: Vec<Report>,
@@ -311,9 +316,18 @@ impl Message {
                 indirect,
                 expected,
                 reports,
+                direct,
                 ..
             } => {
                 report::check_reports(reports)?;
+                if let Some(direct) = direct {
+                    if direct.len() > MAX_INDIRECT_ORIGINS {
+                        return Err(Invalid::TooManyOrigins {
+                            count: direct.len(),
+                            limit: MAX_INDIRECT_ORIGINS,
+                        });
+                    }
+                }
                 check_ranges(&summary.origins, MAX_SUMMARY_RANGES)?;
                 if holdings.len() > MAX_SUMMARY_RANGES {
                     return Err(Invalid::TooManyRanges {

@@ -25,20 +25,23 @@ pub struct Report {
     /// The reporter's wall clock when it made the report, nanoseconds since
     /// the Unix epoch. Strictly increasing over one writer id's reports.
     pub at: u64,
-    /// What it holds. `None` means "the same as the last state of this node
-    /// that I sent you on this connection": a heartbeat that only moves `at`.
+    /// What changed since the last body of this node sent on this
+    /// connection (the first one sent is whole). `None`: nothing changed, a
+    /// heartbeat that only moves `at`.
     pub state: Option<ReportState>,
 }
 
 /// The body of a [`Report`]: who the node is and how far it holds each origin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportState {
-    /// The node's operator-given name.
+    /// The node's operator-given name; empty when unchanged since the last
+    /// body on the connection.
     pub name: String,
-    /// The region it serves.
+    /// The region it serves; empty when unchanged, as `name`.
     pub region: String,
     /// Per origin, ascending by origin: the node covers every seq `1..=n` of
     /// that origin durably (holds it, or held it and pruned it as expired).
+    /// Only origins whose `n` changed since the last body on the connection.
     pub through: Vec<(NodeId, u64)>,
 }
 

@@ -69,6 +69,7 @@ fn samples() -> Vec<Message> {
                     state: None,
                 },
             ],
+            direct: Some(vec![NodeId::new(2), NodeId::new(9)]),
         },
         Message::Held {
             origin: NodeId::new(1),
@@ -210,6 +211,7 @@ fn source_hints_in_a_frontier_are_bounded_and_checked() {
         indirect,
         expected,
         reports: Vec::new(),
+        direct: None,
     };
     let origins = (1..=MAX_INDIRECT_ORIGINS as u64 + 1)
         .map(NodeId::new)
@@ -253,6 +255,7 @@ fn limits_are_checked_on_decode() {
         indirect: Vec::new(),
         expected: Vec::new(),
         reports: Vec::new(),
+        direct: None,
     };
     assert!(matches!(
         decode(&encode(&zero).unwrap()),

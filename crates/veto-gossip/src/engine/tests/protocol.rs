@@ -413,6 +413,7 @@ fn an_empty_peer_gets_everything_and_cleared_gaps() {
             indirect: Vec::new(),
             expected: Vec::new(),
             reports: Vec::new(),
+            direct: None,
         },
     );
     // A frontier back at once (the peer had no clock sample of ours), and no
@@ -436,6 +437,7 @@ fn an_empty_peer_gets_everything_and_cleared_gaps() {
             indirect: Vec::new(),
             expected: Vec::new(),
             reports: Vec::new(),
+            direct: None,
         },
     );
     match &sent(&outs)[..] {
@@ -514,6 +516,7 @@ fn clock_samples_measure_the_offset_and_give_a_verdict() {
             indirect: Vec::new(),
             expected: Vec::new(),
             reports: Vec::new(),
+            direct: None,
         },
     );
     // Answered at once with a sample the peer can measure with.
@@ -539,6 +542,7 @@ fn clock_samples_measure_the_offset_and_give_a_verdict() {
             indirect: Vec::new(),
             expected: Vec::new(),
             reports: Vec::new(),
+            direct: None,
         },
     );
     let check = r.engine.clock_check();
