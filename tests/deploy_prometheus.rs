@@ -1,9 +1,9 @@
 //! The Prometheus rules and the Grafana board in `deploy/`, against real
 //! programs: promtool checks the rules and runs their unit tests, and a real
-//! Prometheus scrapes a real veto cluster, loads the rules, and answers every
-//! expression of the board and of the rules with data (so no panel or rule
-//! points at a metric the node does not export), and raises the alerts the
-//! cluster's faults call for.
+//! Prometheus scrapes a real veto cluster and a real `veto probe` measuring
+//! it, loads the rules, and answers every expression of the board and of the
+//! rules with data (so no panel or rule points at a metric the node or the
+//! probe does not export), and raises the alerts the cluster's faults call for.
 //!
 //! Skipped with a message when promtool or prometheus is not installed, unless
 //! `VETO_REQUIRE_GATEWAYS=1` (then it fails): see `scripts/install-test-deps.sh`.
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::{
     eventually, find_executable, free_port, free_udp_port, make_certs, now, replace_in_config,
-    require_gateway, tls_args, Veto,
+    require_gateway, tls_args, veto_bin, Veto, ADMIN_TOKEN,
 };
 
 /// Metrics a node exports only once a rare event happened, which this test
@@ -119,8 +119,9 @@ struct Prometheus {
 
 impl Prometheus {
     /// Runs `deploy/prometheus/prometheus.yml` with a one-second scrape and
-    /// evaluation interval, the rules beside it, and `targets` as the nodes.
-    fn start(bin: &Path, dir: &Path, targets: &[String]) -> Prometheus {
+    /// evaluation interval, the rules beside it, `targets` as the nodes and
+    /// `probe` as the canary probe.
+    fn start(bin: &Path, dir: &Path, targets: &[String], probe: &str) -> Prometheus {
         let example = std::fs::read_to_string(deploy("prometheus/prometheus.yml")).unwrap();
         let conf = replace_in_config(&example, "scrape_interval: 15s", "scrape_interval: 1s");
         let conf = replace_in_config(&conf, "evaluation_interval: 15s", "evaluation_interval: 1s");
@@ -134,6 +135,11 @@ impl Prometheus {
             &conf,
             "\n          - us-east.veto.internal:7400\n          - eu-west.veto.internal:7400\n          - ap-south.veto.internal:7400",
             &listed,
+        );
+        let conf = replace_in_config(
+            &conf,
+            "\n          - probe.veto.internal:7409",
+            &format!("\n          - {probe}"),
         );
         std::fs::write(dir.join("prometheus.yml"), conf).unwrap();
         let port = free_port();
@@ -218,6 +224,43 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A running `veto probe`, killed when dropped.
+struct Probe(Child);
+
+impl Probe {
+    /// Probes `nodes` every second, serving its metrics on `metrics`; a pair
+    /// fails after 5 s (a node down fails its pairs within a round).
+    fn start(nodes: &[&Veto], metrics: &str) -> Probe {
+        let mut cmd = Command::new(veto_bin());
+        cmd.arg("probe");
+        for n in nodes {
+            cmd.args(["--node", &n.url]);
+        }
+        let child = cmd
+            .args([
+                "--interval",
+                "1",
+                "--timeout",
+                "5",
+                "--metrics-listen",
+                metrics,
+            ])
+            .env("VETO_ADMIN_TOKEN", ADMIN_TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn veto probe");
+        Probe(child)
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -322,6 +365,15 @@ fn prometheus_answers_every_board_and_rule_expression_with_data() {
     assert!(!b.revoked(&[("iss", "https://idp"), ("jti", "clean")]));
     assert_eq!(a.get("/v1/auth").status(), 401);
     assert_eq!(a.post_json("/v1/revocations", &json!({})).status(), 400);
+    // A revocation that waits until both nodes enforce it.
+    let r = a.post_json(
+        "/v1/revocations?wait=all&timeout=10",
+        &json!({"scope": "token", "iss": "https://idp", "jti": "waited"}),
+    );
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    // The canary probe measures the two healthy nodes.
+    let probe_addr = format!("127.0.0.1:{}", free_port());
+    let probe = Probe::start(&[&a, &b], &probe_addr);
 
     // ap-south: a node whose disk is "full" (it wants a petabyte free), with
     // a peer that never answers. Its first write halts writes.
@@ -346,11 +398,18 @@ fn prometheus_answers_every_board_and_rule_expression_with_data() {
         .iter()
         .map(|n| n.url.trim_start_matches("http://").to_owned())
         .collect();
-    let prom = Prometheus::start(&bin, pdir.path(), &targets);
-    eventually(Duration::from_secs(30), "three nodes scraped", || {
-        prom.query(r#"up{job="veto"} == 1"#)
-            .is_ok_and(|r| r.len() == 3)
-    });
+    let prom = Prometheus::start(&bin, pdir.path(), &targets, &probe_addr);
+    eventually(
+        Duration::from_secs(30),
+        "three nodes and the probe scraped",
+        || {
+            prom.query(r#"up{job="veto"} == 1"#)
+                .is_ok_and(|r| r.len() == 3)
+                && prom
+                    .query(r#"up{job="veto-probe"} == 1"#)
+                    .is_ok_and(|r| r.len() == 1)
+        },
+    );
     // ap-south keeps refusing writes while Prometheus watches (a rate needs
     // the counter to move), which gives enough samples for rates and for the
     // rules to have run a few times.
@@ -460,7 +519,11 @@ fn prometheus_answers_every_board_and_rule_expression_with_data() {
                 "VetoClockSkewed",
                 "VetoPropagationSlow",
                 "VetoNodeDown",
-                "VetoPeerDown"
+                "VetoPeerDown",
+                "VetoOriginStale",
+                "VetoStaleLookups",
+                "VetoEnforcementBelowSlo",
+                "VetoProbeStopped",
             ]
             .contains(&name.as_str()),
             "{name} is {state} for {instance} in a healthy cluster"
@@ -471,18 +534,27 @@ fn prometheus_answers_every_board_and_rule_expression_with_data() {
         }
     }
 
-    // eu-west goes away: Prometheus sees it down, and us-east sees its peer lost.
+    // eu-west goes away: Prometheus sees it down, us-east sees its peer
+    // lost, and the probe sees canaries no longer enforced everywhere.
     b.stop();
     let b_instance = &targets[1];
-    eventually(Duration::from_secs(40), "eu-west down and lost", || {
-        let active = prom.alerts();
-        active
-            .iter()
-            .any(|(n, i, _)| n == "VetoNodeDown" && i == b_instance)
-            && active
+    eventually(
+        Duration::from_secs(40),
+        "eu-west down and lost, canaries failing",
+        || {
+            let active = prom.alerts();
+            active
                 .iter()
-                .any(|(n, i, _)| n == "VetoPeerDown" && i == &targets[0])
-    });
+                .any(|(n, i, _)| n == "VetoNodeDown" && i == b_instance)
+                && active
+                    .iter()
+                    .any(|(n, i, _)| n == "VetoPeerDown" && i == &targets[0])
+                && active
+                    .iter()
+                    .any(|(n, _, _)| n == "VetoEnforcementBelowSlo")
+        },
+    );
+    drop(probe);
     drop(c);
     drop(a);
 }

@@ -73,11 +73,13 @@ fn messages() -> Vec<Message> {
                         region: "eu-west".into(),
                         through: vec![(NodeId::new(1), 1000), (NodeId::new(7), 0)],
                     }),
+                    digest: 0x1234,
                 },
                 Report {
                     node: NodeId::new(3),
                     at: 1_700_000_000_000_000_001,
                     state: None,
+                    digest: 7,
                 },
             ],
             direct: Some(vec![NodeId::new(2), NodeId::new(3)]),
@@ -109,6 +111,7 @@ fn messages() -> Vec<Message> {
                     region: "ap-south".into(),
                     through: vec![(NodeId::new(1), 1010), (NodeId::new(2), 3)],
                 }),
+                digest: 0x1234,
             }],
         },
     ]

@@ -149,8 +149,22 @@ impl World {
                 seq: held + 1,
             };
             if held < last.seq && !self.oracle.damaged.contains(id) {
+                let acks: Vec<String> = (1..=last.seq.min(6))
+                    .map(|q| {
+                        let k = self.oracle.records.get(&RecordId { origin, seq: q });
+                        format!(
+                            "{q}@{:?}",
+                            k.and_then(|k| k.acked_local).map(|d| d.as_secs_f64())
+                        )
+                    })
+                    .collect();
+                let marks = self.holdings(i).and_then(|h| {
+                    h.reports
+                        .get(&origin)
+                        .map(|r| format!("{:?}", r.coverage.get(&origin)))
+                });
                 let detail = format!(
-                    "its watermark says it holds everything {} acknowledged through {:.3} s, but it lacks {id} of seqs up to {}",
+                    "its watermark says it holds everything {} acknowledged through {:.3} s, but it lacks {id} of seqs up to {} [acks {acks:?}; report {marks:?}]",
                     mark.name,
                     through.as_secs_f64(),
                     last.seq

@@ -122,6 +122,26 @@ impl World {
         }
     }
 
+    /// A local write failed: production holds its writer across the write,
+    /// so the failed seqs are the next ones it hands out, and an origin's
+    /// log never has a gap. Here writes overlap (their seqs are taken at
+    /// once), so the writer goes back to the first failed seq; the writes
+    /// still in flight behind it fail too, as the node has halted.
+    fn rewind_writer(&mut self, i: usize, failed: &[RecordId]) {
+        let Some(live) = self.nodes[i].live.as_mut() else {
+            return;
+        };
+        let id = live.writer.id();
+        let first = failed
+            .iter()
+            .filter(|r| r.origin == id)
+            .map(|r| r.seq)
+            .min();
+        if let Some(first) = first.filter(|f| *f < live.writer.next_seq()) {
+            live.writer = veto_node::Writer::resume(id, first);
+        }
+    }
+
     pub(crate) fn on_local_durable(&mut self, i: usize, incarnation: u64, records: Vec<Record>) {
         let now = self.now;
         if self.nodes[i].incarnation != incarnation || self.nodes[i].live.is_none() {
@@ -137,6 +157,7 @@ impl World {
             let ids: Vec<RecordId> = done.into_iter().collect();
             self.oracle.lost_unacked(&ids);
             self.metrics.revocations_refused += ids.len() as u64;
+            self.rewind_writer(i, &ids);
             self.halt(i);
             return;
         }
@@ -150,6 +171,7 @@ impl World {
             let ids: Vec<RecordId> = records.iter().map(|r| r.id).collect();
             self.oracle.lost_unacked(&ids);
             self.metrics.revocations_refused += ids.len() as u64;
+            self.rewind_writer(i, &ids);
             if self.log {
                 self.say(i, &format!("refuses a local write: {e}"));
             }

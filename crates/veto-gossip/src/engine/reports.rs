@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use veto_core::{Frontier, NodeId, RecordId};
 
-use crate::proto::{Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
+use crate::proto::{through_digest, Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
 
 /// Checkpoints kept per node and origin.
 const MAX_CHECKPOINTS: usize = 32;
@@ -148,7 +148,7 @@ pub(crate) struct ReportLink {
 /// Every this many frontiers, bodies go whole again: a transport that lost
 /// a message on a live connection (which QUIC never does, but a test
 /// network may) costs at most that many rounds of a stale view.
-const WHOLE_EVERY: u32 = 8;
+const WHOLE_EVERY: u32 = 3;
 
 impl ReportLink {
     /// Counts a frontier; `true` when this one is to carry whole bodies.
@@ -228,6 +228,12 @@ impl Reports {
     pub(crate) fn receive(&mut self, me: NodeId, link: &mut ReportLink, reports: Vec<Report>) {
         for report in reports {
             let seen = link.received.entry(report.node).or_default();
+            let at = Duration::from_nanos(report.at);
+            // Bodies are changes against the last one: one that arrives late
+            // (a transport that reorders) must not roll the others back.
+            if at <= seen.at {
+                continue;
+            }
             match report.state {
                 Some(state) => {
                     if !state.name.is_empty() || !state.region.is_empty() {
@@ -240,8 +246,13 @@ impl Reports {
                 None if seen.name.is_empty() && seen.through.is_empty() => continue,
                 None => {}
             }
-            let at = Duration::from_nanos(report.at);
             seen.at = at;
+            if through_digest(&seen.through) != report.digest {
+                // A change that never arrived: this copy is wrong until the
+                // next whole body.
+                link.received.remove(&report.node);
+                continue;
+            }
             if report.node == me
                 || self
                     .table
@@ -364,6 +375,7 @@ impl Reports {
                 node,
                 at: u64::try_from(report.heard_at.as_nanos()).unwrap_or(u64::MAX),
                 state,
+                digest: through_digest(&sent.through),
             });
         }
         out

@@ -35,7 +35,7 @@ pub(crate) use codec::value_len;
 pub use codec::{
     decode, encode, encode_frame, encoded_len, parse_frame_header, DecodeError, EncodeError,
 };
-pub use report::{Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
+pub use report::{through_digest, Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
 pub use summary::FrontierSummary;
 
 /// The protocol version this build speaks, sent in [`Hello`].

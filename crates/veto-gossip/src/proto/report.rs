@@ -29,6 +29,29 @@ pub struct Report {
     /// connection (the first one sent is whole). `None`: nothing changed, a
     /// heartbeat that only moves `at`.
     pub state: Option<ReportState>,
+    /// [`through_digest`] of the whole body: a receiver whose copy differs
+    /// (a change it never got) knows its copy is wrong, and waits for a
+    /// whole one.
+    pub digest: u64,
+}
+
+/// An order-dependent digest of a whole `through` list (ascending by
+/// origin).
+pub fn through_digest<'a>(through: impl IntoIterator<Item = (&'a NodeId, &'a u64)>) -> u64 {
+    // FNV-1a over the pairs' bytes: cheap, and stable across builds.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (origin, seq) in through {
+        for b in origin
+            .get()
+            .to_le_bytes()
+            .into_iter()
+            .chain(seq.to_le_bytes())
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// The body of a [`Report`]: who the node is and how far it holds each origin.

@@ -62,11 +62,13 @@ fn samples() -> Vec<Message> {
                         region: "eu".into(),
                         through: vec![(NodeId::new(2), 7), (NodeId::new(3), 12)],
                     }),
+                    digest: 0x1234,
                 },
                 Report {
                     node: NodeId::new(4),
                     at: 5,
                     state: None,
+                    digest: 7,
                 },
             ],
             direct: Some(vec![NodeId::new(2), NodeId::new(9)]),
