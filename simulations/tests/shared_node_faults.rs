@@ -55,7 +55,11 @@ fn acknowledging_before_durable_loses_revocations_in_crashes() {
         0..40,
         // An answer before the disk also makes watermarks claim what the
         // origin never reported.
-        &["acked-record-missing", "silent-loss", "watermark-overclaims"],
+        &[
+            "acked-record-missing",
+            "silent-loss",
+            "watermark-overclaims",
+        ],
     );
     assert!(
         !caught.is_empty(),
