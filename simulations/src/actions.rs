@@ -569,7 +569,14 @@ impl World {
         if self.ended {
             return;
         }
-        if let (Some(_), Some(due)) = (self.converged_at, self.receipts_due) {
+        if let (Some(converged), Some(due)) = (self.converged_at, self.receipts_due) {
+            // Only a record's origin is told at once; every other node learns
+            // who holds it from frontiers: a round (jittered up to 1.5
+            // periods) for a direct peer, a second for one a peer relays to;
+            // after a message lost on a live connection (chaos), up to the
+            // next whole body, three frontiers on.
+            let rounds = 6 * self.p.engine.anti_entropy_ms * MS;
+            let due = due.max(converged + rounds);
             if let Some((i, id, detail)) = self.incomplete_receipt() {
                 // Reports follow the records by up to a few frontier rounds.
                 if self.now < due {

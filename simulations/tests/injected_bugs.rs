@@ -19,9 +19,14 @@ fn a_store_that_drops_one_origin_is_caught_and_named() {
             !healthy.passed,
             "seed {seed}: the dropped records went unnoticed"
         );
-        let v = &healthy.violations[0];
+        // The receipt check may see it first: the store covers less than
+        // the node reports.
+        let v = healthy
+            .violations
+            .iter()
+            .find(|v| v.invariant == "durable-write-lost")
+            .unwrap_or_else(|| panic!("seed {seed}: no durable-write-lost\n{healthy}"));
         assert_eq!(v.seed, seed);
-        assert_eq!(v.invariant, "durable-write-lost");
         // The first node's store drops the second node's records.
         assert_eq!(v.node.as_deref(), Some("us-east-1/1"));
         assert!(v.record.is_some());

@@ -45,10 +45,15 @@ impl Holdings {
             if !mine && !admits(&report.name) {
                 continue;
             }
-            // This node's own life wins over any older life of its name.
+            // This node's own life wins over any other life of its name;
+            // among others, the one heard from last here (a clock that
+            // stepped back leaves a new life's reports dated before an
+            // ended one's).
             let replaces = match by_name.get(report.name.as_str()) {
                 None => true,
-                Some(held) => mine || (held.node != self.me && report.heard_at > held.heard_at),
+                Some(held) => {
+                    mine || (held.node != self.me && report.received_at > held.received_at)
+                }
             };
             if replaces {
                 by_name.insert(&report.name, report);

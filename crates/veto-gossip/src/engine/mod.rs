@@ -379,7 +379,7 @@ impl Engine {
                 upto,
                 held,
             } => self.on_held(now, peer, origin, from..=upto, &held, src),
-            Message::Reports { reports } => self.on_reports(peer, reports),
+            Message::Reports { reports } => self.on_reports(now, peer, reports),
         }
     }
 
@@ -526,7 +526,7 @@ impl Engine {
         if let (Some(direct), Some(session)) = (direct, self.sessions.get_mut(&peer)) {
             session.their_direct = Some(direct.into_iter().collect());
         }
-        self.on_reports(peer, reports);
+        self.on_reports(now, peer, reports);
         let their = summary.to_frontier();
         let mut lack = Frontier::new();
         for (origin, ranges) in their.missing_in(&self.durable) {

@@ -23,11 +23,10 @@ impl Engine {
                 claimed.insert(*id);
             }
             let (name, region) = (&self.config.name, &self.config.region);
-            return self.reports.own(node, name, region, now.wall, &claimed);
+            return self.reports.own(node, name, region, now, &claimed);
         }
         let (name, region) = (&self.config.name, &self.config.region);
-        self.reports
-            .own(node, name, region, now.wall, &self.durable)
+        self.reports.own(node, name, region, now, &self.durable)
     }
 
     /// The reports to put in a frontier for `peer`: this node's own, fresh,
@@ -76,10 +75,11 @@ impl Engine {
     }
 
     /// Takes in reports from `peer`.
-    pub(super) fn on_reports(&mut self, peer: PeerKey, reports: Vec<Report>) {
+    pub(super) fn on_reports(&mut self, now: Now, peer: PeerKey, reports: Vec<Report>) {
         let me = self.config.node;
         if let Some(session) = self.sessions.get_mut(&peer) {
-            self.reports.receive(me, &mut session.reports, reports);
+            self.reports
+                .receive(me, now.mono, &mut session.reports, reports);
         }
     }
 

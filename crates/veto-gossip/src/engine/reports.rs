@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use veto_core::{Frontier, NodeId, RecordId};
 
+use super::Now;
+
 use crate::proto::{through_digest, Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
 
 /// Checkpoints kept per node and origin.
@@ -101,6 +103,10 @@ pub struct NodeReport {
     pub region: String,
     /// When it made its latest report, on its own wall clock.
     pub heard_at: Duration,
+    /// When this node took in its latest report, on this node's monotonic
+    /// clock: what tells the running life of a restarted node from its ended
+    /// ones, whatever any wall clock said.
+    pub received_at: Duration,
     /// Per origin, what it holds.
     pub coverage: BTreeMap<NodeId, Coverage>,
     /// Changes whenever the body (name, region, seqs) changes.
@@ -201,9 +207,10 @@ impl Reports {
         node: NodeId,
         name: &str,
         region: &str,
-        wall: Duration,
+        now: Now,
         durable: &Frontier,
     ) -> bool {
+        let wall = now.wall;
         // Its own origin is always listed, at 0 before its first record:
         // "made nothing up to `at`" is what a watermark needs of it.
         let mut through: Vec<(NodeId, u64)> = durable
@@ -221,11 +228,17 @@ impl Reports {
             _ => wall,
         };
         let through: BTreeMap<NodeId, u64> = through.into_iter().collect();
-        self.apply(node, at, name, region, &through)
+        self.apply(node, at, now.mono, name, region, &through)
     }
 
     /// Takes in reports received on `link`, except those of `me`.
-    pub(crate) fn receive(&mut self, me: NodeId, link: &mut ReportLink, reports: Vec<Report>) {
+    pub(crate) fn receive(
+        &mut self,
+        me: NodeId,
+        mono: Duration,
+        link: &mut ReportLink,
+        reports: Vec<Report>,
+    ) {
         for report in reports {
             let seen = link.received.entry(report.node).or_default();
             let at = Duration::from_nanos(report.at);
@@ -262,7 +275,7 @@ impl Reports {
                 continue;
             }
             let (name, region, through) = (seen.name.clone(), seen.region.clone(), &seen.through);
-            self.apply(report.node, at, &name, &region, through);
+            self.apply(report.node, at, mono, &name, &region, through);
         }
     }
 
@@ -271,6 +284,7 @@ impl Reports {
         &mut self,
         node: NodeId,
         at: Duration,
+        received: Duration,
         name: &str,
         region: &str,
         through: &BTreeMap<NodeId, u64>,
@@ -282,6 +296,7 @@ impl Reports {
                 name: String::new(),
                 region: String::new(),
                 heard_at: Duration::ZERO,
+                received_at: Duration::ZERO,
                 coverage: BTreeMap::new(),
                 state_version: 0,
             })
@@ -294,6 +309,7 @@ impl Reports {
                 .iter()
                 .any(|(origin, seq)| report.through(*origin) != *seq);
         report.heard_at = at;
+        report.received_at = report.received_at.max(received);
         if changed {
             report.name = name.to_owned();
             report.region = region.to_owned();
