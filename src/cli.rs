@@ -91,7 +91,7 @@ pub(crate) fn positive_secs(text: &str) -> Result<f64, String> {
 
 /// Flags of `veto serve`. Each is optional here so that a `--config` file can
 /// supply what the command line and environment leave out.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub(crate) struct ServeArgs {
     /// A TOML file with the same settings (flags and environment win over it).
     #[arg(long, env = "VETO_CONFIG")]

@@ -20,6 +20,7 @@ mod probe;
 #[allow(dead_code)]
 #[path = "relay/mod.rs"]
 mod relay;
+mod reload;
 mod remote;
 mod replication;
 mod revoke_wait;

@@ -315,7 +315,7 @@ impl PeerDirectory {
 }
 
 /// A peer address must be `host:port`; names are resolved when dialling.
-fn validate_addr(addr: &str) -> Result<(), BackendError> {
+pub(crate) fn validate_addr(addr: &str) -> Result<(), BackendError> {
     let bad = || BackendError::Invalid(format!("peer address {addr:?} is not host:port"));
     if addr.len() > 255 {
         return Err(bad());

@@ -1,6 +1,6 @@
 //! `veto serve`: open the store, load the index, and serve HTTP (and gossip, when
 //! TLS is configured, and Envoy's gRPC ext_authz with `--grpc-listen`) until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM; SIGHUP reloads the `--config` file (see [`crate::reload`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -46,6 +46,7 @@ pub(crate) fn init_logging(format: LogFormat) {
 /// answers 503, so a gateway never hears a possibly wrong "not revoked" and
 /// never waits on a refused connection.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let reloader = crate::reload::Reloader::new(&args)?;
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_format);
     let data_dir = settings.data_dir.clone();
@@ -83,7 +84,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx,
     ));
     tracing::info!(http = %http_addr, max_connections, fd_limit, "HTTP listening; answering 503 until the state is loaded");
-    let served = start_node(&settings, metrics, &app, &gateway).await;
+    let transmitters = veto_api::TransmitterSet::new(settings.transmitters.clone());
+    let served = start_node(&settings, metrics, &app, &gateway, &transmitters).await;
     let node = match served {
         Ok(node) => node,
         Err(e) => {
@@ -91,6 +93,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if let Some(reloader) = reloader {
+        reloader.spawn(&settings, Arc::clone(&node), transmitters);
+    }
     tokio::select! {
         () = shutdown_signal() => {}
         ended = http => {
@@ -113,6 +118,7 @@ async fn start_node(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     app: &OnceLock<Router>,
     gateway: &OnceLock<veto_api::GatewayAuth>,
+    transmitters: &veto_api::TransmitterSet,
 ) -> anyhow::Result<Arc<Node>> {
     let data_dir = settings.data_dir.clone();
     let opts = OpenOptions {
@@ -206,11 +212,8 @@ async fn start_node(
         // node has made or taken in.
         .with_clock(move || clock.cutoff_now_secs())
         .with_prometheus(metrics);
-    let api_config = settings
-        .transmitters
-        .iter()
-        .cloned()
-        .fold(api_config, veto_api::ApiConfig::with_transmitter)
+    let api_config = api_config
+        .with_transmitter_set(transmitters.clone())
         .with_set_replay_window(settings.set_replay_window);
     let mut gateway_auth = veto_api::GatewayAuth::new(Arc::clone(&node) as Arc<dyn Backend>);
     let api_config = match settings.max_staleness {

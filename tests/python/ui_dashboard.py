@@ -8,8 +8,10 @@ this node. Asserts that the page loads without a console error, shows the
 cluster connected, reports propagation latency, revokes through its form,
 finds the revocation in the audit trail by key, scope and time, and, when the
 node serves receipts, shows the receipt enforced in every region. Saves a
-screenshot to $VETO_UI_SCREENSHOT when it is set. Exits non-zero with the
-reason on any failure.
+screenshot to $VETO_UI_SCREENSHOT when it is set. Then revokes, through the
+API, a record whose reason and key are markup, and asserts that the page shows
+them as text: no element made from them, no script of theirs run, and still no
+console error. Exits non-zero with the reason on any failure.
 
 The browser and its driver are $VETO_CHROMIUM and $VETO_CHROMEDRIVER (default
 /usr/bin/chromium and /usr/bin/chromedriver).
@@ -34,6 +36,21 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 WAIT = 30
+
+
+HOSTILE_REASON = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+def http_post(url, body, token):
+    """(status, parsed JSON or None) of POST url with a JSON body."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
 
 
 def http_get(url, token=None):
@@ -232,6 +249,47 @@ def check_receipt(driver, base, token, rid, regions):
     print(f"ok: the receipt shows {rid} enforced in every region")
 
 
+def check_markup_is_text(driver, base, token):
+    """A record whose reason and jti are markup, revoked through the API, is
+    shown as literal text: the cells' textContent is the string, no element is
+    parsed out of it, and none of its script runs."""
+    jti = f"<b>bold</b>-{time.time_ns()}"
+    status, record = http_post(f"{base}/v1/revocations", {
+        "scope": "token", "iss": "https://idp.example", "jti": jti, "reason": HOSTILE_REASON,
+    }, token)
+    assert status in (200, 201), f"POST /v1/revocations answered {status}"
+    rid = record["id"]
+    assert record["reason"] == HOSTILE_REASON and record["jti"] == jti, record
+    search(driver, lambda ids: ids == [rid], "the markup record, searched by its key", key=jti)
+    click_row(driver, rid)
+    time.sleep(2.5)  # a refresh or two re-renders the table (and the receipt)
+
+    row = f'#audit tbody tr[data-id="{rid}"]'
+    cells = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' td')].map(td => td.textContent);", row)
+    assert HOSTILE_REASON in cells, f"the reason is shown as text, exactly: {cells}"
+    keys = [c for c in cells if "jti=" in c]
+    assert keys and f"jti={jti}" in keys[0].split(" "), f"the jti is shown as text: {cells}"
+    parsed = driver.execute_script("""
+        const row = document.querySelector(arguments[0]);
+        return {
+          inRow: row ? [...row.querySelectorAll('*')].map(e => e.tagName.toLowerCase())
+                         .filter(t => t !== 'td') : null,
+          scripts: [...document.querySelectorAll('script')]
+                     .filter(e => !e.src || e.textContent.includes('__pwned')).length,
+          imgs: [...document.querySelectorAll('img')]
+                  .filter(e => e.getAttribute('src') === 'x' || e.hasAttribute('onerror')).length,
+          bold: [...document.querySelectorAll('b')].filter(e => e.textContent === 'bold').length,
+          pwned: typeof window.__pwned,
+        };""", row)
+    assert parsed["inRow"] == [], f"the row holds only its cells: {parsed}"
+    assert parsed["scripts"] == 0, f"no script element from the record: {parsed}"
+    assert parsed["imgs"] == 0, f"no img element from the record: {parsed}"
+    assert parsed["bold"] == 0, f"no b element from the key: {parsed}"
+    assert parsed["pwned"] == "undefined", f"the record's script never ran: {parsed}"
+    print(f"ok: the markup in {rid}'s reason and key is shown as text; no element from it, no script run")
+
+
 def check_console(driver):
     logs = driver.get_log("browser")
     severe = [e for e in logs if e.get("level") == "SEVERE"]
@@ -272,6 +330,8 @@ def main():
         shot = os.environ.get("VETO_UI_SCREENSHOT")
         if shot:
             screenshot(driver, shot)
+        check_markup_is_text(driver, args.base, args.token)
+        check_console(driver)
     except AssertionError as e:
         print(f"FAILED: {e}", file=sys.stderr)
         sys.exit(1)

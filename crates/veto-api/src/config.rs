@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::events::transmitter::Transmitter;
+use crate::events::TransmitterSet;
 use crate::stale::{StaleBound, StalePolicy};
 
 /// The default maximum lifetime of a token issued by any issuer veto serves.
@@ -55,6 +56,10 @@ pub struct ApiConfig {
     /// The Shared Signals transmitters whose SETs `POST /v1/events` accepts.
     /// With none, every SET is refused as `invalid_issuer`.
     pub transmitters: Vec<Transmitter>,
+    /// A replaceable set of transmitters that `POST /v1/events` reads
+    /// instead of `transmitters`, when given: replacing its contents while
+    /// the node serves changes whom SETs are accepted from.
+    pub transmitter_set: Option<TransmitterSet>,
     /// How long the `jti` of an applied SET is remembered (see
     /// [`crate::events`]).
     pub set_replay_window: Duration,
@@ -75,6 +80,7 @@ impl ApiConfig {
             clock: Arc::new(system_clock),
             max_clock_offset: veto_core::hlc::DEFAULT_MAX_OFFSET,
             transmitters: Vec::new(),
+            transmitter_set: None,
             set_replay_window: DEFAULT_SET_REPLAY_WINDOW,
             max_staleness: None,
         }
@@ -110,6 +116,13 @@ impl ApiConfig {
         self
     }
 
+    /// Accepts SETs from the transmitters in `set`, whatever it holds at the
+    /// time (instead of those given with [`ApiConfig::with_transmitter`]).
+    pub fn with_transmitter_set(mut self, set: TransmitterSet) -> ApiConfig {
+        self.transmitter_set = Some(set);
+        self
+    }
+
     /// Sets how long the `jti` of an applied SET is remembered.
     pub fn with_set_replay_window(mut self, window: Duration) -> ApiConfig {
         self.set_replay_window = window;
@@ -131,6 +144,7 @@ impl fmt::Debug for ApiConfig {
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("metrics", &self.metrics.is_some())
             .field("transmitters", &self.transmitters)
+            .field("transmitter_set", &self.transmitter_set)
             .field("set_replay_window", &self.set_replay_window)
             .field("max_staleness", &self.max_staleness)
             .finish_non_exhaustive()

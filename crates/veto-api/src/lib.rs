@@ -89,7 +89,7 @@ pub use config::DEFAULT_SET_REPLAY_WINDOW;
 pub use config::{system_clock, ApiConfig, Clock, MetricsRenderer, DEFAULT_MAX_TOKEN_LIFETIME};
 
 pub use error::ApiError;
-pub use events::{Transmitter, TransmitterError};
+pub use events::{Transmitter, TransmitterError, TransmitterSet};
 pub use feed::{Cursor, Feed, FeedConfig};
 pub use gateway::{AuthDecision, GatewayAuth, NOT_READY_MESSAGE};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};

@@ -42,7 +42,7 @@ mod subject;
 pub(crate) mod transmitter;
 mod verify;
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -139,9 +139,38 @@ impl IntoResponse for SetError {
     }
 }
 
+/// The transmitters `POST /v1/events` accepts SETs from, replaceable while
+/// the node serves (a configuration reload): clones share one set, and each
+/// SET is verified against the set as it was when it arrived.
+#[derive(Clone, Default)]
+pub struct TransmitterSet(Arc<RwLock<Arc<[Transmitter]>>>);
+
+impl TransmitterSet {
+    /// A set of these transmitters.
+    pub fn new(transmitters: Vec<Transmitter>) -> TransmitterSet {
+        TransmitterSet(Arc::new(RwLock::new(transmitters.into())))
+    }
+
+    /// The transmitters now accepted.
+    pub fn current(&self) -> Arc<[Transmitter]> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Accepts SETs from these transmitters from now on, instead.
+    pub fn replace(&self, transmitters: Vec<Transmitter>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = transmitters.into();
+    }
+}
+
+impl std::fmt::Debug for TransmitterSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.current().iter()).finish()
+    }
+}
+
 struct Receiver {
     backend: Arc<dyn Backend>,
-    transmitters: Vec<Transmitter>,
+    transmitters: TransmitterSet,
     replay: ReplayCache,
     clock: Clock,
     max_lifetime: u64,
@@ -157,7 +186,10 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     let receiver = Receiver {
         backend,
-        transmitters: config.transmitters.clone(),
+        transmitters: config
+            .transmitter_set
+            .clone()
+            .unwrap_or_else(|| TransmitterSet::new(config.transmitters.clone())),
         replay: ReplayCache::new(config.set_replay_window.as_secs(), SET_REPLAY_CAPACITY),
         clock: Arc::clone(&config.clock),
         max_lifetime: config.max_token_lifetime.as_secs(),
@@ -223,10 +255,14 @@ async fn apply(
     }
     let token = std::str::from_utf8(&body)
         .map_err(|_| SetError::new(SetErrorCode::InvalidRequest, "the body is not UTF-8 text"))?;
-    let set = verify::verify(token, &rx.transmitters)?;
-    let transmitter = &rx.transmitters[set.transmitter];
+    let transmitters = rx.transmitters.current();
+    let set = verify::verify(token, &transmitters)?;
+    let transmitter = &transmitters[set.transmitter];
     let now = (rx.clock)();
-    if rx.replay.contains(set.transmitter, &set.claims.jti, now) {
+    if rx
+        .replay
+        .contains(transmitter.issuer(), &set.claims.jti, now)
+    {
         tracing::info!(iss = transmitter.issuer(), jti = %set.claims.jti, "SET already applied; ignoring the replay");
         return Ok("replayed");
     }
@@ -240,7 +276,7 @@ async fn apply(
         tracing::info!(iss = transmitter.issuer(), jti = %set.claims.jti, records = n, "SET applied");
         "applied"
     };
-    rx.replay.insert(set.transmitter, &set.claims.jti, now);
+    rx.replay.insert(transmitter.issuer(), &set.claims.jti, now);
     Ok(result)
 }
 

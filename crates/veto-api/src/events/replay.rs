@@ -10,7 +10,9 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-type Key = (usize, Arc<str>);
+/// A transmitter's issuer and a `jti`: keyed by issuer, not by position in
+/// the configured list, so that replacing the list keeps what was seen.
+type Key = (Arc<str>, Arc<str>);
 
 struct Inner {
     seen: HashSet<Key>,
@@ -55,16 +57,18 @@ impl ReplayCache {
     }
 
     /// Whether this SET was already applied.
-    pub(crate) fn contains(&self, transmitter: usize, jti: &str, now: u64) -> bool {
+    pub(crate) fn contains(&self, transmitter: &str, jti: &str, now: u64) -> bool {
         let mut inner = self.lock();
         self.prune(&mut inner, now);
-        inner.seen.contains(&(transmitter, Arc::from(jti)))
+        inner
+            .seen
+            .contains(&(Arc::from(transmitter), Arc::from(jti)))
     }
 
     /// Records that this SET was applied.
-    pub(crate) fn insert(&self, transmitter: usize, jti: &str, now: u64) {
+    pub(crate) fn insert(&self, transmitter: &str, jti: &str, now: u64) {
         let mut inner = self.lock();
-        let key: Key = (transmitter, Arc::from(jti));
+        let key: Key = (Arc::from(transmitter), Arc::from(jti));
         if inner.seen.insert(key.clone()) {
             inner.order.push_back((now, key));
         }
@@ -84,16 +88,16 @@ mod tests {
     #[test]
     fn forgets_after_the_window_and_beyond_capacity() {
         let c = ReplayCache::new(100, 3);
-        c.insert(0, "a", 1000);
-        assert!(c.contains(0, "a", 1050));
-        assert!(!c.contains(1, "a", 1050), "jtis are per transmitter");
-        assert!(!c.contains(0, "a", 1100), "forgotten after the window");
+        c.insert("i0", "a", 1000);
+        assert!(c.contains("i0", "a", 1050));
+        assert!(!c.contains("i1", "a", 1050), "jtis are per transmitter");
+        assert!(!c.contains("i0", "a", 1100), "forgotten after the window");
 
         for (i, jti) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            c.insert(0, jti, 2000 + i as u64);
+            c.insert("i0", jti, 2000 + i as u64);
         }
         assert_eq!(c.len(), 3);
-        assert!(!c.contains(0, "a", 2010), "the oldest went first");
-        assert!(c.contains(0, "d", 2010));
+        assert!(!c.contains("i0", "a", 2010), "the oldest went first");
+        assert!(c.contains("i0", "d", 2010));
     }
 }
