@@ -27,6 +27,7 @@ mod audit;
 mod bound;
 mod damage;
 mod disk;
+mod ending;
 mod enforcement;
 mod faults;
 mod invariants;
