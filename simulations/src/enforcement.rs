@@ -199,7 +199,7 @@ impl World {
                 let Some(holdings) = self.holdings(i) else {
                     continue;
                 };
-                let receipt = holdings.receipt(&[id], |_| true);
+                let receipt = holdings.receipt(&[id], &[], |_| true);
                 let pending: Vec<&str> = running
                     .iter()
                     .copied()

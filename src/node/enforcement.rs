@@ -62,8 +62,7 @@ impl Enforcement {
     /// and none of their origins is known here.
     pub(crate) fn receipt(&self, ids: &[RecordId], here: bool) -> Option<ReceiptView> {
         let holdings = self.holdings.borrow().clone();
-        let receipt = self.with_expected(&holdings).receipt(ids, self.admits());
-        let receipt = self.with_self(receipt, here);
+        let receipt = self.receipt_of(&holdings, ids, here);
         let known = receipt.nodes.iter().any(|n| n.enforced())
             || ids.iter().all(|id| {
                 holdings
@@ -74,16 +73,17 @@ impl Enforcement {
         known.then_some(receipt)
     }
 
-    /// Adds configured peers that have not reported yet: they are pending.
-    fn with_expected(&self, holdings: &Holdings) -> Holdings {
-        let mut holdings = holdings.clone();
-        holdings.expected = self
+    /// The receipt of `ids` from `holdings`: configured peers that have not
+    /// reported yet are pending, and without replication this node stands
+    /// alone.
+    fn receipt_of(&self, holdings: &Holdings, ids: &[RecordId], here: bool) -> ReceiptView {
+        let expected: Vec<String> = self
             .peers
             .views()
             .into_iter()
             .filter_map(|p| p.name)
             .collect();
-        holdings
+        self.with_self(holdings.receipt(ids, &expected, self.admits()), here)
     }
 
     /// Waits until the receipt of `ids` meets `wait`, or `timeout` passes;
@@ -99,8 +99,7 @@ impl Enforcement {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let holdings = changes.borrow_and_update().clone();
-            let receipt = self.with_expected(&holdings).receipt(ids, self.admits());
-            let receipt = self.with_self(receipt, here);
+            let receipt = self.receipt_of(&holdings, ids, here);
             if wait.met_by(&receipt) {
                 return receipt;
             }

@@ -23,8 +23,6 @@ pub struct Holdings {
     pub me: NodeId,
     /// Every node's latest report, this node's own included.
     pub reports: BTreeMap<NodeId, Arc<NodeReport>>,
-    /// Configured peers known by name that have not reported yet.
-    pub expected: Vec<String>,
 }
 
 impl Holdings {
@@ -33,7 +31,6 @@ impl Holdings {
         Holdings {
             me,
             reports: BTreeMap::new(),
-            expected: Vec::new(),
         }
     }
 
@@ -63,8 +60,15 @@ impl Holdings {
     }
 
     /// The receipt of `ids` (one record, or a batch: a node enforces a
-    /// batch once it holds all of it).
-    pub fn receipt(&self, ids: &[RecordId], admits: impl Fn(&str) -> bool) -> ReceiptView {
+    /// batch once it holds all of it). `expected` names nodes known to be
+    /// in the cluster (configured peers) that may not have reported yet:
+    /// those without a report are pending.
+    pub fn receipt(
+        &self,
+        ids: &[RecordId],
+        expected: &[String],
+        admits: impl Fn(&str) -> bool,
+    ) -> ReceiptView {
         let current = self.current(&admits);
         let mut nodes: Vec<ReceiptNode> = current
             .iter()
@@ -82,7 +86,7 @@ impl Holdings {
                 }
             })
             .collect();
-        for name in &self.expected {
+        for name in expected {
             if admits(name) && !nodes.iter().any(|n| &n.name == name) {
                 nodes.push(ReceiptNode {
                     name: name.clone(),
