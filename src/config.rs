@@ -29,6 +29,9 @@ struct FileConfig {
     tls_ca: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    api_tls_cert: Option<PathBuf>,
+    api_tls_key: Option<PathBuf>,
+    api_tls_client_ca: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     max_token_lifetime: Option<u64>,
@@ -37,6 +40,7 @@ struct FileConfig {
     anti_entropy_ms: Option<u64>,
     max_clock_offset_ms: Option<u64>,
     audit_log: Option<PathBuf>,
+    tokens_file: Option<PathBuf>,
     min_free_mb: Option<u64>,
     watch_buffer: Option<u64>,
     max_watchers: Option<u64>,
@@ -111,6 +115,8 @@ pub(crate) struct Settings {
     pub(crate) region: String,
     pub(crate) peers: Vec<String>,
     pub(crate) tls: Option<TlsPaths>,
+    /// HTTPS on the HTTP API, if on.
+    pub(crate) api_tls: Option<crate::serve::api_tls_args::ApiTlsPaths>,
     pub(crate) admin_token_file: Option<PathBuf>,
     pub(crate) admin_token: Option<String>,
     pub(crate) log_format: LogFormat,
@@ -123,6 +129,8 @@ pub(crate) struct Settings {
     pub(crate) min_free_bytes: u64,
     /// Where records are logged for a SIEM, if anywhere.
     pub(crate) audit_log: Option<PathBuf>,
+    /// The named API tokens with their roles, if any (see `veto token add`).
+    pub(crate) tokens_file: Option<PathBuf>,
     /// Limits of the watch feed and snapshots.
     pub(crate) feed: veto_api::FeedConfig,
     /// Timeouts, the connection cap and rate limits of the HTTP API.
@@ -178,6 +186,9 @@ impl Settings {
             (None, None, None) => None,
             _ => bail!("--tls-ca, --tls-cert and --tls-key go together: give all three or none"),
         };
+        let api_tls =
+            args.api_tls
+                .resolve(file.api_tls_cert, file.api_tls_key, file.api_tls_client_ca)?;
         if tls.is_none() && !peers.is_empty() {
             bail!("peers need mutual TLS: give --tls-ca, --tls-cert and --tls-key (make them with `veto cert`)");
         }
@@ -237,6 +248,7 @@ impl Settings {
                 .unwrap_or_else(|| "local".to_owned()),
             peers,
             tls,
+            api_tls,
             admin_token_file: args.admin_token_file.or(file.admin_token_file),
             admin_token,
             log_format: args
@@ -258,6 +270,7 @@ impl Settings {
                     .unwrap_or(500),
             ),
             audit_log: args.audit_log.clone().or(file.audit_log.clone()),
+            tokens_file: args.tokens_file.clone().or(file.tokens_file.clone()),
             min_free_bytes: args
                 .min_free_mb
                 .or(file.min_free_mb)

@@ -77,32 +77,35 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|_| free_udp())
         .collect::<anyhow::Result<_>>()?;
 
-    // Each link is dialled by the lower-numbered region, through a relay unless
-    // --loopback, so the relay is the link's only path.
+    // Both regions of a link list each other (a node accepts a dial-in only
+    // from a peer it lists), each through its own relay unless --loopback, so
+    // relays are the link's only paths, with the same delay either way.
     let mut peers: Vec<Vec<SocketAddr>> = vec![Vec::new(); REGIONS.len()];
     let mut relays = Vec::new();
     for (a, b, ms) in ONE_WAY_MS {
-        let target = SocketAddr::from(([127, 0, 0, 1], gossip[b]));
-        if args.loopback {
-            peers[a].push(target);
-            continue;
+        for (from, to) in [(a, b), (b, a)] {
+            let target = SocketAddr::from(([127, 0, 0, 1], gossip[to]));
+            if args.loopback {
+                peers[from].push(target);
+                continue;
+            }
+            let config = RelayConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                to: target,
+                control: None,
+                seed: Some(from as u64 * 10 + to as u64),
+                max_queue: 100_000,
+                max_clients: 16,
+                idle_secs: 3600,
+                faults: Faults {
+                    delay_ms: ms,
+                    ..Faults::default()
+                },
+            };
+            let relay = Relay::bind(config).await.context("cannot start a relay")?;
+            peers[from].push(relay.local_addr()?);
+            relays.push(tokio::spawn(relay.serve()));
         }
-        let config = RelayConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            to: target,
-            control: None,
-            seed: Some(a as u64 * 10 + b as u64),
-            max_queue: 100_000,
-            max_clients: 16,
-            idle_secs: 3600,
-            faults: Faults {
-                delay_ms: ms,
-                ..Faults::default()
-            },
-        };
-        let relay = Relay::bind(config).await.context("cannot start a relay")?;
-        peers[a].push(relay.local_addr()?);
-        relays.push(tokio::spawn(relay.serve()));
     }
 
     let exe = std::env::current_exe().context("cannot find the veto executable")?;

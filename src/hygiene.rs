@@ -59,7 +59,7 @@ pub(crate) fn check_token(token: &str, file: Option<&Path>) {
 }
 
 /// The permission bits of `path`, if they give its group or others any access.
-fn open_to_others(path: &Path) -> Option<u32> {
+pub(crate) fn open_to_others(path: &Path) -> Option<u32> {
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then_some(mode)
 }

@@ -3,6 +3,7 @@
 //! This is the only place where veto-core, veto-store, veto-api and veto-gossip
 //! meet, and the only crate allowed to use `anyhow`.
 
+mod api_tokens;
 mod audit_log;
 mod cli;
 mod clock_steps;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Command::Peers(cmd) => remote::peers(cmd),
         Command::Status(args) => remote::status(args),
         Command::Config(cli::ConfigCommand::Check { file }) => config::check_file(&file),
+        Command::Token(cmd) => api_tokens::run(cmd),
         Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -1,14 +1,20 @@
 //! The operator-managed peer list: persisted in the store, shown in
 //! `/v1/status`, and handed to the replication driver when it changes; with
-//! the names removed from it, which veto-node's [`Membership`] refuses
-//! whichever side dials.
+//! the names removed from it. veto-node's [`Membership`] decides from both
+//! (and from the `peer` records the node holds) who may connect: the list is
+//! an allow-list on dial and accept.
+//!
+//! A peer's `name` in a view is only ever one a certificate proved in a
+//! handshake with this node; the name the operator gave is `listed_as`.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 use veto_api::{BackendError, PeerView};
-use veto_node::{Membership, NotAMember};
+use veto_core::request::{parse_sha256, RevokeRequest};
+use veto_core::ScopeKind;
+use veto_node::{Membership, PeerCert, Refusal, RevokedPeers, Side};
 use veto_store::{PeerEntry, Store};
 
 /// The store setting that keeps the removed peers' names.
@@ -55,7 +61,9 @@ pub(crate) struct PeerDirectory {
 fn connecting(entry: &PeerEntry) -> ConfiguredPeer {
     ConfiguredPeer {
         view: PeerView {
-            name: entry.name.clone(),
+            // Not proven by a certificate yet.
+            name: None,
+            listed_as: entry.name.clone(),
             addr: entry.addr.clone(),
             state: "connecting".to_owned(),
             lag: 0,
@@ -87,10 +95,13 @@ impl PeerDirectory {
         commands: mpsc::UnboundedSender<PeerCommand>,
     ) -> Result<PeerDirectory, veto_store::StoreError> {
         let configured = entries.iter().map(connecting).collect();
-        let membership = store
+        let mut membership = store
             .setting(REMOVED_PEERS)?
             .map(|bytes| Membership::decode(&String::from_utf8_lossy(&bytes)))
             .unwrap_or_default();
+        for entry in entries {
+            membership.list(&entry.addr, entry.name.as_deref());
+        }
         Ok(PeerDirectory {
             peers: Mutex::new(Peers {
                 configured,
@@ -101,9 +112,45 @@ impl PeerDirectory {
         })
     }
 
-    /// Whether the node whose certificate proved `name` may be a peer.
-    pub(crate) fn admits(&self, name: &str) -> Result<(), NotAMember> {
-        self.lock().membership.admits(name)
+    /// Whether the node named `name` counts as a member for receipts and
+    /// freshness: not removed from the peer list.
+    pub(crate) fn admits(&self, name: &str) -> bool {
+        !self.lock().membership.is_removed(name)
+    }
+
+    /// Decides, right after a handshake, whether the peer that presented
+    /// `cert` may connect: `dialed` is the address this node dialled, or
+    /// `None` when the peer dialled in. A dial's address is matched to the
+    /// configured peer it was resolved from.
+    pub(crate) fn admit(
+        &self,
+        revoked: &RevokedPeers,
+        cert: &PeerCert<'_>,
+        dialed: Option<SocketAddr>,
+    ) -> Result<(), Refusal> {
+        let mut peers = self.lock();
+        let Peers {
+            configured,
+            membership,
+            ..
+        } = &mut *peers;
+        let side_addr = dialed.map(|a| {
+            configured
+                .iter()
+                .find(|p| p.resolved.contains(&a) || p.view.addr == a.to_string())
+                .map_or_else(|| a.to_string(), |p| p.view.addr.clone())
+        });
+        let side = match &side_addr {
+            Some(addr) => Side::Dialed { addr },
+            None => Side::Accepted,
+        };
+        membership.admit(revoked, cert, side)
+    }
+
+    /// Why a peer already connected with `cert` must go, if it must: its
+    /// certificate was revoked, or its name removed.
+    pub(crate) fn refusal(&self, revoked: &RevokedPeers, cert: &PeerCert<'_>) -> Option<Refusal> {
+        self.lock().membership.refusal(revoked, cert)
     }
 
     /// Persists the removed names after a change.
@@ -161,7 +208,7 @@ impl PeerDirectory {
     }
 
     /// Lets the replication driver update every configured peer at once,
-    /// knowing who may be a peer.
+    /// knowing who may be a peer and how its last dial went.
     pub(crate) fn refresh(&self, f: impl FnOnce(&mut [ConfiguredPeer], &Membership)) {
         let mut peers = self.lock();
         let Peers {
@@ -208,7 +255,8 @@ impl PeerDirectory {
                 } = &mut *peers;
                 match (&name, configured.iter_mut().find(|p| p.view.addr == addr)) {
                     (Some(n), Some(p)) if membership.add(n) => {
-                        p.view.name = Some(n.clone());
+                        p.view.listed_as = Some(n.clone());
+                        membership.list(&addr, Some(n));
                         Some(p.view.clone())
                     }
                     _ => None,
@@ -237,6 +285,7 @@ impl PeerDirectory {
         let readmitted = {
             let mut peers = self.lock();
             peers.configured.push(peer);
+            peers.membership.list(&entry.addr, entry.name.as_deref());
             entry
                 .name
                 .as_deref()
@@ -257,10 +306,19 @@ impl PeerDirectory {
     ) -> Result<(), BackendError> {
         let found = {
             let peers = self.lock();
-            let matches =
-                |v: &PeerView| v.addr == name_or_addr || v.name.as_deref() == Some(name_or_addr);
+            let matches = |v: &PeerView| {
+                v.addr == name_or_addr
+                    || v.name.as_deref() == Some(name_or_addr)
+                    || v.listed_as.as_deref() == Some(name_or_addr)
+            };
             match peers.configured.iter().find(|p| matches(&p.view)) {
-                Some(p) => Some((Some(p.view.addr.clone()), p.view.name.clone())),
+                // The name it was listed under, else the one proven at its
+                // address: not a name another certificate showed there,
+                // which may be a member in its own right.
+                Some(p) => Some((
+                    Some(p.view.addr.clone()),
+                    p.view.listed_as.clone().or_else(|| p.view.name.clone()),
+                )),
                 // A node that dialled in without being configured here: it
                 // is refused from now on.
                 None => peers
@@ -293,6 +351,7 @@ impl PeerDirectory {
                     .find(|p| &p.view.addr == addr)
                     .map(|p| p.resolved.clone());
                 peers.configured.retain(|p| &p.view.addr != addr);
+                peers.membership.unlist(addr);
                 resolved
             });
             if let Some(name) = &name {
@@ -325,4 +384,39 @@ pub(crate) fn validate_addr(addr: &str) -> Result<(), BackendError> {
         return Err(bad());
     }
     Ok(())
+}
+
+/// The body of `veto peers revoke-cert CERT`: 64 hex digits are a
+/// certificate's SHA-256, anything else a node name (the node validates
+/// both).
+pub(crate) fn revoke_cert_request(cert: &str, reason: Option<String>) -> RevokeRequest {
+    let request = RevokeRequest::new(ScopeKind::Peer);
+    let request = if parse_sha256(cert).is_some() {
+        request.cert_sha256(cert.to_ascii_lowercase())
+    } else {
+        request.name(cert)
+    };
+    match reason {
+        Some(reason) => request.reason(reason),
+        None => request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_is_told_from_a_name() {
+        let sha = "AB".repeat(32);
+        let r = revoke_cert_request(&sha, Some("rotated".into()));
+        assert_eq!(r.cert_sha256, Some("ab".repeat(32)));
+        assert_eq!((r.name, r.reason.as_deref()), (None, Some("rotated")));
+        // 63 digits, or a name that happens to be hex, is a name.
+        for name in ["c", "eu-west-1", &"a".repeat(63)] {
+            let r = revoke_cert_request(name, None);
+            assert_eq!((r.name.as_deref(), r.cert_sha256), (Some(name), None));
+            assert_eq!(r.scope, "peer");
+        }
+    }
 }

@@ -6,6 +6,11 @@
 //! alphabetical order, and turns an error answer into one line,
 //! `<status>: <the API's message>`; either way the exit code says which.
 //! `veto revoke --wait` adds the receipt's table (see [`crate::revoke_wait`]).
+//!
+//! An `https://` node is trusted by the system's roots, and by the CA in
+//! `VETO_CA` (PEM) when its certificate is from a private one. A node
+//! started with `--api-tls-client-ca` takes writes only from a client
+//! certificate: `VETO_CLIENT_CERT` and `VETO_CLIENT_KEY` (PEM) give it.
 
 use std::future::Future;
 
@@ -39,7 +44,7 @@ fn call_node<F, T>(
 where
     F: Future<Output = Result<T, ClientError>>,
 {
-    let mut client = Client::new(url).map_err(|e| failure(url, e))?;
+    let mut client = Client::with_http(url, tls_client()?).map_err(|e| failure(url, e))?;
     if let Some(token) = admin {
         client = client.with_admin_token(token);
     }
@@ -48,6 +53,43 @@ where
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(call(client)).map_err(|e| failure(url, e))
+}
+
+/// The HTTP client of the remote commands, with the TLS trust and client
+/// certificate of `VETO_CA`, `VETO_CLIENT_CERT` and `VETO_CLIENT_KEY`.
+fn tls_client() -> anyhow::Result<reqwest::Client> {
+    let read = |var: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(path) = std::env::var_os(var) else {
+            return Ok(None);
+        };
+        let path = std::path::PathBuf::from(path);
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read {var} file {}", path.display()))?;
+        Ok(Some(pem))
+    };
+    let mut builder = Client::http_builder();
+    if let Some(pem) = read("VETO_CA")? {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .context("VETO_CA: no PEM certificate in the file")?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    match (read("VETO_CLIENT_CERT")?, read("VETO_CLIENT_KEY")?) {
+        (Some(mut cert), Some(key)) => {
+            cert.push(b'\n');
+            cert.extend_from_slice(&key);
+            let identity = reqwest::Identity::from_pem(&cert).context(
+                "VETO_CLIENT_CERT and VETO_CLIENT_KEY are not a PEM certificate and key",
+            )?;
+            builder = builder.identity(identity);
+        }
+        (None, None) => {}
+        _ => bail!("VETO_CLIENT_CERT and VETO_CLIENT_KEY go together: set both or neither"),
+    }
+    builder.build().context("cannot set up the HTTP client")
 }
 
 /// One clear line for a failed call.
@@ -94,6 +136,8 @@ pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
         client_id: keys.client_id,
         kid: keys.kid,
         token: args.token,
+        name: None,
+        cert_sha256: None,
         before: args.before,
         expires_at: args.expires_at,
         reason: args.reason,
@@ -167,6 +211,13 @@ pub(crate) fn peers(cmd: PeersCommand) -> anyhow::Result<()> {
             println!("No Content");
             Ok(())
         }
+        PeersCommand::RevokeCert { node, cert, reason } => {
+            let body = crate::peers::revoke_cert_request(&cert, reason);
+            let record = call_node(&node.node, admin_token(&node)?, |c| async move {
+                c.revoke_view(&body).await
+            })?;
+            print_json(&record)
+        }
     }
 }
 
@@ -191,13 +242,17 @@ pub(crate) fn cert(cmd: CertCommand) -> anyhow::Result<()> {
             ca_dir,
             name,
             out,
+            days,
             force,
         } => {
-            let written = veto_transport::tls::write_node(&ca_dir, &name, &out, force)?;
+            let written = veto_transport::tls::write_node_for(&ca_dir, &name, &out, force, days)?;
+            let sha256 = veto_transport::tls::cert_file_sha256(&written.cert)?;
             println!(
-                "wrote {}\nwrote {}",
+                "wrote {}\nwrote {}\nsha256 {} (valid {days} days; revoke it with `veto peers revoke-cert {}`)",
                 written.cert.display(),
-                written.key.display()
+                written.key.display(),
+                hex::encode(sha256),
+                hex::encode(sha256),
             );
         }
     }

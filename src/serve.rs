@@ -21,6 +21,7 @@ use crate::replication::{self, ReplicationSettings};
 use veto_store::PeerEntry;
 use veto_transport::tls::{ClusterTls, TlsFiles};
 
+pub(crate) mod api_tls_args;
 #[path = "http/mod.rs"]
 pub(crate) mod http;
 #[path = "limits_args.rs"]
@@ -46,6 +47,13 @@ pub(crate) fn init_logging(format: LogFormat) {
 /// answers 503, so a gateway never hears a possibly wrong "not revoked" and
 /// never waits on a refused connection.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // SIGHUP's default action ends the process. The reloads that listen for
+    // it (config, tokens, API certificate) are installed as the node starts,
+    // and a node may have none; taking the signal over here, first, makes it
+    // a no-op during start-up and on a node with nothing to reload. Tokio
+    // keeps the handler installed after `_early_hangup` is dropped.
+    let _early_hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
     let reloader = crate::reload::Reloader::new(&args)?;
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_format);
@@ -57,6 +65,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
     let fd_limit = http::raise_fd_limit().context("cannot read the open-files limit")?;
     let max_connections = http::connection_cap(settings.http.max_connections, fd_limit);
+    let api_tls = match &settings.api_tls {
+        Some(paths) => Some(Arc::new(http::tls::ApiTls::load(paths)?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -81,6 +93,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&app),
         metrics.clone(),
         (settings.http, max_connections),
+        api_tls,
         stop_rx,
     ));
     tracing::info!(http = %http_addr, max_connections, fd_limit, "HTTP listening; answering 503 until the state is loaded");
@@ -205,7 +218,15 @@ async fn start_node(
     spawn_metrics_upkeep(metrics.clone());
 
     let clock = Arc::clone(&node);
+    let tokens = veto_api::TokenSet::new(crate::api_tokens::load(
+        &admin_token,
+        settings.tokens_file.as_deref(),
+    )?);
+    if let Some(path) = &settings.tokens_file {
+        crate::api_tokens::spawn_reload(admin_token.clone(), path.clone(), tokens.clone())?;
+    }
     let api_config = veto_api::ApiConfig::new(admin_token)
+        .with_tokens(tokens)
         .with_max_token_lifetime(settings.max_token_lifetime)
         .with_max_clock_offset(settings.max_clock_offset)
         // Bulk cutoffs come from the hybrid clock: never behind a stamp this
@@ -242,7 +263,8 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     app: Arc<OnceLock<Router>>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
-    (limits, max_connections): (http::HttpLimits, usize),
+    limits: (http::HttpLimits, usize),
+    tls: Option<Arc<http::tls::ApiTls>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let outer = Router::new().fallback(move |req: Request| {
@@ -258,7 +280,7 @@ async fn serve_http(
             }
         }
     });
-    http::serve(listener, outer, limits, max_connections, stop).await
+    http::serve(listener, outer, limits, tls, stop).await
 }
 
 /// Serves Envoy's gRPC ext_authz on `listener` until `stop` turns true:

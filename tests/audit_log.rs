@@ -28,6 +28,7 @@ fn records_are_logged_where_made_before_the_answer_and_where_replicated() {
     args_a.extend(["--peer".to_owned(), format!("127.0.0.1:{port_b}")]);
     args_a.extend(["--audit-log".to_owned(), log_a.display().to_string()]);
     let mut args_b = tls_args(certs.path(), "b", port_b, "r2");
+    args_b.extend(["--peer".to_owned(), format!("127.0.0.1:{port_a}")]);
     args_b.extend(["--audit-log".to_owned(), log_b.display().to_string()]);
     let mut a = Veto::start_with(dir_a.path(), &args_a);
     let b = Veto::start_with(dir_b.path(), &args_b);

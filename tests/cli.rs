@@ -182,7 +182,9 @@ fn veto_status_and_peers_print_the_nodes_answers_and_name_what_is_wrong() {
     ]));
     let added: Value = serde_json::from_str(&added).unwrap();
     assert_eq!(added["addr"], "127.0.0.1:9");
-    assert_eq!(added["name"], "far");
+    // Listed under the name given; `name` waits for a certificate to prove it.
+    assert_eq!(added["listed_as"], "far");
+    assert_eq!(added["name"], Value::Null);
     let listed = stdout_of(&veto(&["peers", "list", "--node", url]));
     let expected = node.admin_get("/v1/peers").json::<Value>().unwrap();
     assert_eq!(
@@ -191,6 +193,37 @@ fn veto_status_and_peers_print_the_nodes_answers_and_name_what_is_wrong() {
     );
     let removed = stdout_of(&veto(&["peers", "remove", "--node", url, "far"]));
     assert_eq!(removed, "No Content\n");
+
+    // A certificate revoked by name, then by fingerprint: a `peer` record.
+    let by_name = stdout_of(&veto(&[
+        "peers",
+        "revoke-cert",
+        "--node",
+        url,
+        "far",
+        "--reason",
+        "retired",
+    ]));
+    let by_name: Value = serde_json::from_str(&by_name).unwrap();
+    assert_eq!(
+        (&by_name["scope"], &by_name["name"], &by_name["reason"]),
+        (
+            &Value::from("peer"),
+            &Value::from("far"),
+            &Value::from("retired")
+        )
+    );
+    let sha = "0123456789abcdef".repeat(4);
+    let by_sha = stdout_of(&veto(&["peers", "revoke-cert", "--node", url, &sha]));
+    let by_sha: Value = serde_json::from_str(&by_sha).unwrap();
+    assert_eq!(by_sha["cert_sha256"], sha.as_str());
+    assert_eq!(by_sha["name"], Value::Null);
+    let long = "n".repeat(256);
+    let err = error_of(&veto(&["peers", "revoke-cert", "--node", url, &long]));
+    assert!(
+        err.starts_with("veto: 400 Bad Request: ") && err.contains("limit is 255"),
+        "{err}"
+    );
 
     // The node's refusals, in one line each: its status and its message.
     let err = error_of(&veto(&["peers", "remove", "--node", url, "far"]));
@@ -221,4 +254,45 @@ fn veto_status_and_peers_print_the_nodes_answers_and_name_what_is_wrong() {
         err.starts_with(&format!("veto: cannot reach the node at {gone}: ")),
         "{err}"
     );
+}
+
+#[test]
+fn veto_cert_node_takes_its_validity_in_days_and_prints_the_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    stdout_of(&veto(&["cert", "ca", "--out", &d]));
+    let node = |extra: &[&str]| {
+        let mut args = vec![
+            "cert", "node", "--ca-dir", &d, "--name", "n1", "--out", &d, "--force",
+        ];
+        args.extend_from_slice(extra);
+        veto(&args)
+    };
+    let printed = stdout_of(&node(&["--days", "30"]));
+    let sha = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{printed}"
+    );
+    assert!(printed.contains("valid 30 days"), "{printed}");
+    // The fingerprint is the certificate file's.
+    let pem = std::fs::read_to_string(dir.path().join("n1.pem")).unwrap();
+    let der = rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(sha, hex::encode(veto_transport::tls::cert_sha256(&der)));
+    // The default is 90 days; 0 and more than ten years are refused by clap.
+    assert!(stdout_of(&node(&[])).contains("valid 90 days"));
+    for bad in ["0", "3651", "-1", "many"] {
+        let flag = format!("--days={bad}");
+        let out = node(&[&flag]);
+        assert_eq!(out.status.code(), Some(2), "--days {bad}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--days"), "{err}");
+    }
 }

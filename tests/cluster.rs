@@ -121,9 +121,14 @@ fn a_node_added_at_run_time_receives_the_whole_backlog() {
     let mut a_args = tls_args(certs.path(), names[0], ports[0], "r0");
     a_args.extend(["--peer".to_owned(), format!("127.0.0.1:{}", ports[1])]);
     let a = Veto::start_with(dirs[0].path(), &a_args);
+    // Each side of a link lists the other.
+    let back_to_a = |mut args: Vec<String>| {
+        args.extend(["--peer".to_owned(), format!("127.0.0.1:{}", ports[0])]);
+        args
+    };
     let b = Veto::start_with(
         dirs[1].path(),
-        &tls_args(certs.path(), names[1], ports[1], "r1"),
+        &back_to_a(tls_args(certs.path(), names[1], ports[1], "r1")),
     );
     let n = 50_000;
     for chunk in 0..(n / 10_000) {
@@ -140,7 +145,7 @@ fn a_node_added_at_run_time_receives_the_whole_backlog() {
 
     let newcomer = Veto::start_with(
         dirs[2].path(),
-        &tls_args(certs.path(), names[2], ports[2], "r2"),
+        &back_to_a(tls_args(certs.path(), names[2], ports[2], "r2")),
     );
     assert_eq!(newcomer.status()["revocations"], 0);
     let out = Command::new(veto_bin())
@@ -171,6 +176,7 @@ fn a_node_added_at_run_time_receives_the_whole_backlog() {
     // The peer list survives a restart, and removing a peer closes its connection.
     let list = Command::new(veto_bin())
         .args(["peers", "list", "--node", &a.url])
+        .env("VETO_ADMIN_TOKEN", support::ADMIN_TOKEN)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("newcomer"));

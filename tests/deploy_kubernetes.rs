@@ -473,10 +473,10 @@ fn the_pods_command_line_starts_a_node_with_a_cert_manager_style_certificate() {
 
     // The certificate is good for mutual TLS with a `veto cert` peer, and the
     // admin token from its Secret authorizes writes.
-    let peer = Veto::start_with(
-        &root.path().join("eu-west"),
-        &tls_args(&certs, "eu-west", peer_port, "eu-west"),
-    );
+    // It lists the pod back: a node accepts a dial-in only from a peer it lists.
+    let mut peer_args = tls_args(&certs, "eu-west", peer_port, "eu-west");
+    peer_args.extend(["--peer".into(), format!("127.0.0.1:{gossip}")]);
+    let peer = Veto::start_with(&root.path().join("eu-west"), &peer_args);
     eventually(Duration::from_secs(30), "connected", || {
         node.status()["peers"][0]["state"] == "connected"
     });

@@ -216,10 +216,11 @@ fn the_units_command_line_starts_a_node_with_the_example_config() {
     );
 
     let peer_dir = root.path().join("eu-west");
-    let peer = Veto::start_with(
-        &peer_dir,
-        &tls_args(&certs, "eu-west", peer_port, "eu-west"),
-    );
+    // It lists the unit's node back: a node accepts a dial-in only from a
+    // peer it lists.
+    let mut peer_args = tls_args(&certs, "eu-west", peer_port, "eu-west");
+    peer_args.extend(["--peer".into(), format!("127.0.0.1:{gossip}")]);
+    let peer = Veto::start_with(&peer_dir, &peer_args);
     // The admin token from its credential file authorizes writes.
     node.revoke(json!({"scope": "token", "iss": "https://idp", "jti": "from-systemd"}));
     eventually(Duration::from_secs(30), "replicated to eu-west", || {

@@ -165,9 +165,9 @@ fn lookups_answer_503_while_the_index_loads() {
 fn the_watch_limits_are_flags() {
     let dir = tempfile::tempdir().unwrap();
     let veto = Veto::start(dir.path(), &["--max-watchers", "1", "--watch-buffer", "10"]);
-    let first = veto.get("/v1/watch");
+    let first = veto.admin_get("/v1/watch");
     assert_eq!(first.status(), 200);
-    let second = veto.get("/v1/watch");
+    let second = veto.admin_get("/v1/watch");
     assert_eq!(second.status(), 503, "{:?}", second.text());
     drop(first);
     // A limit of zero is refused at start, with the flag's name.

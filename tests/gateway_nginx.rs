@@ -1,12 +1,16 @@
 //! Real nginx enforcing veto with `auth_request`, configured by
-//! `examples/nginx/veto.conf`, in front of a tiny upstream.
+//! `examples/nginx/veto.conf` (and `veto-https.conf`, for a veto serving
+//! HTTPS), in front of a tiny upstream.
 //!
 //! Skipped with a message when nginx is not installed, unless
 //! `VETO_REQUIRE_GATEWAYS=1` (then it fails): see `scripts/install-test-deps.sh`.
 
 mod support;
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::enforcement::{
@@ -14,8 +18,12 @@ use support::enforcement::{
     ISS,
 };
 use support::{
-    gateway_client, get_with_bearer, nginx_bin, now, require_gateway, Nginx, Upstream, Veto,
+    free_port, gateway_client, get_with_bearer, make_certs, nginx_bin, now, replace_in_config,
+    require_gateway, Nginx, Upstream, Veto,
 };
+
+/// The name in veto's HTTPS certificate, as `veto-https.conf` expects it.
+const VETO_NAME: &str = "veto.internal";
 
 fn veto_port(veto: &Veto) -> u16 {
     veto.url.rsplit(':').next().unwrap().parse().unwrap()
@@ -91,4 +99,142 @@ fn nginx_fails_closed_while_veto_is_down() {
         "revoked before the outage",
     );
     drop(veto);
+}
+
+/// veto serving HTTPS with a certificate for [`VETO_NAME`] from a CA made by
+/// `veto cert` in `dir/certs`, reached by that name; answers the CA file.
+fn https_veto(dir: &Path) -> (Veto, PathBuf) {
+    let certs = dir.join("certs");
+    make_certs(&certs, &[VETO_NAME]);
+    let file = |ext: &str| {
+        certs
+            .join(format!("{VETO_NAME}.{ext}"))
+            .display()
+            .to_string()
+    };
+    let args = [
+        "--api-tls-cert".into(),
+        file("pem"),
+        "--api-tls-key".into(),
+        file("key"),
+    ];
+    let mut veto = Veto::launch_with(&dir.join("veto"), &args);
+    let port = veto.port();
+    veto.url = format!("https://{VETO_NAME}:{port}");
+    let ca = certs.join("ca.pem");
+    let pem = std::fs::read(&ca).unwrap();
+    veto.http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .resolve(VETO_NAME, SocketAddr::from(([127, 0, 0, 1], port)))
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    veto.wait_ready(Duration::from_secs(30));
+    (veto, ca)
+}
+
+/// A real nginx running `examples/nginx/veto-https.conf`, trusting `ca`, set
+/// up as [`Nginx::start`] sets up `veto.conf`.
+fn nginx_https(bin: &Path, dir: &Path, veto_port: u16, upstream_port: u16, ca: &Path) -> Nginx {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let port = free_port();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/veto-https.conf");
+    let mut site = std::fs::read_to_string(example).unwrap();
+    for (from, to) in [
+        ("127.0.0.1:7400", format!("127.0.0.1:{veto_port}")),
+        ("127.0.0.1:8080", format!("127.0.0.1:{upstream_port}")),
+        ("listen 127.0.0.1:8000", format!("listen 127.0.0.1:{port}")),
+        ("/etc/veto/ca.pem", ca.display().to_string()),
+    ] {
+        site = replace_in_config(&site, from, &to);
+    }
+    std::fs::write(dir.join("veto-https.conf"), site).unwrap();
+    let d = dir.display();
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let user = if root { "user root;" } else { "" };
+    let conf = format!(
+        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
+           proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+           uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/veto-https.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut child = Command::new(bin)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn nginx");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            panic!("nginx exited with {status} before listening:\n{log}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nginx not listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        child,
+        port,
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// `veto-https.conf`: nginx checks veto's certificate and asks it over TLS;
+/// a veto whose certificate nginx does not trust counts as down.
+#[test]
+fn nginx_asks_veto_over_https() {
+    let Some(bin) = require_gateway("nginx", nginx_bin()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (veto, ca) = https_veto(dir.path());
+    let upstream = Upstream::start();
+    let nginx = nginx_https(
+        &bin,
+        &dir.path().join("nginx"),
+        veto.port(),
+        upstream.port,
+        &ca,
+    );
+    refuses_revoked_tokens_and_passes_clean_ones(&veto, &upstream, &gateway(&nginx));
+
+    let other = dir.path().join("other");
+    make_certs(&other, &[]);
+    let untrusting = nginx_https(
+        &bin,
+        &dir.path().join("nginx-other"),
+        veto.port(),
+        upstream.port,
+        &other.join("ca.pem"),
+    );
+    let hits = upstream.hits();
+    let clean = token("frank", "frank-1", now() - 60);
+    let r = get_with_bearer(
+        &gateway_client(),
+        &untrusting.url("/api/orders"),
+        Some(&clean),
+    );
+    assert_eq!(r.status(), 500, "an untrusted veto must fail closed");
+    assert_eq!(upstream.hits(), hits, "the upstream was reached");
+    assert!(
+        untrusting
+            .error_log()
+            .contains("upstream SSL certificate verify error"),
+        "nginx logged why:\n{}",
+        untrusting.error_log()
+    );
 }

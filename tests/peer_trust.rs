@@ -1,6 +1,6 @@
 //! Who may replicate: a node from another CA is refused and gets nothing; an
-//! authenticated peer that sends garbage is disconnected and the node keeps
-//! serving.
+//! authenticated, listed peer that sends garbage is disconnected and the
+//! node keeps serving.
 
 mod support;
 
@@ -71,7 +71,9 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
     .await
     .unwrap();
 
-    // A peer with a valid certificate that speaks nonsense after the handshake.
+    // A peer with a valid certificate, on the node's peer list, that speaks
+    // nonsense after the handshake. The node dials it (and only the node, so
+    // there is one connection to misuse).
     let files = TlsFiles {
         ca: certs.path().join("ca.pem"),
         cert: certs.path().join("rogue.pem"),
@@ -82,7 +84,16 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
         Transport::bind(TransportConfig::new("127.0.0.1:0".parse().unwrap(), tls))
             .await
             .unwrap();
-    rogue.add_peer(format!("127.0.0.1:{node_port}").parse().unwrap());
+    let rogue_addr = rogue.local_addr().to_string();
+    let node = tokio::task::spawn_blocking(move || {
+        let r = node
+            .0
+            .post_json("/v1/peers", &json!({"addr": rogue_addr, "name": "rogue"}));
+        assert_eq!(r.status(), 201);
+        node
+    })
+    .await
+    .unwrap();
     let conn = loop {
         match tokio::time::timeout(Duration::from_secs(20), events.recv())
             .await
@@ -111,7 +122,6 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
         }
     };
     assert!(!reason.is_empty());
-    rogue.remove_peer(format!("127.0.0.1:{node_port}").parse().unwrap());
 
     let (node, _dir) = node;
     tokio::task::spawn_blocking(move || {

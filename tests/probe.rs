@@ -138,7 +138,10 @@ fn one_round_measures_every_ordered_pair() {
         .collect();
     assert_eq!(canaries.len(), 3, "one canary per node: {audit}");
     for c in canaries {
-        assert_eq!(c["actor"], "probe", "{c}");
+        // Written with the admin token: a token named `probe` in the tokens
+        // file would be the actor itself.
+        assert_eq!(c["actor"], "admin", "{c}");
+        assert_eq!(c["on_behalf_of"], "probe", "{c}");
         assert_eq!(c["reason"], "veto probe canary", "{c}");
     }
 }

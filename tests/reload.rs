@@ -17,7 +17,10 @@ fn hangup(node: &Veto) {
 
 /// The addresses of the peers `node` lists at `/v1/peers`.
 fn peer_addrs(node: &Veto) -> Vec<String> {
-    let mut addrs: Vec<String> = node.get_json("/v1/peers")["peers"]
+    let mut addrs: Vec<String> = node
+        .admin_get("/v1/peers")
+        .json::<serde_json::Value>()
+        .unwrap()["peers"]
         .as_array()
         .unwrap()
         .iter()
@@ -28,7 +31,9 @@ fn peer_addrs(node: &Veto) -> Vec<String> {
 }
 
 fn connected_to(node: &Veto, name: &str) -> bool {
-    node.get_json("/v1/peers")["peers"]
+    node.admin_get("/v1/peers")
+        .json::<serde_json::Value>()
+        .unwrap()["peers"]
         .as_array()
         .unwrap()
         .iter()
@@ -60,8 +65,14 @@ fn sighup_applies_the_peer_list_and_refuses_an_invalid_file() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let b = Veto::start_with(dir_b.path(), &tls_args(certs.path(), "b", port_b, "r1"));
-    let c = Veto::start_with(dir_c.path(), &tls_args(certs.path(), "c", port_c, "r1"));
+    // b and c list a: a node accepts a dial-in only from a peer it lists.
+    let listing_a = |name: &str, port: u16| {
+        let mut args = tls_args(certs.path(), name, port, "r1");
+        args.extend(["--peer".to_owned(), format!("127.0.0.1:{port_a}")]);
+        args
+    };
+    let b = Veto::start_with(dir_b.path(), &listing_a("b", port_b));
+    let c = Veto::start_with(dir_c.path(), &listing_a("c", port_c));
     let (addr_b, addr_c) = (format!("127.0.0.1:{port_b}"), format!("127.0.0.1:{port_c}"));
 
     let config_dir = tempfile::tempdir().unwrap();
@@ -205,4 +216,23 @@ fn sighup_replaces_the_transmitters() {
         push(&node, &set_for("bob", "e3")),
         (400, "invalid_issuer".into())
     );
+}
+
+/// A node with nothing to reload (no `--config`, no tokens file, no API
+/// certificate) takes SIGHUP as a no-op instead of dying of it: operators
+/// send it to whole fleets after editing files.
+#[test]
+fn sighup_never_ends_a_node_with_nothing_to_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = Veto::start(dir.path(), &[]);
+    veto.revoke(serde_json::json!({"scope": "token", "iss": "https://idp", "jti": "kept"}));
+    for _ in 0..3 {
+        hangup(&veto);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            veto.child.try_wait().unwrap().is_none(),
+            "the node exited on SIGHUP"
+        );
+    }
+    assert!(veto.revoked(&[("iss", "https://idp"), ("jti", "kept")]));
 }

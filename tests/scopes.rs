@@ -160,7 +160,8 @@ fn the_audit_trail_lists_who_revoked_what_newest_first() {
     let recs = v["records"].as_array().unwrap();
     assert_eq!(recs.len(), 6);
     assert_eq!(recs[0]["scope"], "key");
-    assert_eq!(recs[0]["actor"], "bob");
+    assert_eq!(recs[0]["actor"], "admin", "the token that wrote it");
+    assert_eq!(recs[0]["on_behalf_of"], "bob", "whom the client named");
     assert_eq!(recs[5]["jti"], "a0");
     assert_eq!(recs[5]["reason"], "r0");
     let status = veto.get_json("/v1/status");

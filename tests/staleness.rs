@@ -22,17 +22,17 @@ use reqwest::blocking::Response;
 use serde_json::{json, Value};
 use support::{
     eventually, gateway_client, get_with_bearer, make_certs, nginx_bin, require_gateway, tls_args,
-    veto_bin, Nginx, Relay, Upstream, Veto,
+    veto_bin, Link, Nginx, Upstream, Veto,
 };
 use veto_client::{CacheConfig, Check, Client, Decision, LocalCache};
 
-/// us-east dials eu-west directly and ap-south through `to_ap`; eu-west hears
-/// ap-south only through us-east.
+/// us-east and eu-west dial each other directly, us-east and ap-south
+/// through the link `to_ap`; eu-west hears ap-south only through us-east.
 struct Cluster {
     us: Veto,
     eu: Veto,
     _ap: Veto,
-    to_ap: Relay,
+    to_ap: Link,
     _dirs: Vec<tempfile::TempDir>,
     _certs: tempfile::TempDir,
 }
@@ -45,12 +45,16 @@ fn cluster(us_extra: &[String]) -> Cluster {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let ports: Vec<u16> = (0..3).map(|_| support::free_udp_port()).collect();
     let args = |i: usize, name: &str, region: &str| tls_args(certs.path(), name, ports[i], region);
-    let eu = Veto::start_with(dirs[1].path(), &args(1, "eu", "eu-west"));
-    let ap = Veto::start_with(dirs[2].path(), &args(2, "ap", "ap-south"));
-    let to_ap = Relay::start(ports[2], 21);
+    let to_ap = Link::start(ports[0], ports[2], 21);
+    let mut eu_args = args(1, "eu", "eu-west");
+    eu_args.extend(["--peer".into(), format!("127.0.0.1:{}", ports[0])]);
+    let eu = Veto::start_with(dirs[1].path(), &eu_args);
+    let mut ap_args = args(2, "ap", "ap-south");
+    ap_args.extend(["--peer".into(), format!("127.0.0.1:{}", to_ap.back.listen)]);
+    let ap = Veto::start_with(dirs[2].path(), &ap_args);
     let mut us_args = args(0, "us", "us-east");
     us_args.extend(["--peer".into(), format!("127.0.0.1:{}", ports[1])]);
-    us_args.extend(["--peer".into(), format!("127.0.0.1:{}", to_ap.listen)]);
+    us_args.extend(["--peer".into(), format!("127.0.0.1:{}", to_ap.there.listen)]);
     us_args.extend(us_extra.iter().cloned());
     let us = Veto::start_with(dirs[0].path(), &us_args);
     let c = Cluster {
@@ -148,9 +152,14 @@ fn closed_behind_nginx_a_partitioned_region_stops_clean_tokens_until_it_heals() 
             max_staleness: Some(Duration::from_secs(3)),
             ..CacheConfig::default()
         };
-        let cache = LocalCache::start(Client::new(&c.us.url).unwrap(), config)
-            .await
-            .unwrap();
+        let cache = LocalCache::start(
+            Client::new(&c.us.url)
+                .unwrap()
+                .with_token(support::ADMIN_TOKEN),
+            config,
+        )
+        .await
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while cache.is_stale() {
             assert!(Instant::now() < deadline, "{:?}", cache.status());

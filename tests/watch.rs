@@ -218,7 +218,9 @@ fn fail_open_answers_from_the_cache_while_the_node_is_down() {
     let mut veto = Veto::start(dir.path(), &[]);
     veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "known"}));
     let rt = runtime();
-    let node = Client::new(&veto.url).unwrap();
+    let node = Client::new(&veto.url)
+        .unwrap()
+        .with_token(support::ADMIN_TOKEN);
     let cache = rt.block_on(async {
         LocalCache::start(node, quick(StalePolicy::FailOpen))
             .await
@@ -239,7 +241,9 @@ fn a_cache_spawned_while_its_node_is_down_fails_closed_until_it_loads() {
     veto.revoke(json!({"scope": "token", "iss": ISS, "jti": "x"}));
     veto.kill9();
     let rt = runtime();
-    let node = Client::new(&veto.url).unwrap();
+    let node = Client::new(&veto.url)
+        .unwrap()
+        .with_token(support::ADMIN_TOKEN);
     let cache = rt.block_on(async {
         let cache = LocalCache::spawn(node, quick(StalePolicy::FailClosed));
         assert!(cache.is_stale());
@@ -279,9 +283,14 @@ fn held_to_max_staleness_the_cache_fails_closed_once_its_nodes_heartbeats_stop()
         ..quick(StalePolicy::FailClosed)
     };
     let cache = rt.block_on(async {
-        let cache = LocalCache::start(Client::new(&veto.url).unwrap(), config)
-            .await
-            .unwrap();
+        let cache = LocalCache::start(
+            Client::new(&veto.url)
+                .unwrap()
+                .with_token(support::ADMIN_TOKEN),
+            config,
+        )
+        .await
+        .unwrap();
         // The node's first heartbeat comes with `ready`.
         until(&cache, "fresh from the first heartbeat", |c| !c.is_stale()).await;
         assert_eq!(cache.stale_origins(), Vec::new());
@@ -386,7 +395,9 @@ fn a_broken_stream_resumes_from_its_cursor_without_a_reload() {
             .unwrap()
             .with_admin_token(support::ADMIN_TOKEN);
         let cache = LocalCache::start(
-            Client::new(&proxy.url).unwrap(),
+            Client::new(&proxy.url)
+                .unwrap()
+                .with_token(support::ADMIN_TOKEN),
             quick(StalePolicy::FailClosed),
         )
         .await

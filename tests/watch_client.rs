@@ -144,7 +144,7 @@ fn the_client_speaks_every_endpoint() {
 
         let added = node.add_peer("127.0.0.1:1", Some("nowhere")).await.unwrap();
         assert_eq!(added.addr, "127.0.0.1:1");
-        assert!(open
+        assert!(node
             .peers()
             .await
             .unwrap()
@@ -162,10 +162,10 @@ fn the_client_speaks_every_endpoint() {
         assert_eq!(status.node.region, "eu-west");
         assert!(open.metrics().await.unwrap().contains("veto_"));
 
-        let (cursor, records) = open.snapshot().await.unwrap().collect().await.unwrap();
+        let (cursor, records) = node.snapshot().await.unwrap().collect().await.unwrap();
         assert_eq!(records.len(), 4);
         assert!(records.contains(&r));
-        let mut watch = open
+        let mut watch = node
             .watch(Some(&cursor), Some(Duration::from_secs(1)))
             .await
             .unwrap();
@@ -223,17 +223,24 @@ fn the_client_speaks_every_endpoint() {
             "unauthorized",
         );
         let stale = format!("{}-1", "0".repeat(16));
-        let mut resync = open.watch(Some(&stale), None).await.unwrap();
+        let mut resync = node.watch(Some(&stale), None).await.unwrap();
         match resync.next().await.unwrap() {
             Some(WatchEvent::Resync { reason, .. }) => assert_eq!(reason, "unknown_epoch"),
             other => panic!("expected resync, got {other:?}"),
         }
         assert_eq!(resync.next().await.unwrap(), None);
         api_error(
-            open.watch(Some("garbage"), None).await.unwrap_err(),
+            node.watch(Some("garbage"), None).await.unwrap_err(),
             400,
             "invalid_request",
         );
+        // Without a token the streams are refused: they carry what is revoked.
+        api_error(
+            open.watch(None, None).await.unwrap_err(),
+            401,
+            "unauthorized",
+        );
+        api_error(open.snapshot().await.unwrap_err(), 401, "unauthorized");
         assert!(matches!(Client::new("not a url"), Err(ClientError::Url(_))));
     });
 }

@@ -5,6 +5,7 @@
 pub mod cursor;
 pub mod gossip;
 pub mod set;
+pub mod tokens;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

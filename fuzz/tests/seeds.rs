@@ -198,11 +198,25 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 value,
             ]
         }
+        "tokens_file" => vec![
+            format!(
+                "{}\n{}",
+                veto_api::tokens::tokens_file_entry("soc-bot", veto_api::Roles::of(&[veto_api::Role::Revoke]), "t1"),
+                veto_api::tokens::tokens_file_entry(
+                    "edge",
+                    veto_api::Roles::of(&[veto_api::Role::Read, veto_api::Role::Audit]),
+                    "t2"
+                )
+            )
+            .into_bytes(),
+            b"[[tokens]]\nname = \"a b\"\nroles = [\"root\"]\nsha256 = \"zz\"\n".to_vec(),
+            b"tokens = 3\n".to_vec(),
+        ],
         other => panic!("no seeds for {other}"),
     }
 }
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "gossip_decode",
     "gossip_frames",
     "set_events",
@@ -210,6 +224,7 @@ const TARGETS: [&str; 7] = [
     "jwt_decode",
     "jwt_claims",
     "id_parse",
+    "tokens_file",
 ];
 
 #[test]
@@ -240,6 +255,16 @@ fn seeds_are_valid_inputs_and_hold_the_invariants() {
                 }
                 "jwt_decode" => veto_fuzz::check_jwt(std::str::from_utf8(seed).unwrap()),
                 "jwt_claims" => veto_fuzz::check_jwt(&veto_fuzz::jwt_from_parts(seed)),
+                "tokens_file" => {
+                    let text = std::str::from_utf8(seed).unwrap();
+                    // The first seed is a valid file; the others are refused.
+                    assert_eq!(
+                        veto_api::tokens::parse_tokens_file(text).is_ok(),
+                        i == 0,
+                        "seed {i}"
+                    );
+                    veto_fuzz::tokens::check_tokens_file(text);
+                }
                 _ => {
                     if let Ok(text) = std::str::from_utf8(seed) {
                         veto_fuzz::check_id_text(text);

@@ -39,6 +39,9 @@ pub(crate) fn exact_probe(record: &Record) -> CheckSpec {
         Target::Client { client_id, .. } => c.client_id = Some(client_id.clone()),
         Target::Issuer { .. } => {}
         Target::Key { kid, .. } => c.kid = Some(kid.clone()),
+        // The workload makes no `peer` records: they revoke no token, and the
+        // simulated network carries no certificates to refuse.
+        Target::Peer { .. } => {}
     }
     CheckSpec {
         claims: c,
@@ -184,6 +187,8 @@ impl Workload {
                 c.iss = iss(self, i);
                 c.kid = Some(kid.clone());
             }
+            // Never made by the workload (see `exact_probe`).
+            Target::Peer { .. } => {}
         }
         CheckSpec {
             claims: c,

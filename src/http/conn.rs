@@ -1,15 +1,24 @@
-//! One HTTP connection: hyper's HTTP/1 state machine, driven under the
-//! header, body, idle and write timeouts, with every request passed through
-//! the rate limits to the router.
+//! One HTTP connection: hyper's HTTP/1 (or, over TLS, h2) state machine,
+//! driven under the header, body, idle and write timeouts, with every
+//! request passed through the client-certificate check and the rate limits
+//! to the router.
+//!
+//! Over TLS the handshake has the header timeout, and the timeouts then
+//! count from its end. Reads are timed above TLS (bytes of requests, not of
+//! records) and writes below it (whether the client takes what is sent). On
+//! h2 a request's headers arrive in whole frames that hyper holds to a size
+//! limit, and other frames (pings, window updates) come between requests,
+//! so bytes read do not start the header timeout there: between requests
+//! such a connection has the idle timeout.
 
 use std::convert::Infallible;
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -18,13 +27,16 @@ use axum::Router;
 use bytes::Bytes;
 use hyper::body::Body as _;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use super::activity::{Activity, Answer, Tracked};
+use super::client_cert::{self, TlsClient};
 use super::rate::RateLimiter;
 use super::HttpLimits;
 
@@ -33,159 +45,150 @@ pub(super) struct Shared {
     pub(super) app: Router,
     pub(super) limits: HttpLimits,
     pub(super) rates: RateLimiter,
+    pub(super) http1: http1::Builder,
+    pub(super) http2: http2::Builder<TokioExecutor>,
+    /// Whether writes need a verified client certificate.
+    pub(super) client_certificates: bool,
 }
 
-/// Milliseconds since the connection opened; `NEVER` for "not now".
-const NEVER: u64 = u64::MAX;
-
-/// Which timeout closes a connection.
+/// The protocol of a connection: HTTP/1.1, or h2 when TLS's ALPN chose it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Expiry {
-    Header,
-    Idle,
-    Write,
+enum Protocol {
+    Http1,
+    Http2,
 }
 
-impl Expiry {
-    fn name(self) -> &'static str {
-        match self {
-            Expiry::Header => "header",
-            Expiry::Idle => "idle",
-            Expiry::Write => "write",
-        }
-    }
-}
-
-/// What one connection is doing, kept by its socket, its requests and its
-/// driver (all in one task; atomics only because tasks must be `Send`).
-struct Activity {
-    opened: Instant,
-    /// Requests whose answer has not been sent in full.
-    in_flight: AtomicUsize,
-    /// When the connection last became idle: opened, or an answer finished.
-    idle_since: AtomicU64,
-    /// When the first byte of the next request's headers arrived.
-    head_since: AtomicU64,
-    /// When a write first found the client not reading.
-    blocked_since: AtomicU64,
-    /// Wakes the driver when a deadline may have come closer.
-    wake: Notify,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            opened: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(0),
-            head_since: AtomicU64::new(NEVER),
-            blocked_since: AtomicU64::new(NEVER),
-            wake: Notify::new(),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(NEVER - 1)
-    }
-
-    fn read(&self, n: usize) {
-        if n > 0
-            && self.in_flight.load(Ordering::Relaxed) == 0
-            && self.head_since.load(Ordering::Relaxed) == NEVER
-        {
-            self.head_since.store(self.now(), Ordering::Relaxed);
-            self.wake.notify_one();
-        }
-    }
-
-    fn write_blocked(&self) {
-        if self.blocked_since.load(Ordering::Relaxed) == NEVER {
-            self.blocked_since.store(self.now(), Ordering::Relaxed);
-            self.wake.notify_one();
-        }
-    }
-
-    fn wrote(&self) {
-        if self.blocked_since.load(Ordering::Relaxed) != NEVER {
-            self.blocked_since.store(NEVER, Ordering::Relaxed);
-        }
-    }
-
-    fn request_started(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.head_since.store(NEVER, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
-    }
-
-    /// The earliest deadline in force, and which it is.
-    fn deadline(&self, limits: &HttpLimits) -> Option<(u64, Expiry)> {
-        let after = |since: u64, d: Duration| {
-            since.saturating_add(u64::try_from(d.as_millis()).unwrap_or(NEVER))
-        };
-        let mut soonest: Option<(u64, Expiry)> = None;
-        let mut consider = |at: u64, why: Expiry| {
-            if soonest.is_none_or(|(s, _)| at < s) {
-                soonest = Some((at, why));
-            }
-        };
-        let blocked = self.blocked_since.load(Ordering::Relaxed);
-        if blocked != NEVER {
-            consider(after(blocked, limits.write_timeout), Expiry::Write);
-        }
-        if self.in_flight.load(Ordering::Relaxed) == 0 {
-            match self.head_since.load(Ordering::Relaxed) {
-                NEVER => consider(
-                    after(self.idle_since.load(Ordering::Relaxed), limits.idle_timeout),
-                    Expiry::Idle,
-                ),
-                head => consider(after(head, limits.header_timeout), Expiry::Header),
-            }
-        }
-        soonest
-    }
-}
-
-/// A request being answered; the connection is idle again once every one is
-/// dropped (its answer's body sent in full, or abandoned).
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.idle_since.store(self.0.now(), Ordering::Relaxed);
-        }
-    }
-}
-
-/// Serves one connection until it ends, a timeout closes it, or `stop`
-/// turns true (then it finishes the request in hand and closes).
-pub(super) async fn drive(
+/// Serves one plain-HTTP connection until it ends, a timeout closes it, or
+/// `stop` turns true (then it finishes the request in hand and closes).
+pub(super) async fn serve_plain(
     shared: Arc<Shared>,
-    builder: &http1::Builder,
+    stream: TcpStream,
+    remote: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = Tracked::new(stream, &activity, true, true);
+    drive(shared, Protocol::Http1, io, activity, remote, None, stop).await;
+}
+
+/// Serves one HTTPS connection: the handshake within the header timeout,
+/// then HTTP/1.1 or h2 as its ALPN says, as [`serve_plain`] does.
+pub(super) async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
     stream: TcpStream,
     remote: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked {
-        io: stream,
-        activity: Arc::clone(&activity),
-    });
+    let io = Tracked::new(stream, &activity, false, true);
+    let handshake = tokio::time::timeout(shared.limits.header_timeout, acceptor.accept(io));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                // Plain HTTP on the HTTPS port, an untrusted client
+                // certificate, or a client that gave up.
+                metrics::counter!("veto_http_tls_handshake_failures_total").increment(1);
+                tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                metrics::counter!("veto_http_timeouts_total", "kind" => "handshake").increment(1);
+                tracing::debug!(%remote, "closing the connection: TLS handshake timed out");
+                return;
+            }
+        },
+        () = super::stopped(&mut stop) => return,
+    };
+    let accepted = stream.get_ref().1;
+    let protocol = match accepted.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    // rustls verified it against the client CA, or the handshake failed.
+    let client = TlsClient {
+        certificate: accepted
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .map(|cert| Arc::new(cert.clone().into_owned())),
+    };
+    activity.restart();
+    let io = Tracked::new(stream, &activity, protocol == Protocol::Http1, false);
+    drive(shared, protocol, io, activity, remote, Some(client), stop).await;
+}
+
+/// Serves `io` with `protocol` under the timeouts.
+async fn drive<I>(
+    shared: Arc<Shared>,
+    protocol: Protocol,
+    io: I,
+    activity: Arc<Activity>,
+    remote: SocketAddr,
+    client: Option<TlsClient>,
+    stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let service = {
         let activity = Arc::clone(&activity);
         let shared = Arc::clone(&shared);
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
-            async move { Ok::<_, Infallible>(handle(&shared, &activity, remote, req).await) }
+            let client = client.clone();
+            async move {
+                let response =
+                    handle(&shared, &activity, protocol, remote, client.as_ref(), req).await;
+                Ok::<_, Infallible>(response)
+            }
         })
     };
-    let conn = builder.serve_connection(io, service);
+    match protocol {
+        Protocol::Http1 => {
+            let conn = shared.http1.serve_connection(io, service);
+            timed(
+                conn,
+                |c| c.graceful_shutdown(),
+                &activity,
+                &shared.limits,
+                remote,
+                stop,
+            )
+            .await;
+        }
+        Protocol::Http2 => {
+            let conn = shared.http2.serve_connection(io, service);
+            timed(
+                conn,
+                |c| c.graceful_shutdown(),
+                &activity,
+                &shared.limits,
+                remote,
+                stop,
+            )
+            .await;
+        }
+    }
+}
+
+/// Drives `conn` until it ends, a timeout closes it, or `stop` turns true
+/// (then `shutdown` lets it finish the requests in hand and close).
+async fn timed<C>(
+    conn: C,
+    shutdown: fn(Pin<&mut C>),
+    activity: &Activity,
+    limits: &HttpLimits,
+    remote: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: std::future::Future<Output = Result<(), hyper::Error>>,
+{
     tokio::pin!(conn);
     let mut stopping = false;
-    let limits = shared.limits;
     loop {
         let now = activity.now();
-        let at = match activity.deadline(&limits) {
+        let at = match activity.deadline(limits) {
             Some((at, why)) if at <= now => {
                 metrics::counter!("veto_http_timeouts_total", "kind" => why.name()).increment(1);
                 tracing::debug!(%remote, timeout = why.name(), "closing the connection");
@@ -206,56 +209,72 @@ pub(super) async fn drive(
             () = activity.wake.notified() => {}
             () = super::stopped(&mut stop), if !stopping => {
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                shutdown(conn.as_mut());
             }
         }
     }
 }
 
-/// Answers one request: the rate limits, then the router, with the body
-/// under its timeout.
+/// Answers one request: the client-certificate check, the rate limits,
+/// then the router.
 async fn handle(
     shared: &Shared,
     activity: &Arc<Activity>,
+    protocol: Protocol,
     remote: SocketAddr,
+    client: Option<&TlsClient>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let in_flight = activity.request_started();
-    let limited = shared
-        .rates
-        .check(req.method(), req.uri().path(), req.headers(), remote.ip());
-    let response = match limited {
-        Err(limited) => limited.response(),
-        Ok(()) => {
-            let timed_out = Arc::new(AtomicBool::new(false));
-            let timeout = shared.limits.body_timeout;
-            let flag = Arc::clone(&timed_out);
-            let mut req = req.map(|body| {
-                if body.is_end_stream() {
-                    Body::new(body)
-                } else {
-                    Body::new(TimeoutBody::new(body, timeout, flag))
-                }
-            });
-            req.extensions_mut().insert(ConnectInfo(remote));
-            let response = match shared.app.clone().oneshot(req).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            if timed_out.load(Ordering::Relaxed) {
-                metrics::counter!("veto_http_timeouts_total", "kind" => "body").increment(1);
-                request_timeout(timeout)
-            } else {
-                response
-            }
-        }
+    let refused = shared
+        .client_certificates
+        .then(|| client_cert::refusal(req.method(), req.uri().path(), client))
+        .flatten();
+    let response = if let Some(refused) = refused {
+        refused
+    } else if let Err(limited) =
+        shared
+            .rates
+            .check(req.method(), req.uri().path(), req.headers(), remote.ip())
+    {
+        limited.response()
+    } else {
+        route(shared, remote, client, req).await
     };
-    response.map(|body| {
-        Body::new(Answer {
-            body,
-            _in_flight: in_flight,
-        })
-    })
+    response.map(|body| Body::new(Answer::new(body, in_flight, protocol == Protocol::Http2)))
+}
+
+/// The router's answer, with the body under its timeout.
+async fn route(
+    shared: &Shared,
+    remote: SocketAddr,
+    client: Option<&TlsClient>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let timeout = shared.limits.body_timeout;
+    let flag = Arc::clone(&timed_out);
+    let mut req = req.map(|body| {
+        if body.is_end_stream() {
+            Body::new(body)
+        } else {
+            Body::new(TimeoutBody::new(body, timeout, flag))
+        }
+    });
+    req.extensions_mut().insert(ConnectInfo(remote));
+    if let Some(client) = client {
+        req.extensions_mut().insert(client.clone());
+    }
+    let response = match shared.app.clone().oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    if timed_out.load(Ordering::Relaxed) {
+        metrics::counter!("veto_http_timeouts_total", "kind" => "body").increment(1);
+        request_timeout(timeout)
+    } else {
+        response
+    }
 }
 
 /// 408 for a body that did not arrive in time; the connection is closed after.
@@ -276,73 +295,6 @@ fn request_timeout(limit: Duration) -> Response<Body> {
         header::HeaderValue::from_static("close"),
     );
     response
-}
-
-/// The socket, telling the connection's [`Activity`] what it reads and
-/// whether its client takes what is written.
-struct Tracked {
-    io: TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            this.activity.read(buf.filled().len() - before);
-        }
-        polled
-    }
-}
-
-impl Tracked {
-    fn track<T>(&self, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
-        match &polled {
-            Poll::Pending => self.activity.write_blocked(),
-            Poll::Ready(_) => self.activity.wrote(),
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.track(polled)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.track(polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
 }
 
 /// A request body that fails once its deadline passes, and says so.
@@ -399,31 +351,5 @@ impl hyper::body::Body for TimeoutBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// An answer's body, holding its request in flight until it is sent.
-struct Answer {
-    body: Body,
-    _in_flight: InFlight,
-}
-
-impl hyper::body::Body for Answer {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

@@ -13,16 +13,26 @@
 //!   being served.
 //! - **Rate limits.** Token buckets per bearer token on writes and per client
 //!   address on lookups (see [`rate`]).
+//! - **HTTPS.** With `--api-tls-cert` and `--api-tls-key` every connection is
+//!   TLS (see [`tls`]), under the same cap and timeouts, the handshake within
+//!   the header timeout. A TLS connection beyond the cap is closed without
+//!   an answer: answering would take the handshake, the very work the cap
+//!   sheds. With `--api-tls-client-ca`, writes need a verified client
+//!   certificate (see [`client_cert`]).
 
+mod activity;
+pub(crate) mod client_cert;
 mod conn;
 pub(crate) mod rate;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -127,25 +137,40 @@ pub(crate) fn connection_cap(requested: Option<usize>, fd_limit: u64) -> usize {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `stop` turns true.
+/// Serves `app` on `listener` within `limits` until `stop` turns true, over
+/// TLS when `tls` is given.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: HttpLimits,
-    max_connections: usize,
+    (limits, max_connections): (HttpLimits, usize),
+    tls: Option<Arc<tls::ApiTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let connections = Arc::new(Semaphore::new(max_connections));
     let refusing = Arc::new(Semaphore::new(REFUSING));
+    let mut http1 = http1::Builder::new();
+    // The header timeout is the connection driver's, which tells it apart
+    // from the idle time between requests; hyper's own would not.
+    http1.header_read_timeout(None).keep_alive(true);
+    match (&tls, listener.local_addr()) {
+        (Some(tls), _) => {
+            tls.reload_on_hangup()?;
+            tracing::info!(
+                client_certificates = tls.client_certificates(),
+                "the HTTP API is served over TLS (HTTP/1.1 and h2)"
+            );
+        }
+        (None, Ok(addr)) => tls::warn_if_plaintext(addr),
+        (None, Err(_)) => {}
+    }
     let shared = Arc::new(conn::Shared {
         app,
         limits,
         rates: rate::RateLimiter::new(limits.rates),
+        http1,
+        http2: http2::Builder::new(TokioExecutor::new()),
+        client_certificates: tls.as_ref().is_some_and(|t| t.client_certificates()),
     });
-    let mut builder = http1::Builder::new();
-    // The header timeout is the connection driver's, which tells it apart
-    // from the idle time between requests; hyper's own would not.
-    builder.header_read_timeout(None).keep_alive(true);
     let open = metrics::gauge!("veto_http_connections");
     let refused = metrics::counter!("veto_http_connections_refused_total");
     loop {
@@ -161,19 +186,21 @@ pub(crate) async fn serve(
         };
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             refused.increment(1);
-            refuse(stream, remote, &refusing);
+            match tls {
+                Some(_) => drop(stream),
+                None => refuse(stream, remote, &refusing),
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
         open.increment(1.0);
-        let (shared, builder, stop, open) = (
-            Arc::clone(&shared),
-            builder.clone(),
-            stop.clone(),
-            open.clone(),
-        );
+        let (shared, stop, open) = (Arc::clone(&shared), stop.clone(), open.clone());
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
-            conn::drive(shared, &builder, stream, remote, stop).await;
+            match acceptor {
+                Some(acceptor) => conn::serve_tls(shared, acceptor, stream, remote, stop).await,
+                None => conn::serve_plain(shared, stream, remote, stop).await,
+            }
             open.decrement(1.0);
             drop(permit);
         });

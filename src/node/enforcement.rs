@@ -2,14 +2,14 @@
 //! published by the replication driver, and receipts and watermarks made
 //! from them (veto-node's `receipts`), including waiting for a receipt.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use veto_api::NodeInfo;
 use veto_core::receipt::{OriginView, ReceiptNode, ReceiptView, Wait, ENFORCED, PENDING};
 use veto_core::RecordId;
-use veto_node::Holdings;
+use veto_node::{Enforcer, Holdings};
 
 use crate::node::wall_clock;
 use crate::peers::PeerDirectory;
@@ -18,16 +18,23 @@ use crate::peers::PeerDirectory;
 pub(crate) struct Enforcement {
     holdings: watch::Sender<Arc<Holdings>>,
     peers: Arc<PeerDirectory>,
+    /// For the names `peer` records revoke: such a node no longer counts.
+    enforcer: Arc<RwLock<Enforcer>>,
     /// This node's name and region, for a receipt made before (or without)
     /// replication: it then lists this node alone.
     me: (String, String),
 }
 
 impl Enforcement {
-    pub(crate) fn new(info: &NodeInfo, peers: Arc<PeerDirectory>) -> Enforcement {
+    pub(crate) fn new(
+        info: &NodeInfo,
+        peers: Arc<PeerDirectory>,
+        enforcer: Arc<RwLock<Enforcer>>,
+    ) -> Enforcement {
         Enforcement {
             holdings: watch::Sender::new(Arc::new(Holdings::new(info.id))),
             peers,
+            enforcer,
             me: (info.name.clone(), info.region.clone()),
         }
     }
@@ -54,8 +61,19 @@ impl Enforcement {
         self.holdings.send_replace(Arc::new(holdings));
     }
 
+    /// Who counts for receipts and freshness: not removed from the peer
+    /// list, and not revoked by name. (A node whose certificate alone was
+    /// revoked still counts: it may be back under a new one.)
     fn admits(&self) -> impl Fn(&str) -> bool + '_ {
-        |name| self.peers.admits(name).is_ok()
+        |name| {
+            self.peers.admits(name)
+                && !self
+                    .enforcer
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .revoked_peers()
+                    .revokes_name(name)
+        }
     }
 
     /// The receipt of `ids`, or `None` if no node is known to hold them
@@ -77,11 +95,13 @@ impl Enforcement {
     /// reported yet are pending, and without replication this node stands
     /// alone.
     fn receipt_of(&self, holdings: &Holdings, ids: &[RecordId], here: bool) -> ReceiptView {
+        // A peer listed under a name is expected by that name before any
+        // certificate proved it (and whatever a wrong one proved there).
         let expected: Vec<String> = self
             .peers
             .views()
             .into_iter()
-            .filter_map(|p| p.name)
+            .filter_map(|p| p.listed_as.or(p.name))
             .collect();
         self.with_self(holdings.receipt(ids, &expected, self.admits()), here)
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use veto_core::{Frontier, LookupIndex, NodeId, RecordId};
-use veto_node::Enforcer;
+use veto_node::{Enforcer, RevokedPeers};
 
 use super::Node;
 
@@ -44,6 +44,7 @@ impl Node {
     /// against what it read.
     fn read_memory(&self) -> anyhow::Result<Enforcer> {
         let mut index = LookupIndex::new();
+        let mut peers = RevokedPeers::default();
         index.reserve_tokens(self.store.live_count() as usize);
         let mut failure = None;
         let mut scanned = Scanned::default();
@@ -52,7 +53,7 @@ impl Node {
             // the rest of each record makes a 10M-record restart faster.
             .for_each_target(|id, target| {
                 scanned.push(id);
-                if let Err(e) = index.insert(id, &target) {
+                if let Err(e) = Enforcer::load(&mut index, &mut peers, id, &target) {
                     failure.get_or_insert(e);
                 }
             })
@@ -77,7 +78,7 @@ impl Node {
         if let Some(e) = failure {
             return Err(e).context("cannot index a stored record");
         }
-        Ok(Enforcer::from_index(index))
+        Ok(Enforcer::from_parts(index, peers))
     }
 
     /// The records a scan found and the digests disagree: the file lost

@@ -26,7 +26,7 @@ use veto_api::{
 use veto_core::receipt::{OriginView, ReceiptView, Wait};
 use veto_core::{AuditQuery, Check, Frontier, HybridClock, Record, RecordId, Revocation};
 use veto_gossip::engine::{ClockCheck, ClockVerdict};
-use veto_node::{Ack, Enforcer, Faults, GcHold, LocalWriteError, Writer};
+use veto_node::{Ack, Enforcer, Faults, GcHold, LocalWriteError, RevokedPeers, Writer};
 use veto_store::{Store, StoreError};
 
 use crate::audit_log::{AuditLog, Source};
@@ -42,9 +42,10 @@ pub(crate) use enforcement::Enforcement;
 pub(crate) struct Node {
     info: NodeInfo,
     store: Store,
-    /// What lookups answer from: rebuilt from the store at start, then kept
-    /// in step with every durable write and prune.
-    enforcer: RwLock<Enforcer>,
+    /// What lookups answer from, and which peer certificates are revoked:
+    /// rebuilt from the store at start, then kept in step with every durable
+    /// write and prune.
+    enforcer: Arc<RwLock<Enforcer>>,
     clock: Arc<HybridClock>,
     max_clock_offset: Duration,
     /// Serialises local appends so that sequence numbers are handed out
@@ -122,6 +123,7 @@ impl Node {
             veto_node::fresh_writer(&mut rand::thread_rng(), |id| covered.origin(id).is_some());
         let life = veto_node::begin_life(id, &covered, store.last_local_stamp(), max_clock_offset);
         let (tx, rx) = mpsc::unbounded_channel();
+        let enforcer = Arc::new(RwLock::new(Enforcer::default()));
         let enforcement = Enforcement::new(
             &NodeInfo {
                 id,
@@ -129,11 +131,12 @@ impl Node {
                 region: region.clone(),
             },
             Arc::clone(&peers),
+            Arc::clone(&enforcer),
         );
         let node = Node {
             info: NodeInfo { id, name, region },
             store,
-            enforcer: RwLock::new(Enforcer::default()),
+            enforcer,
             clock: life.clock,
             max_clock_offset,
             writer: tokio::sync::Mutex::new(life.writer),
@@ -157,6 +160,17 @@ impl Node {
     /// Receipts and watermarks, which the replication driver feeds.
     pub(crate) fn enforcement(&self) -> &Enforcement {
         &self.enforcement
+    }
+
+    /// Runs `f` over the peer certificates this node's `peer` records
+    /// revoke, under the enforcer's read lock (taken before the peer
+    /// directory's, always in that order).
+    pub(crate) fn with_revoked_peers<T>(&self, f: impl FnOnce(&RevokedPeers) -> T) -> T {
+        f(self
+            .enforcer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .revoked_peers())
     }
 
     /// The deliberate bugs this node runs with (none in release builds).

@@ -11,7 +11,8 @@ use veto_client::{Claims, RevokeRequest, ScopeKind};
 /// names the probe in the audit trail.
 pub(crate) const ISSUER: &str = "veto-probe";
 
-/// The actor recorded on every canary revocation.
+/// Whom every canary revocation is made for (its `on_behalf_of`; the
+/// actor is the name of the token the probe runs with).
 pub(crate) const ACTOR: &str = "probe";
 
 /// The reason recorded on every canary revocation.

@@ -1,7 +1,7 @@
 //! The replication task: one loop that feeds the engine and carries out what it
 //! asks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,20 +11,22 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng as _;
 use tokio::sync::mpsc;
-use veto_core::{Frontier, NodeId, Record};
+use veto_core::{Frontier, NodeId, Record, ScopeKind};
 use veto_gossip::engine::{
     drain, Config, Engine, EngineEvent, Frame, Input, Lane as EngineLane, Now, PeerKey, PersistId,
     Runtime, Via,
 };
 use veto_gossip::proto::MessageKind;
 use veto_transport::tls::{ClusterTls, TlsFiles};
-use veto_transport::{ConnId, Lane, Transport, TransportConfig, TransportEvent};
+use veto_transport::{
+    Admission, ConnId, Lane, PeerIdentity, Transport, TransportConfig, TransportEvent,
+};
 
 use super::status::{self, Names, PeerConn};
 use crate::clock_steps::StepDetector;
 use crate::node::{wall_clock, Node};
 use crate::peers::{PeerCommand, PeerDirectory};
-use veto_node::Holdings;
+use veto_node::{Holdings, PeerCert, Refusal};
 
 /// What the replication task needs from the node's settings.
 pub(crate) struct ReplicationSettings {
@@ -35,12 +37,37 @@ pub(crate) struct ReplicationSettings {
     pub(crate) max_clock_offset: Duration,
 }
 
+/// Counts a refused peer in `veto_peer_refused_total{reason}` and logs why.
+fn count_refusal(refusal: &Refusal, dialed: bool) {
+    tracing::warn!(dialed, reason = refusal.reason(), error = %refusal, "peer refused");
+    metrics::counter!("veto_peer_refused_total", "reason" => refusal.reason()).increment(1);
+}
+
+/// The transport's admission: membership (veto-node's rules) over the
+/// `peer` records this node holds and its peer list, asked right after
+/// every handshake.
+fn admission(node: Arc<Node>, directory: Arc<PeerDirectory>) -> Admission {
+    Admission::new(move |peer: &PeerIdentity, dialed: Option<SocketAddr>| {
+        let cert = PeerCert {
+            name: &peer.name,
+            sha256: &peer.cert_sha256,
+        };
+        node.with_revoked_peers(|revoked| directory.admit(revoked, &cert, dialed))
+            .map_err(|refusal| {
+                count_refusal(&refusal, dialed.is_some());
+                refusal.to_string()
+            })
+    })
+}
+
 /// Loads the TLS identity and binds the QUIC endpoint.
 async fn bind(
     settings: &ReplicationSettings,
+    admission: Admission,
 ) -> anyhow::Result<(Transport, mpsc::Receiver<TransportEvent>)> {
     let tls = ClusterTls::load(&settings.tls).context("cannot load the TLS identity")?;
-    let config = TransportConfig::new(settings.listen, tls);
+    let mut config = TransportConfig::new(settings.listen, tls);
+    config.admission = admission;
     Transport::bind(config)
         .await
         .context("cannot start the QUIC transport")
@@ -55,7 +82,8 @@ pub(crate) async fn start(
     local_records: mpsc::UnboundedReceiver<Vec<Record>>,
     commands: mpsc::UnboundedReceiver<PeerCommand>,
 ) -> anyhow::Result<SocketAddr> {
-    let (transport, events) = bind(&settings).await?;
+    let admission = admission(Arc::clone(&node), Arc::clone(&directory));
+    let (transport, events) = bind(&settings, admission).await?;
     let local_addr = transport.local_addr();
     let info = veto_api::Backend::node(node.as_ref());
     let mut config = Config::new(info.id, info.name.clone(), info.region.clone());
@@ -80,6 +108,7 @@ pub(crate) async fn start(
         rng: StdRng::from_entropy(),
         started: Instant::now(),
         names: Names::new(),
+        cut: BTreeSet::new(),
         regions: BTreeMap::new(),
         persisted_tx,
         reports_version: 0,
@@ -93,10 +122,11 @@ async fn dial(transport: &Transport, directory: &PeerDirectory, addr: &str) {
     match tokio::net::lookup_host(addr).await {
         Ok(resolved) => {
             let resolved: Vec<SocketAddr> = resolved.take(1).collect();
+            // Known before the first dial's handshake asks whose address it is.
+            directory.set_resolved(addr, resolved.clone());
             for a in &resolved {
                 transport.add_peer(*a);
             }
-            directory.set_resolved(addr, resolved);
         }
         Err(e) => {
             tracing::warn!(peer = addr, error = %e, "cannot resolve peer address; it stays configured")
@@ -114,9 +144,14 @@ struct Driver {
     started: Instant,
     /// Node names by connection, from the peers' handshakes.
     names: Names,
+    /// Connections this node closed because their peer is refused now: what
+    /// still arrives on them before they are gone is not taken in.
+    cut: BTreeSet<ConnId>,
     /// Regions by node id, for labelling propagation latency.
     regions: BTreeMap<NodeId, String>,
-    persisted_tx: mpsc::UnboundedSender<(PersistId, bool)>,
+    /// A persist's id, whether it is durable, and whether it held `peer`
+    /// records (then connections are checked against them).
+    persisted_tx: mpsc::UnboundedSender<(PersistId, bool, bool)>,
     /// The engine's reports as last handed to the node.
     reports_version: u64,
 }
@@ -127,7 +162,7 @@ impl Driver {
         mut events: mpsc::Receiver<TransportEvent>,
         mut local_records: mpsc::UnboundedReceiver<Vec<Record>>,
         mut commands: mpsc::UnboundedReceiver<PeerCommand>,
-        mut persisted: mpsc::UnboundedReceiver<(PersistId, bool)>,
+        mut persisted: mpsc::UnboundedReceiver<(PersistId, bool, bool)>,
     ) {
         let mut publish = tokio::time::interval(Duration::from_millis(500));
         let mut steps = StepDetector::new(self.engine.config().max_clock_offset / 2);
@@ -139,8 +174,18 @@ impl Driver {
             let sleep = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 biased;
-                Some(records) = local_records.recv() => self.feed(Input::LocalRecords(&records)),
-                Some((id, durable)) = persisted.recv() => self.feed(Input::Persisted { id, durable }),
+                Some(records) = local_records.recv() => {
+                    self.feed(Input::LocalRecords(&records));
+                    if has_peer_records(&records) {
+                        self.close_refused();
+                    }
+                }
+                Some((id, durable, peers)) = persisted.recv() => {
+                    self.feed(Input::Persisted { id, durable });
+                    if peers {
+                        self.close_refused();
+                    }
+                }
                 event = events.recv() => match event {
                     Some(event) => self.on_transport(event),
                     None => {
@@ -185,28 +230,63 @@ impl Driver {
         Now::new(self.started.elapsed(), wall_clock())
     }
 
+    /// Why the peer with this certificate must not stay connected, if it
+    /// must not: a `peer` record or a removal that came after its handshake.
+    fn refusal(&self, name: &str, sha256: &[u8; 32]) -> Option<Refusal> {
+        let cert = PeerCert { name, sha256 };
+        self.node
+            .with_revoked_peers(|revoked| self.directory.refusal(revoked, &cert))
+    }
+
+    /// Closes every connection whose peer is refused now: run as soon as a
+    /// `peer` record is durable here, local or received, whether or not
+    /// this node ever talked to the revoked node.
+    fn close_refused(&mut self) {
+        let refused: Vec<(ConnId, Refusal)> = self
+            .names
+            .iter()
+            .filter_map(|(conn, p)| Some((*conn, self.refusal(&p.name, &p.cert_sha256)?)))
+            .collect();
+        for (conn, refusal) in refused {
+            count_refusal(&refusal, false);
+            self.cut(conn, &refusal.to_string());
+        }
+    }
+
+    /// Closes `conn` and ignores whatever else arrives on it; the engine
+    /// hears of its loss when the transport reports it gone.
+    fn cut(&mut self, conn: ConnId, reason: &str) {
+        self.cut.insert(conn);
+        self.transport.close(conn, reason);
+    }
+
     fn on_transport(&mut self, event: TransportEvent) {
         match event {
             TransportEvent::Connected {
                 conn,
                 peer_name,
+                cert_sha256,
                 remote,
                 dialed,
             } => {
-                if let Err(refused) = self.directory.admits(&peer_name) {
-                    tracing::warn!(%conn, %remote, dialed, error = %refused, "peer refused");
-                    metrics::counter!("veto_peer_refused_total", "reason" => "removed")
-                        .increment(1);
-                    self.transport
-                        .close(conn, "removed from this node's peer list");
+                // Admitted after the handshake; a record or a removal may
+                // have come since, before the connection reached here.
+                if let Some(refusal) = self.refusal(&peer_name, &cert_sha256) {
+                    tracing::warn!(%conn, %remote, "refused after its handshake");
+                    count_refusal(&refusal, dialed);
+                    self.cut(conn, &refusal.to_string());
                     return;
                 }
                 tracing::info!(%conn, peer = %peer_name, %remote, dialed, "peer connected");
                 metrics::gauge!("veto_peer_connected", "peer" => peer_name.clone()).set(1.0);
-                self.names.insert(conn, PeerConn::new(peer_name));
+                self.names
+                    .insert(conn, PeerConn::new(peer_name, cert_sha256));
                 self.feed(Input::Connected(PeerKey(conn.0)));
             }
             TransportEvent::Frame { conn, bytes, .. } => {
+                if self.cut.contains(&conn) {
+                    return;
+                }
                 if let Some(p) = self.names.get(&conn) {
                     p.messages_in.increment(1);
                     p.bytes_in.increment(bytes.len() as u64);
@@ -217,6 +297,7 @@ impl Driver {
                 });
             }
             TransportEvent::Disconnected { conn, reason } => {
+                self.cut.remove(&conn);
                 let Some(peer) = self.names.remove(&conn).map(|p| p.name) else {
                     // A refused connection: the engine never saw it.
                     return;
@@ -251,8 +332,7 @@ impl Driver {
                     .map(|(conn, _)| *conn)
                     .collect();
                 for conn in under_name {
-                    self.transport
-                        .close(conn, "removed from this node's peer list");
+                    self.cut(conn, "removed from this node's peer list");
                 }
             }
         }
@@ -401,12 +481,13 @@ impl Runtime for Driver {
     ) {
         let node = Arc::clone(&self.node);
         let done = self.persisted_tx.clone();
+        let peers = has_peer_records(&records) || has_peer_records(&restore);
         tokio::task::spawn_blocking(move || {
             let stored = node.store_remote(&records, &cover, &restore);
             if let Err(e) = &stored {
                 tracing::error!(error = %e, records = records.len(), "cannot store records from a peer");
             }
-            let _ = done.send((id, stored.is_ok()));
+            let _ = done.send((id, stored.is_ok(), peers));
         });
     }
 
@@ -418,4 +499,9 @@ impl Runtime for Driver {
     fn event(&mut self, event: EngineEvent) {
         self.on_event(event);
     }
+}
+
+/// Whether any of `records` revokes a peer certificate.
+fn has_peer_records(records: &[Record]) -> bool {
+    records.iter().any(|r| r.target.kind() == ScopeKind::Peer)
 }

@@ -9,10 +9,12 @@ use veto_transport::{ConnId, PeerState, Transport};
 
 use crate::peers::PeerDirectory;
 
-/// A connected node's name (from its certificate) and its per-peer counters,
-/// resolved once per connection rather than on every frame.
+/// A connected node's name and certificate fingerprint (both from its
+/// certificate) and its per-peer counters, resolved once per connection
+/// rather than on every frame.
 pub(crate) struct PeerConn {
     pub(crate) name: String,
+    pub(crate) cert_sha256: [u8; 32],
     pub(crate) messages_in: metrics::Counter,
     pub(crate) bytes_in: metrics::Counter,
     pub(crate) messages_out: metrics::Counter,
@@ -20,7 +22,7 @@ pub(crate) struct PeerConn {
 }
 
 impl PeerConn {
-    pub(crate) fn new(name: String) -> PeerConn {
+    pub(crate) fn new(name: String, cert_sha256: [u8; 32]) -> PeerConn {
         let counter = |metric: &'static str, direction: &'static str| metrics::counter!(metric, "direction" => direction, "peer" => name.clone());
         PeerConn {
             messages_in: counter("veto_peer_messages_total", "in"),
@@ -28,6 +30,7 @@ impl PeerConn {
             messages_out: counter("veto_peer_messages_total", "out"),
             bytes_out: counter("veto_peer_bytes_total", "out"),
             name,
+            cert_sha256,
         }
     }
 }
@@ -74,13 +77,16 @@ pub(crate) fn publish(
             let status = dialled
                 .iter()
                 .find(|p| p.addr.to_string() == view.view.addr || view.resolved.contains(&p.addr));
+            // Only what a certificate proved: the name the transport last
+            // saw in a handshake at this address, or none.
+            view.view.name = status.and_then(|s| s.name.clone());
+            let refused = membership
+                .listing(&view.view.addr)
+                .is_some_and(|l| l.refused.is_some());
             match status {
-                // Its certificate names a node removed from this peer list.
-                Some(s)
-                    if s.name
-                        .as_deref()
-                        .is_some_and(|n| membership.admits(n).is_err()) =>
-                {
+                // This node refused its last dial there: its certificate is
+                // revoked, its name removed, or not the name it is listed as.
+                Some(s) if refused && s.conn.is_none_or(|c| !names.contains_key(&c)) => {
                     view.view.state = "refused".to_owned();
                     view_of(None, &mut view.view);
                 }
@@ -88,9 +94,6 @@ pub(crate) fn publish(
                     view.view.state = state_name(s.state).to_owned();
                     if let Some(conn) = s.conn {
                         seen.push(conn);
-                    }
-                    if view.view.name.is_none() {
-                        view.view.name = s.name.clone();
                     }
                     view_of(s.conn, &mut view.view);
                 }
@@ -109,6 +112,7 @@ pub(crate) fn publish(
         .map(|(conn, stats)| {
             let mut view = PeerView {
                 name: Some(stats.peer_name.clone()),
+                listed_as: None,
                 addr: stats.remote.to_string(),
                 state: "connected".to_owned(),
                 lag: 0,

@@ -389,6 +389,34 @@ impl Relay {
     }
 }
 
+/// The two relays of one link between two nodes, one for each side's dial:
+/// both nodes list each other (a node accepts a dial-in only from a peer it
+/// lists), and the connection kept may be either one's, so a fault must be
+/// on both paths. A command goes to both.
+pub struct Link {
+    /// Relays to the far node: the near node dials this one.
+    pub there: Relay,
+    /// Relays to the near node: the far node dials this one.
+    pub back: Relay,
+}
+
+impl Link {
+    /// A link between the nodes at `near_port` and `far_port`.
+    pub fn start(near_port: u16, far_port: u16, seed: u64) -> Link {
+        Link {
+            there: Relay::start(far_port, seed),
+            back: Relay::start(near_port, seed.wrapping_add(1_000)),
+        }
+    }
+
+    /// Sends one control command to both relays; returns the first's reply.
+    pub fn command(&self, line: &str) -> String {
+        let reply = self.there.command(line);
+        self.back.command(line);
+        reply
+    }
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,23 +1,24 @@
 //! Three regions over real QUIC links slowed by `veto-relay`: us-east
-//! reaches eu-west and ap-south each through its own relay, so a test can
-//! delay or partition one region.
+//! reaches eu-west and ap-south each through its own link (a relay each way,
+//! since both ends list each other), so a test can delay or partition one
+//! region.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{eventually, free_udp_port, make_certs, tls_args, Relay, Veto};
+use super::{eventually, free_udp_port, make_certs, tls_args, Link, Veto};
 
-/// us-east dials eu-west through a relay with `eu_ms` one way and ap-south
-/// through one with `ap_ms`; eu-west and ap-south only hear each other
+/// us-east and eu-west dial each other through a link with `eu_ms` one way,
+/// us-east and ap-south through one with `ap_ms`; eu-west and ap-south only hear each other
 /// through us-east. Anti-entropy every 5 s: only prompt reports answer a
 /// receipt sooner.
 pub struct Regions {
     pub us: Veto,
     pub eu: Veto,
     pub ap: Veto,
-    pub to_eu: Relay,
-    pub to_ap: Relay,
+    pub to_eu: Link,
+    pub to_ap: Link,
     _dirs: Vec<tempfile::TempDir>,
     _certs: tempfile::TempDir,
 }
@@ -35,15 +36,19 @@ pub fn regions(eu_ms: u64, ap_ms: u64) -> Regions {
         a[ae + 1] = "5000".into();
         a
     };
-    let eu = Veto::start_with(dirs[1].path(), &args(1, "eu", "eu-west"));
-    let ap = Veto::start_with(dirs[2].path(), &args(2, "ap", "ap-south"));
-    let to_eu = Relay::start(ports[1], 11);
-    let to_ap = Relay::start(ports[2], 12);
+    let to_eu = Link::start(ports[0], ports[1], 11);
+    let to_ap = Link::start(ports[0], ports[2], 12);
     to_eu.command(&format!("delay {eu_ms}"));
     to_ap.command(&format!("delay {ap_ms}"));
+    let back = |mut a: Vec<String>, link: &Link| {
+        a.extend(["--peer".into(), format!("127.0.0.1:{}", link.back.listen)]);
+        a
+    };
+    let eu = Veto::start_with(dirs[1].path(), &back(args(1, "eu", "eu-west"), &to_eu));
+    let ap = Veto::start_with(dirs[2].path(), &back(args(2, "ap", "ap-south"), &to_ap));
     let mut us_args = args(0, "us", "us-east");
-    for relay in [&to_eu, &to_ap] {
-        us_args.extend(["--peer".into(), format!("127.0.0.1:{}", relay.listen)]);
+    for link in [&to_eu, &to_ap] {
+        us_args.extend(["--peer".into(), format!("127.0.0.1:{}", link.there.listen)]);
     }
     let us = Veto::start_with(dirs[0].path(), &us_args);
     let r = Regions {

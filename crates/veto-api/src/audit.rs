@@ -15,8 +15,9 @@ use axum::Json;
 use veto_core::audit::MAX_AUDIT_LIMIT;
 use veto_core::{AuditQuery, NodeId, ScopeKind};
 
-use crate::auth::Admin;
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::tokens::Role;
 use crate::view::{RecordList, RecordView};
 
 /// The media type of one JSON value per line.
@@ -86,11 +87,12 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
 
 /// `GET /v1/revocations`: `{"records": [...]}`, newest first, or NDJSON.
 pub(crate) async fn list(
-    _: Admin,
+    caller: Caller,
     State(state): State<crate::state::AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Audit)?;
     let q = parse_audit_query(query.as_deref())?;
     let records = state.backend.audit(q).await?;
     if !wants_ndjson(&headers) {

@@ -1,24 +1,22 @@
-//! Admin authentication and bearer-token parsing.
+//! Who a request comes from, and bearer-token parsing.
 //!
-//! Admin endpoints take the admin token as `Authorization: Bearer <token>`, or as
-//! the password of HTTP Basic (any user name), which is what many OAuth client
-//! libraries send to an RFC 7009 endpoint. The token is compared in constant time
-//! through its SHA-256, which also hides its length. A request with more than
-//! one `Authorization` header is refused everywhere.
+//! Endpoints that need a role take an API token (see [`crate::tokens`]) as
+//! `Authorization: Bearer <token>`, or as the password of HTTP Basic (any user
+//! name), which is what many OAuth client libraries send to an RFC 7009
+//! endpoint. No token, or one the node does not know, is 401; a known token
+//! without the endpoint's role is 403. A request with more than one
+//! `Authorization` header is refused everywhere.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 
 use crate::error::{code, ApiError};
 use crate::state::AppState;
-
-/// Proof that the request carried the admin token. Extracting it fails with 401.
-pub(crate) struct Admin;
+use crate::tokens::{Principal, Role};
+use crate::view::Detail;
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, message)
@@ -75,14 +73,14 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, BearerError> {
     Ok(token)
 }
 
-/// The admin credential presented: a bearer token or a Basic password.
+/// The credential presented: a bearer token or a Basic password.
 fn presented(headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
     let value = match only_authorization(headers) {
         Ok(value) => value,
         Err(BearerError::Several) => return Err(unauthorized(BearerError::Several.message())),
         Err(_) => {
             return Err(unauthorized(
-                "this endpoint needs the admin token as a Bearer token",
+                "this endpoint needs an API token as a Bearer token",
             ))
         }
     }
@@ -95,35 +93,106 @@ fn presented(headers: &HeaderMap) -> Result<Vec<u8>, ApiError> {
         let decoded = STANDARD
             .decode(b64)
             .map_err(|_| unauthorized("the Basic credentials are not valid base64"))?;
-        // user:password; the password is the admin token, the user is ignored.
+        // user:password; the password is the token, the user is ignored.
         let colon = decoded.iter().position(|b| *b == b':').ok_or_else(|| {
-            unauthorized(
-                "the Basic credentials must be user:password with the admin token as password",
-            )
+            unauthorized("the Basic credentials must be user:password with the token as password")
         })?;
         return Ok(decoded[colon + 1..].to_vec());
     }
     Err(unauthorized(
-        "the Authorization header must be `Bearer <admin token>`",
+        "the Authorization header must be `Bearer <token>`",
     ))
 }
+
+/// Who sent the request: the named token it carried. Extracting it fails
+/// with 401 when the request carries no token this node accepts; what the
+/// token may do is checked by [`Caller::require`].
+#[derive(Clone, Debug)]
+pub(crate) struct Caller(pub(crate) Principal);
+
+impl Caller {
+    /// The caller if it holds `role`, else 403 `forbidden`.
+    pub(crate) fn require(self, role: Role) -> Result<Caller, ApiError> {
+        if self.0.roles.grants(role) {
+            Ok(self)
+        } else {
+            Err(forbidden(&self.0, &[role]))
+        }
+    }
+
+    /// The caller if it holds one of `roles`, else 403 `forbidden`.
+    pub(crate) fn require_any(self, roles: &[Role]) -> Result<Caller, ApiError> {
+        if roles.iter().any(|r| self.0.roles.grants(*r)) {
+            Ok(self)
+        } else {
+            Err(forbidden(&self.0, roles))
+        }
+    }
+
+    /// Whether the caller holds `role`.
+    pub(crate) fn has(&self, role: Role) -> bool {
+        self.0.roles.grants(role)
+    }
+
+    /// The token's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The fields of a record the caller may see: all of them with `audit`,
+    /// the enforcement fields with `read` alone.
+    pub(crate) fn detail(&self) -> Detail {
+        if self.has(Role::Audit) {
+            Detail::Full
+        } else {
+            Detail::Enforcement
+        }
+    }
+}
+
+fn forbidden(who: &Principal, roles: &[Role]) -> ApiError {
+    let needed: Vec<String> = roles.iter().map(|r| format!("`{r}`")).collect();
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        code::FORBIDDEN,
+        format!(
+            "this endpoint needs the {} role; token {:?} has {}",
+            needed.join(" or "),
+            who.name,
+            who.roles.describe()
+        ),
+    )
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let table = state.tokens.current();
+        if table.is_empty() {
+            return Err(unauthorized(
+                "this endpoint is disabled: this node accepts no API token",
+            ));
+        }
+        let token = presented(&parts.headers)?;
+        match table.lookup(&token) {
+            Some(p) => Ok(Caller(p.clone())),
+            None => Err(unauthorized("unknown API token")),
+        }
+    }
+}
+
+/// A caller holding the `admin` role: extracting it fails with 401 or 403.
+pub(crate) struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiError> {
-        let Some(expected) = state.admin_digest else {
-            return Err(unauthorized(
-                "admin endpoints are disabled: this node has no admin token",
-            ));
-        };
-        let token = presented(&parts.headers)?;
-        let digest: [u8; 32] = Sha256::digest(&token).into();
-        if bool::from(digest.ct_eq(&expected)) {
-            Ok(Admin)
-        } else {
-            Err(unauthorized("wrong admin token"))
-        }
+        Caller::from_request_parts(parts, state)
+            .await?
+            .require(Role::Admin)
+            .map(|_| Admin)
     }
 }
 

@@ -1,4 +1,4 @@
-//! What the router needs besides the backend: the admin token, the maximum token
+//! What the router needs besides the backend: the admin token and named tokens, the maximum token
 //! lifetime, the metrics renderer, the wall clock, the Shared Signals
 //! transmitters and the staleness bound.
 
@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::events::transmitter::Transmitter;
 use crate::events::TransmitterSet;
 use crate::stale::{StaleBound, StalePolicy};
+use crate::tokens::TokenSet;
 
 /// The default maximum lifetime of a token issued by any issuer veto serves.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -67,6 +68,9 @@ pub struct ApiConfig {
     /// `/v1/auth` then answers (see [`crate::stale`]). `None`: no bound
     /// unless a request asks for one.
     pub max_staleness: Option<StaleBound>,
+    /// The named tokens accepted, with their roles (see [`crate::tokens`]),
+    /// replaceable while the node serves. `None`: the admin token alone.
+    pub tokens: Option<TokenSet>,
 }
 
 impl ApiConfig {
@@ -83,6 +87,7 @@ impl ApiConfig {
             transmitter_set: None,
             set_replay_window: DEFAULT_SET_REPLAY_WINDOW,
             max_staleness: None,
+            tokens: None,
         }
     }
 
@@ -129,6 +134,13 @@ impl ApiConfig {
         self
     }
 
+    /// Accepts the tokens of `tokens` (which should hold the admin token too)
+    /// instead of the admin token alone.
+    pub fn with_tokens(mut self, tokens: TokenSet) -> ApiConfig {
+        self.tokens = Some(tokens);
+        self
+    }
+
     /// Sets the staleness bound and what `/v1/auth` answers past it.
     pub fn with_max_staleness(mut self, max: Duration, policy: StalePolicy) -> ApiConfig {
         self.max_staleness = Some(StaleBound::new(max, policy));
@@ -147,6 +159,7 @@ impl fmt::Debug for ApiConfig {
             .field("transmitter_set", &self.transmitter_set)
             .field("set_replay_window", &self.set_replay_window)
             .field("max_staleness", &self.max_staleness)
+            .field("tokens", &self.tokens.as_ref().map(|t| t.current().len()))
             .finish_non_exhaustive()
     }
 }

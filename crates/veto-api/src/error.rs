@@ -39,8 +39,10 @@ pub mod code {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// A batch holds more items than the limit.
     pub const TOO_MANY_ITEMS: &str = "too_many_items";
-    /// The admin token is missing or wrong.
+    /// No API token, or one this node does not accept (401).
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// A known token without the endpoint's role (403).
+    pub const FORBIDDEN: &str = "forbidden";
     /// No such path, or no such thing.
     pub const NOT_FOUND: &str = "not_found";
     /// The path exists but not with this method.

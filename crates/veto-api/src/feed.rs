@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use veto_core::Record;
 
-use crate::view::RecordView;
+use crate::view::Detail;
 
 /// Where a watcher is in a node's feed: `<epoch>-<n>`, as in the SSE `id:`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,12 +73,25 @@ impl Default for FeedConfig {
     }
 }
 
-/// One record in the feed, already in its JSON form so that a thousand
+/// One record in the feed, already in its two JSON forms so that a thousand
 /// watchers do not serialise it a thousand times.
 #[derive(Clone, Debug)]
 pub(crate) struct Event {
     pub(crate) n: u64,
-    pub(crate) data: Arc<str>,
+    /// Every field, for `audit` watchers.
+    pub(crate) full: Arc<str>,
+    /// The enforcement fields only, for `read` watchers.
+    pub(crate) enforcement: Arc<str>,
+}
+
+impl Event {
+    /// The event's JSON in `detail`'s form.
+    pub(crate) fn data(&self, detail: Detail) -> &str {
+        match detail {
+            Detail::Full => &self.full,
+            Detail::Enforcement => &self.enforcement,
+        }
+    }
 }
 
 struct Ring {
@@ -201,19 +214,26 @@ impl Feed {
         if records.is_empty() {
             return;
         }
-        let data: Vec<Arc<str>> = records
-            .iter()
-            .map(|r| match serde_json::to_string(&RecordView::from(r)) {
+        // A record view holds only strings and numbers; should it ever fail
+        // to encode, the watcher still learns the id rather than nothing.
+        let encode = |r: &Record, detail: Detail| -> Arc<str> {
+            match detail.json(r) {
                 Ok(json) => Arc::from(json),
-                // A record view holds only strings and numbers; should it ever
-                // fail, the watcher still learns the id rather than nothing.
                 Err(_) => Arc::from(format!("{{\"id\":\"{}\"}}", r.id)),
-            })
+            }
+        };
+        let data: Vec<(Arc<str>, Arc<str>)> = records
+            .iter()
+            .map(|r| (encode(r, Detail::Full), encode(r, Detail::Enforcement)))
             .collect();
         let mut ring = self.lock();
-        for data in data {
+        for (full, enforcement) in data {
             ring.head += 1;
-            let event = Event { n: ring.head, data };
+            let event = Event {
+                n: ring.head,
+                full,
+                enforcement,
+            };
             if ring.events.len() == self.config.ring {
                 ring.events.pop_front();
             }

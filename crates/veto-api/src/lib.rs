@@ -29,8 +29,12 @@
 //!   stamp as a decimal string, since JSON numbers lose precision above 2^53.
 //! - `POST /v1/revocations/batch` answers 201 `{"records": [...]}` in request
 //!   order and `GET /v1/revocations` answers `{"records": [...]}`, newest first.
-//! - `actor` defaults to `"admin"` ([`DEFAULT_ACTOR`]) and `reason` to `""`;
-//!   `/oauth2/revoke` records [`OAUTH_ACTOR`].
+//! - `actor` is the name of the API token that wrote the record (`"admin"`,
+//!   [`DEFAULT_ACTOR`], for the admin token); the request's own `actor` is
+//!   kept as `on_behalf_of`, and `/oauth2/revoke` keeps the client id there
+//!   (or [`OAUTH_ACTOR`]). `reason` defaults to `""`.
+//! - Roles: see [`tokens`]. No token or an unknown one is 401 `unauthorized`,
+//!   a token without the endpoint's role 403 `forbidden`.
 //! - A batch over [`MAX_BATCH_ITEMS`] is 413 `too_many_items`; a body over
 //!   [`MAX_BODY_BYTES`] is 413 `payload_too_large`.
 //! - `GET /v1/peers` answers `{"peers": [...]}`; a peer is `{"name", "addr",
@@ -69,6 +73,7 @@ mod snapshot;
 pub mod stale;
 mod state;
 mod status;
+pub mod tokens;
 mod ui;
 mod view;
 pub mod watch;
@@ -95,6 +100,7 @@ pub use gateway::{AuthDecision, GatewayAuth, NOT_READY_MESSAGE};
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
 pub use stale::{Stale, StaleBound, StaleOrigin, StalePolicy, STALE_HEADER};
+pub use tokens::{Principal, Role, Roles, TokenEntry, TokenSet, TokenTable, TokensError};
 pub use veto_core::request::{DEFAULT_ACTOR, MAX_EXPIRY_HORIZON};
 
 /// Builds the HTTP API over `backend`.

@@ -5,8 +5,10 @@
 //! `unsupported_token_type`). Fields it does not know are ignored, as RFC 6749
 //! asks.
 //!
-//! The client authenticates as RFC 6749 §2.3.1 describes, with the admin token
-//! as its client secret and any client id: HTTP Basic (id and secret each
+//! The client authenticates as RFC 6749 §2.3.1 describes, with an API token
+//! holding the `revoke` role (or the admin token) as its client secret and any
+//! client id, which the record keeps as `on_behalf_of` ([`OAUTH_ACTOR`] when
+//! there is none); its `actor` is the token's name. The methods: HTTP Basic (id and secret each
 //! form-url-encoded), the form fields `client_id` and `client_secret`, or the
 //! admin token as a Bearer token. See [`client_auth`] for the details; a
 //! request that uses two methods at once is 400 `invalid_request`, and a
@@ -44,8 +46,10 @@ use crate::limits::Body;
 use crate::receipt::parse_wait;
 use crate::revoke::store;
 use crate::state::AppState;
+use crate::tokens::Role;
 
-/// The actor recorded for revocations made through this endpoint.
+/// What a revocation made through this endpoint records as `on_behalf_of`
+/// when the client gives no client id (its `actor` is the token's name).
 pub const OAUTH_ACTOR: &str = "oauth2";
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -169,19 +173,39 @@ pub(crate) async fn revoke(
     {
         return repeated(name);
     }
-    match client_auth::authenticate(&headers, &form.credentials, state.admin_digest.as_ref()) {
-        Ok(()) => {}
-        Err(client_auth::ClientAuthError::Request(message)) => {
-            return oauth_error(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, &message)
-        }
-        Err(client_auth::ClientAuthError::Client(scheme, message)) => {
-            let mut resp = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &message);
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(scheme.challenge()),
-            );
-            return resp;
-        }
+    let client =
+        match client_auth::authenticate(&headers, &form.credentials, &state.tokens.current()) {
+            Ok(client) => client,
+            Err(client_auth::ClientAuthError::Request(message)) => {
+                return oauth_error(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, &message)
+            }
+            Err(client_auth::ClientAuthError::Client(scheme, message)) => {
+                let mut resp = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &message);
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(scheme.challenge()),
+                );
+                return resp;
+            }
+        };
+    if !client.principal.roles.grants(Role::Revoke) {
+        return oauth_error(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            &format!(
+                "token {:?} may not revoke: it has the roles {}",
+                client.principal.name,
+                client.principal.roles.describe()
+            ),
+        );
+    }
+    let on_behalf_of = client.client_id.unwrap_or_else(|| OAUTH_ACTOR.to_owned());
+    if let Err(e) = veto_core::record::check_note("client_id", &on_behalf_of) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            &e.to_string(),
+        );
     }
     if let Some(name) = &form.repeated {
         return repeated(name);
@@ -214,7 +238,8 @@ pub(crate) async fn revoke(
         Ok(wait) => wait,
         Err(e) => return oauth_error(e.status, code::INVALID_REQUEST, &e.message),
     };
-    let rev = revocation_for(&token, hint, state.now(), state.max_lifetime);
+    let mut rev = revocation_for(&token, hint, state.now(), state.max_lifetime);
+    rev.actor = veto_core::actor::compose(&client.principal.name, Some(&on_behalf_of));
     if let Some(w) = &wait {
         if let Err(e) = w.check_regions(&state) {
             return oauth_error(e.status, code::INVALID_REQUEST, &e.message);

@@ -46,8 +46,9 @@ fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `GET /v1/peers`.
-pub(crate) async fn list(State(state): State<AppState>) -> Response {
+/// `GET /v1/peers` (admin: the list names addresses to dial, which
+/// `/v1/status` keeps to names the certificates proved).
+pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> Response {
     let peers = state.backend.peers();
     Json(PeerList { peers: &peers }).into_response()
 }

@@ -11,9 +11,10 @@ use axum::Json;
 use veto_core::receipt::{parse_timeout, ReceiptView, Wait};
 use veto_core::RecordId;
 
-use crate::auth::Admin;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tokens::Role;
 
 /// How long a revoke waits when `wait` is given without `timeout`.
 pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
@@ -106,10 +107,11 @@ impl WaitFor {
 
 /// `GET /v1/revocations/{id}/receipt`.
 pub(crate) async fn receipt(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.require_any(&[Role::Revoke, Role::Audit])?;
     let id: RecordId = id.parse().map_err(|_| {
         ApiError::invalid(format!(
             "{id:?} is not a record id (`<16 hex digits>-<seq>`)"

@@ -31,10 +31,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::auth::Caller;
 use crate::backend::RecordChunks;
 use crate::error::{code, ApiError};
 use crate::state::AppState;
-use crate::view::RecordView;
+use crate::tokens::Role;
+use crate::view::Detail;
 use crate::watch::feed_of;
 
 #[derive(Serialize)]
@@ -63,6 +65,8 @@ fn line(value: &impl Serialize) -> Bytes {
 
 struct Reader {
     chunks: RecordChunks,
+    /// The fields the caller's role may see.
+    detail: Detail,
     count: u64,
     done: bool,
     _permit: OwnedSemaphorePermit,
@@ -77,7 +81,7 @@ impl Reader {
             Some(Ok(records)) => {
                 let mut out = String::with_capacity(records.len() * 256);
                 for r in &records {
-                    match serde_json::to_string(&RecordView::from(r)) {
+                    match self.detail.json(r) {
                         Ok(json) => {
                             out.push_str(&json);
                             out.push('\n');
@@ -114,7 +118,11 @@ impl Reader {
 }
 
 /// `GET /v1/snapshot`.
-pub(crate) async fn snapshot(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn snapshot(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let detail = caller.require(Role::Read)?.detail();
     let feed = feed_of(&state)?;
     let permit = feed.snapshot_permit().ok_or_else(|| {
         ApiError::new(
@@ -135,6 +143,7 @@ pub(crate) async fn snapshot(State(state): State<AppState>) -> Result<Response, 
     });
     let reader = Reader {
         chunks,
+        detail,
         count: 0,
         done: false,
         _permit: permit,

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use metrics::{Counter, Histogram};
-use sha2::{Digest as _, Sha256};
 
 use crate::backend::Backend;
 use crate::config::{ApiConfig, Clock, MetricsRenderer};
 use crate::gateway::GatewayAuth;
 use crate::stale::{StaleBound, StaleMetrics};
+use crate::tokens::{TokenSet, TokenTable};
 
 /// The lookup metrics of one endpoint. Handles are registered once, when the
 /// router is built, so that a lookup only bumps atomics instead of hashing a
@@ -62,9 +62,8 @@ impl LookupMetrics {
 
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn Backend>,
-    /// SHA-256 of the admin token, or `None` when admin endpoints are disabled.
-    /// Comparing digests in constant time hides the token's length too.
-    pub(crate) admin_digest: Option<[u8; 32]>,
+    /// The API tokens accepted now, with their roles.
+    pub(crate) tokens: TokenSet,
     pub(crate) max_lifetime: u64,
     /// The maximum clock offset, in whole seconds rounded up.
     pub(crate) max_offset: u64,
@@ -93,8 +92,12 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub(crate) fn new(backend: Arc<dyn Backend>, config: ApiConfig) -> AppState {
-        let admin_digest = (!config.admin_token.is_empty())
-            .then(|| Sha256::digest(config.admin_token.as_bytes()).into());
+        let tokens = config.tokens.clone().unwrap_or_else(|| {
+            // The admin token alone cannot clash with itself.
+            TokenSet::new(
+                TokenTable::new(Some(&config.admin_token), Vec::new()).unwrap_or_default(),
+            )
+        });
         let mut gateway = GatewayAuth::new(Arc::clone(&backend));
         if let Some(bound) = config.max_staleness {
             gateway = gateway.with_max_staleness(bound);
@@ -104,7 +107,7 @@ impl AppState {
             max_staleness: config.max_staleness,
             check_stale: StaleMetrics::new("check"),
             backend,
-            admin_digest,
+            tokens,
             max_lifetime: config.max_token_lifetime.as_secs(),
             max_offset: config
                 .max_clock_offset

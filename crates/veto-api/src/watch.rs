@@ -39,6 +39,9 @@
 //! - `ready` comes first and carries the cursor the stream continues after.
 //! - `record` is one record in the JSON shape of `POST /v1/revocations`; its
 //!   `id:` is the record's cursor. Records come in cursor order, each once.
+//!   A token with the `read` role gets the enforcement fields only (no
+//!   `reason`, `actor` or `on_behalf_of`); one with `audit` gets them all.
+//!   Without a token the stream answers 401, as does the snapshot.
 //! - `heartbeat` comes right after `ready` and then every `heartbeat`
 //!   seconds, busy or idle. Its `origins` are the node's freshness
 //!   watermarks as `/v1/status` shows them when it is sent: the node holds
@@ -92,11 +95,14 @@ use tokio::sync::{watch as signal, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use veto_core::receipt::OriginView;
 
+use crate::auth::Caller;
 use crate::backend::Backend;
 use crate::error::{code, ApiError};
 pub use crate::feed::{Cursor, Feed, FeedConfig, ParseCursorError};
 use crate::feed::{Event, Resync};
 use crate::state::AppState;
+use crate::tokens::Role;
+use crate::view::Detail;
 
 /// The feed, or 503 when the node has none.
 pub(crate) fn feed_of(state: &AppState) -> Result<Arc<Feed>, ApiError> {
@@ -204,11 +210,11 @@ fn heartbeat_event(backend: &dyn Backend) -> SseEvent {
         .data(serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()))
 }
 
-fn record_event(epoch: u64, event: &Event) -> SseEvent {
+fn record_event(epoch: u64, event: &Event, detail: Detail) -> SseEvent {
     SseEvent::default()
         .id(Cursor { epoch, n: event.n }.to_string())
         .event("record")
-        .data(&*event.data)
+        .data(event.data(detail))
 }
 
 /// A watcher's position in its stream.
@@ -231,6 +237,8 @@ struct Watcher {
     /// Signals new records; `None` when the stream never started.
     head: Option<signal::Receiver<u64>>,
     last: u64,
+    /// The fields the caller's role may see.
+    detail: Detail,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -263,7 +271,7 @@ impl Watcher {
                     return Some(resync_event(&self.feed, Resync::TooFarBehind));
                 }
                 self.last = event.n;
-                return Some(record_event(self.feed.epoch, &event));
+                return Some(record_event(self.feed.epoch, &event, self.detail));
             }
             // Marked seen before reading, so a record published after the read
             // wakes the wait below.
@@ -292,10 +300,12 @@ impl Watcher {
 
 /// `GET /v1/watch`.
 pub(crate) async fn watch(
+    caller: Caller,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let detail = caller.require(Role::Read)?.detail();
     let q = parse_query(query.as_deref(), &headers)?;
     let feed = feed_of(&state)?;
     let permit = feed.watcher_permit().ok_or_else(|| {
@@ -317,6 +327,7 @@ pub(crate) async fn watch(
         pending: VecDeque::new(),
         head: None,
         last: 0,
+        detail,
         _permit: permit,
     };
     match feed.subscribe(q.cursor) {

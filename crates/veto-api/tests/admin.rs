@@ -201,7 +201,11 @@ async fn rfc7009_revokes_a_jwt_by_iss_and_jti_until_its_exp() {
         }
     );
     assert_eq!(records[0].expires_at, START + 900);
-    assert_eq!(records[0].actor, veto_api::OAUTH_ACTOR);
+    assert_eq!(
+        veto_core::actor::split(&records[0].actor),
+        ("admin", Some(veto_api::OAUTH_ACTOR)),
+        "the token names the actor, the endpoint stands in for the missing client id"
+    );
     assert!(app.is_revoked(&[("token", &t)]).await);
     assert!(
         app.is_revoked(&[("iss", "https://idp"), ("jti", "j-77")])
@@ -290,7 +294,13 @@ async fn rfc7009_errors() {
 #[tokio::test]
 async fn peers_are_added_listed_and_removed() {
     let app = App::new();
-    assert_eq!(app.get("/v1/peers").await.json(), json!({"peers": []}));
+    app.get("/v1/peers")
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(
+        app.admin_get("/v1/peers").await.json(),
+        json!({"peers": []})
+    );
     let a = app
         .admin_post(
             "/v1/peers",
@@ -314,7 +324,7 @@ async fn peers_are_added_listed_and_removed() {
     app.admin_post("/v1/peers", &json!({"addr": ""}))
         .await
         .error(StatusCode::BAD_REQUEST, "invalid_request");
-    let list = app.get("/v1/peers").await.json();
+    let list = app.admin_get("/v1/peers").await.json();
     assert_eq!(list["peers"].as_array().unwrap().len(), 2);
 
     let del = |p: &'static str| app.call(Method::DELETE, p, Some(ADMIN), vec![]);
@@ -329,7 +339,10 @@ async fn peers_are_added_listed_and_removed() {
     del("/v1/peers/us-east")
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
-    assert_eq!(app.get("/v1/peers").await.json(), json!({"peers": []}));
+    assert_eq!(
+        app.admin_get("/v1/peers").await.json(),
+        json!({"peers": []})
+    );
 }
 
 #[tokio::test]

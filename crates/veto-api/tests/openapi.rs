@@ -202,14 +202,23 @@ async fn the_document_is_openapi_3_1_with_resolvable_refs_and_unique_ids() {
         let id = op["operationId"].as_str().unwrap().to_owned();
         assert!(ids.insert(id.clone()), "operationId {id} is used twice");
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
-        // Admin operations say so, and only they do.
-        let admin = op["security"].as_array().is_some();
+        // Operations that need a token say so, and only they do.
+        let needs_token = op["security"].as_array().is_some();
         let write = matches!(method.as_str(), "post" | "delete")
             && !path.starts_with("/v1/check")
             && !path.starts_with("/v1/auth")
             && path != "/v1/events";
-        let admin_read = method == "get" && path.starts_with("/v1/revocations");
-        assert_eq!(admin, write || admin_read, "{method} {path}");
+        let role_read = method == "get"
+            && (path.starts_with("/v1/revocations")
+                || matches!(path.as_str(), "/v1/peers" | "/v1/watch" | "/v1/snapshot"));
+        assert_eq!(needs_token, write || role_read, "{method} {path}");
+        if needs_token {
+            let statuses = op["responses"].as_object().unwrap();
+            assert!(
+                statuses.contains_key("401") && statuses.contains_key("403"),
+                "{method} {path} documents 401 and 403"
+            );
+        }
     }
 }
 

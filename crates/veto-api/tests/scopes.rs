@@ -240,7 +240,8 @@ async fn a_batch_is_one_backend_write_answered_in_request_order() {
     assert_eq!(records.len(), 3);
     assert_eq!(records[0]["scope"], "token");
     assert_eq!(records[1]["reason"], "logout");
-    assert_eq!(records[2]["actor"], "secops");
+    assert_eq!(records[2]["actor"], "admin", "the token names the actor");
+    assert_eq!(records[2]["on_behalf_of"], "secops");
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     assert_eq!(

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use common::{App, EPOCH, NODE};
+use common::{App, ADMIN, EPOCH, NODE};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
-use veto_api::FeedConfig;
+use veto_api::tokens::{parse_tokens_file, tokens_file_entry};
+use veto_api::{FeedConfig, Role, Roles, TokenSet, TokenTable};
 use veto_core::{HybridClock, NodeId, RecordId, Revocation, Target};
 
 /// One server-sent event, or a comment line.
@@ -63,7 +64,11 @@ struct Stream {
 
 impl Stream {
     async fn open(app: &App, uri: &str, last_event_id: Option<&str>) -> Stream {
-        let mut req = Request::get(uri);
+        Stream::open_as(app, uri, last_event_id, ADMIN).await
+    }
+
+    async fn open_as(app: &App, uri: &str, last_event_id: Option<&str>, token: &str) -> Stream {
+        let mut req = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
@@ -387,7 +392,7 @@ async fn watchers_beyond_the_limit_are_refused_until_one_leaves() {
     let first = Stream::open(&app, "/v1/watch", None).await;
     let _second = Stream::open(&app, "/v1/watch", None).await;
     let m = app
-        .get("/v1/watch")
+        .admin_get("/v1/watch")
         .await
         .error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert!(m.contains("2 watch streams"), "{m}");
@@ -406,12 +411,13 @@ async fn malformed_watch_requests_are_refused() {
         ("/v1/watch?since=5", "unknown query parameter"),
     ] {
         let m = app
-            .get(uri)
+            .admin_get(uri)
             .await
             .error(StatusCode::BAD_REQUEST, "invalid_request");
         assert!(m.contains(word), "{uri}: {m}");
     }
     let req = Request::get("/v1/watch")
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
         .header("last-event-id", "nope")
         .body(Body::empty())
         .unwrap();
@@ -448,7 +454,12 @@ async fn snapshot_then_watch_from_its_cursor_gives_every_record_exactly_once() {
     let resp = app
         .router
         .clone()
-        .oneshot(Request::get("/v1/snapshot").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/v1/snapshot")
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -483,7 +494,7 @@ async fn snapshot_then_watch_from_its_cursor_gives_every_record_exactly_once() {
 #[tokio::test]
 async fn an_empty_node_snapshots_at_cursor_zero() {
     let app = App::new();
-    let a = app.get("/v1/snapshot").await;
+    let a = app.admin_get("/v1/snapshot").await;
     assert_eq!(a.status, StatusCode::OK);
     let (cursor, records) = parse_snapshot(&a.body);
     assert_eq!(cursor, self::cursor(0));
@@ -493,4 +504,66 @@ async fn an_empty_node_snapshots_at_cursor_zero() {
     watch.event().await;
     revoke_jti(&app, "first").await;
     assert_eq!(watch.event().await.record().0, self::cursor(1));
+}
+
+#[tokio::test]
+async fn watch_and_snapshot_need_a_token_and_show_a_read_token_only_what_enforcement_needs() {
+    let tokens = format!(
+        "{}{}{}",
+        tokens_file_entry("edge", Roles::of(&[Role::Read]), "read-token"),
+        tokens_file_entry("auditor", Roles::of(&[Role::Audit]), "audit-token"),
+        tokens_file_entry("soc-bot", Roles::of(&[Role::Revoke]), "revoke-token"),
+    );
+    let table = TokenTable::new(Some(ADMIN), parse_tokens_file(&tokens).unwrap()).unwrap();
+    let app = App::with_config(|c| c.with_tokens(TokenSet::new(table)));
+    for uri in ["/v1/watch", "/v1/snapshot"] {
+        app.get(uri)
+            .await
+            .error(StatusCode::UNAUTHORIZED, "unauthorized");
+        app.call(
+            axum::http::Method::GET,
+            uri,
+            Some("revoke-token"),
+            Vec::new(),
+        )
+        .await
+        .error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let mut read = Stream::open_as(&app, "/v1/watch", None, "read-token").await;
+    let mut audit = Stream::open_as(&app, "/v1/watch", None, "audit-token").await;
+    read.event().await;
+    audit.event().await;
+    app.revoke(json!({"scope": "token", "iss": "https://idp", "jti": "leak", "reason": "case 4411", "actor": "alice"}))
+        .await;
+
+    let (_, slim) = read.event().await.record();
+    assert_eq!(slim["jti"], "leak");
+    assert!(slim["expires_at"].is_u64());
+    for field in ["reason", "actor", "on_behalf_of"] {
+        assert!(
+            slim.get(field).is_none(),
+            "a read token sees no {field}: {slim}"
+        );
+    }
+    let (_, full) = audit.event().await.record();
+    assert_eq!(full["reason"], "case 4411");
+    assert_eq!(full["actor"], "admin");
+    assert_eq!(full["on_behalf_of"], "alice");
+
+    let snap = app
+        .call(
+            axum::http::Method::GET,
+            "/v1/snapshot",
+            Some("read-token"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(snap.status, StatusCode::OK);
+    let (_, records) = parse_snapshot(&snap.body);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["jti"], "leak");
+    assert!(records[0].get("reason").is_none() && records[0].get("actor").is_none());
+    // What a read token gets still reads back as a record.
+    let view: veto_core::view::RecordView = serde_json::from_value(records[0].clone()).unwrap();
+    assert!(veto_core::Record::try_from(view).is_ok());
 }

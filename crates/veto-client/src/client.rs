@@ -99,13 +99,36 @@ fn records(list: RecordList) -> Result<Vec<Record>, ClientError> {
 }
 
 impl Client {
-    /// A client of the node at `base_url`, such as `http://127.0.0.1:7400`.
+    /// A client of the node at `base_url`, such as `http://127.0.0.1:7400`
+    /// or `https://veto.internal:7400` (whose certificate the system's roots
+    /// must vouch for; see [`Client::with_ca_pem`] for a private CA).
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
+        Client::with_http(base_url, Client::http_builder().build()?)
+    }
+
+    /// A client of the node at `base_url` that trusts the CA certificates in
+    /// `ca_pem` (PEM, one or more) besides the system's roots: for a node
+    /// whose `--api-tls-cert` a private CA signed.
+    pub fn with_ca_pem(base_url: &str, ca_pem: &[u8]) -> Result<Client, ClientError> {
+        let certs = reqwest::Certificate::from_pem_bundle(ca_pem)
+            .map_err(|e| ClientError::Tls(format!("the CA is not PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(ClientError::Tls("no PEM certificate in the CA".into()));
+        }
+        let builder = certs.into_iter().fold(Client::http_builder(), |b, cert| {
+            b.add_root_certificate(cert)
+        });
+        Client::with_http(base_url, builder.build()?)
+    }
+
+    /// The `reqwest` settings [`Client::new`] starts from (a connect timeout,
+    /// no Nagle delay): add TLS roots, a client certificate (for the writes
+    /// of a node started with `--api-tls-client-ca`) or a proxy, and give
+    /// the result to [`Client::with_http`].
+    pub fn http_builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
-            .build()?;
-        Client::with_http(base_url, http)
     }
 
     /// A client that uses this `reqwest` client (for TLS roots, proxies and
@@ -127,6 +150,23 @@ impl Client {
     pub fn with_admin_token(mut self, token: impl Into<String>) -> Client {
         self.admin = Some(token.into());
         self
+    }
+
+    /// Sends this API token on every call that needs a role: the admin
+    /// token, or a named token of the node's tokens file (a `read` token is
+    /// what a [`crate::LocalCache`] needs for watch and snapshot). The same
+    /// setting as [`Client::with_admin_token`], under the name that fits a
+    /// token with fewer roles.
+    pub fn with_token(self, token: impl Into<String>) -> Client {
+        self.with_admin_token(token)
+    }
+
+    /// A request carrying the client's token, if it has one.
+    fn with_token_if_any(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.admin {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
     }
 
     /// Sets how long a call other than [`Client::watch`] and
@@ -315,13 +355,14 @@ impl Client {
             .await?)
     }
 
-    /// `GET /v1/snapshot`: every live record, with the cursor to watch from.
+    /// `GET /v1/snapshot` (role `read`): every live record, with the cursor
+    /// to watch from.
     pub async fn snapshot(&self) -> Result<SnapshotStream, ClientError> {
-        let req = self.http.get(format!("{}/v1/snapshot", self.base));
+        let req = self.with_token_if_any(self.http.get(format!("{}/v1/snapshot", self.base)));
         SnapshotStream::open(Client::send(req).await?).await
     }
 
-    /// `GET /v1/watch`: new records after `cursor` (or from now), with a
+    /// `GET /v1/watch` (role `read`): new records after `cursor` (or from now), with a
     /// heartbeat at least every `heartbeat` (the node's default is 15 s; it
     /// takes whole seconds from 1 to 60).
     pub async fn watch(
@@ -336,10 +377,11 @@ impl Client {
         if let Some(h) = heartbeat {
             query.push(("heartbeat", h.as_secs().clamp(1, 60).to_string()));
         }
-        let req = self
-            .http
-            .get(format!("{}/v1/watch", self.base))
-            .query(&query);
+        let req = self.with_token_if_any(
+            self.http
+                .get(format!("{}/v1/watch", self.base))
+                .query(&query),
+        );
         Ok(WatchStream::new(Client::send(req).await?))
     }
 }

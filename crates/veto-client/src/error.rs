@@ -23,6 +23,10 @@ pub enum ClientError {
     /// The node URL is not usable.
     #[error("invalid node URL {0:?}")]
     Url(String),
+    /// The TLS settings given to the client are not usable (a CA file that
+    /// holds no certificate, say).
+    #[error("unusable TLS settings: {0}")]
+    Tls(String),
     /// A call that needs the admin token was made without one.
     #[error("this call needs the admin token; build the client with Client::with_admin_token")]
     NoAdminToken,

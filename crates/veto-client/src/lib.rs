@@ -4,7 +4,9 @@
 //!   revokes that wait for their receipt, receipts, audit, lookups, gateway
 //!   auth, RFC 7009 revocation, membership, status, snapshot, watch, health
 //!   and metrics), async on reqwest. Every failure is a [`ClientError`]; an
-//!   error answer carries the API's `code` and `message`.
+//!   error answer carries the API's `code` and `message`. An `https://` node
+//!   is reached over rustls, trusting the system's roots, and a private CA
+//!   with [`Client::with_ca_pem`].
 //! - [`LocalCache`] holds a node's revocations in this process, kept current
 //!   by the node's watch stream, and answers lookups in well under a
 //!   microsecond with veto-core's [`veto_core::LookupIndex`]. It reports its

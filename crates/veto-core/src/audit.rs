@@ -90,5 +90,8 @@ fn target_has_key(target: &Target, key: &str) -> bool {
         Target::Client { client_id, .. } => client_id == key,
         Target::Issuer { .. } => false,
         Target::Key { kid, .. } => kid == key,
+        Target::Peer { name, cert_sha256 } => {
+            name.as_deref() == Some(key) || cert_sha256.is_some_and(|sha| hex::encode(sha) == key)
+        }
     }
 }

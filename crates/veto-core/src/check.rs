@@ -142,6 +142,8 @@ impl Check<'_> {
                 self.iss == Some(iss.as_str()) && issued_before(self.iat, *before)
             }
             Target::Key { kid, .. } => iss_ok && self.kid == Some(kid),
+            // A node's certificate is not a token scope.
+            Target::Peer { .. } => false,
         }
     }
 }

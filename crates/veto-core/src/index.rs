@@ -157,8 +157,13 @@ impl LookupIndex {
         }
     }
 
-    /// Adds a record. Adding the same record twice changes nothing.
+    /// Adds a record. Adding the same record twice changes nothing. A
+    /// `peer` record is not indexed: it revokes no token, so no lookup may
+    /// ever find it (veto-node keeps it in its membership instead).
     pub fn insert(&mut self, id: RecordId, target: &Target) -> Result<(), IndexError> {
+        if !target.kind().revokes_tokens() {
+            return Ok(());
+        }
         let rec = self.record_ref(id)?;
         let iss = iss_digest(target.iss());
         let entry = Entry { iss, rec };
@@ -190,6 +195,7 @@ impl LookupIndex {
             } => self
                 .clients
                 .insert(key_digest(TAG_CLIENT, client_id.as_bytes()), bulk(*before)),
+            Target::Peer { .. } => {}
             // The issuer is the key itself, so there is no qualifier to compare.
             Target::Issuer { iss, before } => self.issuers.insert(
                 key_digest(TAG_ISS, iss.as_bytes()),
@@ -240,6 +246,7 @@ impl LookupIndex {
             Target::Issuer { iss, .. } => self
                 .issuers
                 .remove(key_digest(TAG_ISS, iss.as_bytes()), rec),
+            Target::Peer { .. } => {}
         }
     }
 

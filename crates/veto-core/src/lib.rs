@@ -11,6 +11,7 @@
 //! This crate is pure: it must never depend on tokio, sled, quinn or anything
 //! that does I/O, and it never reads the OS clock. Time is always passed in.
 
+pub mod actor;
 pub mod audit;
 pub mod check;
 pub mod digest;

@@ -13,8 +13,12 @@ use crate::id::{NodeId, RecordId};
 pub const MAX_KEY_BYTES: usize = 512;
 /// The longest `reason` or `actor`, in bytes.
 pub const MAX_NOTE_BYTES: usize = 512;
+/// The longest node name a `peer` record may carry, in bytes: the most a
+/// certificate's common name or DNS name can hold.
+pub const MAX_PEER_NAME_BYTES: usize = 255;
 
-/// The six kinds of revocation, as named on the HTTP API.
+/// The kinds of revocation, as named on the HTTP API: six token scopes, and
+/// `peer`, which revokes a node's certificate rather than any token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
@@ -30,17 +34,20 @@ pub enum ScopeKind {
     Issuer,
     /// Every token signed with one key id.
     Key,
+    /// A node's certificate, by its name or its SHA-256: no token matches it.
+    Peer,
 }
 
 impl ScopeKind {
     /// All scopes, in the order the API lists them.
-    pub const ALL: [ScopeKind; 6] = [
+    pub const ALL: [ScopeKind; 7] = [
         ScopeKind::Token,
         ScopeKind::Session,
         ScopeKind::Subject,
         ScopeKind::Client,
         ScopeKind::Issuer,
         ScopeKind::Key,
+        ScopeKind::Peer,
     ];
 
     /// The API name of the scope.
@@ -52,6 +59,7 @@ impl ScopeKind {
             ScopeKind::Client => "client",
             ScopeKind::Issuer => "issuer",
             ScopeKind::Key => "key",
+            ScopeKind::Peer => "peer",
         }
     }
 
@@ -66,6 +74,12 @@ impl ScopeKind {
             self,
             ScopeKind::Subject | ScopeKind::Client | ScopeKind::Issuer
         )
+    }
+
+    /// Whether records of the scope revoke tokens: every scope but `peer`,
+    /// which only ever refuses a node's certificate.
+    pub fn revokes_tokens(self) -> bool {
+        self != ScopeKind::Peer
     }
 }
 
@@ -130,6 +144,16 @@ pub enum Target {
         /// The key id.
         kid: String,
     },
+    /// A node's certificate: refused as a peer by every node that holds the
+    /// record, by the name it proves (its common name), by its SHA-256, or
+    /// by either when both are given. It matches no token. Appended last,
+    /// so that the other variants keep their encoding on disk and on the wire.
+    Peer {
+        /// The node name, as its certificate's common name proves it.
+        name: Option<String>,
+        /// The SHA-256 of the certificate's DER encoding.
+        cert_sha256: Option<[u8; 32]>,
+    },
 }
 
 /// A [`Target`] that breaks the record limits.
@@ -148,6 +172,9 @@ pub enum TargetError {
     /// A key is empty.
     #[error("field `{0}` must not be empty")]
     Empty(&'static str),
+    /// A `peer` record names neither a name nor a certificate.
+    #[error("scope `peer` needs `name`, `cert_sha256` or both")]
+    NoPeerKey,
 }
 
 fn check_key(field: &'static str, value: &str) -> Result<(), TargetError> {
@@ -162,6 +189,19 @@ fn check_key(field: &'static str, value: &str) -> Result<(), TargetError> {
         });
     }
     Ok(())
+}
+
+fn check_peer(name: &Option<String>, cert_sha256: &Option<[u8; 32]>) -> Result<(), TargetError> {
+    match (name, cert_sha256) {
+        (None, None) => Err(TargetError::NoPeerKey),
+        (Some(name), _) if name.is_empty() => Err(TargetError::Empty("name")),
+        (Some(name), _) if name.len() > MAX_PEER_NAME_BYTES => Err(TargetError::TooLong {
+            field: "name",
+            len: name.len(),
+            limit: MAX_PEER_NAME_BYTES,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn check_iss(iss: &Option<String>) -> Result<(), TargetError> {
@@ -197,6 +237,7 @@ impl Target {
             Target::Client { .. } => ScopeKind::Client,
             Target::Issuer { .. } => ScopeKind::Issuer,
             Target::Key { .. } => ScopeKind::Key,
+            Target::Peer { .. } => ScopeKind::Peer,
         }
     }
 
@@ -209,7 +250,7 @@ impl Target {
             | Target::Client { iss, .. }
             | Target::Key { iss, .. } => iss.as_deref(),
             Target::Issuer { iss, .. } => Some(iss),
-            Target::TokenHash { .. } => None,
+            Target::TokenHash { .. } | Target::Peer { .. } => None,
         }
     }
 
@@ -235,6 +276,7 @@ impl Target {
             }
             Target::Issuer { iss, .. } => check_key("iss", iss),
             Target::Key { iss, kid } => check_iss(iss).and(check_key("kid", kid)),
+            Target::Peer { name, cert_sha256 } => check_peer(name, cert_sha256),
         }
     }
 }
@@ -326,6 +368,17 @@ impl Record {
                 h.update([6u8]);
                 opt(&mut h, iss);
                 text(&mut h, kid);
+            }
+            Target::Peer { name, cert_sha256 } => {
+                h.update([7u8]);
+                opt(&mut h, name);
+                match cert_sha256 {
+                    None => h.update([0u8]),
+                    Some(sha) => {
+                        h.update([1u8]);
+                        h.update(sha);
+                    }
+                }
             }
         }
         text(&mut h, &self.reason);

@@ -7,6 +7,13 @@
 //!   `client` `client_id`, `issuer` `iss`, `key` `kid`. A key that does not
 //!   belong to the scope is refused rather than ignored, so that a typo never
 //!   revokes something other than what was meant.
+//! - `peer` scope takes `name` (a node name as its certificate's common name
+//!   proves it, at most 255 bytes) and/or `cert_sha256` (the SHA-256 of the
+//!   DER certificate, 64 hex digits): every node refuses that certificate as
+//!   a peer. It revokes no token. Its `expires_at` defaults to the latest
+//!   accepted ([`MAX_EXPIRY_HORIZON`] ahead), beyond the life of any
+//!   certificate `veto cert node` makes, so that the refusal outlives the
+//!   certificate; give the certificate's `notAfter` to have it collected sooner.
 //! - Bulk scopes (`subject`, `client`, `issuer`) take `before`. Its default is
 //!   the node's clock ([`Cutoffs::now`]) plus the maximum clock offset, plus
 //!   one second (`iat` is whole seconds): every token issued before the
@@ -79,7 +86,7 @@ impl Cutoffs {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
-    /// The scope: token, session, subject, client, issuer or key.
+    /// The scope: token, session, subject, client, issuer, key or peer.
     pub scope: String,
     /// Issuer; absent means any issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +109,13 @@ pub struct RevokeRequest {
     /// An opaque token, for `token` scope; the node keeps only its SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// A node name (its certificate's common name), for `peer` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The SHA-256 of a node's DER certificate, 64 hex digits, for `peer`
+    /// scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
     /// Cutoff of a bulk scope, Unix seconds: tokens issued before it are
     /// revoked (default: now).
     #[serde(
@@ -146,7 +160,19 @@ impl RevokeRequest {
         }
     }
 
-    setters!(iss, jti, token, sid, sub, client_id, kid, reason, actor);
+    setters!(
+        iss,
+        jti,
+        token,
+        sid,
+        sub,
+        client_id,
+        kid,
+        name,
+        cert_sha256,
+        reason,
+        actor
+    );
 
     /// Sets the cutoff of a bulk scope.
     pub fn before(mut self, unix_secs: u64) -> RevokeRequest {
@@ -162,7 +188,7 @@ impl RevokeRequest {
 }
 
 /// The valid scopes, as listed in error messages.
-const SCOPE_LIST: &str = "token, session, subject, client, issuer, key";
+const SCOPE_LIST: &str = "token, session, subject, client, issuer, key, peer";
 
 /// Unix seconds as a JSON integer, with an error that names the field.
 fn unix_secs<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<Option<u64>, D::Error> {
@@ -183,13 +209,47 @@ fn de_expires_at<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Erro
     unix_secs(d, "expires_at")
 }
 
+/// The target of a `peer` request: a name, a certificate fingerprint, or both.
+fn peer_target(name: Option<String>, cert_sha256: Option<&str>) -> Result<Target, String> {
+    if name.is_none() && cert_sha256.is_none() {
+        return Err(
+            "scope `peer` needs `name` (a node's certificate name), `cert_sha256` (the SHA-256 \
+             of its certificate, hex) or both"
+                .into(),
+        );
+    }
+    let cert_sha256 = match cert_sha256 {
+        None => None,
+        Some(hex) => Some(parse_sha256(hex).ok_or_else(|| {
+            format!(
+                "field `cert_sha256` must be the certificate's SHA-256 as exactly 64 hex digits, \
+                 not {} characters",
+                hex.chars().count()
+            )
+        })?),
+    };
+    let target = Target::Peer { name, cert_sha256 };
+    target.validate().map_err(|e| e.to_string())?;
+    Ok(target)
+}
+
+/// 64 hex digits (either case) as 32 bytes.
+pub fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(hex, &mut sha).ok()?;
+    Some(sha)
+}
+
 fn take(field: Option<String>, name: &str, scope: ScopeKind) -> Result<String, String> {
     field.ok_or_else(|| format!("scope `{scope}` needs `{name}`"))
 }
 
 impl RevokeRequest {
     /// The key fields that were given, by name.
-    fn given_keys(&self) -> [(&'static str, bool); 7] {
+    fn given_keys(&self) -> [(&'static str, bool); 9] {
         [
             ("iss", self.iss.is_some()),
             ("jti", self.jti.is_some()),
@@ -198,6 +258,8 @@ impl RevokeRequest {
             ("sub", self.sub.is_some()),
             ("client_id", self.client_id.is_some()),
             ("kid", self.kid.is_some()),
+            ("name", self.name.is_some()),
+            ("cert_sha256", self.cert_sha256.is_some()),
         ]
     }
 
@@ -221,6 +283,7 @@ impl RevokeRequest {
             ScopeKind::Client => &["iss", "client_id"],
             ScopeKind::Issuer => &["iss"],
             ScopeKind::Key => &["iss", "kid"],
+            ScopeKind::Peer => &["name", "cert_sha256"],
         };
         if let Some((name, _)) = self
             .given_keys()
@@ -298,6 +361,7 @@ impl RevokeRequest {
                 iss,
                 kid: take(self.kid, "kid", scope)?,
             },
+            ScopeKind::Peer => peer_target(self.name, self.cert_sha256.as_deref())?,
         };
         target.validate().map_err(|e| e.to_string())?;
         let expires_at = match self.expires_at {
@@ -315,6 +379,8 @@ impl RevokeRequest {
                 ))
             }
             Some(t) => t,
+            // A certificate outlives any token: the refusal must too.
+            None if scope == ScopeKind::Peer => cutoffs.latest_expiry(),
             None if scope.is_bulk() => before.saturating_add(max_lifetime).max(now),
             None => now.saturating_add(max_lifetime),
         };
@@ -371,6 +437,23 @@ mod tests {
 
         let r = req(r#"{"scope":"token","token":"opaque"}"#).unwrap();
         assert_eq!(r.target, Target::opaque_token("opaque"));
+
+        // A certificate's refusal lasts as long as anything may.
+        let sha = "AB".repeat(32);
+        let r = req(&format!(
+            r#"{{"scope":"peer","name":"b","cert_sha256":"{sha}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            r.target,
+            Target::Peer {
+                name: Some("b".into()),
+                cert_sha256: Some([0xab; 32]),
+            }
+        );
+        assert_eq!(r.expires_at, CUTOFFS.latest_expiry());
+        let r = req(r#"{"scope":"peer","name":"b","expires_at":1700000100}"#).unwrap();
+        assert_eq!(r.expires_at, 1_700_000_100);
     }
 
     #[test]
@@ -406,6 +489,28 @@ mod tests {
         .is_ok());
         let e = req(r#"{"scope":"subject","sub":"a","before":"yesterday"}"#).unwrap_err();
         assert!(e.contains("`before` must be Unix seconds"), "{e}");
+        let e = req(r#"{"scope":"peer"}"#).unwrap_err();
+        assert!(e.contains("`name`") && e.contains("`cert_sha256`"), "{e}");
+        let e = req(r#"{"scope":"peer","cert_sha256":"abcd"}"#).unwrap_err();
+        assert!(e.contains("exactly 64 hex digits"), "{e}");
+        let e = req(&format!(
+            r#"{{"scope":"peer","cert_sha256":"{}"}}"#,
+            "g".repeat(64)
+        ))
+        .unwrap_err();
+        assert!(e.contains("exactly 64 hex digits"), "{e}");
+        let e = req(&format!(
+            r#"{{"scope":"peer","name":"{}"}}"#,
+            "n".repeat(256)
+        ))
+        .unwrap_err();
+        assert!(e.contains("`name` is 256 bytes; the limit is 255"), "{e}");
+        let e = req(r#"{"scope":"peer","name":""}"#).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = req(r#"{"scope":"peer","name":"b","iss":"i"}"#).unwrap_err();
+        assert!(e.contains("`iss` does not apply"), "{e}");
+        let e = req(r#"{"scope":"token","jti":"j","name":"b"}"#).unwrap_err();
+        assert!(e.contains("`name` does not apply"), "{e}");
         let long = "r".repeat(513);
         let e = req(&format!(r#"{{"scope":"key","kid":"k","reason":"{long}"}}"#)).unwrap_err();
         assert!(e.contains("reason"), "{e}");

@@ -4,8 +4,9 @@
 //!
 //! Status is `{"node": {"id": "<16 hex>", "name", "region"}, "revocations": N,
 //! "digest": "<hex>", "peers": [<peer>...], "clock": {...}, "storage": {...}}`.
-//! A peer is `{"name": "eu-west" | null, "addr": "10.0.0.2:7401", "state":
-//! "connected" | "connecting" | "down", "lag": 0, "rtt_ms": 12.5 | null,
+//! A peer is `{"name": "eu-west" | null, "listed_as"?: "eu-west", "addr":
+//! "10.0.0.2:7401", "state": "connected" | "connecting" | "down" | "refused",
+//! "lag": 0, "rtt_ms": 12.5 | null,
 //! "last_contact": 1700000000 | null}`. `clock` is `{"state":
 //! "ok"|"skewed"|"unconfirmed", "offset_ms"?, "peers_measured", "peers_off"}`:
 //! while `skewed`, garbage collection and bulk revocations stop. `storage` is
@@ -47,12 +48,19 @@ fn id_from_hex<'de, D: Deserializer<'de>>(d: D) -> Result<NodeId, D::Error> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = Peer))]
 pub struct PeerView {
-    /// The peer's name (from its certificate or handshake), or the name given
-    /// when it was added.
+    /// The peer's name as its certificate proved it in a handshake with this
+    /// node; null until one did. Never a name an operator or a peer merely
+    /// claimed.
     pub name: Option<String>,
+    /// The name this node's operator listed the peer under (`veto peers add
+    /// --name`): only a certificate of that name is accepted from its
+    /// address, and a node of that name may dial in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_as: Option<String>,
     /// The address it is dialled at.
     pub addr: String,
-    /// `connected`, `connecting` or `down`.
+    /// `connected`, `connecting`, `down`, or `refused` (its certificate was
+    /// revoked, its name removed, or it is not the name it was listed under).
     pub state: String,
     /// Records this node holds that the peer is known to lack.
     pub lag: u64,
@@ -176,6 +184,7 @@ mod tests {
             digest: "00ff".into(),
             peers: vec![PeerView {
                 name: None,
+                listed_as: None,
                 addr: "127.0.0.1:7401".into(),
                 state: "down".into(),
                 lag: 2,

@@ -10,7 +10,8 @@
 //!
 //! Only the keys of the record's scope appear; an absent `iss` means the record
 //! matches tokens of any issuer. An opaque token appears as `token_sha256` (hex),
-//! never as the token. `hlc` is the raw 64-bit stamp as a decimal string, because
+//! never as the token. A `peer` record carries `name` and/or `cert_sha256`
+//! (hex). `hlc` is the raw 64-bit stamp as a decimal string, because
 //! JSON numbers above 2^53 lose precision in many clients.
 
 use serde::{Deserialize, Serialize};
@@ -49,15 +50,28 @@ pub struct RecordView {
     /// A signing key's `kid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
+    /// A `peer` record's node name (its certificate's common name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A `peer` record's certificate SHA-256 (of its DER encoding), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
     /// A bulk scope's cutoff, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<u64>,
     /// When the record can no longer match a live token, Unix seconds.
     pub expires_at: u64,
-    /// Why it was revoked.
+    /// Why it was revoked (absent from the enforcement-only form, read as "").
+    #[serde(default)]
     pub reason: String,
-    /// Who revoked it.
+    /// The name of the credential that revoked it (absent from the
+    /// enforcement-only form, read as "").
+    #[serde(default)]
     pub actor: String,
+    /// Whom the client said it acted for, when it named someone other than
+    /// `actor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
     /// The node that made it, 16 hex digits.
     pub origin: String,
     /// Its sequence number at that node.
@@ -70,6 +84,7 @@ pub struct RecordView {
 
 impl From<&Record> for RecordView {
     fn from(r: &Record) -> RecordView {
+        let (actor_name, on_behalf_of) = crate::actor::split(&r.actor);
         let mut v = RecordView {
             id: r.id.to_string(),
             scope: r.target.kind(),
@@ -80,10 +95,13 @@ impl From<&Record> for RecordView {
             sub: None,
             client_id: None,
             kid: None,
+            name: None,
+            cert_sha256: None,
             before: r.target.before(),
             expires_at: r.expires_at,
             reason: r.reason.clone(),
-            actor: r.actor.clone(),
+            actor: actor_name.to_owned(),
+            on_behalf_of: on_behalf_of.map(str::to_owned),
             origin: r.origin().to_string(),
             seq: r.id.seq,
             hlc: r.hlc.0.to_string(),
@@ -97,6 +115,10 @@ impl From<&Record> for RecordView {
             Target::Client { client_id, .. } => v.client_id = Some(client_id.clone()),
             Target::Issuer { .. } => {}
             Target::Key { kid, .. } => v.kid = Some(kid.clone()),
+            Target::Peer { name, cert_sha256 } => {
+                v.name = name.clone();
+                v.cert_sha256 = cert_sha256.map(hex::encode);
+            }
         }
         v
     }
@@ -162,6 +184,27 @@ impl TryFrom<RecordView> for Record {
                 iss,
                 kid: need(view.kid, "kid", scope)?,
             },
+            ScopeKind::Peer => {
+                let cert_sha256 = match view.cert_sha256 {
+                    None => None,
+                    Some(hex) => {
+                        let mut sha256 = [0u8; 32];
+                        hex::decode_to_slice(&hex, &mut sha256).map_err(|_| {
+                            BadRecordJson(format!("record {id}: cert_sha256 {hex:?}"))
+                        })?;
+                        Some(sha256)
+                    }
+                };
+                if view.name.is_none() && cert_sha256.is_none() {
+                    return Err(BadRecordJson(format!(
+                        "peer record {id} without `name` or `cert_sha256`"
+                    )));
+                }
+                Target::Peer {
+                    name: view.name,
+                    cert_sha256,
+                }
+            }
         };
         Ok(Record {
             id,
@@ -169,7 +212,7 @@ impl TryFrom<RecordView> for Record {
             target,
             expires_at: view.expires_at,
             reason: view.reason,
-            actor: view.actor,
+            actor: crate::actor::compose(&view.actor, view.on_behalf_of.as_deref()),
         })
     }
 }
@@ -208,6 +251,18 @@ mod tests {
             Target::Key {
                 iss: None,
                 kid: "k".into(),
+            },
+            Target::Peer {
+                name: Some("eu-west".into()),
+                cert_sha256: None,
+            },
+            Target::Peer {
+                name: None,
+                cert_sha256: Some([0xab; 32]),
+            },
+            Target::Peer {
+                name: Some("eu-west".into()),
+                cert_sha256: Some([0xcd; 32]),
             },
         ];
         for (seq, target) in targets.into_iter().enumerate() {
@@ -252,6 +307,8 @@ mod tests {
             r#"{"id":"00000000000000ab-1","scope":"token","token_sha256":"zz","expires_at":5,"reason":"","actor":"a","origin":"00000000000000ab","seq":1,"hlc":"1","revoked_at":0}"#,
             r#"{"id":"nope","scope":"key","kid":"k","expires_at":5,"reason":"","actor":"a","origin":"00000000000000ab","seq":1,"hlc":"1","revoked_at":0}"#,
             r#"{"id":"00000000000000ab-1","scope":"key","kid":"k","expires_at":5,"reason":"","actor":"a","origin":"00000000000000ab","seq":1,"hlc":"x","revoked_at":0}"#,
+            r#"{"id":"00000000000000ab-1","scope":"peer","expires_at":5,"reason":"","actor":"a","origin":"00000000000000ab","seq":1,"hlc":"1","revoked_at":0}"#,
+            r#"{"id":"00000000000000ab-1","scope":"peer","cert_sha256":"abc","expires_at":5,"reason":"","actor":"a","origin":"00000000000000ab","seq":1,"hlc":"1","revoked_at":0}"#,
         ] {
             let view: RecordView = serde_json::from_str(json).unwrap();
             assert!(Record::try_from(view).is_err(), "{json}");

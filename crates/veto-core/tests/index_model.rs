@@ -94,6 +94,39 @@ proptest! {
         }
     }
 
+    /// A `peer` record is not a token scope: whatever its name or
+    /// fingerprint, no check finds it, and the index answers as it would
+    /// without it.
+    #[test]
+    fn peer_records_revoke_no_token(
+        records in any_records(),
+        names in prop::collection::vec(prop::option::of(0usize..4), 1..6),
+        checks in prop::collection::vec(any_check(), 1..40),
+    ) {
+        let keys = ["alice", "j1", "s1", "https://idp.example"];
+        let peers: Vec<Record> = names.iter().enumerate().map(|(i, name)| Record {
+            id: common::id(0, 1_000 + i as u64),
+            hlc: veto_core::Hlc(0),
+            target: Target::Peer {
+                name: name.map(|n| keys[n].to_owned()),
+                cert_sha256: Some([i as u8; 32]),
+            },
+            expires_at: u64::MAX,
+            reason: String::new(),
+            actor: String::new(),
+        }).collect();
+        let with = index_of(records.iter().chain(&peers));
+        let without = index_of(&records);
+        prop_assert_eq!(with.len(), records.len());
+        for c in &checks {
+            let c = c.as_check();
+            prop_assert_eq!(with.check(&c), without.check(&c));
+            for p in &peers {
+                prop_assert!(!c.matched_by(&p.target));
+            }
+        }
+    }
+
     /// Inserting a record twice, or in another order, answers alike.
     #[test]
     fn insert_is_idempotent_and_order_free(records in any_records(), checks in prop::collection::vec(any_check(), 1..40)) {
@@ -146,6 +179,7 @@ fn fields_naming(target: &Target, iat: Option<u64>) -> Claims {
         Target::Client { client_id, .. } => f.client_id = Some(client_id.clone()),
         Target::Issuer { .. } => {}
         Target::Key { kid, .. } => f.kid = Some(kid.clone()),
+        Target::Peer { .. } => {}
     }
     f
 }

@@ -11,8 +11,9 @@
 //! - [`enforce`]: the lookup index, kept in step with what is durable.
 //! - [`gc`]: whether this node's clock may decide what has expired.
 //! - [`cutoffs`]: now for bulk cutoffs, and when this node may not set them.
-//! - [`membership`]: who may be a peer (names removed by the operator are
-//!   refused whichever side dials).
+//! - [`membership`]: who may be a peer: certificates revoked by `peer`
+//!   records and names removed by the operator are refused whichever side
+//!   dials, and the peer list is an allow-list on both dial and accept.
 //! - [`receipts`]: receipts and freshness watermarks, from the cluster's
 //!   reports of who holds what.
 //! - [`faults`]: deliberate bugs in that code, to prove the checks find them.
@@ -40,7 +41,7 @@ pub use durable::{collect_expired, store_from_peer, store_local, LocalWriteError
 pub use enforce::Enforcer;
 pub use faults::{Ack, Fault, Faults};
 pub use gc::{may_collect, GcHold};
-pub use membership::{Membership, NotAMember};
+pub use membership::{Membership, PeerCert, Refusal, RevokedPeers, Side};
 pub use receipts::Holdings;
 pub use storage::Storage;
 pub use writer::{begin_life, fresh_writer, Life, Writer};

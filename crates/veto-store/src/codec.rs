@@ -213,6 +213,20 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_record_round_trips() {
+        let r = Record {
+            target: Target::Peer {
+                name: Some("c".into()),
+                cert_sha256: Some([7; 32]),
+            },
+            ..record()
+        };
+        let bytes = encode_record(&r).unwrap();
+        assert_eq!(decode_record(r.id, &bytes).unwrap(), r);
+        assert_eq!(decode_target(r.id, &bytes).unwrap(), r.target);
+    }
+
+    #[test]
     fn oversized_records_are_refused() {
         let mut r = record();
         r.reason = "x".repeat(RECORD_LIMIT);

@@ -52,6 +52,37 @@ fn a_node_certificate_names_the_node_and_serves_both_roles() {
 }
 
 #[test]
+fn a_node_certificate_lasts_the_days_asked_and_the_ca_its_own() {
+    let ca = generate_ca("test CA").unwrap();
+    let lifetime = |pem: &str| {
+        let cert = der(pem);
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert).unwrap();
+        let v = parsed.validity();
+        // Backdated by a day, so that a node whose clock is behind accepts it.
+        (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400 - 1
+    };
+    let default = generate_node_cert(&ca.cert_pem, &ca.key_pem, "n").unwrap();
+    assert_eq!(
+        lifetime(&default.cert_pem),
+        i64::from(tls::DEFAULT_NODE_DAYS)
+    );
+    let short = tls::generate_node_cert_for(&ca.cert_pem, &ca.key_pem, "n", 7).unwrap();
+    assert_eq!(lifetime(&short.cert_pem), 7);
+    assert_eq!(lifetime(&ca.cert_pem), 3650);
+    for days in [0, tls::MAX_NODE_DAYS + 1] {
+        let err = tls::generate_node_cert_for(&ca.cert_pem, &ca.key_pem, "n", days).unwrap_err();
+        assert!(err.to_string().contains("1 to 3650 days"), "{err}");
+    }
+    // The fingerprint is the SHA-256 of the DER certificate.
+    let cert = der(&short.cert_pem);
+    let sha = tls::cert_sha256(&cert);
+    assert_eq!(
+        sha.as_slice(),
+        ring::digest::digest(&ring::digest::SHA256, cert.as_ref()).as_ref()
+    );
+}
+
+#[test]
 fn bad_node_names_are_refused() {
     for name in [
         "", "ca", "CA", "a/b", "../x", "-x", "x-", "a..b", "10.0.0.1", "é", "a b",

@@ -9,7 +9,8 @@
 //! - `client_secret_post`: the form fields `client_id` and `client_secret`;
 //! - the secret as `Authorization: Bearer <secret>`, as on every admin endpoint.
 //!
-//! The secret is the node's admin token; the client id is free-form and only
+//! The secret is one of the node's API tokens (the admin token, or a named
+//! token with the `revoke` role); the client id is free-form and only
 //! identifies the client. A Basic password that is not form-url-encoded (what
 //! `curl -u` sends) is accepted too, so a token with a `+` or `%` works from
 //! clients that encode and from clients that do not. Secrets are compared in
@@ -25,8 +26,8 @@
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
+
+use crate::tokens::{Principal, TokenTable};
 
 /// The credential fields of the request body.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -167,19 +168,23 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-/// Whether `secret` is the admin token, in constant time.
-fn matches(secret: &[u8], expected: &[u8; 32]) -> bool {
-    let digest: [u8; 32] = Sha256::digest(secret).into();
-    bool::from(digest.ct_eq(expected))
+/// An authenticated client: the token its secret is, and the client id it
+/// gave, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Client {
+    /// Who the secret authenticates as.
+    pub(crate) principal: Principal,
+    /// The client id of Basic or of the form, when one was given.
+    pub(crate) client_id: Option<String>,
 }
 
-/// Authenticates the client of a revocation request. `expected` is the
-/// SHA-256 of the admin token, `None` when the node has none.
+/// Authenticates the client of a revocation request: its secret is one of
+/// the node's API tokens.
 pub(crate) fn authenticate(
     headers: &HeaderMap,
     form: &FormCredentials,
-    expected: Option<&[u8; 32]>,
-) -> Result<(), ClientAuthError> {
+    tokens: &TokenTable,
+) -> Result<Client, ClientAuthError> {
     let header = read_header(headers)?;
     let scheme = match header {
         Header::Bearer(_) => Scheme::Bearer,
@@ -200,24 +205,28 @@ pub(crate) fn authenticate(
             ));
         }
     }
-    let Some(expected) = expected else {
+    if tokens.is_empty() {
         return Err(client(
             scheme,
-            "client authentication is disabled: this node has no admin token",
+            "client authentication is disabled: this node accepts no API token",
         ));
+    }
+    let client_id = match &header {
+        Header::Basic { id, .. } => Some(String::from_utf8_lossy(id).into_owned()),
+        _ => form.client_id.clone(),
     };
-    let ok = match &header {
-        Header::Bearer(token) => matches(token, expected),
+    let found = match &header {
+        Header::Bearer(token) => tokens.lookup(token),
         Header::Basic {
             secret, raw_secret, ..
         } => {
-            // Both are checked, so the time taken does not say which matched.
-            let decoded = matches(secret, expected);
-            let raw = matches(raw_secret, expected);
-            decoded | raw
+            // Both are looked up, so the time taken does not say which matched.
+            let decoded = tokens.lookup(secret);
+            let raw = tokens.lookup(raw_secret);
+            decoded.or(raw)
         }
         Header::None => match (&form.client_id, &form.client_secret) {
-            (Some(_), Some(secret)) => matches(secret.as_bytes(), expected),
+            (Some(_), Some(secret)) => tokens.lookup(secret.as_bytes()),
             (None, Some(_)) => {
                 return Err(ClientAuthError::Request(
                     "`client_secret` needs `client_id` beside it (RFC 6749 §2.3.1)".to_owned(),
@@ -233,10 +242,12 @@ pub(crate) fn authenticate(
             }
         },
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(client(scheme, "wrong client secret"))
+    match found {
+        Some(principal) => Ok(Client {
+            principal: principal.clone(),
+            client_id,
+        }),
+        None => Err(client(scheme, "wrong client secret")),
     }
 }
 
@@ -247,8 +258,8 @@ mod tests {
 
     const TOKEN: &str = "t:o+k%en s";
 
-    fn digest() -> [u8; 32] {
-        Sha256::digest(TOKEN.as_bytes()).into()
+    fn table() -> TokenTable {
+        TokenTable::new(Some(TOKEN), Vec::new()).unwrap()
     }
 
     fn basic(id: &str, secret: &str) -> HeaderMap {
@@ -266,7 +277,7 @@ mod tests {
     }
 
     fn auth(h: &HeaderMap, f: &FormCredentials) -> Result<(), ClientAuthError> {
-        authenticate(h, f, Some(&digest()))
+        authenticate(h, f, &table()).map(|c| assert_eq!(&*c.principal.name, "admin"))
     }
 
     #[test]
@@ -331,7 +342,11 @@ mod tests {
 
     #[test]
     fn without_an_admin_token_nobody_is_a_client() {
-        let r = authenticate(&basic("c", TOKEN), &form(None, None), None);
+        let r = authenticate(
+            &basic("c", TOKEN),
+            &form(None, None),
+            &TokenTable::default(),
+        );
         assert!(matches!(r, Err(ClientAuthError::Client(Scheme::Basic, _))));
     }
 }

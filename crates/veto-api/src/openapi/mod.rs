@@ -24,8 +24,9 @@ use utoipa::{Modify, OpenApi};
 /// The path the document is served at.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// The security schemes the operations name: the admin token as a bearer
-/// token, or as the password of HTTP Basic.
+/// The security schemes the operations name: an API token (the admin token
+/// or a named one with the endpoint's role) as a bearer token, or as the
+/// password of HTTP Basic.
 struct AdminAuth;
 
 impl Modify for AdminAuth {

@@ -31,6 +31,9 @@ pub(crate) enum ScopeName {
     Client,
     Issuer,
     Key,
+    /// A node's certificate (keys `name`, `cert_sha256`): refused as a peer,
+    /// never a token.
+    Peer,
 }
 
 /// The origins staler than the staleness bound, by the name of their node:
@@ -116,7 +119,8 @@ pub(crate) struct OAuthRevokeForm {
         (status = 201, description = "Stored and replicating; with `wait`, the wait was met and `receipt` says which nodes enforce it", body = RecordView),
         (status = 202, description = "With `wait`: stored, but the wait was not met within the timeout; `receipt` names the pending nodes", body = RecordView),
         (status = 400, description = "Malformed, or keys that do not fit the scope", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the role this endpoint needs", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 503, description = "Storage failed or the node is not ready; nothing stored", body = ErrorBody),
     ),
@@ -136,7 +140,8 @@ fn revoke_one() {}
     responses(
         (status = 200, description = "Matching records, newest first; with `Accept: application/x-ndjson`, one record per line instead", body = RecordList),
         (status = 400, description = "An unknown or malformed parameter", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the role this endpoint needs", body = ErrorBody),
         (status = 503, description = "Storage failed or the node is not ready", body = ErrorBody),
     ),
     security(("admin" = [])))]
@@ -155,7 +160,8 @@ fn audit_list() {}
         (status = 201, description = "Stored, in request order; with `wait`, met, and one `receipt` for the batch", body = RecordList),
         (status = 202, description = "With `wait`: stored, the wait not met within the timeout", body = RecordList),
         (status = 400, description = "An invalid item", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the role this endpoint needs", body = ErrorBody),
         (status = 413, description = "Over 10,000 items or 1 MiB", body = ErrorBody),
         (status = 503, description = "Storage failed or the node is not ready; nothing stored", body = ErrorBody),
     ),
@@ -170,7 +176,8 @@ fn revoke_batch() {}
     responses(
         (status = 200, description = "The receipt", body = ReceiptView),
         (status = 400, description = "Not a record id", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the role this endpoint needs", body = ErrorBody),
         (status = 404, description = "No node is known to hold it", body = ErrorBody),
     ),
     security(("admin" = [])))]
@@ -289,7 +296,8 @@ fn auth_rest() {}
         (status = 200, description = "Revoked (or nothing to revoke); with `wait`, met, and `{\"receipt\": ...}`"),
         (status = 202, description = "With `wait`: stored, the wait not met within the timeout; `{\"receipt\": ...}`"),
         (status = 400, description = "No token, a repeated field, or an unsupported hint", body = OAuthError),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "The client's token lacks the `revoke` role (`unauthorized_client`)", body = OAuthError),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 503, description = "Storage failed; nothing stored", body = OAuthError),
     ),
@@ -315,7 +323,12 @@ fn events() {}
 
 /// Every configured peer.
 #[utoipa::path(get, path = "/v1/peers", tag = "membership",
-    responses((status = 200, description = "The peers", body = PeerList)))]
+    responses(
+        (status = 200, description = "The peers", body = PeerList),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the `admin` role", body = ErrorBody),
+    ),
+    security(("admin" = [])))]
 fn peers_list() {}
 
 /// Adds a peer at run time and persists it.
@@ -324,7 +337,8 @@ fn peers_list() {}
     responses(
         (status = 201, description = "Added", body = PeerView),
         (status = 400, description = "Malformed", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the role this endpoint needs", body = ErrorBody),
         (status = 409, description = "Already a peer", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 503, description = "Replication is off or storage failed", body = ErrorBody),
@@ -338,7 +352,8 @@ fn peers_add() {}
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "Malformed", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the role this endpoint needs", body = ErrorBody),
         (status = 404, description = "No such peer", body = ErrorBody),
         (status = 503, description = "Replication is off or storage failed", body = ErrorBody),
     ),
@@ -385,8 +400,11 @@ fn readyz() {}
     responses(
         (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
         (status = 400, description = "A malformed cursor or parameter", body = ErrorBody),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the `read` role (`audit` sees full records; `read` only the enforcement fields)", body = ErrorBody),
         (status = 503, description = "Too many watchers, or no feed", body = ErrorBody),
-    ))]
+    ),
+    security(("admin" = [])))]
 fn watch() {}
 
 /// Every live record as newline-delimited JSON, with the watch cursor it was
@@ -396,8 +414,11 @@ fn watch() {}
     responses(
         (status = 200, description = "The snapshot", body = String, content_type = "application/x-ndjson",
             headers(("Veto-Cursor" = String, description = "The cursor the snapshot was taken at"))),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the `read` role (`audit` sees full records; `read` only the enforcement fields)", body = ErrorBody),
         (status = 503, description = "Too many snapshots, or no feed", body = ErrorBody),
-    ))]
+    ),
+    security(("admin" = [])))]
 fn snapshot() {}
 
 /// This document.

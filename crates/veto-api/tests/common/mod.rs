@@ -222,6 +222,7 @@ impl Backend for MemoryBackend {
         }
         let peer = PeerView {
             name,
+            listed_as: None,
             addr,
             state: "connecting".into(),
             lag: 0,

@@ -45,8 +45,11 @@ pub use summary::FrontierSummary;
 /// `expected` to [`Message::Frontier`], so that a node receives each record
 /// about once rather than from every peer. Version 4 added `reports` to
 /// [`Message::Frontier`], and [`Message::Reports`]: who holds what, across
-/// the cluster.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// the cluster. Version 5 added the `peer` scope to records (a node's
+/// certificate, refused by every node that holds it): a node of version 4
+/// could not decode such a record, so the two refuse each other at `Hello`
+/// rather than fail on the first one.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -467,6 +470,7 @@ pub(crate) fn record_text_bytes(record: &Record) -> usize {
         Target::Client { iss, client_id, .. } => opt(iss) + client_id.len(),
         Target::Issuer { iss, .. } => iss.len(),
         Target::Key { iss, kid } => opt(iss) + kid.len(),
+        Target::Peer { name, cert_sha256 } => opt(name) + cert_sha256.map_or(0, |_| 32),
     };
     target + record.reason.len() + record.actor.len()
 }

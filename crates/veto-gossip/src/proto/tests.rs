@@ -22,6 +22,17 @@ fn record(origin: u64, seq: u64, text: usize) -> Record {
     }
 }
 
+/// A `peer` record, which replicates like any other.
+fn peer_record(origin: u64, seq: u64) -> Record {
+    Record {
+        target: Target::Peer {
+            name: Some("c".into()),
+            cert_sha256: Some([0x5a; 32]),
+        },
+        ..record(origin, seq, 1)
+    }
+}
+
 fn samples() -> Vec<Message> {
     let mut frontier = Frontier::new();
     frontier.insert_range(NodeId::new(1), 1..=1000);
@@ -80,7 +91,7 @@ fn samples() -> Vec<Message> {
             held: vec![1..=999, 1005..=1010],
         },
         Message::Push {
-            records: vec![record(1, 1, 8), record(1, 2, 8)],
+            records: vec![record(1, 1, 8), record(1, 2, 8), peer_record(1, 3)],
         },
         Message::Records {
             batch_id: 42,

@@ -10,6 +10,8 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use rustls::pki_types::CertificateDer;
+
 use super::load::{parse_certs, parse_key};
 use super::verify::check_chain;
 use super::TlsError;
@@ -21,9 +23,13 @@ pub const CA_KEY_FILE: &str = "ca.key";
 
 /// How long a CA is valid: ten years.
 const CA_VALIDITY: Duration = Duration::days(3650);
-/// How long a node certificate is valid: five years. Rotating it means running
-/// `veto cert node` again and restarting the node.
-const NODE_VALIDITY: Duration = Duration::days(1826);
+/// How many days a node certificate is valid unless asked otherwise
+/// (`veto cert node --days`). Short, because a node certificate is rotated
+/// by running `veto cert node` again and restarting the node, and the old
+/// one revoked with `veto peers revoke-cert`.
+pub const DEFAULT_NODE_DAYS: u32 = 90;
+/// The longest validity a node certificate may be given: the CA's own.
+pub const MAX_NODE_DAYS: u32 = 3650;
 /// Certificates start being valid a day in the past, so a node whose clock is
 /// behind the machine that made the certificate still accepts it.
 const BACKDATE: Duration = Duration::days(1);
@@ -81,15 +87,31 @@ pub fn generate_ca(common_name: &str) -> Result<CertPair, TlsError> {
     })
 }
 
-/// Makes a node certificate signed by the CA. The node name is the common name
-/// and a DNS SAN; the certificate serves both as TLS server and TLS client
-/// certificate. Fails if the CA key does not belong to the CA certificate.
+/// Makes a node certificate signed by the CA, valid for
+/// [`DEFAULT_NODE_DAYS`]. The node name is the common name and a DNS SAN; the
+/// certificate serves both as TLS server and TLS client certificate. Fails if
+/// the CA key does not belong to the CA certificate.
 pub fn generate_node_cert(
     ca_cert_pem: &str,
     ca_key_pem: &str,
     node_name: &str,
 ) -> Result<CertPair, TlsError> {
+    generate_node_cert_for(ca_cert_pem, ca_key_pem, node_name, DEFAULT_NODE_DAYS)
+}
+
+/// Like [`generate_node_cert`], valid for `days` (1 to [`MAX_NODE_DAYS`]).
+pub fn generate_node_cert_for(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    node_name: &str,
+    days: u32,
+) -> Result<CertPair, TlsError> {
     validate_node_name(node_name)?;
+    if !(1..=MAX_NODE_DAYS).contains(&days) {
+        return Err(TlsError::Config(format!(
+            "a node certificate is valid for 1 to {MAX_NODE_DAYS} days, not {days}"
+        )));
+    }
     let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|e| TlsError::Unsupported {
         what: "CA private key".into(),
         detail: e.to_string(),
@@ -111,7 +133,7 @@ pub fn generate_node_cert(
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, NODE_VALIDITY);
+    set_validity(&mut params, Duration::days(i64::from(days)));
     let cert = params.signed_by(&key, &issuer)?;
 
     // A CA key that does not belong to the CA certificate still "signs", but the
@@ -183,13 +205,26 @@ pub fn write_ca(dir: &Path, overwrite: bool) -> Result<CertPaths, TlsError> {
 }
 
 /// Reads `ca.pem` and `ca.key` from `ca_dir`, makes a certificate for `name`
-/// and writes `NAME.pem` and `NAME.key` (mode 0600) into `out_dir`, creating
-/// it if needed. Existing files are replaced only when `overwrite` is true.
+/// valid for [`DEFAULT_NODE_DAYS`] and writes `NAME.pem` and `NAME.key`
+/// (mode 0600) into `out_dir`, creating it if needed. Existing files are
+/// replaced only when `overwrite` is true.
 pub fn write_node(
     ca_dir: &Path,
     name: &str,
     out_dir: &Path,
     overwrite: bool,
+) -> Result<CertPaths, TlsError> {
+    write_node_for(ca_dir, name, out_dir, overwrite, DEFAULT_NODE_DAYS)
+}
+
+/// Like [`write_node`], with a certificate valid for `days` (1 to
+/// [`MAX_NODE_DAYS`]).
+pub fn write_node_for(
+    ca_dir: &Path,
+    name: &str,
+    out_dir: &Path,
+    overwrite: bool,
+    days: u32,
 ) -> Result<CertPaths, TlsError> {
     validate_node_name(name)?;
     let paths = CertPaths {
@@ -202,9 +237,31 @@ pub fn write_node(
     let ca_key = read_text(&ca_key_path)?;
     // Parse the key ourselves first for a clear error naming the file.
     parse_key(ca_key.as_bytes(), &ca_key_path)?;
-    let pair = generate_node_cert(&ca_cert, &ca_key, name)?;
+    let pair = generate_node_cert_for(&ca_cert, &ca_key, name, days)?;
     write_pair(out_dir, &paths, &pair)?;
     Ok(paths)
+}
+
+/// The SHA-256 of a certificate's DER encoding: its fingerprint, by which
+/// `veto peers revoke-cert` revokes exactly that certificate.
+pub fn cert_sha256(cert: &CertificateDer<'_>) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(digest.as_ref());
+    sha
+}
+
+/// The fingerprint ([`cert_sha256`]) of the first certificate in the PEM file
+/// at `path`: a node's own.
+pub fn cert_file_sha256(path: &Path) -> Result<[u8; 32], TlsError> {
+    let pem = read_text(path)?;
+    let certs = parse_certs(pem.as_bytes(), path)?;
+    let leaf = certs.first().ok_or_else(|| TlsError::NotPem {
+        path: path.to_owned(),
+        expected: "certificate",
+        hint: String::new(),
+    })?;
+    Ok(cert_sha256(leaf))
 }
 
 fn name_with_cn(cn: &str) -> DistinguishedName {

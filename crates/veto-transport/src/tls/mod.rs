@@ -15,6 +15,12 @@
 //! handshake, before any application data is read, and counted in
 //! `veto_gossip_tls_rejected_total` (and [`ClusterTls::rejected`]).
 //!
+//! Being signed by the CA is necessary, not sufficient: right after the
+//! handshake, before any lane opens, the transport asks the node's
+//! [`Admission`](crate::Admission) whether this certificate (by its name and
+//! its SHA-256, [`cert_sha256`]) may be a peer, which is where the peer list
+//! and revoked node certificates are enforced.
+//!
 //! [`generate_ca`] and [`generate_node_cert`] make the certificates (ECDSA P-256);
 //! [`write_ca`] and [`write_node`] back `veto cert ca` and `veto cert node`.
 
@@ -25,8 +31,9 @@ mod verify;
 use std::path::{Path, PathBuf};
 
 pub use certs::{
-    generate_ca, generate_node_cert, validate_node_name, write_ca, write_node, CertPair, CertPaths,
-    CA_CERT_FILE, CA_KEY_FILE,
+    cert_file_sha256, cert_sha256, generate_ca, generate_node_cert, generate_node_cert_for,
+    validate_node_name, write_ca, write_node, write_node_for, CertPair, CertPaths, CA_CERT_FILE,
+    CA_KEY_FILE, DEFAULT_NODE_DAYS, MAX_NODE_DAYS,
 };
 pub use load::{ClusterTls, TlsFiles};
 pub use verify::peer_name_from_cert;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, VarInt};
 
+use super::admission::Admission;
 use super::queue::FRAME_OVERHEAD;
 use super::TransportError;
 use crate::tls::ClusterTls;
@@ -40,6 +41,9 @@ pub struct TransportConfig {
     pub event_capacity: usize,
     /// Incoming handshakes in progress at once; more are refused. Default 64.
     pub max_pending_handshakes: usize,
+    /// Whether a peer whose certificate the CA vouches for may connect,
+    /// asked right after each handshake. Default: every one may.
+    pub admission: Admission,
 }
 
 impl TransportConfig {
@@ -58,6 +62,7 @@ impl TransportConfig {
             bulk_queue_bytes: 4 << 20,
             event_capacity: 1024,
             max_pending_handshakes: 64,
+            admission: Admission::allow_all(),
         }
     }
 

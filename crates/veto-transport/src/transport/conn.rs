@@ -14,8 +14,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::frame::{code, describe, lane_tag, read_frame, read_tag, write_frames, ReadFail};
 use super::inner::Inner;
 use super::registry::{Admit, ConnShared};
-use super::{Lane, TransportEvent};
-use crate::tls::peer_name_from_cert;
+use super::{Lane, PeerIdentity, TransportEvent};
+use crate::tls::{cert_sha256, peer_name_from_cert};
 
 /// Which configured peer a dialled connection belongs to.
 pub(crate) struct DialContext {
@@ -29,6 +29,8 @@ pub(crate) enum EstablishError {
     SelfConnect,
     /// Another connection to this peer is kept instead.
     Duplicate,
+    /// The node's admission refused the peer, for this reason.
+    Refused(String),
     /// Anything else, with a reason for logs.
     Failed(String),
 }
@@ -82,6 +84,9 @@ pub(crate) async fn accept(
         Err(EstablishError::Failed(reason)) => {
             tracing::debug!(%remote, %reason, "incoming connection not admitted");
         }
+        Err(EstablishError::Refused(reason)) => {
+            tracing::debug!(%remote, %reason, "incoming connection refused");
+        }
         Err(EstablishError::SelfConnect | EstablishError::Duplicate) => {}
     }
 }
@@ -94,10 +99,14 @@ fn refused_missing_certificate(e: &quinn::ConnectionError) -> bool {
         if t.code == quinn::TransportErrorCode::crypto(CERTIFICATE_REQUIRED))
 }
 
-fn peer_name(conn: &quinn::Connection) -> Option<String> {
+fn peer_identity(conn: &quinn::Connection) -> Option<PeerIdentity> {
     let identity = conn.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    peer_name_from_cert(certs.first()?).ok()
+    let leaf = certs.first()?;
+    Some(PeerIdentity {
+        name: peer_name_from_cert(leaf).ok()?,
+        cert_sha256: cert_sha256(leaf),
+    })
 }
 
 /// Sets up the lanes, applies the one-connection-per-pair rule and announces
@@ -107,12 +116,13 @@ pub(crate) async fn establish(
     conn: quinn::Connection,
     dial: Option<&DialContext>,
 ) -> Result<Established, EstablishError> {
-    let Some(name) = peer_name(&conn) else {
+    let Some(peer) = peer_identity(&conn) else {
         conn.close(code::PROTOCOL, b"certificate carries no node name");
         return Err(EstablishError::Failed(
             "peer certificate carries no node name".into(),
         ));
     };
+    let name = peer.name.clone();
     if let Some(dial) = dial {
         inner
             .registry()
@@ -121,6 +131,13 @@ pub(crate) async fn establish(
     if name == inner.local_name {
         conn.close(code::SELF_CONNECT, b"same node name");
         return Err(EstablishError::SelfConnect);
+    }
+    // Before any lane opens: a refused peer never gets to send a frame.
+    if let Err(reason) = inner.config.admission.decide(&peer, dial.map(|d| d.addr)) {
+        inner.totals.refused();
+        tracing::debug!(peer = %name, remote = %conn.remote_address(), dialed = dial.is_some(), %reason, "peer refused");
+        conn.close(code::REFUSED, reason.as_bytes());
+        return Err(EstablishError::Refused(reason));
     }
 
     let lanes = match tokio::time::timeout(inner.config.handshake_timeout, open_lanes(&conn)).await
@@ -161,7 +178,7 @@ pub(crate) async fn establish(
             return Err(EstablishError::Failed("peer removed".into()));
         }
         let id = reg.alloc_id();
-        let shared = Arc::new(ConnShared::new(id, name, dial.is_some(), conn, queue_bytes));
+        let shared = Arc::new(ConnShared::new(id, peer, dial.is_some(), conn, queue_bytes));
         let admit = reg.admit(&shared, &inner.local_name);
         inner.publish_states(&reg);
         (shared, admit)
@@ -210,6 +227,7 @@ pub(crate) async fn establish(
         .emit(TransportEvent::Connected {
             conn: shared.id,
             peer_name: shared.peer_name.clone(),
+            cert_sha256: shared.cert_sha256,
             remote: shared.remote,
             dialed: shared.dialed,
         })

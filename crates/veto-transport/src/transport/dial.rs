@@ -138,6 +138,17 @@ pub(crate) async fn run(
                 failures = failures.saturating_add(1);
                 max
             }
+            Err(EstablishError::Refused(reason)) => {
+                // Refused here, not there: counted by the node, not as a
+                // failed dial. Retried with backoff, since a record or the
+                // peer list may change its answer.
+                set_state(&inner, addr, generation, PeerState::Backoff);
+                if failures == 0 {
+                    tracing::warn!(%addr, %reason, "refused the peer at this address; retrying with backoff");
+                }
+                failures = failures.saturating_add(1);
+                jitter(backoff)
+            }
             Err(EstablishError::Failed(reason)) => {
                 inner.totals.dial_failure();
                 set_state(&inner, addr, generation, PeerState::Backoff);

@@ -20,6 +20,8 @@ pub(crate) mod code {
     pub(crate) const PROTOCOL: VarInt = VarInt::from_u32(3);
     /// The peer was removed from this node's peer list.
     pub(crate) const REMOVED: VarInt = VarInt::from_u32(4);
+    /// The node's admission refused the peer's certificate.
+    pub(crate) const REFUSED: VarInt = VarInt::from_u32(5);
 }
 
 const TAG_URGENT: u8 = b'U';

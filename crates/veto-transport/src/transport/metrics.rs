@@ -66,6 +66,7 @@ pub(crate) struct Totals {
     pub(crate) dial_failures: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) duplicates: AtomicU64,
+    pub(crate) refused: AtomicU64,
 }
 
 impl Totals {
@@ -89,6 +90,12 @@ impl Totals {
         counter!("veto_gossip_duplicate_connections_total").increment(1);
     }
 
+    /// The node refused a peer; it counts the refusal in its own metric,
+    /// with the reason, so only the total is kept here.
+    pub(crate) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, tls_rejected: u64) -> TransportTotals {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         TransportTotals {
@@ -98,6 +105,7 @@ impl Totals {
             dial_failures: get(&self.dial_failures),
             connections: get(&self.connections),
             duplicates: get(&self.duplicates),
+            refused: get(&self.refused),
         }
     }
 }

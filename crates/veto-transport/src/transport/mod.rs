@@ -55,7 +55,18 @@
 //! `veto_gossip_tls_rejected_total{direction}`, `veto_gossip_frame_errors_total{kind}`,
 //! `veto_gossip_handshake_failures_total`, `veto_gossip_dial_failures_total`,
 //! `veto_gossip_duplicate_connections_total`, `veto_gossip_send_queue_full_total{lane}`.
+//!
+//! # Admission
+//!
+//! A certificate from the cluster CA gets a peer through the TLS handshake;
+//! whether it may be one is the node's call. Right after the handshake, on
+//! both dial and accept, [`TransportConfig::admission`] sees the certificate's
+//! name and SHA-256 (and the dialled address); a refusal closes the
+//! connection with code 5 and its reason before any lane opens, with no
+//! event, counted in [`TransportTotals::refused`]. The name a dial proved is
+//! still recorded for its address ([`PeerStatus::name`]).
 
+mod admission;
 mod config;
 mod conn;
 mod dial;
@@ -71,6 +82,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use admission::{Admission, PeerIdentity};
 pub use config::TransportConfig;
 pub use handle::Transport;
 
@@ -124,6 +136,8 @@ pub enum TransportEvent {
         conn: ConnId,
         /// The peer's node name, from the common name of its certificate.
         peer_name: String,
+        /// The SHA-256 of the peer's certificate (DER).
+        cert_sha256: [u8; 32],
         /// The peer's UDP address as seen from here.
         remote: SocketAddr,
         /// True when this node dialled it, false when the peer did.
@@ -190,6 +204,8 @@ pub enum TransportError {
 pub struct ConnStats {
     /// The peer's node name.
     pub peer_name: String,
+    /// The SHA-256 of the peer's certificate (DER).
+    pub cert_sha256: [u8; 32],
     /// The peer's address.
     pub remote: SocketAddr,
     /// True when this node dialled the connection.
@@ -257,4 +273,6 @@ pub struct TransportTotals {
     pub connections: u64,
     /// Connections closed as duplicates of another to the same peer.
     pub duplicates: u64,
+    /// Connections the node's [`Admission`] refused after the handshake.
+    pub refused: u64,
 }

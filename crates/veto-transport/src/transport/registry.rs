@@ -10,12 +10,13 @@ use quinn::VarInt;
 use tokio::sync::watch;
 
 use super::queue::LaneQueue;
-use super::{ConnId, ConnStats, Lane, PeerState, PeerStatus};
+use super::{ConnId, ConnStats, Lane, PeerIdentity, PeerState, PeerStatus};
 
 /// A connection shared between its task, the dialler and `Transport`'s methods.
 pub(crate) struct ConnShared {
     pub(crate) id: ConnId,
     pub(crate) peer_name: String,
+    pub(crate) cert_sha256: [u8; 32],
     pub(crate) remote: SocketAddr,
     pub(crate) dialed: bool,
     pub(crate) since: Instant,
@@ -32,14 +33,15 @@ pub(crate) struct ConnShared {
 impl ConnShared {
     pub(crate) fn new(
         id: ConnId,
-        peer_name: String,
+        peer: PeerIdentity,
         dialed: bool,
         conn: quinn::Connection,
         queue_bytes: [usize; 2],
     ) -> Self {
         ConnShared {
             id,
-            peer_name,
+            peer_name: peer.name,
+            cert_sha256: peer.cert_sha256,
             remote: conn.remote_address(),
             dialed,
             since: Instant::now(),
@@ -91,6 +93,7 @@ impl ConnShared {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ConnStats {
             peer_name: self.peer_name.clone(),
+            cert_sha256: self.cert_sha256,
             remote: self.remote,
             dialed: self.dialed,
             age: self.since.elapsed(),
