@@ -128,3 +128,25 @@ pub fn check_id_value(origin: u64, seq: u64) {
         assert_eq!(parsed, Ok(id));
     }
 }
+
+/// `veto_filter::EdgeFilter::decode` never panics, and what it accepts
+/// re-encodes to the very same bytes and answers lookups without panicking.
+pub fn check_filter_decode(data: &[u8]) {
+    let Ok(filter) = veto_filter::EdgeFilter::decode(data) else {
+        return;
+    };
+    assert_eq!(filter.encode(), data, "a decoded filter re-encodes alike");
+    let cutoff = filter.cutoffs().first();
+    let check = veto_core::Check {
+        iss: Some("https://issuer.example"),
+        jti: Some("j-1"),
+        sid: Some("s-1"),
+        kid: Some("k-1"),
+        sub: cutoff.map(|c| c.key.as_str()),
+        iat: Some(1),
+        token_sha256: Some([7; 32]),
+        ..veto_core::Check::default()
+    };
+    let _ = filter.check(&check);
+    let _ = filter.check(&veto_core::Check::default());
+}

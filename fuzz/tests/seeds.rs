@@ -198,6 +198,27 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 value,
             ]
         }
+        "filter_decode" => {
+            let id = RecordId {
+                origin: NodeId::new(0xab),
+                seq: 3,
+            };
+            let mut full = veto_filter::FilterBuilder::new();
+            full.add(id, &Target::Token { iss: Some("https://issuer.example".into()), jti: "j-1".into() }, 1_700_003_600, 1_700_000_000);
+            full.add(id, &Target::TokenHash { sha256: [7; 32] }, 1_700_003_600, 1_700_000_000);
+            full.add(id, &Target::Session { iss: None, sid: "s-1".into() }, 1_700_003_600, 1_700_000_000);
+            full.add(id, &Target::Subject { iss: Some("https://issuer.example".into()), sub: "alice".into(), before: 1_700_000_000 }, 1_700_086_400, 1_700_000_000);
+            full.add(id, &Target::Issuer { iss: "https://old.example".into(), before: 1_600_000_000 }, 1_600_086_400, 1_600_000_000);
+            let mut keys = veto_filter::FilterBuilder::new();
+            for i in 0..50 {
+                keys.add(id, &Target::Token { iss: None, jti: format!("j-{i}") }, 1, 1);
+            }
+            vec![
+                full.build("8c1f0e25a3b4d9f7-41").unwrap().encode(),
+                keys.build("8c1f0e25a3b4d9f7-1").unwrap().encode(),
+                veto_filter::FilterBuilder::new().build("").unwrap().encode(),
+            ]
+        }
         "tokens_file" => vec![
             format!(
                 "{}\n{}",
@@ -216,7 +237,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     }
 }
 
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "gossip_decode",
     "gossip_frames",
     "set_events",
@@ -225,6 +246,7 @@ const TARGETS: [&str; 8] = [
     "jwt_claims",
     "id_parse",
     "tokens_file",
+    "filter_decode",
 ];
 
 #[test]
@@ -264,6 +286,10 @@ fn seeds_are_valid_inputs_and_hold_the_invariants() {
                         "seed {i}"
                     );
                     veto_fuzz::tokens::check_tokens_file(text);
+                }
+                "filter_decode" => {
+                    assert!(veto_filter::EdgeFilter::decode(seed).is_ok(), "seed {i}");
+                    veto_fuzz::check_filter_decode(seed);
                 }
                 _ => {
                     if let Ok(text) = std::str::from_utf8(seed) {

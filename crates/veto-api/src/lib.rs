@@ -62,6 +62,7 @@ mod audit;
 mod auth;
 mod check;
 mod feed;
+mod filter;
 mod gateway;
 mod limits;
 mod oauth;
@@ -127,6 +128,7 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .route("/readyz", get(status::readyz))
         .route("/v1/watch", get(watch::watch))
         .route("/v1/snapshot", get(snapshot::snapshot))
+        .route("/v1/filter", get(filter::filter).layer(filter::cache()))
         .merge(events)
         .route(openapi::OPENAPI_PATH, get(openapi::serve))
         .route("/ui", get(ui::index))

@@ -210,7 +210,10 @@ async fn the_document_is_openapi_3_1_with_resolvable_refs_and_unique_ids() {
             && path != "/v1/events";
         let role_read = method == "get"
             && (path.starts_with("/v1/revocations")
-                || matches!(path.as_str(), "/v1/peers" | "/v1/watch" | "/v1/snapshot"));
+                || matches!(
+                    path.as_str(),
+                    "/v1/peers" | "/v1/watch" | "/v1/snapshot" | "/v1/filter"
+                ));
         assert_eq!(needs_token, write || role_read, "{method} {path}");
         if needs_token {
             let statuses = op["responses"].as_object().unwrap();

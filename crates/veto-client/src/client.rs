@@ -362,6 +362,16 @@ impl Client {
         SnapshotStream::open(Client::send(req).await?).await
     }
 
+    /// `GET /v1/filter` (role `read`): the node's compact edge filter,
+    /// decoded. A filter of another version, with a bad checksum or cut
+    /// short is refused with [`ClientError::Protocol`] naming why.
+    pub async fn filter(&self) -> Result<veto_filter::EdgeFilter, ClientError> {
+        let req = self.with_token_if_any(self.request(Method::GET, "/v1/filter"));
+        let body = Client::send(req).await?.bytes().await?;
+        veto_filter::EdgeFilter::decode(&body)
+            .map_err(|e| ClientError::Protocol(format!("the node's filter is refused: {e}")))
+    }
+
     /// `GET /v1/watch` (role `read`): new records after `cursor` (or from now), with a
     /// heartbeat at least every `heartbeat` (the node's default is 15 s; it
     /// takes whole seconds from 1 to 60).

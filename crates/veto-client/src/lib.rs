@@ -37,7 +37,9 @@ mod record;
 mod stream;
 mod types;
 
-pub use cache::{CacheConfig, CacheStatus, Decision, LocalCache, StaleOrigin, StalePolicy};
+pub use cache::{
+    CacheConfig, CacheMode, CacheStatus, Decision, LocalCache, StaleOrigin, StalePolicy,
+};
 pub use client::{Client, Waited};
 pub use error::ClientError;
 pub use gateway::Gateway;

@@ -131,6 +131,7 @@ impl Modify for Tidy {
         paths::readyz,
         paths::watch,
         paths::snapshot,
+        paths::filter,
         paths::openapi,
         paths::ui,
         paths::ui_slash,

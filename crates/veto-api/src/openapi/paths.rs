@@ -421,6 +421,22 @@ fn watch() {}
     security(("admin" = [])))]
 fn snapshot() {}
 
+/// The compact edge filter of every live record: a binary fuse filter of
+/// the exact keys (token, session, key) and the exact bulk cutoff table, in
+/// the versioned binary format of the `veto-filter` crate, with the watch
+/// cursor it was taken at (`Veto-Cursor`). A filter hit is a "maybe": confirm
+/// it with `/v1/check`. Records newer than the cursor come on `/v1/watch`.
+#[utoipa::path(get, path = "/v1/filter", tag = "stream",
+    responses(
+        (status = 200, description = "The filter", body = Vec<u8>, content_type = "application/octet-stream",
+            headers(("Veto-Cursor" = String, description = "The cursor the filter was taken at"))),
+        (status = 401, description = "No API token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "A token without the `read` role", body = ErrorBody),
+        (status = 503, description = "The node is not ready, has no feed, or cannot read its records", body = ErrorBody),
+    ),
+    security(("admin" = [])))]
+fn filter() {}
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1", body = Object, content_type = "application/json")))]

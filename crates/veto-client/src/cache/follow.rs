@@ -15,7 +15,7 @@ use crate::stream::WatchEvent;
 /// the attempt is abandoned and retried.
 const PROGRESS: Duration = Duration::from_secs(30);
 
-async fn progress<T>(
+pub(crate) async fn progress<T>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
@@ -27,6 +27,9 @@ async fn progress<T>(
 /// Loads a full snapshot into a fresh index and swaps it in. Returns the
 /// cursor to watch from.
 pub(crate) async fn load(state: &State, client: &Client) -> Result<String, ClientError> {
+    if state.config.mode == super::CacheMode::Compact {
+        return super::compact::load(state, client).await;
+    }
     let started = Instant::now();
     let mut snapshot = progress("snapshot", client.snapshot()).await?;
     let mut fresh = CacheIndex::new();

@@ -26,10 +26,22 @@
 //! partitioned from a region, and a cache cut off from its node, both go
 //! stale. A node that sends no watermarks leaves such a cache stale.
 //!
+//! In [`CacheMode::Compact`] the cache loads the node's edge filter
+//! (`GET /v1/filter`) instead of its snapshot, and keeps exactly only what
+//! arrives on the watch stream after the filter's cursor: a few bytes per
+//! revocation instead of the index's 56 and more. Cutoffs stay exact; a hit
+//! on the filter's keys is a "maybe", which [`LocalCache::check`] answers
+//! as [`Decision::Unavailable`] (it cannot ask the node synchronously) and
+//! [`LocalCache::check_confirmed`] confirms with the node, answering
+//! [`Decision::Unavailable`] (treat as revoked) when the node cannot be
+//! reached. A filter the cache cannot read (another version, a bad checksum,
+//! cut short) is refused and the cache keeps what it had.
+//!
 //! The lookup path takes a read lock on the index and reads one atomic flag;
 //! writers hold the write lock for one record at a time, or for a pointer swap
 //! after a reload.
 
+mod compact;
 mod follow;
 mod fresh;
 mod index;
@@ -62,6 +74,18 @@ pub enum StalePolicy {
     FailOpen,
 }
 
+/// What a [`LocalCache`] loads from the node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Every record (`GET /v1/snapshot`): every answer exact.
+    #[default]
+    Full,
+    /// The edge filter (`GET /v1/filter`) plus the records after it: for
+    /// gateways short of memory. A filter hit needs the node to confirm
+    /// ([`LocalCache::check_confirmed`]).
+    Compact,
+}
+
 /// Settings of a [`LocalCache`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
@@ -87,6 +111,8 @@ pub struct CacheConfig {
     /// a second, the node's limit), so keep it above 2 s or so plus the
     /// node's own anti-entropy lag.
     pub max_staleness: Option<Duration>,
+    /// Full records, or the compact edge filter.
+    pub mode: CacheMode,
 }
 
 impl Default for CacheConfig {
@@ -99,6 +125,7 @@ impl Default for CacheConfig {
             backoff_max: Duration::from_secs(5),
             refresh: Some(Duration::from_secs(3_600)),
             max_staleness: None,
+            mode: CacheMode::Full,
         }
     }
 }
@@ -147,6 +174,9 @@ pub struct CacheStatus {
 /// State shared by the handles and the background tasks.
 pub(crate) struct State {
     pub(crate) index: RwLock<CacheIndex>,
+    /// The node's edge filter, in compact mode once loaded. Taken after
+    /// `index` whenever both are.
+    pub(crate) filter: RwLock<Option<Arc<veto_filter::EdgeFilter>>>,
     /// Set by the staleness ticker, cleared by any message from the node
     /// (unless an origin is stale): one relaxed load on the lookup path
     /// instead of reading the clock.
@@ -174,6 +204,7 @@ impl State {
     fn new(config: CacheConfig, index: CacheIndex, loaded: bool, node: String) -> State {
         State {
             index: RwLock::new(index),
+            filter: RwLock::new(None),
             stale: AtomicBool::new(!loaded),
             // Nothing is known of any origin before the first heartbeat.
             origins_stale: AtomicBool::new(config.max_staleness.is_some()),
@@ -274,6 +305,8 @@ impl Drop for Tasks {
 #[derive(Clone)]
 pub struct LocalCache {
     state: Arc<State>,
+    /// Asks the node about filter hits (compact mode).
+    client: Option<Client>,
     _tasks: Arc<Tasks>,
 }
 
@@ -306,10 +339,12 @@ impl LocalCache {
     }
 
     fn run(state: Arc<State>, client: Client, cursor: Option<String>) -> LocalCache {
+        let confirm = client.clone();
         let follower = tokio::spawn(follow::follow(Arc::clone(&state), client, cursor));
         let ticker = tokio::spawn(follow::tick(Arc::clone(&state)));
         LocalCache {
             state,
+            client: Some(confirm),
             _tasks: Arc::new(Tasks(vec![follower, ticker])),
         }
     }
@@ -328,6 +363,7 @@ impl LocalCache {
                 true,
                 String::new(),
             )),
+            client: None,
             _tasks: Arc::new(Tasks(Vec::new())),
         }
     }
@@ -336,6 +372,14 @@ impl LocalCache {
     /// hash probes and one atomic load.
     #[inline]
     pub fn check(&self, check: &Check<'_>) -> Decision {
+        if self.state.config.mode == CacheMode::Compact {
+            return match compact::check(&self.state, check) {
+                compact::Compact::Revoked(r) => Decision::Revoked(r),
+                // Fail closed: only the node can tell a false positive.
+                compact::Compact::Maybe => Decision::Unavailable,
+                compact::Compact::Clean => self.clean(),
+            };
+        }
         let hit = self.state.read().check(check);
         match hit {
             Some(revoked) => Decision::Revoked(revoked),
@@ -346,6 +390,77 @@ impl LocalCache {
             }
             None => Decision::NotRevoked,
         }
+    }
+
+    /// What a lookup that found nothing answers: per the stale policy.
+    fn clean(&self) -> Decision {
+        if self.state.config.policy == StalePolicy::FailClosed
+            && self.state.stale.load(Ordering::Relaxed)
+        {
+            Decision::Unavailable
+        } else {
+            Decision::NotRevoked
+        }
+    }
+
+    /// [`LocalCache::check`], but a compact cache confirms a filter hit
+    /// with the node (`GET /v1/check`) and answers what the node says, or
+    /// [`Decision::Unavailable`] (treat as revoked) when the node cannot be
+    /// reached. A check carrying only an opaque token's hash cannot be
+    /// confirmed that way: use [`LocalCache::check_token_confirmed`]. A full
+    /// cache answers as [`LocalCache::check`].
+    pub async fn check_confirmed(&self, check: &Check<'_>) -> Decision {
+        self.confirmed(check, None).await
+    }
+
+    /// [`LocalCache::check_token`] with a filter hit confirmed with the
+    /// node (`GET /v1/check?token=`), as [`LocalCache::check_confirmed`].
+    pub async fn check_token_confirmed(&self, token: &str) -> Result<Decision, JwtError> {
+        let decision = self.check_token(token)?;
+        if decision != Decision::Unavailable || self.state.config.mode != CacheMode::Compact {
+            return Ok(decision);
+        }
+        let (sha, mut buf) = (Self::sha(token), Vec::new());
+        let claims = if jwt::looks_like_jwt(token) {
+            Some(jwt::decode_in(token, &mut buf)?)
+        } else {
+            None
+        };
+        let check = Check {
+            token_sha256: Some(sha),
+            ..claims.as_ref().map(|c| c.as_check()).unwrap_or_default()
+        };
+        Ok(self.confirmed(&check, Some(token)).await)
+    }
+
+    async fn confirmed(&self, check: &Check<'_>, token: Option<&str>) -> Decision {
+        if self.state.config.mode != CacheMode::Compact {
+            return self.check(check);
+        }
+        match compact::check(&self.state, check) {
+            compact::Compact::Revoked(r) => Decision::Revoked(r),
+            compact::Compact::Clean => self.clean(),
+            compact::Compact::Maybe => {
+                let Some(client) = &self.client else {
+                    return Decision::Unavailable;
+                };
+                match compact::confirm(client, check, token).await {
+                    Some(Some(r)) => Decision::Revoked(r),
+                    Some(None) => self.clean(),
+                    None => Decision::Unavailable,
+                }
+            }
+        }
+    }
+
+    fn sha(token: &str) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// Exact keys in the loaded edge filter (compact mode; 0 otherwise).
+    pub fn filter_keys(&self) -> u64 {
+        compact::filter_keys(&self.state)
     }
 
     /// [`LocalCache::check`] for owned claims.
