@@ -9,8 +9,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::enforcement::{
@@ -18,8 +17,8 @@ use support::enforcement::{
     ISS,
 };
 use support::{
-    free_port, gateway_client, get_with_bearer, make_certs, nginx_bin, now, replace_in_config,
-    require_gateway, Nginx, Upstream, Veto,
+    gateway_client, get_with_bearer, make_certs, nginx_bin, now, require_gateway, Nginx, Upstream,
+    Veto,
 };
 
 /// The name in veto's HTTPS certificate, as `veto-https.conf` expects it.
@@ -137,60 +136,14 @@ fn https_veto(dir: &Path) -> (Veto, PathBuf) {
 /// A real nginx running `examples/nginx/veto-https.conf`, trusting `ca`, set
 /// up as [`Nginx::start`] sets up `veto.conf`.
 fn nginx_https(bin: &Path, dir: &Path, veto_port: u16, upstream_port: u16, ca: &Path) -> Nginx {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::create_dir_all(dir).unwrap();
-    let port = free_port();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/veto-https.conf");
-    let mut site = std::fs::read_to_string(example).unwrap();
-    for (from, to) in [
-        ("127.0.0.1:7400", format!("127.0.0.1:{veto_port}")),
-        ("127.0.0.1:8080", format!("127.0.0.1:{upstream_port}")),
-        ("listen 127.0.0.1:8000", format!("listen 127.0.0.1:{port}")),
-        ("/etc/veto/ca.pem", ca.display().to_string()),
-    ] {
-        site = replace_in_config(&site, from, &to);
-    }
-    std::fs::write(dir.join("veto-https.conf"), site).unwrap();
-    let d = dir.display();
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let user = if root { "user root;" } else { "" };
-    let conf = format!(
-        "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
-           proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
-           uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/veto-https.conf;\n}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(bin)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn nginx");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            panic!("nginx exited with {status} before listening:\n{log}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "nginx not listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx {
-        child,
-        port,
-        dir: dir.to_path_buf(),
-    }
+    Nginx::start_example(
+        bin,
+        dir,
+        "veto-https.conf",
+        veto_port,
+        upstream_port,
+        &[("/etc/veto/ca.pem", ca.display().to_string())],
+    )
 }
 
 /// `veto-https.conf`: nginx checks veto's certificate and asks it over TLS;

@@ -197,22 +197,34 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(bin: &Path, dir: &Path, veto_port: u16, upstream_port: u16) -> Nginx {
+        Nginx::start_example(bin, dir, "veto.conf", veto_port, upstream_port, &[])
+    }
+
+    /// Runs `examples/nginx/<example>` with veto's, the upstream's and its own
+    /// addresses pointed at the test's, and `rewrites` made besides.
+    pub fn start_example(
+        bin: &Path,
+        dir: &Path,
+        example: &str,
+        veto_port: u16,
+        upstream_port: u16,
+        rewrites: &[(&str, String)],
+    ) -> Nginx {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/veto.conf");
-        let site = std::fs::read_to_string(&example).unwrap();
-        let site = replace_in_config(&site, "127.0.0.1:7400", &format!("127.0.0.1:{veto_port}"));
-        let site = replace_in_config(
-            &site,
-            "127.0.0.1:8080",
-            &format!("127.0.0.1:{upstream_port}"),
-        );
-        let site = replace_in_config(
-            &site,
-            "listen 127.0.0.1:8000",
-            &format!("listen 127.0.0.1:{port}"),
-        );
-        std::fs::write(dir.join("veto.conf"), site).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/nginx")
+            .join(example);
+        let mut site = std::fs::read_to_string(&path).unwrap();
+        let addresses = [
+            ("127.0.0.1:7400", format!("127.0.0.1:{veto_port}")),
+            ("127.0.0.1:8080", format!("127.0.0.1:{upstream_port}")),
+            ("listen 127.0.0.1:8000", format!("listen 127.0.0.1:{port}")),
+        ];
+        for (from, to) in addresses.iter().chain(rewrites) {
+            site = replace_in_config(&site, from, to);
+        }
+        std::fs::write(dir.join(example), site).unwrap();
         let d = dir.display();
         // Started as root, nginx would run its worker as `nobody`, which cannot
         // enter a private temp dir.
@@ -222,7 +234,7 @@ impl Nginx {
              events {{ worker_connections 256; }}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
                proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/veto.conf;\n}}\n"
+               uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/{example};\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let mut child = Command::new(bin)
