@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::mesh::{connected_to, peer_refusals};
 use support::{eventually, free_udp_port, make_certs, tls_args, veto_bin, Veto, ADMIN_TOKEN};
 
 fn peers_cli(args: &[&str], node: &Veto) {
@@ -27,27 +28,6 @@ fn peers_cli(args: &[&str], node: &Veto) {
     );
 }
 
-/// Whether `node` shows a connected peer named `name`.
-fn connected_to(node: &Veto, name: &str) -> bool {
-    node.status()["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["name"] == name && p["state"] == "connected")
-}
-
-/// Refusals `node` counted for `reason` (removed, not_listed, revoked,
-/// name_mismatch).
-fn refusals(node: &Veto, reason: &str) -> u64 {
-    let metrics = node.get("/metrics").text().unwrap();
-    let label = format!("reason=\"{reason}\"");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("veto_peer_refused_total") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 #[test]
 fn a_removed_peer_is_refused_whichever_side_dials_until_added_again() {
     let certs = tempfile::tempdir().unwrap();
@@ -63,7 +43,7 @@ fn a_removed_peer_is_refused_whichever_side_dials_until_added_again() {
     c.revoke(json!({"scope": "token", "jti": "while-a-member"}));
     // a does not list c yet: c's dials are refused, and nothing crosses.
     eventually(Duration::from_secs(20), "a refuses an unlisted c", || {
-        refusals(&a, "not_listed") > 0
+        peer_refusals(&a, "not_listed") > 0
     });
     assert!(!a.revoked(&[("jti", "while-a-member")]));
     // a lists c too, so both sides dial, and c is a member.
@@ -78,7 +58,7 @@ fn a_removed_peer_is_refused_whichever_side_dials_until_added_again() {
     peers_cli(&["remove", "c"], &a);
     // c still lists a and keeps dialling it: each attempt is refused.
     eventually(Duration::from_secs(20), "a refuses c's dials", || {
-        refusals(&a, "removed") > 0
+        peer_refusals(&a, "removed") > 0
     });
     c.revoke(json!({"scope": "token", "jti": "after-removal"}));
     std::thread::sleep(Duration::from_secs(3));
@@ -90,11 +70,11 @@ fn a_removed_peer_is_refused_whichever_side_dials_until_added_again() {
 
     // The removal survives a restart of the node that made it.
     let a = a.restart();
-    let before = refusals(&a, "removed");
+    let before = peer_refusals(&a, "removed");
     eventually(
         Duration::from_secs(20),
         "a refuses c after a restart",
-        || refusals(&a, "removed") > before,
+        || peer_refusals(&a, "removed") > before,
     );
     assert!(!a.revoked(&[("jti", "after-removal")]));
     let peers: Value = a.status()["peers"].clone();
@@ -136,7 +116,7 @@ fn a_node_that_only_dialled_in_can_be_removed_too() {
 
     peers_cli(&["remove", "c"], &a);
     eventually(Duration::from_secs(20), "a refuses c's dials", || {
-        refusals(&a, "removed") > 0
+        peer_refusals(&a, "removed") > 0
     });
     c.revoke(json!({"scope": "token", "jti": "from-a-removed-node"}));
     std::thread::sleep(Duration::from_secs(3));

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::mesh::{wait_connected, Mesh};
+use support::mesh::{connected_to, peer_refusals, wait_connected, Mesh};
 use support::{
     eventually, free_udp_port, gateway_client, get_with_bearer, jwt, make_certs, tls_args,
     veto_bin, Veto, ADMIN_TOKEN,
@@ -43,24 +43,6 @@ fn peers_of(node: &Veto) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-/// Whether `node` shows a connected peer named `name`.
-fn connected_to(node: &Veto, name: &str) -> bool {
-    peers_of(node)
-        .iter()
-        .any(|p| p["name"] == name && p["state"] == "connected")
-}
-
-/// Refusals `node` counted in `veto_peer_refused_total` for `reason`.
-fn refusals(node: &Veto, reason: &str) -> u64 {
-    let metrics = node.get("/metrics").text().unwrap();
-    let label = format!("reason=\"{reason}\"");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("veto_peer_refused_total") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// The `peer` records `node` holds.
@@ -116,7 +98,7 @@ fn a_revoked_certificate_is_cut_off_everywhere_and_refused_by_a_node_that_never_
         eventually(
             Duration::from_secs(30),
             &format!("{what} refuses c"),
-            || refusals(node, "revoked") > 0,
+            || peer_refusals(node, "revoked") > 0,
         );
     }
     eventually(Duration::from_secs(20), "c has lost a and b", || {
@@ -173,7 +155,7 @@ fn a_revoked_certificate_is_cut_off_everywhere_and_refused_by_a_node_that_never_
     let c_addr = format!("127.0.0.1:{}", mesh.ports[2]);
     veto_at(&d, &["peers", "add", &c_addr, "--name", "c"]);
     eventually(Duration::from_secs(30), "d refuses c", || {
-        refusals(&d, "revoked") > 0
+        peer_refusals(&d, "revoked") > 0
     });
     eventually(Duration::from_secs(30), "d shows c refused", || {
         peers_of(&d)
@@ -209,7 +191,7 @@ fn a_certificate_revoked_by_fingerprint_is_refused_and_its_successor_admitted() 
         !connected_to(&x, "y")
     });
     eventually(Duration::from_secs(30), "x refuses y's certificate", || {
-        refusals(&x, "revoked") > 0
+        peer_refusals(&x, "revoked") > 0
     });
     y.revoke(json!({"scope": "token", "jti": "old-cert"}));
     std::thread::sleep(Duration::from_secs(2));
@@ -265,7 +247,7 @@ fn a_node_is_only_ever_the_name_its_certificate_proves() {
     eventually(
         Duration::from_secs(30),
         "a1 refuses b at c's address",
-        || refusals(&a1, "name_mismatch") > 0,
+        || peer_refusals(&a1, "name_mismatch") > 0,
     );
     eventually(
         Duration::from_secs(30),
@@ -281,7 +263,7 @@ fn a_node_is_only_ever_the_name_its_certificate_proves() {
     );
     // b's own dials to a1 are refused too: a1 lists no "b".
     eventually(Duration::from_secs(30), "a1 refuses b's dials", || {
-        refusals(&a1, "not_listed") > 0
+        peer_refusals(&a1, "not_listed") > 0
     });
     b.revoke(json!({"scope": "token", "jti": "from-b"}));
     eventually(Duration::from_secs(20), "a2 has b's record", || {
@@ -315,7 +297,7 @@ fn a_node_not_on_the_peer_list_that_dials_in_is_refused_and_counted() {
     eventually(
         Duration::from_secs(30),
         "a refuses e, more than once",
-        || refusals(&a, "not_listed") >= 2,
+        || peer_refusals(&a, "not_listed") >= 2,
     );
     assert!(peers_of(&a).is_empty(), "{}", a.status());
     assert!(!connected_to(&e, "a"), "{}", e.status());

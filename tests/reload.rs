@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use support::mesh::connected_to;
 use support::{eventually, free_udp_port, make_certs, tls_args, Veto};
 
 fn hangup(node: &Veto) {
@@ -28,16 +29,6 @@ fn peer_addrs(node: &Veto) -> Vec<String> {
         .collect();
     addrs.sort();
     addrs
-}
-
-fn connected_to(node: &Veto, name: &str) -> bool {
-    node.admin_get("/v1/peers")
-        .json::<serde_json::Value>()
-        .unwrap()["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["name"] == name && p["state"] == "connected")
 }
 
 /// `veto_config_reloads_total{result=...}`.

@@ -123,3 +123,24 @@ pub fn revoke_tokens(node: &Veto, prefix: &str, n: usize) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Whether `node` shows a connected peer named `name` in `/v1/status`.
+pub fn connected_to(node: &Veto, name: &str) -> bool {
+    node.status()["peers"].as_array().is_some_and(|peers| {
+        peers
+            .iter()
+            .any(|p| p["name"] == name && p["state"] == "connected")
+    })
+}
+
+/// Connections `node` refused, as `veto_peer_refused_total` counts them for
+/// `reason` (removed, not_listed, revoked, name_mismatch).
+pub fn peer_refusals(node: &Veto, reason: &str) -> u64 {
+    let metrics = node.get("/metrics").text().unwrap();
+    let label = format!("reason=\"{reason}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("veto_peer_refused_total") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
