@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// veto: multi-region token revocation.
 #[derive(Parser, Debug)]
@@ -53,34 +53,7 @@ pub(crate) enum ConfigCommand {
     },
 }
 
-/// Output format of the logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// What `/v1/auth` answers past `--max-staleness`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum StalePolicyArg {
-    /// Refuse: 503 `stale`, which gateways turn into a denial.
-    Closed,
-    /// Let the request through: 200 with `Veto-Stale`.
-    Open,
-}
-
-impl From<StalePolicyArg> for veto_api::StalePolicy {
-    fn from(policy: StalePolicyArg) -> veto_api::StalePolicy {
-        match policy {
-            StalePolicyArg::Closed => veto_api::StalePolicy::Closed,
-            StalePolicyArg::Open => veto_api::StalePolicy::Open,
-        }
-    }
-}
+pub(crate) use veto_config::{LogFormat, StalePolicy as StalePolicyArg};
 
 /// Seconds, a positive finite number (`--max-staleness`).
 pub(crate) fn positive_secs(text: &str) -> Result<f64, String> {

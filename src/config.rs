@@ -6,93 +6,33 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use serde::Deserialize;
+use veto_config::{ConfigFile as FileConfig, Jwks, TransmitterEntry};
 
 use crate::cli::{LogFormat, ServeArgs, StalePolicyArg};
 use crate::serve::http::rate::{self, Rate, RateLimits};
 use crate::serve::http::HttpLimits;
 use crate::serve::limits_args::LimitArgs;
 
-/// The `--config` file: the same settings as the flags, with the same names in
-/// snake_case (`data_dir`, `listen`, `peers = ["host:7401"]`, ...).
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    gossip_listen: Option<SocketAddr>,
-    grpc_listen: Option<SocketAddr>,
-    name: Option<String>,
-    region: Option<String>,
-    #[serde(default)]
-    peers: Vec<String>,
-    tls_ca: Option<PathBuf>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    api_tls_cert: Option<PathBuf>,
-    api_tls_key: Option<PathBuf>,
-    api_tls_client_ca: Option<PathBuf>,
-    admin_token_file: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    max_token_lifetime: Option<u64>,
-    gc_grace: Option<u64>,
-    gc_interval: Option<u64>,
-    anti_entropy_ms: Option<u64>,
-    max_clock_offset_ms: Option<u64>,
-    audit_log: Option<PathBuf>,
-    tokens_file: Option<PathBuf>,
-    min_free_mb: Option<u64>,
-    watch_buffer: Option<u64>,
-    max_watchers: Option<u64>,
-    max_snapshots: Option<u64>,
-    header_timeout: Option<u64>,
-    body_timeout: Option<u64>,
-    idle_timeout: Option<u64>,
-    write_timeout: Option<u64>,
-    max_connections: Option<u64>,
-    write_rate: Option<u64>,
-    write_burst: Option<u64>,
-    lookup_rate: Option<u64>,
-    lookup_burst: Option<u64>,
-    #[serde(default)]
-    transmitters: Vec<TransmitterConfig>,
-    set_replay_window: Option<u64>,
-    max_staleness: Option<f64>,
-    stale_policy: Option<StalePolicyArg>,
-}
-
-/// A `[[transmitters]]` table: a Shared Signals transmitter whose SETs
-/// `POST /v1/events` accepts. Its keys are a JWKS, read from `jwks_file` (a
-/// path relative to the config file's folder) or given inline as `jwks` (a
-/// TOML table or a JSON string).
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct TransmitterConfig {
-    issuer: String,
-    audience: String,
-    jwks_file: Option<PathBuf>,
-    jwks: Option<serde_json::Value>,
-}
-
-impl TransmitterConfig {
-    fn load(self, base: &Path) -> anyhow::Result<veto_api::Transmitter> {
-        let t = match (self.jwks_file, self.jwks) {
-            (Some(file), None) => {
-                veto_api::Transmitter::from_jwks_file(self.issuer, self.audience, &base.join(file))?
-            }
-            (None, Some(serde_json::Value::String(text))) => {
-                let jwks = serde_json::from_str(&text)
-                    .with_context(|| format!("transmitter {}: `jwks` is not JSON", self.issuer))?;
-                veto_api::Transmitter::new(self.issuer, self.audience, &jwks)?
-            }
-            (None, Some(jwks)) => veto_api::Transmitter::new(self.issuer, self.audience, &jwks)?,
-            _ => bail!(
-                "transmitter {}: give exactly one of `jwks_file` and `jwks`",
-                self.issuer
-            ),
-        };
-        Ok(t)
-    }
+/// Loads a `[[transmitters]]` entry's keys: `jwks_file` relative to the
+/// config file's folder `base`.
+fn load_transmitter(t: TransmitterEntry, base: &Path) -> anyhow::Result<veto_api::Transmitter> {
+    let TransmitterEntry {
+        issuer,
+        audience,
+        jwks,
+    } = t;
+    let t = match jwks {
+        Jwks::File(file) => {
+            veto_api::Transmitter::from_jwks_file(issuer, audience, &base.join(file))?
+        }
+        Jwks::Json(text) => {
+            let jwks = serde_json::from_str(&text)
+                .with_context(|| format!("transmitter {issuer}: `jwks` is not JSON"))?;
+            veto_api::Transmitter::new(issuer, audience, &jwks)?
+        }
+        Jwks::Table(jwks) => veto_api::Transmitter::new(issuer, audience, &jwks)?,
+    };
+    Ok(t)
 }
 
 /// Paths of this node's TLS material.
@@ -145,7 +85,7 @@ pub(crate) struct Settings {
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    veto_config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
 impl Settings {
@@ -156,17 +96,8 @@ impl Settings {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        let http = http_limits(&args.limits, &file)?;
-        // The flags refuse 0 themselves; the file's keys are checked here.
-        for (key, value) in [
-            ("watch_buffer", file.watch_buffer),
-            ("max_watchers", file.max_watchers),
-            ("max_snapshots", file.max_snapshots),
-        ] {
-            if value == Some(0) {
-                anyhow::bail!("`{key}` must be positive, not 0");
-            }
-        }
+        let http = http_limits(&args.limits, &file);
+        // The flags refuse 0 themselves, and `veto_config` the file's keys.
         let peers = if args.peers.is_empty() {
             file.peers
         } else {
@@ -201,15 +132,8 @@ impl Settings {
         let transmitters = file
             .transmitters
             .into_iter()
-            .map(|t| t.load(&config_dir))
+            .map(|t| load_transmitter(t, &config_dir))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if let Some(dup) = transmitters
-            .iter()
-            .enumerate()
-            .find_map(|(i, t)| transmitters[..i].iter().find(|o| o.issuer() == t.issuer()))
-        {
-            bail!("transmitter {} is configured twice", dup.issuer());
-        }
         let secs = Duration::from_secs;
         let millis = Duration::from_millis;
         let admin_token = args
@@ -325,90 +249,71 @@ fn stale_bound(
         }
         return Ok(None);
     };
-    // The flag's parser checks this too; the file's key is checked here.
-    if !(max.is_finite() && max > 0.0) {
-        bail!("`max_staleness` must be a positive number of seconds, not {max}");
-    }
     let max = Duration::try_from_secs_f64(max).unwrap_or(Duration::MAX);
-    let policy = policy.map_or(veto_api::StalePolicy::Closed, Into::into);
+    let policy = match policy {
+        Some(StalePolicyArg::Open) => veto_api::StalePolicy::Open,
+        Some(StalePolicyArg::Closed) | None => veto_api::StalePolicy::Closed,
+    };
     Ok(Some(veto_api::StaleBound::new(max, policy)))
 }
 
 /// The HTTP limits: flags and environment, then the file, then defaults.
-fn http_limits(args: &LimitArgs, file: &FileConfig) -> anyhow::Result<HttpLimits> {
+/// Zeros were refused already, by the flags' parsers and by `veto_config`.
+fn http_limits(args: &LimitArgs, file: &FileConfig) -> HttpLimits {
     let defaults = HttpLimits::default();
-    let positive = |name: &str, value: Option<u64>| -> anyhow::Result<Option<u64>> {
-        match value {
-            Some(0) => bail!("`{name}` must be at least 1"),
-            other => Ok(other),
+    let timeout = |flag: Option<u64>, key: Option<u64>, default: Duration| {
+        flag.or(key).map_or(default, Duration::from_secs)
+    };
+    let rate = |name: &str, rate: Option<u64>, burst: Option<u64>, default: Rate| match rate
+        .unwrap_or(default.per_second)
+    {
+        0 => {
+            tracing::debug!(limit = name, "rate limit off");
+            None
         }
+        per_second => Some(Rate {
+            per_second,
+            burst: burst.unwrap_or(default.burst),
+        }),
     };
-    let timeout = |name: &str, flag: Option<u64>, key: Option<u64>, default: Duration| {
-        positive(name, flag.or(key)).map(|v| v.map_or(default, Duration::from_secs))
-    };
-    let rate = |(rate_name, rate): (&str, Option<u64>),
-                (burst_name, burst): (&str, Option<u64>),
-                default: Rate|
-     -> anyhow::Result<Option<Rate>> {
-        let burst = positive(burst_name, burst)?.unwrap_or(default.burst);
-        Ok(match rate.unwrap_or(default.per_second) {
-            0 => {
-                tracing::debug!(limit = rate_name, "rate limit off");
-                None
-            }
-            per_second => Some(Rate { per_second, burst }),
-        })
-    };
-    let max_connections = positive(
-        "max_connections",
-        args.max_connections.or(file.max_connections),
-    )?
-    .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    Ok(HttpLimits {
+    HttpLimits {
         header_timeout: timeout(
-            "header_timeout",
             args.header_timeout,
             file.header_timeout,
             defaults.header_timeout,
-        )?,
-        body_timeout: timeout(
-            "body_timeout",
-            args.body_timeout,
-            file.body_timeout,
-            defaults.body_timeout,
-        )?,
-        idle_timeout: timeout(
-            "idle_timeout",
-            args.idle_timeout,
-            file.idle_timeout,
-            defaults.idle_timeout,
-        )?,
+        ),
+        body_timeout: timeout(args.body_timeout, file.body_timeout, defaults.body_timeout),
+        idle_timeout: timeout(args.idle_timeout, file.idle_timeout, defaults.idle_timeout),
         write_timeout: timeout(
-            "write_timeout",
             args.write_timeout,
             file.write_timeout,
             defaults.write_timeout,
-        )?,
-        max_connections,
+        ),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         rates: RateLimits {
             write: rate(
-                ("write_rate", args.write_rate.or(file.write_rate)),
-                ("write_burst", args.write_burst.or(file.write_burst)),
+                "write_rate",
+                args.write_rate.or(file.write_rate),
+                args.write_burst.or(file.write_burst),
                 Rate {
                     per_second: rate::DEFAULT_WRITE_RATE,
                     burst: rate::DEFAULT_WRITE_BURST,
                 },
-            )?,
+            ),
             lookup: rate(
-                ("lookup_rate", args.lookup_rate.or(file.lookup_rate)),
-                ("lookup_burst", args.lookup_burst.or(file.lookup_burst)),
+                "lookup_rate",
+                args.lookup_rate.or(file.lookup_rate),
+                args.lookup_burst.or(file.lookup_burst),
                 Rate {
                     per_second: rate::DEFAULT_LOOKUP_RATE,
                     burst: rate::DEFAULT_LOOKUP_BURST,
                 },
-            )?,
+            ),
         },
-    })
+    }
 }
 
 /// Finds or makes the admin token: the given token, else the token file, else
@@ -463,16 +368,10 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
 pub(crate) fn check_file(path: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not TOML: {}", path.display(), e.message()))?;
-    let mut errors = Vec::new();
-    for (key, value) in &table {
-        let mut one = toml::Table::new();
-        one.insert(key.clone(), value.clone());
-        if let Err(e) = FileConfig::deserialize(toml::Value::Table(one)) {
-            errors.push(format!("`{key}`: {}", e.message()));
-        }
-    }
+    let mut errors: Vec<String> = match veto_config::check(&text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
     if errors.is_empty() {
         let args = ServeArgs {
             config: Some(path.to_path_buf()),

@@ -2,6 +2,7 @@
 //! `fuzz_targets/` stays a few lines long. This crate is never a dependency of
 //! veto itself.
 
+pub mod config;
 pub mod cursor;
 pub mod gossip;
 pub mod set;

@@ -233,11 +233,37 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"[[tokens]]\nname = \"a b\"\nroles = [\"root\"]\nsha256 = \"zz\"\n".to_vec(),
             b"tokens = 3\n".to_vec(),
         ],
+        "config_file" => vec![
+            include_bytes!("../../deploy/systemd/veto.toml").to_vec(),
+            br#"name = "eu-1"
+region = "eu-west"
+listen = "127.0.0.1:7400"
+peers = ["us-1=10.0.0.2:7401"]
+log_format = "json"
+max_staleness = 2.5
+stale_policy = "open"
+write_rate = 0
+header_timeout = 5
+
+[[transmitters]]
+issuer = "https://idp.example"
+audience = "veto"
+jwks = '{"keys": []}'
+
+[[transmitters]]
+issuer = "https://other.example"
+audience = "veto"
+jwks = { keys = [] }
+"#
+            .to_vec(),
+            b"watch_buffer = 0\ncolour = \"blue\"\nlisten = 7400\n".to_vec(),
+            b"[[transmitters]]\nissuer = \"i\"\naudience = \"a\"\n".to_vec(),
+        ],
         other => panic!("no seeds for {other}"),
     }
 }
 
-const TARGETS: [&str; 9] = [
+const TARGETS: [&str; 10] = [
     "gossip_decode",
     "gossip_frames",
     "set_events",
@@ -247,6 +273,7 @@ const TARGETS: [&str; 9] = [
     "id_parse",
     "tokens_file",
     "filter_decode",
+    "config_file",
 ];
 
 #[test]
@@ -286,6 +313,12 @@ fn seeds_are_valid_inputs_and_hold_the_invariants() {
                         "seed {i}"
                     );
                     veto_fuzz::tokens::check_tokens_file(text);
+                }
+                "config_file" => {
+                    let text = std::str::from_utf8(seed).unwrap();
+                    // The first two seeds are valid files; the others are refused.
+                    assert_eq!(veto_config::parse(text).is_ok(), i < 2, "seed {i}");
+                    veto_fuzz::config::check_config(text);
                 }
                 "filter_decode" => {
                     assert!(veto_filter::EdgeFilter::decode(seed).is_ok(), "seed {i}");
