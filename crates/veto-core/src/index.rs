@@ -90,6 +90,114 @@ impl<'a> CheckIss<'a> {
     }
 }
 
+/// Which of the index's maps a key lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexMap {
+    /// Tokens, by `jti` or by SHA-256.
+    Tokens,
+    /// Sessions, by `sid`.
+    Sessions,
+    /// Signing keys, by `kid`.
+    Keys,
+    /// Subject cutoffs.
+    Subjects,
+    /// Client cutoffs.
+    Clients,
+    /// Issuer cutoffs.
+    Issuers,
+}
+
+impl IndexMap {
+    /// Every map, in the order of their [`IndexMap::number`].
+    pub const ALL: [IndexMap; 6] = [
+        IndexMap::Tokens,
+        IndexMap::Sessions,
+        IndexMap::Keys,
+        IndexMap::Subjects,
+        IndexMap::Clients,
+        IndexMap::Issuers,
+    ];
+
+    /// A stable number for files (a checkpoint of the index).
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The map a [`IndexMap::number`] stands for.
+    pub fn from_number(n: u8) -> Option<IndexMap> {
+        IndexMap::ALL.get(usize::from(n)).copied()
+    }
+
+    /// Whether its keys are cutoffs, whose `before` matters.
+    pub fn is_bulk(self) -> bool {
+        matches!(
+            self,
+            IndexMap::Subjects | IndexMap::Clients | IndexMap::Issuers
+        )
+    }
+}
+
+/// A record's one key in the index, digested: all the index keeps of its
+/// target. A checkpoint of the index is a list of these with record ids, so
+/// that a restart inserts them without reading or hashing the targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexKey {
+    /// The map the key is in.
+    pub map: IndexMap,
+    /// The key's 64-bit digest.
+    pub key: u64,
+    /// The digest of the issuer it is limited to, 0 for any.
+    pub iss: u64,
+    /// A cutoff's `before` (0 for exact keys).
+    pub before: u64,
+}
+
+impl IndexKey {
+    /// The key a target is indexed under; `None` for a `peer` record, which
+    /// revokes no token and is never indexed.
+    pub fn of(target: &Target) -> Option<IndexKey> {
+        if !target.kind().revokes_tokens() {
+            return None;
+        }
+        let iss = iss_digest(target.iss());
+        let exact = |map, tag, bytes: &[u8], iss| IndexKey {
+            map,
+            key: key_digest(tag, bytes),
+            iss,
+            before: 0,
+        };
+        let bulk = |map, tag, bytes: &[u8], iss, before: u64| IndexKey {
+            map,
+            key: key_digest(tag, bytes),
+            iss,
+            before,
+        };
+        Some(match target {
+            Target::Token { jti, .. } => exact(IndexMap::Tokens, TAG_JTI, jti.as_bytes(), iss),
+            Target::TokenHash { sha256 } => exact(IndexMap::Tokens, TAG_TOKEN_SHA, sha256, 0),
+            Target::Session { sid, .. } => exact(IndexMap::Sessions, TAG_SID, sid.as_bytes(), iss),
+            Target::Key { kid, .. } => exact(IndexMap::Keys, TAG_KID, kid.as_bytes(), iss),
+            Target::Subject { sub, before, .. } => {
+                bulk(IndexMap::Subjects, TAG_SUB, sub.as_bytes(), iss, *before)
+            }
+            Target::Client {
+                client_id, before, ..
+            } => bulk(
+                IndexMap::Clients,
+                TAG_CLIENT,
+                client_id.as_bytes(),
+                iss,
+                *before,
+            ),
+            // The issuer is the key itself, so there is no qualifier to compare.
+            Target::Issuer { iss, before } => {
+                bulk(IndexMap::Issuers, TAG_ISS, iss.as_bytes(), 0, *before)
+            }
+            Target::Peer { .. } => return None,
+        })
+    }
+}
+
 /// A record cannot be indexed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
@@ -161,50 +269,30 @@ impl LookupIndex {
     /// `peer` record is not indexed: it revokes no token, so no lookup may
     /// ever find it (veto-node keeps it in its membership instead).
     pub fn insert(&mut self, id: RecordId, target: &Target) -> Result<(), IndexError> {
-        if !target.kind().revokes_tokens() {
-            return Ok(());
+        match IndexKey::of(target) {
+            Some(key) => self.insert_key(id, key),
+            None => Ok(()),
         }
+    }
+
+    /// Adds a record by its digested key, as [`IndexKey::of`] made it: what a
+    /// restart from a checkpoint does, without the targets.
+    pub fn insert_key(&mut self, id: RecordId, key: IndexKey) -> Result<(), IndexError> {
         let rec = self.record_ref(id)?;
-        let iss = iss_digest(target.iss());
-        let entry = Entry { iss, rec };
-        let bulk = |before: u64| BulkEntry { iss, before, rec };
+        let entry = Entry { iss: key.iss, rec };
+        let bulk = BulkEntry {
+            iss: key.iss,
+            before: key.before,
+            rec,
+        };
         let contexts = &mut self.contexts;
-        match target {
-            Target::Token { jti, .. } => {
-                self.tokens
-                    .insert(key_digest(TAG_JTI, jti.as_bytes()), entry, contexts)
-            }
-            Target::TokenHash { sha256 } => self.tokens.insert(
-                key_digest(TAG_TOKEN_SHA, sha256),
-                Entry { iss: 0, rec },
-                contexts,
-            ),
-            Target::Session { sid, .. } => {
-                self.sessions
-                    .insert(key_digest(TAG_SID, sid.as_bytes()), entry, contexts)
-            }
-            Target::Key { kid, .. } => {
-                self.keys
-                    .insert(key_digest(TAG_KID, kid.as_bytes()), entry, contexts)
-            }
-            Target::Subject { sub, before, .. } => self
-                .subjects
-                .insert(key_digest(TAG_SUB, sub.as_bytes()), bulk(*before)),
-            Target::Client {
-                client_id, before, ..
-            } => self
-                .clients
-                .insert(key_digest(TAG_CLIENT, client_id.as_bytes()), bulk(*before)),
-            Target::Peer { .. } => {}
-            // The issuer is the key itself, so there is no qualifier to compare.
-            Target::Issuer { iss, before } => self.issuers.insert(
-                key_digest(TAG_ISS, iss.as_bytes()),
-                BulkEntry {
-                    iss: 0,
-                    before: *before,
-                    rec,
-                },
-            ),
+        match key.map {
+            IndexMap::Tokens => self.tokens.insert(key.key, entry, contexts),
+            IndexMap::Sessions => self.sessions.insert(key.key, entry, contexts),
+            IndexMap::Keys => self.keys.insert(key.key, entry, contexts),
+            IndexMap::Subjects => self.subjects.insert(key.key, bulk),
+            IndexMap::Clients => self.clients.insert(key.key, bulk),
+            IndexMap::Issuers => self.issuers.insert(key.key, bulk),
         }
         Ok(())
     }
@@ -216,37 +304,17 @@ impl LookupIndex {
 
     /// Removes a record (garbage collection). Removing an absent record is a no-op.
     pub fn remove(&mut self, id: RecordId, target: &Target) {
-        let Some(rec) = self.existing_ref(id) else {
+        let (Some(rec), Some(key)) = (self.existing_ref(id), IndexKey::of(target)) else {
             return;
         };
         let contexts = &mut self.contexts;
-        match target {
-            Target::Token { jti, .. } => {
-                self.tokens
-                    .remove(key_digest(TAG_JTI, jti.as_bytes()), rec, contexts)
-            }
-            Target::TokenHash { sha256 } => {
-                self.tokens
-                    .remove(key_digest(TAG_TOKEN_SHA, sha256), rec, contexts)
-            }
-            Target::Session { sid, .. } => {
-                self.sessions
-                    .remove(key_digest(TAG_SID, sid.as_bytes()), rec, contexts)
-            }
-            Target::Key { kid, .. } => {
-                self.keys
-                    .remove(key_digest(TAG_KID, kid.as_bytes()), rec, contexts)
-            }
-            Target::Subject { sub, .. } => self
-                .subjects
-                .remove(key_digest(TAG_SUB, sub.as_bytes()), rec),
-            Target::Client { client_id, .. } => self
-                .clients
-                .remove(key_digest(TAG_CLIENT, client_id.as_bytes()), rec),
-            Target::Issuer { iss, .. } => self
-                .issuers
-                .remove(key_digest(TAG_ISS, iss.as_bytes()), rec),
-            Target::Peer { .. } => {}
+        match key.map {
+            IndexMap::Tokens => self.tokens.remove(key.key, rec, contexts),
+            IndexMap::Sessions => self.sessions.remove(key.key, rec, contexts),
+            IndexMap::Keys => self.keys.remove(key.key, rec, contexts),
+            IndexMap::Subjects => self.subjects.remove(key.key, rec),
+            IndexMap::Clients => self.clients.remove(key.key, rec),
+            IndexMap::Issuers => self.issuers.remove(key.key, rec),
         }
     }
 
