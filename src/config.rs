@@ -63,6 +63,8 @@ pub(crate) struct Settings {
     pub(crate) max_token_lifetime: Duration,
     pub(crate) gc_grace: Duration,
     pub(crate) gc_interval: Duration,
+    /// How often the index checkpoint writer looks whether one is due.
+    pub(crate) checkpoint_interval: Duration,
     pub(crate) anti_entropy_period: Duration,
     pub(crate) max_clock_offset: Duration,
     /// Bytes the data dir's file system must keep free for writes to go on.
@@ -182,6 +184,11 @@ impl Settings {
             max_token_lifetime: secs(max_token_lifetime),
             gc_grace: secs(args.gc_grace.or(file.gc_grace).unwrap_or(3_600)),
             gc_interval: secs(args.gc_interval.or(file.gc_interval).unwrap_or(60).max(1)),
+            checkpoint_interval: secs(
+                args.checkpoint_interval
+                    .or(file.checkpoint_interval)
+                    .unwrap_or(10),
+            ),
             anti_entropy_period: millis(
                 args.anti_entropy_ms
                     .or(file.anti_entropy_ms)

@@ -215,6 +215,7 @@ async fn start_node(
     }
     spawn_garbage_collector(Arc::clone(&node), settings);
     spawn_storage_recovery(Arc::clone(&node));
+    spawn_checkpoint_writer(Arc::clone(&node), settings.checkpoint_interval);
     spawn_metrics_upkeep(metrics.clone());
 
     let clock = Arc::clone(&node);
@@ -396,6 +397,22 @@ fn spawn_garbage_collector(node: Arc<Node>, settings: &Settings) {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "garbage collection failed"),
                 Err(e) => tracing::error!(error = %e, "garbage collection task failed"),
+            }
+        }
+    });
+}
+
+/// Writes the index checkpoint in the background whenever the store changed
+/// and the last one's cost allows (see `node::checkpoint`).
+fn spawn_checkpoint_writer(node: Arc<Node>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            let node = Arc::clone(&node);
+            if let Err(e) = tokio::task::spawn_blocking(move || node.maybe_write_checkpoint()).await
+            {
+                tracing::error!(error = %e, "index checkpoint task failed");
             }
         }
     });

@@ -38,14 +38,6 @@ fn clock_state(node: &Veto) -> String {
         .to_owned()
 }
 
-fn metric(node: &Veto, name: &str) -> f64 {
-    let text = node.get("/metrics").text().unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// A node three days ahead receives 23 revocations that expire within the
 /// hour by the true clock (so, by its own clock, long ago): it keeps all of
 /// them, does not collect them, and refuses a bulk cutoff. Once its clock is
@@ -77,7 +69,7 @@ fn a_node_days_ahead_keeps_every_revocation_it_receives() {
     // Garbage collection waits while the clock disagrees: after several
     // passes, nothing was taken.
     eventually(Duration::from_secs(20), "collection paused", || {
-        metric(&x, "veto_gc_paused_total") >= 3.0
+        x.metric("veto_gc_paused_total") >= 3.0
     });
     assert!(records.iter().all(|r| enforced(&x, r)));
     assert_eq!(x.status()["revocations"], 23);
@@ -133,7 +125,7 @@ fn a_node_an_hour_behind_sets_no_cutoff_and_enforces_the_others() {
     );
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().unwrap()["error"], "clock_skew");
-    assert_eq!(metric(&y, "veto_clock_skewed"), 1.0);
+    assert_eq!(y.metric("veto_clock_skewed"), 1.0);
 
     let issued = now();
     let cutoff = a.revoke(json!({"scope": "subject", "sub": "bob"}));

@@ -119,10 +119,15 @@ impl Node {
         Ok(())
     }
 
-    /// Rebuilds the index and digest from the store, then marks the node ready.
+    /// Rebuilds the index from the checkpoint and the store's changes since
+    /// (or, without a usable checkpoint, from every record), then marks the
+    /// node ready.
     pub(crate) fn load(&self) -> anyhow::Result<()> {
         let started = Instant::now();
-        let enforcer = self.read_memory()?;
+        let enforcer = match self.read_memory_from_checkpoint() {
+            Some(enforcer) => enforcer,
+            None => self.read_memory()?,
+        };
         let count = enforcer.len();
         *self.enforcer.write().unwrap_or_else(|p| p.into_inner()) = enforcer;
         metrics::gauge!("veto_records").set(count as f64);

@@ -33,6 +33,7 @@ use crate::audit_log::{AuditLog, Source};
 pub(crate) use crate::clock_steps::wall_clock;
 use crate::clock_steps::Reading;
 
+mod checkpoint;
 mod enforcement;
 mod load;
 use crate::peers::PeerDirectory;
@@ -66,6 +67,11 @@ pub(crate) struct Node {
     audit: Option<Arc<AuditLog>>,
     /// Who holds what across the cluster: receipts and watermarks.
     enforcement: Enforcement,
+    /// Held by garbage collection and by the checkpoint writer, which must
+    /// not run at once.
+    maintenance: checkpoint::Maintenance,
+    /// The last index checkpoint.
+    checkpoint: Mutex<checkpoint::CheckpointState>,
 }
 
 fn storage(err: impl std::fmt::Display) -> BackendError {
@@ -148,6 +154,8 @@ impl Node {
             clock_check: Mutex::new((ClockCheck::UNCONFIRMED, Reading::now())),
             faults,
             audit,
+            maintenance: Mutex::new(()),
+            checkpoint: Mutex::new(Default::default()),
         };
         Ok((Arc::new(node), rx))
     }
@@ -274,6 +282,7 @@ impl Node {
             );
             return Ok(0);
         }
+        let _maintenance = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let now = wall_clock().as_secs();
         let total =
             veto_node::collect_expired(&mut self.store.clone(), now, grace.as_secs(), |pruned| {

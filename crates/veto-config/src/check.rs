@@ -80,6 +80,7 @@ fn values(file: &ConfigFile) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for (key, value) in [
         ("max_token_lifetime", file.max_token_lifetime),
+        ("checkpoint_interval", file.checkpoint_interval),
         ("watch_buffer", file.watch_buffer),
         ("max_watchers", file.max_watchers),
         ("max_snapshots", file.max_snapshots),

@@ -49,6 +49,8 @@ pub struct ConfigFile {
     pub gc_grace: Option<u64>,
     /// How often expired records are collected, in seconds.
     pub gc_interval: Option<u64>,
+    /// Seconds between looks whether the index checkpoint is due (positive).
+    pub checkpoint_interval: Option<u64>,
     /// The anti-entropy period, in milliseconds.
     pub anti_entropy_ms: Option<u64>,
     /// The clock offset from peers past which bulk cutoffs are refused, in

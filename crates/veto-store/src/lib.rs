@@ -16,6 +16,7 @@
 //! | `by_expiry` | earliest `expires_at` BE, chunk key  | empty                         |
 //! | `meta`      | `format`, `node_id`, `frontier`, `digest`, `setting/<name>` | |
 //! | `peers`     | address                              | [`PeerEntry`]                 |
+//! | `pruned_log`| origin BE, seq BE                    | a pruned record, kept until the next index checkpoint |
 //!
 //! Records are grouped into chunks of 64 consecutive seqs of one origin because
 //! sled's cost is per key: one key per record plus two index entries held ingest
@@ -24,12 +25,16 @@
 //! decode); see the `chunk` module for the framing. Secondary indexes name chunks,
 //! not records, and move with them in the same transaction.
 //!
+//! `index.checkpoint`, beside sled's files, holds the lookup index's keys for
+//! a fast restart; see the `checkpoint` module.
+//!
 //! The API is synchronous and blocking; async callers use `spawn_blocking`.
 //! The store is the node's [`veto_node::Storage`] and the replication engine's
 //! record source. This crate depends on veto-core, the sans-IO veto-node and
 //! veto-gossip (for those two traits) and sled: it must never depend on tokio,
 //! the network, the transport or the HTTP crates.
 
+mod checkpoint;
 mod chunk;
 mod codec;
 mod error;
@@ -42,6 +47,7 @@ mod store;
 mod verify;
 mod write;
 
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStats, CHECKPOINT_FILE};
 pub use error::{OpenError, StoreError};
 pub use peers::{PeerEntry, MAX_PEER_FIELD_BYTES};
 pub use store::{Damage, OpenOptions, Store};

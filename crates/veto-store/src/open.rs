@@ -16,7 +16,7 @@ use crate::marker::{self, Marker, MarkerRead};
 use crate::store::{
     free_bytes, HaltKind, Inner, OpenOptions, Store, Trees, WriteState, FORMAT_VERSION, KEY_DIGEST,
     KEY_FORMAT, KEY_FRONTIER, KEY_LAST_STAMP, KEY_LOST_RECORDS, KEY_NODE_ID, KEY_ORIGIN_DIGESTS,
-    TREE_BY_EXPIRY, TREE_BY_HLC, TREE_META, TREE_PEERS, TREE_RECORDS,
+    TREE_BY_EXPIRY, TREE_BY_HLC, TREE_META, TREE_PEERS, TREE_PRUNED_LOG, TREE_RECORDS,
 };
 
 /// How long [`Store::recover`] waits for the failed database's last handles
@@ -135,6 +135,7 @@ fn open_trees(
             by_expiry: tree(TREE_BY_EXPIRY)?,
             meta: tree(TREE_META)?,
             peers: tree(TREE_PEERS)?,
+            pruned_log: tree(TREE_PRUNED_LOG)?,
             db: db.clone(),
         };
         let node_id = init_meta(dir, &trees.db, &trees.meta)?;

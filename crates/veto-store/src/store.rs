@@ -20,6 +20,7 @@ pub(crate) const TREE_BY_HLC: &str = "by_hlc";
 pub(crate) const TREE_BY_EXPIRY: &str = "by_expiry";
 pub(crate) const TREE_META: &str = "meta";
 pub(crate) const TREE_PEERS: &str = "peers";
+pub(crate) const TREE_PRUNED_LOG: &str = "pruned_log";
 
 pub(crate) const KEY_FORMAT: &[u8] = b"format";
 pub(crate) const KEY_NODE_ID: &[u8] = b"node_id";
@@ -87,6 +88,8 @@ pub(crate) struct Trees {
     pub(crate) by_expiry: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) peers: sled::Tree,
+    /// Records pruned since the last index checkpoint was started.
+    pub(crate) pruned_log: sled::Tree,
 }
 
 pub(crate) struct Inner {

@@ -33,6 +33,8 @@ struct Writes {
     by_hlc: Batch,
     by_expiry: Batch,
     meta: Batch,
+    /// Pruned records, for the index checkpoint (see `checkpoint`).
+    pruned_log: Batch,
 }
 
 impl Writes {
@@ -346,6 +348,9 @@ impl Store {
                 for (slot, entry) in chunk.slots().iter().zip(chunk.entries()) {
                     if seqs.contains(&slot.seq) {
                         let record = decode_record(chunk.id(slot), entry.bytes)?;
+                        writes
+                            .pruned_log
+                            .insert(&crate::checkpoint::pruned_log_key(record.id), entry.bytes);
                         let fp = record.fingerprint();
                         digest.remove(&fp);
                         if let Some(d) = per_origin.get_mut(&record.id.origin) {
@@ -405,12 +410,13 @@ impl Store {
     /// makes a crash leave all of them or none.
     fn commit(&self, trees: &Arc<Trees>, writes: &Writes) -> Result<(), StoreError> {
         let i = trees;
-        (&i.records, &i.by_hlc, &i.by_expiry, &i.meta)
-            .transaction(|(records, by_hlc, by_expiry, meta)| {
+        (&i.records, &i.by_hlc, &i.by_expiry, &i.meta, &i.pruned_log)
+            .transaction(|(records, by_hlc, by_expiry, meta, pruned_log)| {
                 records.apply_batch(&writes.records)?;
                 by_hlc.apply_batch(&writes.by_hlc)?;
                 by_expiry.apply_batch(&writes.by_expiry)?;
                 meta.apply_batch(&writes.meta)?;
+                pruned_log.apply_batch(&writes.pruned_log)?;
                 Ok::<(), ConflictableTransactionError<Infallible>>(())
             })
             .map_err(|e| match e {

@@ -1,0 +1,186 @@
+//! Restarting from the index checkpoint (`index.checkpoint`, see veto-store),
+//! and writing it in the background.
+//!
+//! A restart with a checkpoint inserts its keys, adds the records stored since
+//! and removes the ones pruned since, then compares the digest it arrives at
+//! with the store's. Only an exact match is served from; anything else (no
+//! file, a damaged or foreign one, a store restored from a backup under it)
+//! falls back to reading every record, so a checkpoint can make a restart
+//! faster but never makes an index that misses a revocation.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use veto_core::{LookupIndex, SetDigest};
+use veto_node::{Enforcer, RevokedPeers};
+use veto_store::CheckpointError;
+
+use super::Node;
+
+/// A checkpoint costs a scan of the store; after one that took `t`, the next
+/// waits at least this many times `t`, so that checkpoints take at most about
+/// a tenth of one core however large the store.
+const DUTY: u32 = 10;
+
+/// What the writer knows of the last checkpoint.
+#[derive(Default)]
+pub(crate) struct CheckpointState {
+    /// The store's digest the last checkpoint was taken at.
+    digest: Option<SetDigest>,
+    /// When the last one ended, and how long it took.
+    last: Option<(Instant, Duration)>,
+}
+
+/// Why the checkpoint was not used.
+enum Unused {
+    /// There is none.
+    Absent,
+    /// There is one, but it cannot be used; the reason is logged.
+    Refused(String),
+}
+
+impl Node {
+    /// The index from the checkpoint and what changed since, if that is
+    /// exactly the store's set of records; `None` otherwise (the caller then
+    /// reads every record).
+    pub(super) fn read_memory_from_checkpoint(&self) -> Option<Enforcer> {
+        let started = Instant::now();
+        match self.try_checkpoint() {
+            Ok(enforcer) => {
+                tracing::info!(
+                    records = enforcer.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "index read from its checkpoint and the changes since"
+                );
+                metrics::counter!("veto_checkpoint_loads_total", "result" => "used").increment(1);
+                Some(enforcer)
+            }
+            Err(Unused::Absent) => None,
+            Err(Unused::Refused(why)) => {
+                tracing::warn!(reason = %why, "index checkpoint not used; reading every record");
+                metrics::counter!("veto_checkpoint_loads_total", "result" => "refused")
+                    .increment(1);
+                None
+            }
+        }
+    }
+
+    fn try_checkpoint(&self) -> Result<Enforcer, Unused> {
+        let refused = |e: &dyn std::fmt::Display| Unused::Refused(e.to_string());
+        let checkpoint = match self.store.read_checkpoint() {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(Unused::Absent),
+            Err(e) => return Err(refused(&e)),
+        };
+        let mut index = LookupIndex::new();
+        index.reserve_tokens(checkpoint.keys.len());
+        for (id, key) in &checkpoint.keys {
+            index.insert_key(*id, *key).map_err(|e| refused(&e))?;
+        }
+        let mut enforcer = Enforcer::from_parts(index, RevokedPeers::default());
+        let mut digest = checkpoint.digest;
+        // Records without an index key (`peer`) are few: read them. One
+        // pruned since is gone, and is in the log below.
+        for id in &checkpoint.others {
+            if let Some(record) = self.store.get(*id).map_err(|e| refused(&e))? {
+                enforcer.enforce(std::slice::from_ref(&record));
+            }
+        }
+        // Pruned since: in the checkpoint if it covered them.
+        let mut pruned = Vec::new();
+        self.store
+            .for_each_pruned_since_checkpoint(|r| {
+                if checkpoint.covered.contains(r.id) {
+                    digest.remove(&r.fingerprint());
+                    pruned.push(r);
+                }
+            })
+            .map_err(|e| refused(&e))?;
+        enforcer.forget(&pruned);
+        // Stored since: every id the store covers beyond the checkpoint.
+        let covered = self.store.covered().map_err(|e| refused(&e))?;
+        for (origin, ranges) in covered.missing_in(&checkpoint.covered) {
+            for seqs in ranges {
+                let records = self
+                    .store
+                    .read_range(origin, seqs, usize::MAX)
+                    .map_err(|e| refused(&e))?;
+                for r in &records {
+                    digest.add(&r.fingerprint());
+                }
+                if let Some((id, e)) = enforcer.enforce(&records).into_iter().next() {
+                    return Err(Unused::Refused(format!("cannot index {id}: {e}")));
+                }
+            }
+        }
+        let store_digest = self.store.digest().map_err(|e| refused(&e))?;
+        if digest != store_digest {
+            return Err(Unused::Refused(format!(
+                "it and the changes since come to {} records, not the store's {} \
+                 (a data dir restored or changed under it)",
+                digest.count(),
+                store_digest.count()
+            )));
+        }
+        *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = CheckpointState {
+            digest: Some(checkpoint.digest),
+            last: None,
+        };
+        Ok(enforcer)
+    }
+
+    /// Writes a new checkpoint if the store changed since the last one and
+    /// the last one's cost allows. Never runs beside garbage collection: a
+    /// prune during the scan would be missed by the log of prunes.
+    pub(crate) fn maybe_write_checkpoint(&self) {
+        if !self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let _maintenance = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(digest) = self.store.digest() else {
+            return;
+        };
+        {
+            let state = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+            if state.digest == Some(digest) {
+                return;
+            }
+            if let Some((ended, took)) = state.last {
+                if ended.elapsed() < took * DUTY {
+                    return;
+                }
+            }
+        }
+        let started = Instant::now();
+        let result = self.store.write_checkpoint();
+        let took = started.elapsed();
+        let mut state = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        state.last = Some((Instant::now(), took));
+        match result {
+            Ok(stats) => {
+                state.digest = Some(digest);
+                metrics::counter!("veto_checkpoint_writes_total", "result" => "ok").increment(1);
+                metrics::gauge!("veto_checkpoint_records").set(stats.records as f64);
+                metrics::gauge!("veto_checkpoint_bytes").set(stats.bytes as f64);
+                metrics::gauge!("veto_checkpoint_write_seconds").set(took.as_secs_f64());
+                tracing::debug!(
+                    records = stats.records,
+                    bytes = stats.bytes,
+                    elapsed_ms = took.as_millis() as u64,
+                    "index checkpoint written"
+                );
+            }
+            Err(e) => {
+                let reason = match e {
+                    CheckpointError::Inconsistent(_) => "inconsistent",
+                    _ => "error",
+                };
+                metrics::counter!("veto_checkpoint_writes_total", "result" => reason).increment(1);
+                tracing::warn!(error = %e, "index checkpoint not written");
+            }
+        }
+    }
+}
+
+/// The lock that garbage collection and the checkpoint writer share.
+pub(crate) type Maintenance = Mutex<()>;

@@ -1,0 +1,181 @@
+//! Restarting from the index checkpoint: a real node writes it in the
+//! background, restarts from it after `kill -9` with what was stored and
+//! pruned since, and never uses one that does not match its store (damaged,
+//! or left over after a data dir was restored from a backup).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{copy_dir, eventually, now, Veto};
+
+const ISS: &str = "https://idp.example";
+
+fn batch(veto: &Veto, prefix: &str, n: usize, expires_at: Option<u64>) {
+    let body: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut r = json!({"scope": "token", "iss": ISS, "jti": format!("{prefix}{i}")});
+            if let Some(at) = expires_at {
+                r["expires_at"] = json!(at);
+            }
+            r
+        })
+        .collect();
+    let r = veto.post_json("/v1/revocations/batch", &json!(body));
+    assert_eq!(r.status(), 201);
+}
+
+fn all_revoked(veto: &Veto, prefix: &str, n: usize) -> bool {
+    (0..n).all(|i| veto.revoked(&[("iss", ISS), ("jti", &format!("{prefix}{i}"))]))
+}
+
+fn none_revoked(veto: &Veto, prefix: &str, n: usize) -> bool {
+    (0..n).all(|i| !veto.revoked(&[("iss", ISS), ("jti", &format!("{prefix}{i}"))]))
+}
+
+/// Waits until the node has written a checkpoint of at least `records`.
+fn wait_checkpoint(veto: &Veto, records: usize) {
+    eventually(Duration::from_secs(30), "an index checkpoint", || {
+        veto.metric("veto_checkpoint_records") >= records as f64
+    });
+}
+
+/// Sets `--checkpoint-interval` for the next restart.
+fn checkpoint_every(veto: &mut Veto, secs: u64) {
+    let at = veto
+        .args
+        .iter()
+        .position(|a| a == "--checkpoint-interval")
+        .expect("started with --checkpoint-interval");
+    veto.args[at + 1] = secs.to_string();
+}
+
+fn start(dir: &Path) -> Veto {
+    Veto::start(
+        dir,
+        &[
+            "--checkpoint-interval",
+            "1",
+            "--gc-interval",
+            "1",
+            "--gc-grace",
+            "0",
+        ],
+    )
+}
+
+#[test]
+fn a_restart_from_the_checkpoint_holds_what_was_stored_and_pruned_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = start(dir.path());
+    batch(&veto, "a", 3_000, None);
+    veto.revoke(json!({"scope": "subject", "iss": ISS, "sub": "alice", "before": now()}));
+    veto.revoke(json!({"scope": "session", "sid": "s-1"}));
+    wait_checkpoint(&veto, 3_002);
+    assert!(dir.path().join("index.checkpoint").exists());
+
+    // From here on no new checkpoint: the next restarts must add what is
+    // stored and remove what is pruned after this one.
+    veto.kill9();
+    checkpoint_every(&mut veto, 3_600);
+    let mut veto = veto.restart();
+    assert_eq!(veto.metric("veto_checkpoint_loads_total"), 1.0);
+    batch(&veto, "b", 500, None);
+    batch(&veto, "short", 20, Some(now() + 2));
+    eventually(
+        Duration::from_secs(30),
+        "the short-lived records pruned",
+        || veto.get_json("/v1/status")["revocations"] == 3_502,
+    );
+    veto.kill9();
+    let veto = veto.restart();
+
+    let used = veto.get("/metrics").text().unwrap();
+    assert!(
+        used.lines()
+            .any(|l| l.starts_with("veto_checkpoint_loads_total{result=\"used\"} 1")),
+        "{used}"
+    );
+    assert!(
+        all_revoked(&veto, "a", 3_000),
+        "a record of the checkpoint lost"
+    );
+    assert!(
+        all_revoked(&veto, "b", 500),
+        "a record stored after it lost"
+    );
+    assert!(
+        none_revoked(&veto, "short", 20),
+        "a pruned record still enforced"
+    );
+    let issued = (now() - 3_600).to_string();
+    assert!(veto.revoked(&[("iss", ISS), ("sub", "alice"), ("iat", &issued)]));
+    assert!(veto.revoked(&[("sid", "s-1")]));
+    assert_eq!(veto.get_json("/v1/status")["revocations"], 3_502);
+}
+
+#[test]
+fn a_damaged_checkpoint_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = start(dir.path());
+    batch(&veto, "a", 800, None);
+    wait_checkpoint(&veto, 800);
+    veto.kill9();
+    let path = dir.path().join("index.checkpoint");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let veto = veto.restart();
+    assert_eq!(veto.metric("veto_checkpoint_loads_total"), 1.0);
+    let metrics = veto.get("/metrics").text().unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("veto_checkpoint_loads_total{result=\"refused\"} 1")),
+        "{metrics}"
+    );
+    assert!(all_revoked(&veto, "a", 800));
+    assert_eq!(veto.get_json("/v1/status")["revocations"], 800);
+}
+
+/// The data dir is restored from a backup, and a newer checkpoint is left in
+/// it: the checkpoint claims records the store does not hold, so it is
+/// refused and the index is exactly the store's records.
+#[test]
+fn a_checkpoint_newer_than_a_restored_store_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let mut veto = start(dir.path());
+    batch(&veto, "old", 300, None);
+    wait_checkpoint(&veto, 300);
+    veto.stop();
+    copy_dir(dir.path(), backup.path());
+
+    let mut veto = veto.restart();
+    batch(&veto, "new", 300, None);
+    wait_checkpoint(&veto, 600);
+    veto.kill9();
+    let newer = std::fs::read(dir.path().join("index.checkpoint")).unwrap();
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    copy_dir(backup.path(), dir.path());
+    std::fs::write(dir.path().join("index.checkpoint"), newer).unwrap();
+
+    let veto = veto.restart();
+    let metrics = veto.get("/metrics").text().unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("veto_checkpoint_loads_total{result=\"refused\"} 1")),
+        "{metrics}"
+    );
+    assert!(all_revoked(&veto, "old", 300));
+    assert!(
+        none_revoked(&veto, "new", 300),
+        "the index holds records the store lost"
+    );
+    assert_eq!(veto.get_json("/v1/status")["revocations"], 300);
+}
