@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use veto_core::{LookupIndex, SetDigest};
+use veto_core::{BulkLoad, SetDigest};
 use veto_node::{Enforcer, RevokedPeers};
 use veto_store::CheckpointError;
 
@@ -67,17 +67,23 @@ impl Node {
 
     fn try_checkpoint(&self) -> Result<Enforcer, Unused> {
         let refused = |e: &dyn std::fmt::Display| Unused::Refused(e.to_string());
-        let checkpoint = match self.store.read_checkpoint() {
+        // The store's count is the checkpoint's within what changed since.
+        let mut load = BulkLoad::new(self.store.live_count() as usize);
+        let mut failed = None;
+        let read = self.store.read_checkpoint(|id, key| {
+            if let Err(e) = load.push(id, key) {
+                failed.get_or_insert(e);
+            }
+        });
+        let checkpoint = match read {
             Ok(Some(c)) => c,
             Ok(None) => return Err(Unused::Absent),
             Err(e) => return Err(refused(&e)),
         };
-        let mut index = LookupIndex::new();
-        index.reserve_tokens(checkpoint.keys.len());
-        for (id, key) in &checkpoint.keys {
-            index.insert_key(*id, *key).map_err(|e| refused(&e))?;
+        if let Some(e) = failed {
+            return Err(refused(&e));
         }
-        let mut enforcer = Enforcer::from_parts(index, RevokedPeers::default());
+        let mut enforcer = Enforcer::from_parts(load.finish(), RevokedPeers::default());
         let mut digest = checkpoint.digest;
         // Records without an index key (`peer`) are few: read them. One
         // pruned since is gone, and is in the log below.
@@ -122,6 +128,8 @@ impl Node {
                 store_digest.count()
             )));
         }
+        metrics::gauge!("veto_checkpoint_records")
+            .set((checkpoint.keys + checkpoint.others.len() as u64) as f64);
         *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = CheckpointState {
             digest: Some(checkpoint.digest),
             last: None,

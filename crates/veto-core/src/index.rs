@@ -9,7 +9,10 @@
 //! Digests are 64 bits: two different keys collide with probability about 2^-64
 //! per pair, which the design accepts in exchange for a fixed-size index.
 
+mod bulk;
 mod maps;
+
+pub use bulk::BulkLoad;
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
@@ -214,6 +217,8 @@ pub enum IndexError {
 pub struct LookupIndex {
     origins: Vec<NodeId>,
     origin_slots: std::collections::HashMap<NodeId, u16>,
+    /// The last origin looked up: a bulk load's records come origin by origin.
+    last_origin: Option<(NodeId, u16)>,
     tokens: ExactMap,
     sessions: ExactMap,
     keys: ExactMap,
@@ -234,16 +239,20 @@ impl LookupIndex {
         if id.seq >> SEQ_BITS != 0 {
             return Err(IndexError::SeqTooLarge(id.seq));
         }
-        let slot = match self.origin_slots.get(&id.origin) {
-            Some(slot) => *slot,
-            None => {
-                let slot =
-                    u16::try_from(self.origins.len()).map_err(|_| IndexError::TooManyOrigins)?;
-                self.origins.push(id.origin);
-                self.origin_slots.insert(id.origin, slot);
-                slot
-            }
+        let slot = match self.last_origin {
+            Some((origin, slot)) if origin == id.origin => slot,
+            _ => match self.origin_slots.get(&id.origin) {
+                Some(slot) => *slot,
+                None => {
+                    let slot = u16::try_from(self.origins.len())
+                        .map_err(|_| IndexError::TooManyOrigins)?;
+                    self.origins.push(id.origin);
+                    self.origin_slots.insert(id.origin, slot);
+                    slot
+                }
+            },
         };
+        self.last_origin = Some((id.origin, slot));
         Ok(RecordRef::new(slot, id.seq))
     }
 

@@ -33,6 +33,6 @@ pub use digest::SetDigest;
 pub use frontier::{Frontier, SeqSet};
 pub use hlc::{ClockAhead, Hlc, HybridClock};
 pub use id::{NodeId, RecordId};
-pub use index::{IndexKey, IndexMap, LookupIndex};
+pub use index::{BulkLoad, IndexKey, IndexMap, LookupIndex};
 pub use record::{Record, Revocation, ScopeKind, Target};
 pub use set::{Inserted, RevocationSet, SetOp};

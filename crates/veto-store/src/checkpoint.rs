@@ -74,15 +74,16 @@ pub enum CheckpointError {
     Store(#[from] StoreError),
 }
 
-/// A checkpoint read back: what it covers, and the keys to insert.
+/// A checkpoint read back, but for its keys (handed to the reader's callback
+/// one by one, so that ten million of them are never held twice).
 #[derive(Debug)]
 pub struct Checkpoint {
     /// The ids the store covered when it was taken.
     pub covered: Frontier,
     /// The store's digest of the records it holds.
     pub digest: SetDigest,
-    /// Every indexed record's id and key.
-    pub keys: Vec<(RecordId, IndexKey)>,
+    /// How many indexed records it holds.
+    pub keys: u64,
     /// Records it holds that have no index key (scope `peer`).
     pub others: Vec<RecordId>,
 }
@@ -204,17 +205,23 @@ impl Store {
         })
     }
 
-    /// Reads the checkpoint, if there is one. `Ok(None)`: there is none.
-    /// A file that is damaged, truncated, of another version or of another
-    /// data dir is an error, and nothing of it is returned.
-    pub fn read_checkpoint(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+    /// Reads the checkpoint, if there is one, calling `on_key` with each
+    /// indexed record's id and key. `Ok(None)`: there is none. A file that is
+    /// damaged, truncated, of another version or of another data dir is an
+    /// error; `on_key` may have been called before a structural error was
+    /// found (the checksum is checked before any call), so on an error the
+    /// caller drops whatever it built from the keys.
+    pub fn read_checkpoint(
+        &self,
+        on_key: impl FnMut(RecordId, IndexKey),
+    ) -> Result<Option<Checkpoint>, CheckpointError> {
         let path = self.checkpoint_path();
         let data = match std::fs::read(&path) {
             Ok(data) => data,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CheckpointError::Io { path, source }),
         };
-        decode(&data, self.node_id())
+        decode(&data, self.node_id(), on_key)
             .map(Some)
             .map_err(|detail| CheckpointError::Format { path, detail })
     }
@@ -397,7 +404,11 @@ impl<'a> Decoder<'a> {
 }
 
 /// Decodes a whole checkpoint file of the store `node`.
-fn decode(data: &[u8], node: NodeId) -> Result<Checkpoint, String> {
+fn decode(
+    data: &[u8],
+    node: NodeId,
+    mut on_key: impl FnMut(RecordId, IndexKey),
+) -> Result<Checkpoint, String> {
     if data.len() < MAGIC.len() + 4 || &data[..MAGIC.len()] != MAGIC {
         return Err("not a veto index checkpoint".into());
     }
@@ -428,7 +439,7 @@ fn decode(data: &[u8], node: NodeId) -> Result<Checkpoint, String> {
     let n = d.count(1)?;
     let digest: SetDigest =
         decode_meta(TREE_META, b"checkpoint digest", d.take(n)?).map_err(|e| e.to_string())?;
-    let mut keys = Vec::with_capacity(usize::try_from(digest.count()).unwrap_or(0).min(1 << 28));
+    let mut keys = 0u64;
     let mut others = Vec::new();
     loop {
         match d.u8()? {
@@ -441,7 +452,8 @@ fn decode(data: &[u8], node: NodeId) -> Result<Checkpoint, String> {
                     let seq = d.u64()?;
                     let key = d.u64()?;
                     let before = if map.is_bulk() { d.u64()? } else { 0 };
-                    keys.push((
+                    keys += 1;
+                    on_key(
                         RecordId { origin, seq },
                         IndexKey {
                             map,
@@ -449,7 +461,7 @@ fn decode(data: &[u8], node: NodeId) -> Result<Checkpoint, String> {
                             iss,
                             before,
                         },
-                    ));
+                    );
                 }
             }
             TAG_OTHERS => {
@@ -464,7 +476,7 @@ fn decode(data: &[u8], node: NodeId) -> Result<Checkpoint, String> {
             }
             TAG_END => {
                 let (n_keys, n_others) = (d.u64()?, d.u64()?);
-                if n_keys != keys.len() as u64 || n_others != others.len() as u64 {
+                if n_keys != keys || n_others != others.len() as u64 {
                     return Err("its counts disagree with its contents".into());
                 }
                 if !d.data.is_empty() {
@@ -529,12 +541,14 @@ mod tests {
 
     #[test]
     fn a_checkpoint_reads_back_what_was_written() {
-        let c = decode(&encoded(9), NodeId::new(9)).unwrap();
-        assert_eq!(c.keys.len(), 3);
-        assert_eq!(c.keys[2].1.map, IndexMap::Subjects);
-        assert_eq!(c.keys[2].1.before, 300);
+        let mut keys = Vec::new();
+        let c = decode(&encoded(9), NodeId::new(9), |id, k| keys.push((id, k))).unwrap();
+        assert_eq!(c.keys, 3);
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys[2].1.map, IndexMap::Subjects);
+        assert_eq!(keys[2].1.before, 300);
         // An exact key carries no `before`.
-        assert_eq!(c.keys[0].1.before, 0);
+        assert_eq!(keys[0].1.before, 0);
         assert_eq!(
             c.others,
             vec![RecordId {
@@ -552,15 +566,18 @@ mod tests {
     fn every_damage_is_refused() {
         let good = encoded(9);
         // Another data dir's file.
-        assert!(decode(&good, NodeId::new(8))
+        assert!(decode(&good, NodeId::new(8), |_, _| {})
             .unwrap_err()
             .contains("not this data dir"));
         // Every truncation, and every flipped byte.
         for n in 0..good.len() {
-            assert!(decode(&good[..n], NodeId::new(9)).is_err(), "prefix {n}");
+            assert!(
+                decode(&good[..n], NodeId::new(9), |_, _| {}).is_err(),
+                "prefix {n}"
+            );
             let mut bad = good.clone();
             bad[n] ^= 0x20;
-            assert!(decode(&bad, NodeId::new(9)).is_err(), "byte {n}");
+            assert!(decode(&bad, NodeId::new(9), |_, _| {}).is_err(), "byte {n}");
         }
     }
 }

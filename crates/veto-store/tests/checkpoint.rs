@@ -42,19 +42,23 @@ fn a_checkpoint_holds_every_key_and_what_changed_since_is_found() {
     let store = open(dir.path());
     let records = sample();
     store.append(&records).unwrap();
-    assert!(store.read_checkpoint().unwrap().is_none());
+    assert!(store.read_checkpoint(|_, _| {}).unwrap().is_none());
 
     let stats = store.write_checkpoint().unwrap();
     assert_eq!(stats.records, records.len() as u64);
-    let c = store.read_checkpoint().unwrap().unwrap();
+    let mut keys = Vec::new();
+    let c = store
+        .read_checkpoint(|id, k| keys.push((id, k)))
+        .unwrap()
+        .unwrap();
     assert_eq!(c.digest, store.digest().unwrap());
     assert_eq!(c.covered, store.covered().unwrap());
+    assert_eq!(c.keys, keys.len() as u64);
     let want: BTreeSet<(RecordId, (u64, u64, u64))> = records
         .iter()
         .filter_map(|r| IndexKey::of(&r.target).map(|k| (r.id, (k.key, k.iss, k.before))))
         .collect();
-    let got: BTreeSet<(RecordId, (u64, u64, u64))> = c
-        .keys
+    let got: BTreeSet<(RecordId, (u64, u64, u64))> = keys
         .iter()
         .map(|(id, k)| {
             assert_eq!(
@@ -77,7 +81,7 @@ fn a_checkpoint_holds_every_key_and_what_changed_since_is_found() {
         .for_each_pruned_since_checkpoint(|r| pruned.push(r))
         .unwrap();
     assert_eq!(pruned, records[..2].to_vec());
-    let c = store.read_checkpoint().unwrap().unwrap();
+    let c = store.read_checkpoint(|_, _| {}).unwrap().unwrap();
     assert!(!c.covered.contains(id(1, 201)));
     // The checkpoint's digest, plus what came, minus what went, is the store's.
     let mut digest = c.digest;
@@ -97,8 +101,8 @@ fn a_checkpoint_holds_every_key_and_what_changed_since_is_found() {
         .for_each_pruned_since_checkpoint(|_| pruned += 1)
         .unwrap();
     assert_eq!(pruned, 0);
-    let c = store.read_checkpoint().unwrap().unwrap();
-    assert_eq!(c.keys.len(), 200 - 2 + 1 + 1);
+    let c = store.read_checkpoint(|_, _| {}).unwrap().unwrap();
+    assert_eq!(c.keys, 200 - 2 + 1 + 1);
     assert_eq!(c.digest, store.digest().unwrap());
 }
 
@@ -121,9 +125,9 @@ fn a_damaged_or_foreign_checkpoint_is_refused() {
         }),
     ] {
         std::fs::write(&path, &bytes).unwrap();
-        match store.read_checkpoint() {
+        match store.read_checkpoint(|_, _| {}) {
             Err(CheckpointError::Format { detail, .. }) => assert!(!detail.is_empty(), "{what}"),
-            other => panic!("{what}: {:?}", other.map(|c| c.map(|c| c.keys.len()))),
+            other => panic!("{what}: {:?}", other.map(|c| c.map(|c| c.keys))),
         }
     }
 
@@ -133,10 +137,10 @@ fn a_damaged_or_foreign_checkpoint_is_refused() {
     other.append(&sample()).unwrap();
     other.write_checkpoint().unwrap();
     std::fs::copy(other.checkpoint_path(), &path).unwrap();
-    match store.read_checkpoint() {
+    match store.read_checkpoint(|_, _| {}) {
         Err(CheckpointError::Format { detail, .. }) => {
             assert!(detail.contains("not this data dir"), "{detail}")
         }
-        other => panic!("{:?}", other.map(|c| c.map(|c| c.keys.len()))),
+        other => panic!("{:?}", other.map(|c| c.map(|c| c.keys))),
     }
 }

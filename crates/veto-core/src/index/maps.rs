@@ -3,6 +3,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use hashbrown::hash_map::Entry as Slot;
 use hashbrown::HashMap;
 
 use super::CheckIss;
@@ -99,6 +100,9 @@ const SPILLED: Packed = Packed(u64::MAX);
 pub(super) struct Contexts {
     table: Vec<(u64, u16)>,
     numbers: std::collections::HashMap<(u64, u16), u32>,
+    /// The last context numbered or found: consecutive records nearly always
+    /// share one, and a bulk load then skips the map.
+    last: Option<((u64, u16), u32)>,
 }
 
 impl Contexts {
@@ -110,6 +114,14 @@ impl Contexts {
             return None;
         }
         let context = (e.iss, e.rec.slot());
+        let number = match self.last {
+            Some((c, n)) if c == context => n,
+            _ => self.number(context)?,
+        };
+        Some(Packed(u64::from(number) << PACKED_SEQ_BITS | seq))
+    }
+
+    fn number(&mut self, context: (u64, u16)) -> Option<u32> {
         let number = match self.numbers.get(&context) {
             Some(n) => *n,
             None if self.table.len() < MAX_CONTEXTS => {
@@ -120,7 +132,8 @@ impl Contexts {
             }
             None => return None,
         };
-        Some(Packed(u64::from(number) << PACKED_SEQ_BITS | seq))
+        self.last = Some((context, number));
+        Some(number)
     }
 
     /// The entry a packed value stands for. Never called with [`SPILLED`].
@@ -147,19 +160,21 @@ pub(super) struct ExactMap {
 
 impl ExactMap {
     pub(super) fn insert(&mut self, key: u64, entry: Entry, contexts: &mut Contexts) {
-        match self.main.get(&key).copied() {
-            None => match contexts.pack(entry) {
+        // One probe of the table whether the key is new or not: a restart
+        // inserts ten million keys, each probe a likely cache miss.
+        match self.main.entry(key) {
+            Slot::Vacant(slot) => match contexts.pack(entry) {
                 Some(packed) => {
-                    self.main.insert(key, packed);
+                    slot.insert(packed);
                 }
                 None => {
-                    self.main.insert(key, SPILLED);
+                    slot.insert(SPILLED);
                     self.spilled += 1;
                     self.extra.entry(key).or_default().push(entry);
                 }
             },
-            Some(p) if p != SPILLED && contexts.unpack(p) == entry => {}
-            Some(_) => {
+            Slot::Occupied(p) if *p.get() != SPILLED && contexts.unpack(*p.get()) == entry => {}
+            Slot::Occupied(_) => {
                 let more = self.extra.entry(key).or_default();
                 if !more.contains(&entry) {
                     more.push(entry);
