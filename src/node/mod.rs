@@ -74,6 +74,34 @@ pub(crate) struct Node {
     checkpoint: Mutex<checkpoint::CheckpointState>,
 }
 
+/// The lookup index as the audit trail reads it: the lock is taken for each
+/// question and never held across the store's reads.
+struct EnforcerIndex(Arc<RwLock<Enforcer>>);
+
+impl EnforcerIndex {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Enforcer> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl veto_store::AuditIndex for EnforcerIndex {
+    fn ids_for_key(&self, key: &str) -> Vec<RecordId> {
+        self.read().index().ids_for_key(key)
+    }
+    fn qualifies(&self, iss: &str) -> bool {
+        self.read().index().qualifies(iss)
+    }
+    fn map_len(&self, map: veto_core::IndexMap) -> usize {
+        self.read().index().map_len(map)
+    }
+    fn ids_by_origin(&self, map: veto_core::IndexMap) -> Vec<Vec<RecordId>> {
+        self.read().index().ids_by_origin(map)
+    }
+    fn peer_records(&self) -> Vec<RecordId> {
+        self.read().revoked_peers().records()
+    }
+}
+
 fn storage(err: impl std::fmt::Display) -> BackendError {
     BackendError::Storage(err.to_string())
 }
@@ -380,7 +408,8 @@ impl Backend for Node {
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<Record>, BackendError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.audit(&query))
+        let index = EnforcerIndex(Arc::clone(&self.enforcer));
+        tokio::task::spawn_blocking(move || store.audit_indexed(&query, &index))
             .await
             .map_err(storage)?
             .map_err(store_error)

@@ -10,6 +10,7 @@
 //! per pair, which the design accepts in exchange for a fixed-size index.
 
 mod bulk;
+mod enumerate;
 mod maps;
 
 pub use bulk::BulkLoad;

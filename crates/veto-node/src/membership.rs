@@ -113,6 +113,20 @@ pub struct RevokedPeers {
 }
 
 impl RevokedPeers {
+    /// The ids of every `peer` record held.
+    pub fn records(&self) -> Vec<RecordId> {
+        let mut ids: Vec<RecordId> = self
+            .names
+            .values()
+            .chain(self.certs.values())
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Takes in a record that became durable here; other scopes are
     /// ignored. Returns whether it is a `peer` record.
     pub fn insert(&mut self, id: RecordId, target: &Target) -> bool {

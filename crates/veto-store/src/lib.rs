@@ -34,6 +34,7 @@
 //! veto-gossip (for those two traits) and sled: it must never depend on tokio,
 //! the network, the transport or the HTTP crates.
 
+mod audit_index;
 mod checkpoint;
 mod chunk;
 mod codec;
@@ -47,6 +48,7 @@ mod store;
 mod verify;
 mod write;
 
+pub use audit_index::{AuditIndex, IndexWithPeers};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStats, CHECKPOINT_FILE};
 pub use error::{OpenError, StoreError};
 pub use peers::{PeerEntry, MAX_PEER_FIELD_BYTES};

@@ -136,6 +136,11 @@ impl Contexts {
         Some(number)
     }
 
+    /// The issuer digests of every context.
+    pub(super) fn issuers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.table.iter().map(|(iss, _)| *iss)
+    }
+
     /// The entry a packed value stands for. Never called with [`SPILLED`].
     #[inline]
     fn unpack(&self, p: Packed) -> Entry {
@@ -240,6 +245,37 @@ impl ExactMap {
             .map(|e| e.rec)
     }
 
+    /// Every record under `key`, whatever its issuer.
+    pub(super) fn all(&self, key: u64, contexts: &Contexts) -> Vec<RecordRef> {
+        let mut out = Vec::new();
+        match self.main.get(&key) {
+            None => return out,
+            Some(p) if *p != SPILLED => out.push(contexts.unpack(*p).rec),
+            Some(_) => {}
+        }
+        if let Some(more) = self.extra.get(&key) {
+            out.extend(more.iter().map(|e| e.rec));
+        }
+        out
+    }
+
+    /// Every record in the map.
+    pub(super) fn every(&self, contexts: &Contexts) -> Vec<RecordRef> {
+        let mut out: Vec<RecordRef> = self
+            .main
+            .values()
+            .filter(|p| **p != SPILLED)
+            .map(|p| contexts.unpack(*p).rec)
+            .collect();
+        out.extend(self.extra.values().flatten().map(|e| e.rec));
+        out
+    }
+
+    /// The issuer digests of entries kept outside the packed table.
+    pub(super) fn spilled_issuers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.extra.values().flatten().map(|e| e.iss)
+    }
+
     #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.main.is_empty()
@@ -292,6 +328,24 @@ impl BulkMap {
             .filter(|e| iat.is_none_or(|iat| iat < e.before) && check_iss.accepts(e.iss))
             .max_by_key(|e| e.before)
             .map(|e| e.rec)
+    }
+
+    /// Every record under `key`, whatever its issuer and cutoff.
+    pub(super) fn all(&self, key: u64) -> Vec<RecordRef> {
+        self.map
+            .get(&key)
+            .map(|list| list.iter().map(|e| e.rec).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every record in the map.
+    pub(super) fn every(&self) -> Vec<RecordRef> {
+        self.map.values().flatten().map(|e| e.rec).collect()
+    }
+
+    /// The issuer digests of every cutoff.
+    pub(super) fn issuers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.map.values().flatten().map(|e| e.iss)
     }
 
     #[inline]
