@@ -287,7 +287,13 @@ fn the_data_dir_is_private_and_weak_secrets_are_reported() {
         .args(["serve", "--data-dir"])
         .arg(&data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--gossip-listen", "127.0.0.1:0", "--admin-token-file"])
+        .args([
+            "--gossip-listen",
+            "127.0.0.1:0",
+            "--checkpoint-interval",
+            "1",
+        ])
+        .arg("--admin-token-file")
         .arg(&token_file)
         .env_remove("VETO_ADMIN_TOKEN")
         .stderr(std::process::Stdio::piped())
@@ -310,6 +316,12 @@ fn the_data_dir_is_private_and_weak_secrets_are_reported() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
+    // The index checkpoint, written in the background, is one of its files.
+    let checkpoint = data.join("index.checkpoint");
+    while !checkpoint.exists() {
+        assert!(std::time::Instant::now() < deadline, "no index checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);

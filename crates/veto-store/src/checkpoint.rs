@@ -137,7 +137,17 @@ impl Store {
         self.flush()?;
 
         let tmp = path.with_extension("checkpoint.tmp");
-        let file = File::create(&tmp).map_err(io)?;
+        // Like sled's files: readable by the node's user only.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?
+        };
         let mut out = Encoder::new(BufWriter::with_capacity(1 << 20, file));
         out.bytes(MAGIC);
         out.u32(VERSION);
