@@ -36,10 +36,7 @@ auth=(-H "Authorization: Bearer $ADMIN")
 count() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)["records"]))'; }
 
 start_veto "$VETO"
-have=$(curl -fs "$URL/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["revocations"])')
-if [ "$have" -lt "$N" ]; then
-  python3 "$ROOT/bench/load.py" "$URL" "$ADMIN" "$((N - have))" >/dev/null
-fi
+load_to "$URL" "$N"
 if [ "$(curl -fs "${auth[@]}" "$URL/v1/revocations?scope=session&limit=1" | count)" = 0 ]; then
   curl -fs "${auth[@]}" -H 'Content-Type: application/json' "$URL/v1/revocations" \
     -d '{"scope": "session", "sid": "bench-session"}' >/dev/null
@@ -47,7 +44,7 @@ if [ "$(curl -fs "${auth[@]}" "$URL/v1/revocations?scope=session&limit=1" | coun
     -d '{"scope": "subject", "iss": "https://idp.example", "sub": "bench-user", "before": 1700000000}' >/dev/null
 fi
 origin=$(curl -fs "${auth[@]}" "$URL/v1/revocations?scope=token&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"][0]["origin"])')
-N=$(curl -fs "$URL/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["revocations"])')
+N=$(revocation_count "$URL")
 stop_veto
 
 queries=(

@@ -40,3 +40,17 @@ machine() {
 rss_kb() {
   awk '/VmRSS/ {print $2}' "/proc/$1/status"
 }
+
+# revocation_count URL: how many records the node holds (/v1/status).
+revocation_count() {
+  curl -fs "$1/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["revocations"])'
+}
+
+# load_to URL N: token revocations through bench/load.py until the node holds N.
+load_to() {
+  local have
+  have=$(revocation_count "$1")
+  if [ "$have" -lt "$2" ]; then
+    python3 "$ROOT/bench/load.py" "$1" "$ADMIN" "$(($2 - have))" >/dev/null
+  fi
+}

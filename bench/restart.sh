@@ -50,11 +50,8 @@ timed_start() {
 rm -f "$DATA/index.checkpoint"
 start_veto
 wait_ready "$URL"
-have=$(curl -fs "$URL/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["revocations"])')
-if [ "$have" -lt "$N" ]; then
-  python3 "$ROOT/bench/load.py" "$URL" "$ADMIN" "$((N - have))" >/dev/null
-fi
-N=$(curl -fs "$URL/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["revocations"])')
+load_to "$URL" "$N"
+N=$(revocation_count "$URL")
 for _ in $(seq 1 600); do
   [ "$(metric veto_checkpoint_records)" = "$N" ] && break
   sleep 1

@@ -166,7 +166,8 @@ impl Node {
         state.last = Some((Instant::now(), took));
         match result {
             Ok(stats) => {
-                state.digest = Some(digest);
+                // What it describes, which writes since `digest` may have moved.
+                state.digest = Some(stats.digest);
                 metrics::counter!("veto_checkpoint_writes_total", "result" => "ok").increment(1);
                 metrics::gauge!("veto_checkpoint_records").set(stats.records as f64);
                 metrics::gauge!("veto_checkpoint_bytes").set(stats.bytes as f64);

@@ -110,11 +110,15 @@ impl Veto {
         }
     }
 
-    /// The sum of every series of a metric in `/metrics` (0 if none).
+    /// The sum of every series of a metric in `/metrics` (0 if none); a
+    /// `name` with labels (`veto_x{result="ok"}`) picks that series alone.
     pub fn metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").text().unwrap();
         text.lines()
-            .filter(|l| l.split([' ', '{']).next() == Some(name))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }

@@ -64,6 +64,15 @@ impl AuditQuery {
         q
     }
 
+    /// How many records one page holds: the limit, the default page size for
+    /// 0, and never more than [`MAX_AUDIT_LIMIT`].
+    pub fn page_limit(&self) -> usize {
+        match self.limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            n => n.min(MAX_AUDIT_LIMIT),
+        }
+    }
+
     /// Whether `record` passes every filter (the limit aside).
     pub fn matches(&self, record: &Record) -> bool {
         let revoked_at = record.revoked_at();

@@ -164,29 +164,23 @@ impl IndexKey {
             return None;
         }
         let iss = iss_digest(target.iss());
-        let exact = |map, tag, bytes: &[u8], iss| IndexKey {
-            map,
-            key: key_digest(tag, bytes),
-            iss,
-            before: 0,
-        };
-        let bulk = |map, tag, bytes: &[u8], iss, before: u64| IndexKey {
+        let key = |map, tag, bytes: &[u8], iss, before| IndexKey {
             map,
             key: key_digest(tag, bytes),
             iss,
             before,
         };
         Some(match target {
-            Target::Token { jti, .. } => exact(IndexMap::Tokens, TAG_JTI, jti.as_bytes(), iss),
-            Target::TokenHash { sha256 } => exact(IndexMap::Tokens, TAG_TOKEN_SHA, sha256, 0),
-            Target::Session { sid, .. } => exact(IndexMap::Sessions, TAG_SID, sid.as_bytes(), iss),
-            Target::Key { kid, .. } => exact(IndexMap::Keys, TAG_KID, kid.as_bytes(), iss),
+            Target::Token { jti, .. } => key(IndexMap::Tokens, TAG_JTI, jti.as_bytes(), iss, 0),
+            Target::TokenHash { sha256 } => key(IndexMap::Tokens, TAG_TOKEN_SHA, sha256, 0, 0),
+            Target::Session { sid, .. } => key(IndexMap::Sessions, TAG_SID, sid.as_bytes(), iss, 0),
+            Target::Key { kid, .. } => key(IndexMap::Keys, TAG_KID, kid.as_bytes(), iss, 0),
             Target::Subject { sub, before, .. } => {
-                bulk(IndexMap::Subjects, TAG_SUB, sub.as_bytes(), iss, *before)
+                key(IndexMap::Subjects, TAG_SUB, sub.as_bytes(), iss, *before)
             }
             Target::Client {
                 client_id, before, ..
-            } => bulk(
+            } => key(
                 IndexMap::Clients,
                 TAG_CLIENT,
                 client_id.as_bytes(),
@@ -195,7 +189,7 @@ impl IndexKey {
             ),
             // The issuer is the key itself, so there is no qualifier to compare.
             Target::Issuer { iss, before } => {
-                bulk(IndexMap::Issuers, TAG_ISS, iss.as_bytes(), 0, *before)
+                key(IndexMap::Issuers, TAG_ISS, iss.as_bytes(), 0, *before)
             }
             Target::Peer { .. } => return None,
         })

@@ -11,7 +11,6 @@
 
 use std::collections::BinaryHeap;
 
-use veto_core::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 use veto_core::{AuditQuery, IndexMap, LookupIndex, NodeId, Record, RecordId, ScopeKind};
 
 use crate::chunk::{chunk_key_of, ChunkRef};
@@ -79,10 +78,7 @@ impl Store {
         query: &AuditQuery,
         index: &dyn AuditIndex,
     ) -> Result<Vec<Record>, StoreError> {
-        let limit = match query.limit {
-            0 => DEFAULT_AUDIT_LIMIT,
-            n => n.min(MAX_AUDIT_LIMIT),
-        };
+        let limit = query.page_limit();
         let lists: Vec<Newest<'_>> = if let Some(key) = &query.key {
             if index.qualifies(key) {
                 // Every token of an issuer holds that key: its records are
@@ -186,35 +182,22 @@ impl Store {
         query: &AuditQuery,
         limit: usize,
     ) -> Result<Option<Vec<Record>>, StoreError> {
-        struct Head {
-            record: Record,
-            list: usize,
-        }
-        impl PartialEq for Head {
-            fn eq(&self, other: &Self) -> bool {
-                self.cmp(other).is_eq()
-            }
-        }
-        impl Eq for Head {}
-        impl PartialOrd for Head {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-        impl Ord for Head {
-            // The store's audit order: newest stamp first, ties by id.
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                (self.record.hlc, self.record.id).cmp(&(other.record.hlc, other.record.id))
-            }
-        }
+        // Each list's head, and a heap of (stamp, id, list) in the store's
+        // audit order: newest stamp first, ties by id.
+        let mut heads: Vec<Option<Record>> = Vec::with_capacity(lists.len());
         let mut heap = BinaryHeap::new();
         for (list, records) in lists.iter_mut().enumerate() {
-            if let Some(record) = records.next().transpose()? {
-                heap.push(Head { record, list });
+            let head = records.next().transpose()?;
+            if let Some(r) = &head {
+                heap.push((r.hlc, r.id, list));
             }
+            heads.push(head);
         }
         let mut out = Vec::new();
-        while let Some(Head { record, list }) = heap.pop() {
+        while let Some((_, _, list)) = heap.pop() {
+            let Some(record) = heads[list].take() else {
+                continue;
+            };
             // Older than the window: so is the rest of its list, dropped.
             if query.since.is_some_and(|since| record.revoked_at() < since) {
                 continue;
@@ -223,7 +206,8 @@ impl Store {
                 if (next.hlc, next.id) > (record.hlc, record.id) {
                     return Ok(None);
                 }
-                heap.push(Head { record: next, list });
+                heap.push((next.hlc, next.id, list));
+                heads[list] = Some(next);
             }
             if query.matches(&record) {
                 out.push(record);

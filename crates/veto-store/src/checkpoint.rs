@@ -30,9 +30,9 @@ use std::path::PathBuf;
 
 use veto_core::{Frontier, IndexKey, IndexMap, NodeId, RecordId, SetDigest};
 
-use crate::chunk::ChunkRef;
-use crate::codec::{decode_meta, decode_target, encode_meta};
-use crate::store::{touch, TREE_META};
+use crate::chunk::{be_u64, chunk_key_of, ChunkRef};
+use crate::codec::{corrupt, decode_meta, decode_target, encode_meta};
+use crate::store::{touch, TREE_META, TREE_PRUNED_LOG};
 use crate::{Store, StoreError};
 
 const MAGIC: &[u8; 8] = b"VETOIDX1";
@@ -91,6 +91,8 @@ pub struct Checkpoint {
 /// What writing a checkpoint did.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointStats {
+    /// The store's digest it describes.
+    pub digest: SetDigest,
     /// Records in it.
     pub records: u64,
     /// Its size in bytes.
@@ -210,6 +212,7 @@ impl Store {
             .and_then(|dir| dir.sync_all())
             .map_err(io)?;
         Ok(CheckpointStats {
+            digest,
             records: block.total + others.len() as u64,
             bytes: bytes.0,
         })
@@ -252,28 +255,23 @@ impl Store {
     }
 }
 
-/// The key of a record in the `pruned_log` tree: origin BE, seq BE.
+/// The key of a record in the `pruned_log` tree: a chunk key's layout,
+/// origin BE then, here, the seq BE.
 pub(crate) fn pruned_log_key(id: RecordId) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&id.origin.get().to_be_bytes());
-    key[8..].copy_from_slice(&id.seq.to_be_bytes());
-    key
+    chunk_key_of(id.origin, id.seq)
 }
 
 fn pruned_log_id(key: &[u8]) -> Result<RecordId, StoreError> {
-    let key = <[u8; 16]>::try_from(key).map_err(|_| StoreError::Corrupt {
-        tree: crate::store::TREE_PRUNED_LOG,
-        key: format!("{key:02x?}"),
-        detail: "not 16 bytes".into(),
-    })?;
-    let half = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&key[i..i + 8]);
-        u64::from_be_bytes(b)
-    };
+    if key.len() != 16 {
+        return Err(corrupt(
+            TREE_PRUNED_LOG,
+            key,
+            format!("key is {} bytes, not 16", key.len()),
+        ));
+    }
     Ok(RecordId {
-        origin: NodeId::new(half(0)),
-        seq: half(8),
+        origin: NodeId::new(be_u64(key, 0)),
+        seq: be_u64(key, 8),
     })
 }
 

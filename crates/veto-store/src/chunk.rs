@@ -72,7 +72,7 @@ pub(crate) struct ChunkRef<'a> {
     value: &'a [u8],
 }
 
-fn be_u64(b: &[u8], at: usize) -> u64 {
+pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(a)

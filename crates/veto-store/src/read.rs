@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::RangeInclusive;
 
-use veto_core::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 use veto_core::{AuditQuery, NodeId, Record, RecordId, SetDigest, Target};
 
 use crate::chunk::{chunk_key, chunk_key_of, ChunkRef, CHUNK_BITS};
@@ -152,10 +151,7 @@ impl Store {
     /// record, so a selective filter over a long history reads every record in
     /// the time window.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<Record>, StoreError> {
-        let limit = match query.limit {
-            0 => DEFAULT_AUDIT_LIMIT,
-            n => n.min(MAX_AUDIT_LIMIT),
-        };
+        let limit = query.page_limit();
         let lo = match query.since.map(first_stamp_of) {
             None => 0,
             Some(Some(stamp)) => stamp,
