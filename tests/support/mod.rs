@@ -7,6 +7,7 @@ pub mod enforcement;
 pub mod envoy;
 pub mod gateways;
 pub mod mesh;
+pub mod netns;
 pub mod regions;
 
 pub use gateways::*;
