@@ -54,7 +54,6 @@ impl Drop for Proc {
 struct Node {
     proc: Proc,
     url: String,
-    gossip: u16,
     dir: PathBuf,
 }
 
@@ -65,7 +64,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(to: u16, delay_ms: u64, seed: u64) -> Relay {
+    fn start(to: u16, delay_ms: u64, jitter_ms: u64, seed: u64) -> Relay {
         let (listen, control) = (free_udp(), free_tcp());
         let child = Command::new(env!("CARGO_BIN_EXE_veto-relay"))
             .args([
@@ -81,6 +80,7 @@ impl Relay {
                 &seed.to_string(),
             ])
             .args(["--delay", &delay_ms.to_string()])
+            .args(["--jitter", &jitter_ms.to_string()])
             .env("RUST_LOG", "error")
             .spawn()
             .unwrap();
@@ -160,7 +160,10 @@ fn start_node(root: &Path, certs: &Path, name: &str, gossip: u16, peers: &[u16])
         &c(format!("{name}.key")),
     ])
     .env("VETO_ADMIN_TOKEN", ADMIN)
-    .env("RUST_LOG", "error")
+    .env(
+        "RUST_LOG",
+        std::env::var("NODE_LOG").unwrap_or_else(|_| "error".into()),
+    )
     .stdout(Stdio::null());
     for p in peers {
         cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
@@ -168,7 +171,6 @@ fn start_node(root: &Path, certs: &Path, name: &str, gossip: u16, peers: &[u16])
     let node = Node {
         proc: Proc(cmd.spawn().unwrap()),
         url: format!("http://127.0.0.1:{http}"),
-        gossip,
         dir,
     };
     let client = Client::new();
@@ -286,7 +288,7 @@ fn propagation() {
     // from a peer it lists), each through its own relay.
     for (i, dialler) in peers.iter_mut().enumerate() {
         for (j, port) in gossip.iter().enumerate().filter(|(j, _)| *j != i) {
-            let relay = Relay::start(*port, 50, (i * 10 + j) as u64);
+            let relay = Relay::start(*port, 50, 0, (i * 10 + j) as u64);
             dialler.push(relay.listen);
             relays.push(relay);
         }
@@ -427,22 +429,79 @@ fn backlog() {
         assert_eq!(r.status(), 201);
     }
     let load_s = load.elapsed().as_secs_f64();
-    let joiner = start_node(root.path(), &certs_dir, "joiner", g2, &[g1]);
+    // With DELAY_MS set, both directions go through relays adding that delay
+    // (give or take JITTER_MS, drawn per packet, which reorders them).
+    let env_ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let link = env_ms("DELAY_MS").map(|delay| {
+        let jitter = env_ms("JITTER_MS").unwrap_or(0);
+        (
+            Relay::start(g1, delay, jitter, 1),
+            Relay::start(g2, delay, jitter, 2),
+            delay,
+            jitter,
+        )
+    });
+    let (to_holder, to_joiner) = link
+        .as_ref()
+        .map_or((g1, g2), |(h, j, _, _)| (h.listen, j.listen));
+    let joiner = start_node(root.path(), &certs_dir, "joiner", g2, &[to_holder]);
     let target = status(&client, &holder)["digest"].clone();
     let started = Instant::now();
     let r = client
         .post(format!("{}/v1/peers", holder.url))
         .bearer_auth(ADMIN)
-        .json(&json!({"addr": format!("127.0.0.1:{}", joiner.gossip)}))
+        .json(&json!({"addr": format!("127.0.0.1:{to_joiner}")}))
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
+    let show = std::env::var("SHOW_METRICS").is_ok();
+    let mut last_print = Instant::now();
     wait(
-        || status(&client, &joiner)["digest"] == target,
+        || {
+            let s = status(&client, &joiner);
+            if show && last_print.elapsed() >= Duration::from_millis(500) {
+                last_print = Instant::now();
+                let p = &s["peers"][0];
+                println!(
+                    "{:>5.1} s: {} records, cwnd {} lost {}",
+                    started.elapsed().as_secs_f64(),
+                    s["revocations"],
+                    p["cwnd_bytes"],
+                    p["lost_packets"]
+                );
+            }
+            s["digest"] == target
+        },
         Duration::from_secs(600),
         "joiner converged",
     );
     let converge_s = started.elapsed().as_secs_f64();
+    if show {
+        for (name, node) in [("holder", &holder), ("joiner", &joiner)] {
+            let text = client
+                .get(format!("{}/metrics", node.url))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with("veto_gossip") || l.starts_with("veto_store_flush"))
+            {
+                println!("{name} {line}");
+            }
+        }
+        if let Some((h, j, _, _)) = &link {
+            println!(
+                "relay to holder: {}relay to joiner: {}",
+                h.command("stats"),
+                j.command("stats")
+            );
+            for node in [&holder, &joiner] {
+                println!("{}", status(&client, node)["peers"]);
+            }
+        }
+    }
     let metrics = client
         .get(format!("{}/metrics", holder.url))
         .send()
@@ -465,7 +524,10 @@ fn backlog() {
                 .unwrap_or(0)
         })
         .unwrap();
-    println!("\nbacklog: a new node joins a peer holding {n} records (ingest at the holder: {:.0} records/s durable)", n as f64 / load_s);
+    let path = link.as_ref().map_or("loopback".to_owned(), |(_, _, d, j)| {
+        format!("relays adding {d} ms ± {j} ms one way")
+    });
+    println!("\nbacklog: a new node joins a peer holding {n} records over {path} (ingest at the holder: {:.0} records/s durable)", n as f64 / load_s);
     println!("| records | converge s | gossip payload bytes | records' encoded bytes | ratio |\n|---|---|---|---|---|");
     println!(
         "| {n} | {converge_s:.1} | {sent:.0} | {encoded} | {:.3} |",

@@ -68,6 +68,8 @@ fn connecting(entry: &PeerEntry) -> ConfiguredPeer {
             state: "connecting".to_owned(),
             lag: 0,
             rtt_ms: None,
+            cwnd_bytes: None,
+            lost_packets: None,
             last_contact: None,
         },
         resolved: Vec::new(),

@@ -101,6 +101,7 @@ impl Relay {
             ));
         }
         let listen = UdpSocket::bind(config.listen).await?;
+        veto_transport::widen_udp_buffers(&listen)?;
         let control = match config.control {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,

@@ -236,6 +236,7 @@ impl Shared {
         let socket = std::net::UdpSocket::bind((any, 0))?;
         socket.connect(self.to)?;
         socket.set_nonblocking(true)?;
+        veto_transport::widen_udp_buffers(&socket)?;
         let upstream = Arc::new(UdpSocket::from_std(socket)?);
         let last_seen = Arc::new(AtomicU64::new(self.now_ms()));
         let reader = tokio::spawn(read_upstream(

@@ -59,6 +59,8 @@ pub(crate) fn publish(
     let view_of = |conn: Option<ConnId>, view: &mut PeerView| {
         let Some(conn) = conn else {
             view.rtt_ms = None;
+            view.cwnd_bytes = None;
+            view.lost_packets = None;
             return;
         };
         if let Some(stats) = engine.peer_stats(PeerKey(conn.0)) {
@@ -67,6 +69,8 @@ pub(crate) fn publish(
         }
         if let Some(conn_stats) = transport.stats(conn) {
             view.rtt_ms = Some(conn_stats.rtt.as_secs_f64() * 1e3);
+            view.cwnd_bytes = Some(conn_stats.cwnd);
+            view.lost_packets = Some(conn_stats.lost_packets);
         }
         if let Some(peer) = names.get(&conn) {
             view.name = Some(peer.name.clone());
@@ -117,6 +121,8 @@ pub(crate) fn publish(
                 state: "connected".to_owned(),
                 lag: 0,
                 rtt_ms: None,
+                cwnd_bytes: None,
+                lost_packets: None,
                 last_contact: None,
             };
             view_of(Some(conn), &mut view);

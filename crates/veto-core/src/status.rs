@@ -7,7 +7,8 @@
 //! A peer is `{"name": "eu-west" | null, "listed_as"?: "eu-west", "addr":
 //! "10.0.0.2:7401", "state": "connected" | "connecting" | "down" | "refused",
 //! "lag": 0, "rtt_ms": 12.5 | null,
-//! "last_contact": 1700000000 | null}`. `clock` is `{"state":
+//! "last_contact": 1700000000 | null, "cwnd_bytes"?: 14720, "lost_packets"?: 0}`
+//! (the last two while connected). `clock` is `{"state":
 //! "ok"|"skewed"|"unconfirmed", "offset_ms"?, "peers_measured", "peers_off"}`:
 //! while `skewed`, garbage collection and bulk revocations stop. `storage` is
 //! `{"writes": "ok"|"halted", "halted_because"?, "missing_records"?}`.
@@ -70,6 +71,14 @@ pub struct PeerView {
     /// Unix seconds of the last message from the peer.
     #[serde(default)]
     pub last_contact: Option<u64>,
+    /// QUIC's congestion window on the current connection, in bytes: what
+    /// bounds a backlog's rate over a long path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwnd_bytes: Option<u64>,
+    /// UDP packets of the current connection that QUIC declared lost and
+    /// sent again: the path's loss, or reordering past QUIC's thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_packets: Option<u64>,
 }
 
 /// The node's clock against its peers'.
@@ -189,6 +198,8 @@ mod tests {
                 state: "down".into(),
                 lag: 2,
                 rtt_ms: None,
+                cwnd_bytes: None,
+                lost_packets: None,
                 last_contact: None,
             }],
             clock: ClockView {

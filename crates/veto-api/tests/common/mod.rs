@@ -227,6 +227,8 @@ impl Backend for MemoryBackend {
             state: "connecting".into(),
             lag: 0,
             rtt_ms: None,
+            cwnd_bytes: None,
+            lost_packets: None,
             last_contact: None,
         };
         inner.peers.push(peer.clone());

@@ -41,7 +41,10 @@ pub struct Config {
     /// travels, alone.
     pub max_batch_bytes: usize,
     /// Backlog batches in flight to one peer before waiting for its acks
-    /// (default 4, between 1 and [`MAX_WINDOW`]).
+    /// (default 16, between 1 and [`MAX_WINDOW`]). A batch is acknowledged
+    /// once durable, so a window carries at most this many batches per round
+    /// trip: 16 batches of 1,024 records keep a 100 ms path at about 160,000
+    /// records a second, above what a node persists.
     pub window: usize,
     /// How long a backlog batch may stay unacknowledged before its window slot
     /// is reclaimed (default 30 s). The peer's next frontier then shows whether
@@ -85,7 +88,7 @@ impl Config {
             anti_entropy_period: Duration::from_secs(2),
             max_batch_records: 1024,
             max_batch_bytes: 256 * 1024,
-            window: 4,
+            window: MAX_WINDOW,
             ack_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             push_grace: Duration::from_secs(1),

@@ -12,6 +12,21 @@ use super::queue::FRAME_OVERHEAD;
 use super::TransportError;
 use crate::tls::ClusterTls;
 
+/// Bytes one lane may have in flight before the receiver reads them: 4 MiB.
+const STREAM_WINDOW_BYTES: u32 = 4 << 20;
+
+/// Packets a later one may overtake before the earlier counts as lost: high
+/// enough that on any real path only the time threshold decides.
+const REORDER_PACKETS: u32 = 1 << 16;
+
+/// How long, as a multiple of the round trip, an unacknowledged packet that
+/// later ones overtook still counts as on its way. RFC 9002's 9/8 is too
+/// tight on a jittered path: a reordered packet's acknowledgement can come as
+/// late as the slowest round trip plus the peer's ack delay (25 ms), which at
+/// 100 ms ± 10 ms is past 9/8, and each such false loss halves the window.
+/// Two round trips is the upper end of TCP RACK's reordering window.
+const REORDER_TIME: f32 = 2.0;
+
 /// Settings of a [`Transport`](super::Transport). [`TransportConfig::new`] fills
 /// in the defaults; the fields are public to override them.
 #[derive(Debug, Clone)]
@@ -34,7 +49,9 @@ pub struct TransportConfig {
     pub backoff_max: Duration,
     /// Capacity of each connection's urgent send queue, in bytes. Default 2 MiB.
     pub urgent_queue_bytes: usize,
-    /// Capacity of each connection's bulk send queue, in bytes. Default 4 MiB.
+    /// Capacity of each connection's bulk send queue, in bytes. Default 8 MiB:
+    /// a full replication window of maximal batches (16 × 256 KiB) with room
+    /// to spare.
     pub bulk_queue_bytes: usize,
     /// Capacity of the event channel, in events. Default 1024. When it is full,
     /// reading from peers pauses, and QUIC flow control slows the senders.
@@ -59,7 +76,7 @@ impl TransportConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             urgent_queue_bytes: 2 << 20,
-            bulk_queue_bytes: 4 << 20,
+            bulk_queue_bytes: 8 << 20,
             event_capacity: 1024,
             max_pending_handshakes: 64,
             admission: Admission::allow_all(),
@@ -112,7 +129,18 @@ impl TransportConfig {
             // Exactly the two lane streams; a peer cannot open more than that.
             .max_concurrent_uni_streams(VarInt::from_u32(2))
             .max_concurrent_bidi_streams(VarInt::from_u32(0))
-            .datagram_receive_buffer_size(None);
+            .datagram_receive_buffer_size(None)
+            // A WAN path with jitter reorders packets by far more than the
+            // default three, and each reordering counted as a loss halves the
+            // congestion window: a backlog over a 50 ± 5 ms link then crawls.
+            // Loss is found by time alone, as TCP's RACK does.
+            // Room for a full replication window of backlog on the bulk
+            // lane over a long path (quinn's default assumes 1.25 MB per
+            // round trip).
+            .stream_receive_window(VarInt::from_u32(STREAM_WINDOW_BYTES))
+            .packet_threshold(REORDER_PACKETS)
+            .time_threshold(REORDER_TIME)
+            .congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
         Ok(t)
     }
 

@@ -66,6 +66,7 @@ impl Transport {
         let addr = config.listen;
         let bind_error = |source| TransportError::Bind { addr, source };
         let socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
+        super::socket::widen_udp_buffers(&socket).map_err(bind_error)?;
         let endpoint = quinn::Endpoint::new(
             config.quinn_endpoint(),
             Some(server),

@@ -76,6 +76,7 @@ mod inner;
 mod metrics;
 mod queue;
 mod registry;
+mod socket;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -85,6 +86,7 @@ use bytes::Bytes;
 pub use admission::{Admission, PeerIdentity};
 pub use config::TransportConfig;
 pub use handle::Transport;
+pub use socket::{widen_udp_buffers, UdpBuffers, UDP_BUFFER_BYTES};
 
 /// Identifies one connection for as long as the transport lives; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
