@@ -3,7 +3,7 @@
 //!
 //! - `propagation`: five nodes, every link through a relay adding 50 ms one way;
 //!   time from the 201 at the origin until every other node enforces the
-//!   revocation, then the same with 5% packet loss on every link.
+//!   revocation, then the same with 1% and with 5% packet loss on every link.
 //! - `backlog`: a node joining a peer that holds N records (default 1,000,000):
 //!   time to converge, and gossip payload bytes against the records' encoded size.
 //! - `idle`: CPU used by connected nodes with nothing to send.
@@ -338,33 +338,37 @@ fn propagation() {
             }
         }
     }
-    for r in &relays {
-        r.command("loss 0.05");
+    let mut rows = vec![("no loss".to_owned(), clean.clone())];
+    let mut before = clean;
+    for loss in [0.01, 0.05] {
+        for r in &relays {
+            r.command(&format!("loss {loss}"));
+        }
+        let label = format!("{:.0}% loss", loss * 100.0);
+        summary(
+            &format!("50 ms one way, {label}"),
+            propagation_round(&nodes, count, &format!("lossy{loss}")),
+        );
+        let total = gossip_counters(&client, &nodes);
+        rows.push((
+            label,
+            total.iter().zip(&before).map(|(t, c)| t - c).collect(),
+        ));
+        before = total;
     }
-    summary(
-        "50 ms one way, 5% loss",
-        propagation_round(&nodes, count, "lossy"),
-    );
-    let total = gossip_counters(&client, &nodes);
     println!("\nhow records arrived, summed over the nodes:");
     println!("| links | {} |", COUNTERS.join(" | "));
-    println!("|---|---|---|---|---|---|");
-    let row = |v: Vec<f64>| {
-        v.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
-    println!("| no loss | {} |", row(clean.clone()));
-    println!(
-        "| 5% loss | {} |",
-        row(total.iter().zip(&clean).map(|(t, c)| t - c).collect())
-    );
+    println!("|{}", "---|".repeat(COUNTERS.len() + 1));
+    for (label, v) in rows {
+        let cells: Vec<String> = v.iter().map(|x| format!("{x:.0}")).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    }
 }
 
 /// The counters that tell how records travelled: by push or by repair.
-const COUNTERS: [&str; 5] = [
+const COUNTERS: [&str; 6] = [
     "veto_gossip_records_received_total{kind=\"new\",via=\"push\"}",
+    "veto_gossip_records_received_total{kind=\"new\",via=\"echo\"}",
     "veto_gossip_records_received_total{kind=\"new\",via=\"repair\"}",
     "veto_gossip_records_received_total{kind=\"duplicate\",via=\"push\"}",
     "veto_gossip_send_dropped_total",

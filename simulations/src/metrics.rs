@@ -81,7 +81,8 @@ impl Metrics {
                 self.cleared += cleared;
             }
             EngineEvent::PropagationLatency { via, .. } => match via {
-                Via::Push => self.new_by_push += 1,
+                // A copy of a push that came first is still the push.
+                Via::Push | Via::Echo => self.new_by_push += 1,
                 Via::Repair => self.new_by_repair += 1,
             },
             EngineEvent::ClockAhead { .. } => self.clock_ahead += 1,
@@ -89,6 +90,7 @@ impl Metrics {
             EngineEvent::PeerUp { .. }
             | EngineEvent::Unencodable { .. }
             | EngineEvent::Conflict { .. }
+            | EngineEvent::DatagramDropped { .. }
             | EngineEvent::ClockVerdict(_) => {}
         }
     }

@@ -294,7 +294,8 @@ impl World {
             let node = match &effect {
                 NetEffect::Connected { node, .. }
                 | NetEffect::Lost { node, .. }
-                | NetEffect::Deliver { node, .. } => *node,
+                | NetEffect::Deliver { node, .. }
+                | NetEffect::DeliverDatagram { node, .. } => *node,
             };
             if self.log {
                 let what = match &effect {
@@ -303,6 +304,10 @@ impl World {
                     NetEffect::Deliver { key, frame, .. } => {
                         let kind = proto::decode(frame).map_or("undecodable", |m| m.kind());
                         format!("receives {kind} ({} B) on {key:?}", frame.len())
+                    }
+                    NetEffect::DeliverDatagram { key, frame, .. } => {
+                        let kind = proto::decode(frame).map_or("undecodable", |m| m.kind());
+                        format!("receives {kind} datagram ({} B) on {key:?}", frame.len())
                     }
                 };
                 self.say(node, &what);
@@ -313,6 +318,13 @@ impl World {
                 NetEffect::Deliver { key, frame, .. } => self.input(
                     node,
                     Input::Frame {
+                        peer: *key,
+                        bytes: frame,
+                    },
+                ),
+                NetEffect::DeliverDatagram { key, frame, .. } => self.input(
+                    node,
+                    Input::Datagram {
                         peer: *key,
                         bytes: frame,
                     },
@@ -465,7 +477,11 @@ impl Runtime for At<'_> {
                 &format!("send {} ({} B) on {peer:?}", kind.as_str(), frame.len()),
             );
         }
-        let lane = u8::from(lane == Lane::Bulk);
+        let lane = match lane {
+            Lane::Urgent => 0,
+            Lane::Bulk => 1,
+            Lane::Datagram => crate::net::DATAGRAM_LANE,
+        };
         // The simulated network keeps a copy per packet, as a real one would
         // put the bytes on the wire per peer.
         w.net.send(&mut w.q, w.now, peer, lane, frame.to_vec());

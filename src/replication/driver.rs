@@ -296,6 +296,18 @@ impl Driver {
                     bytes: &bytes,
                 });
             }
+            TransportEvent::Datagram { conn, bytes } => {
+                if self.cut.contains(&conn) {
+                    return;
+                }
+                if let Some(p) = self.names.get(&conn) {
+                    p.bytes_in.increment(bytes.len() as u64);
+                }
+                self.feed(Input::Datagram {
+                    peer: PeerKey(conn.0),
+                    bytes: &bytes,
+                });
+            }
             TransportEvent::Disconnected { conn, reason } => {
                 self.cut.remove(&conn);
                 let Some(peer) = self.names.remove(&conn).map(|p| p.name) else {
@@ -361,6 +373,7 @@ impl Driver {
                 let via = match via {
                     Via::Push => "push",
                     Via::Repair => "repair",
+                    Via::Echo => "echo",
                 };
                 metrics::counter!("veto_gossip_records_received_total", "kind" => "new", "via" => via).increment(new as u64);
                 metrics::counter!("veto_gossip_records_received_total", "kind" => "duplicate", "via" => via)
@@ -429,9 +442,37 @@ impl Driver {
             EngineEvent::Unencodable { peer, kind, error } => {
                 tracing::error!(conn = %ConnId(peer.0), kind = kind.as_str(), %error, "cannot encode a message; not sent");
             }
+            EngineEvent::DatagramDropped { peer, reason } => {
+                tracing::debug!(conn = %ConnId(peer.0), reason, "datagram dropped");
+                metrics::counter!("veto_gossip_datagrams_dropped_total").increment(1);
+            }
             EngineEvent::BatchTimedOut { peer, batch_id } => {
                 tracing::warn!(conn = %ConnId(peer.0), batch_id, "a backlog batch was not acknowledged in time; resending");
                 metrics::counter!("veto_gossip_batch_timeouts_total").increment(1);
+            }
+        }
+    }
+}
+
+impl Driver {
+    /// Sends a copy of a push as a datagram. A copy that cannot go is only
+    /// counted: the urgent lane carries the push itself.
+    fn send_datagram(&mut self, conn: ConnId, frame: Frame) {
+        let len = frame.len() as u64;
+        match self.transport.send_datagram(conn, Bytes::from_owner(frame)) {
+            Ok(()) => {
+                if let Some(p) = self.names.get(&conn) {
+                    p.bytes_out.increment(len);
+                }
+            }
+            Err(e) => {
+                let reason = match e {
+                    veto_transport::SendError::DatagramTooLarge { .. } => "too_large",
+                    _ => "closed",
+                };
+                metrics::counter!("veto_gossip_datagrams_unsent_total", "reason" => reason)
+                    .increment(1);
+                tracing::debug!(%conn, error = %e, "push copy not sent");
             }
         }
     }
@@ -447,6 +488,7 @@ impl Runtime for Driver {
         let lane = match lane {
             EngineLane::Urgent => Lane::Urgent,
             EngineLane::Bulk => Lane::Bulk,
+            EngineLane::Datagram => return self.send_datagram(conn, frame),
         };
         // The engine shares one push's bytes among all peers: no copy here.
         match self.transport.send(conn, lane, Bytes::from_owner(frame)) {

@@ -163,3 +163,39 @@ async fn a_peer_that_never_opens_its_lanes_is_dropped_unannounced() {
     assert!(events.is_empty(), "{events:?}");
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn datagrams_arrive_as_datagram_events_and_oversize_ones_are_refused() {
+    let cluster = Cluster::new();
+    let (a, mut a_rx) = start(&cluster, "alpha").await;
+    let (b, mut b_rx) = start(&cluster, "beta").await;
+    b.add_peer(a.local_addr());
+    let (a_to_b, _, _) = connected(&mut a_rx).await;
+    let (b_to_a, _, _) = connected(&mut b_rx).await;
+
+    b.send_datagram(b_to_a, Bytes::from_static(b"copy of a push"))
+        .expect("a small datagram goes");
+    let got = wait_for(&mut a_rx, Duration::from_secs(5), |e| match e {
+        TransportEvent::Datagram { conn, bytes } => Some((*conn, bytes.to_vec())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, (a_to_b, b"copy of a push".to_vec()));
+
+    // Larger than one packet: refused at once, and the connection stays up.
+    let big = Bytes::from(vec![7u8; 4000]);
+    assert!(matches!(
+        b.send_datagram(b_to_a, big),
+        Err(veto_transport::SendError::DatagramTooLarge { len: 4000, .. })
+    ));
+    b.send(b_to_a, Lane::Urgent, Bytes::from_static(b"still here"))
+        .unwrap();
+    let got = wait_for(&mut a_rx, Duration::from_secs(5), |e| match e {
+        TransportEvent::Frame { bytes, .. } => Some(bytes.to_vec()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, b"still here");
+    a.shutdown().await;
+    b.shutdown().await;
+}

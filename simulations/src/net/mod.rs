@@ -51,7 +51,17 @@ pub(crate) enum NetEffect {
         key: PeerKey,
         frame: Vec<u8>,
     },
+    /// A datagram for `node` on connection `key`.
+    DeliverDatagram {
+        node: usize,
+        key: PeerKey,
+        frame: Vec<u8>,
+    },
 }
+
+/// The lane number of datagrams: unordered, never retransmitted, dropped
+/// when lost or when their path is blocked.
+pub(crate) const DATAGRAM_LANE: u8 = 2;
 
 /// Totals, for the report.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +74,8 @@ pub(crate) struct NetStats {
     pub(crate) dropped: u64,
     pub(crate) duplicated: u64,
     pub(crate) reordered: u64,
+    /// Datagrams lost, or sent into a blocked path, and never delivered.
+    pub(crate) datagrams_lost: u64,
 }
 
 #[derive(Default)]
@@ -250,6 +262,21 @@ impl Net {
             self.stats.dropped += 1;
             return;
         }
+        if lane == DATAGRAM_LANE {
+            // One packet, sent once: lost for good or there after one flight.
+            let lost = chaos.loss > 0.0 && self.rng.gen_bool(chaos.loss.min(1.0));
+            if lost || !self.open_path(a, b) {
+                self.stats.datagrams_lost += 1;
+                return;
+            }
+            let base = self.one_way(a, b);
+            let jitter = (base as f64 * self.rng.gen_range(0.0..=self.jitter)) as Time;
+            q.push(
+                now + base + jitter,
+                arrive(conn_id, side, lane, None, frame),
+            );
+            return;
+        }
         let unordered = chaos.reorder > 0.0 && self.rng.gen_bool(chaos.reorder);
         let duplicate = chaos.duplicate > 0.0 && self.rng.gen_bool(chaos.duplicate);
         let mut depart = now;
@@ -306,8 +333,10 @@ impl Net {
         let (a, b) = (conn.ends[side], conn.ends[to]);
         if self.blocked[a * self.n + b] != 0 {
             // Lost on a blocked path: QUIC sends it again once the path opens,
-            // if the sender still has the connection.
-            if conn.open[side] {
+            // if the sender still has the connection; a datagram is gone.
+            if lane == DATAGRAM_LANE {
+                self.stats.datagrams_lost += 1;
+            } else if conn.open[side] {
                 self.stats.stalled += 1;
                 conn.stalled[side].push(Stalled { lane, seq, frame });
             }
@@ -315,6 +344,10 @@ impl Net {
         }
         let key = key_of(conn_id, to);
         let node = conn.ends[to];
+        if lane == DATAGRAM_LANE {
+            out.push(NetEffect::DeliverDatagram { node, key, frame });
+            return;
+        }
         let Some(seq) = seq else {
             out.push(NetEffect::Deliver { node, key, frame });
             return;

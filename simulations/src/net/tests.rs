@@ -88,7 +88,8 @@ impl Harness {
                         self.keys[node] = None;
                         Seen::Lost(node)
                     }
-                    NetEffect::Deliver { node, frame, .. } => Seen::Frame(node, frame),
+                    NetEffect::Deliver { node, frame, .. }
+                    | NetEffect::DeliverDatagram { node, frame, .. } => Seen::Frame(node, frame),
                 };
                 self.seen.push((at, seen));
             }

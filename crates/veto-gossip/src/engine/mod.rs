@@ -65,6 +65,7 @@
 
 mod clock;
 mod config;
+mod echo;
 mod hints;
 mod holdings;
 mod now;
@@ -163,6 +164,8 @@ pub struct Engine {
     report_due: BTreeSet<NodeId>,
     /// The durable frontier changed since this node's report was made.
     own_report_stale: bool,
+    /// Copies of recent pushes to peers in other regions, not yet sent.
+    echoes: echo::Echoes,
 }
 
 impl Engine {
@@ -197,6 +200,7 @@ impl Engine {
             reports: Reports::default(),
             report_due: BTreeSet::new(),
             own_report_stale: true,
+            echoes: echo::Echoes::default(),
         }
     }
 
@@ -307,6 +311,7 @@ impl Engine {
     /// connection's anti-entropy finds what is still missing.
     pub fn peer_lost(&mut self, _now: Now, peer: PeerKey) {
         self.sessions.remove(&peer);
+        self.echoes.forget(peer);
         self.undesignate(peer);
         self.update_verdict();
     }
@@ -329,6 +334,39 @@ impl Engine {
             Ok(msg) => self.handle_message(now, peer, msg, rng, src),
             Err(e) => self.violation(peer, format!("undecodable message: {e}")),
         }
+    }
+
+    /// Takes in one datagram's payload. Only a push is expected there (see
+    /// [`Lane::Datagram`]), and only once the handshake is done; since a
+    /// datagram may overtake the handshake, arrive after its connection
+    /// began closing, or be a stray copy, anything else is dropped and
+    /// counted ([`EngineEvent::DatagramDropped`]), never taken as a protocol
+    /// violation.
+    pub fn handle_datagram(
+        &mut self,
+        now: Now,
+        peer: PeerKey,
+        datagram: &[u8],
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        session.stats.bytes_in += datagram.len() as u64;
+        let reason = match proto::decode(datagram) {
+            _ if !session.is_established() => "before the handshake",
+            Ok(msg) if msg.validate().is_err() => "invalid message",
+            Ok(Message::Push { records }) => {
+                session.stats.messages_in += 1;
+                session.last_contact = Some(now.wall);
+                session.heard_at = now.mono;
+                self.fresh.log(now, self.config.push_grace, &records);
+                return self.on_push(now, peer, records, Via::Echo, src);
+            }
+            Ok(_) => "not a push",
+            Err(_) => "undecodable",
+        };
+        self.event(EngineEvent::DatagramDropped { peer, reason });
     }
 
     /// Takes in one received message.
@@ -365,13 +403,13 @@ impl Engine {
             frontier @ Message::Frontier { .. } => self.on_frontier(now, peer, frontier, src),
             Message::Push { records } => {
                 self.fresh.log(now, self.config.push_grace, &records);
-                self.on_records(now, peer, records, Vec::new(), None, src);
+                self.on_push(now, peer, records, Via::Push, src);
             }
             Message::Records {
                 batch_id,
                 records,
                 cleared,
-            } => self.on_records(now, peer, records, cleared, Some(batch_id), src),
+            } => self.on_records(now, peer, records, cleared, batch_id, src),
             Message::Ack { batch_id } => self.on_ack(now, peer, batch_id, src),
             Message::Held {
                 origin,
@@ -406,6 +444,7 @@ impl Engine {
         rng: &mut (impl RngCore + ?Sized),
         src: &(impl RecordSource + ?Sized),
     ) {
+        self.send_due_echoes(now);
         let keys: Vec<PeerKey> = self.sessions.keys().copied().collect();
         for peer in keys {
             let Some(session) = self.sessions.get_mut(&peer) else {
@@ -459,6 +498,7 @@ impl Engine {
         self.sessions
             .values()
             .filter_map(|s| s.deadline(&self.config))
+            .chain(self.echoes.next_due())
             .min()
     }
 

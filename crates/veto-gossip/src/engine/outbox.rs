@@ -95,6 +95,7 @@ impl Engine {
 
     pub(super) fn close(&mut self, peer: PeerKey, reason: String) {
         self.undesignate(peer);
+        self.echoes.forget(peer);
         if self.sessions.remove(&peer).is_some() {
             self.outputs.push_back(Output::Close { peer, reason });
             self.update_verdict();

@@ -38,11 +38,13 @@ impl AsRef<[u8]> for Frame {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerKey(pub u64);
 
-/// Which of a connection's two ordered channels a message travels on.
+/// How a message travels on its connection.
 ///
-/// The transport must keep each lane in order and must not let the bulk lane
-/// delay the urgent one (two QUIC streams, for instance). Nothing is assumed
-/// about order between lanes.
+/// The transport must keep each of the two ordered lanes in order and must
+/// not let the bulk lane delay the urgent one (two QUIC streams, for
+/// instance). Nothing is assumed about order between lanes. The datagram lane
+/// promises nothing: a frame sent on it may be lost, duplicated, or arrive
+/// before frames sent earlier on any lane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Lane {
     /// Handshake, pushes of new records, frontiers, acks: small and latency
@@ -50,6 +52,11 @@ pub enum Lane {
     Urgent,
     /// Backlog and repair batches: large, paced by acks.
     Bulk,
+    /// Redundant copies of pushes, one packet each (a QUIC datagram): never
+    /// retransmitted, never held up by a lost packet. A frame too large for
+    /// the path may be dropped by the transport. Received as
+    /// [`super::Input::Datagram`].
+    Datagram,
 }
 
 /// Names one [`Output::Persist`] request, to report it done with
@@ -65,6 +72,8 @@ pub enum Via {
     Push,
     /// Anti-entropy repair or backlog streaming.
     Repair,
+    /// A redundant copy of an eager push that came before the push itself.
+    Echo,
 }
 
 /// Something the driver must do, or may want to know.
@@ -171,6 +180,16 @@ pub enum EngineEvent {
         ahead: Duration,
         /// The configured maximum offset.
         limit: Duration,
+    },
+    /// A datagram was dropped unread: it came before the handshake, was not
+    /// a push, or did not decode. Datagrams carry only copies of what the
+    /// lanes carry, so nothing is lost; a stream of these from one peer
+    /// points at a bug or an attack, not at data loss.
+    DatagramDropped {
+        /// Who sent it.
+        peer: PeerKey,
+        /// Why it was dropped.
+        reason: &'static str,
     },
     /// Receipt time minus the record's physical stamp, for a record new here.
     PropagationLatency {

@@ -23,22 +23,69 @@ pub(crate) struct Ticket {
     waiters: Vec<(PeerKey, u64)>,
 }
 
+/// Records as they came from a peer, and how.
+struct Received {
+    records: Vec<Record>,
+    /// Seqs the sender covers but pruned (backlog batches only).
+    cleared: OriginRanges,
+    /// The backlog batch's id, to acknowledge once durable; none for a push.
+    batch: Option<u64>,
+    via: Via,
+}
+
 impl Engine {
-    /// Takes in the records of a push (`batch: None`) or of a backlog batch.
+    /// Takes in the records of a push, or of a copy of one (`via`).
+    pub(super) fn on_push(
+        &mut self,
+        now: Now,
+        peer: PeerKey,
+        records: Vec<Record>,
+        via: Via,
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let received = Received {
+            records,
+            cleared: Vec::new(),
+            batch: None,
+            via,
+        };
+        self.take_records(now, peer, received, src);
+    }
+
+    /// Takes in the records of a backlog batch.
     pub(super) fn on_records(
         &mut self,
         now: Now,
         peer: PeerKey,
         records: Vec<Record>,
         cleared: OriginRanges,
-        batch: Option<u64>,
+        batch: u64,
         src: &(impl RecordSource + ?Sized),
     ) {
-        let via = if batch.is_some() {
-            Via::Repair
-        } else {
-            Via::Push
+        let received = Received {
+            records,
+            cleared,
+            batch: Some(batch),
+            via: Via::Repair,
         };
+        self.take_records(now, peer, received, src);
+    }
+
+    /// Takes in received records: of a push (`batch: None`) or of a backlog
+    /// batch.
+    fn take_records(
+        &mut self,
+        now: Now,
+        peer: PeerKey,
+        received: Received,
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let Received {
+            records,
+            cleared,
+            batch,
+            via,
+        } = received;
         if let Some(batch_id) = batch {
             let Some(session) = self.sessions.get_mut(&peer) else {
                 return;

@@ -23,6 +23,13 @@ pub enum Input<'a> {
         /// The payload, without its length prefix.
         bytes: &'a [u8],
     },
+    /// One datagram's payload arrived from a peer (see [`Lane::Datagram`]).
+    Datagram {
+        /// The connection it came on.
+        peer: PeerKey,
+        /// The payload.
+        bytes: &'a [u8],
+    },
     /// A connection is gone.
     Lost(PeerKey),
     /// This node's own records are durable: push them.
@@ -52,6 +59,7 @@ impl Engine {
         match input {
             Input::Connected(peer) => self.peer_connected(now, peer),
             Input::Frame { peer, bytes } => self.handle_frame(now, peer, bytes, rng, src),
+            Input::Datagram { peer, bytes } => self.handle_datagram(now, peer, bytes, src),
             Input::Lost(peer) => self.peer_lost(now, peer),
             Input::LocalRecords(records) => self.local_records(now, records),
             Input::Persisted { id, durable: true } => self.records_durable(now, id),

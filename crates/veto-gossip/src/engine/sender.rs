@@ -52,6 +52,7 @@ impl Engine {
                     session.log_push(now, self.config.push_grace, spans.clone());
                 }
                 self.send_frame(peer, frame.clone(), Lane::Urgent, MessageKind::Push);
+                self.echo_push(now, peer, frame);
             }
         }
     }

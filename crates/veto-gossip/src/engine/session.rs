@@ -196,6 +196,14 @@ impl Session {
         matches!(self.phase, Phase::Established { .. })
     }
 
+    /// The peer's region, once its `Hello` arrived.
+    pub(crate) fn peer_region(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Established { info, .. } => Some(&info.region),
+            Phase::Handshaking { .. } => None,
+        }
+    }
+
     /// The peer's node id, once its `Hello` arrived.
     pub(crate) fn node(&self) -> Option<NodeId> {
         match &self.phase {

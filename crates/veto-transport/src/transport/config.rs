@@ -15,6 +15,9 @@ use crate::tls::ClusterTls;
 /// Bytes one lane may have in flight before the receiver reads them: 4 MiB.
 const STREAM_WINDOW_BYTES: u32 = 4 << 20;
 
+/// Received datagrams waiting to be read, in bytes, per connection.
+const DATAGRAM_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Packets a later one may overtake before the earlier counts as lost: high
 /// enough that on any real path only the time threshold decides.
 const REORDER_PACKETS: u32 = 1 << 16;
@@ -129,7 +132,10 @@ impl TransportConfig {
             // Exactly the two lane streams; a peer cannot open more than that.
             .max_concurrent_uni_streams(VarInt::from_u32(2))
             .max_concurrent_bidi_streams(VarInt::from_u32(0))
-            .datagram_receive_buffer_size(None)
+            // Redundant copies of urgent frames (see
+            // `Transport::send_datagram`); a receiver that falls behind drops
+            // the oldest, which the lanes carry anyway.
+            .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER_BYTES))
             // A WAN path with jitter reorders packets by far more than the
             // default three, and each reordering counted as a loss halves the
             // congestion window: a backlog over a 50 ± 5 ms link then crawls.

@@ -302,6 +302,7 @@ pub(crate) async fn serve(inner: &Arc<Inner>, established: Established) -> Durat
         end = read_lane(inner, &shared, Lane::Bulk, recv_bulk) => end,
         end = write_lane(inner, &shared, Lane::Urgent, send_urgent) => end,
         end = write_lane(inner, &shared, Lane::Bulk, send_bulk) => end,
+        end = read_datagrams(inner, &shared) => end,
         end = refuse_streams(&shared.conn) => end,
         _ = shared.conn.closed() => End::Lost,
     };
@@ -358,6 +359,24 @@ async fn read_lane(inner: &Inner, shared: &ConnShared, lane: Lane, mut recv: Rec
         let event = TransportEvent::Frame {
             conn: shared.id,
             lane,
+            bytes,
+        };
+        if !inner.emit(event).await {
+            return End::EventsClosed;
+        }
+    }
+}
+
+/// Passes each datagram on as it comes; QUIC has already bounded its size to
+/// one packet.
+async fn read_datagrams(inner: &Inner, shared: &ConnShared) -> End {
+    loop {
+        let Ok(bytes) = shared.conn.read_datagram().await else {
+            return End::Lost;
+        };
+        inner.metrics.datagram_in(bytes.len());
+        let event = TransportEvent::Datagram {
+            conn: shared.id,
             bytes,
         };
         if !inner.emit(event).await {

@@ -186,6 +186,33 @@ impl Transport {
         })
     }
 
+    /// Sends `payload` as one QUIC datagram: no retransmission, no order, no
+    /// flow control, so it is neither delayed by a lost packet before it nor
+    /// resent when lost itself. For redundant copies of what a lane carries
+    /// reliably. It must fit in one packet of the path (about 1,200 bytes).
+    pub fn send_datagram(&self, conn: ConnId, payload: Bytes) -> Result<(), SendError> {
+        let shared = self
+            .inner
+            .registry()
+            .conn(conn)
+            .ok_or(SendError::UnknownConnection(conn))?;
+        let len = payload.len();
+        let max = shared.conn.max_datagram_size().unwrap_or(0);
+        if len > max {
+            return Err(SendError::DatagramTooLarge { len, max });
+        }
+        match shared.conn.send_datagram(payload) {
+            Ok(()) => {
+                self.inner.metrics.datagram_out(len);
+                Ok(())
+            }
+            Err(quinn::SendDatagramError::TooLarge) => {
+                Err(SendError::DatagramTooLarge { len, max })
+            }
+            Err(_) => Err(SendError::Closed(conn)),
+        }
+    }
+
     /// Closes a connection; its `Disconnected` event carries `reason`. If the
     /// peer is configured, it is redialled after the backoff.
     pub fn close(&self, conn: ConnId, reason: &str) {

@@ -13,6 +13,8 @@ pub(crate) struct Metrics {
     bytes_in: [Counter; 2],
     bytes_out: [Counter; 2],
     queue_full: [Counter; 2],
+    /// Datagrams in and out, and their bytes, under `lane="datagram"`.
+    datagrams: [Counter; 4],
     connected: Gauge,
     dialing: Gauge,
     backoff: Gauge,
@@ -31,6 +33,13 @@ impl Metrics {
             bytes_out: per_lane("veto_gossip_bytes_total", "out"),
             queue_full: Lane::ALL
                 .map(|lane| counter!("veto_gossip_send_queue_full_total", "lane" => lane.as_str())),
+            datagrams: [
+                ("veto_gossip_frames_total", "in"),
+                ("veto_gossip_bytes_total", "in"),
+                ("veto_gossip_frames_total", "out"),
+                ("veto_gossip_bytes_total", "out"),
+            ]
+            .map(|(name, dir)| counter!(name, "direction" => dir, "lane" => "datagram")),
             connected: gauge!("veto_gossip_connections", "state" => "connected"),
             dialing: gauge!("veto_gossip_connections", "state" => "dialing"),
             backoff: gauge!("veto_gossip_connections", "state" => "backoff"),
@@ -45,6 +54,16 @@ impl Metrics {
     pub(crate) fn frames_out(&self, lane: Lane, frames: u64, bytes: u64) {
         self.frames_out[lane.index()].increment(frames);
         self.bytes_out[lane.index()].increment(bytes);
+    }
+
+    pub(crate) fn datagram_in(&self, len: usize) {
+        self.datagrams[0].increment(1);
+        self.datagrams[1].increment(len as u64);
+    }
+
+    pub(crate) fn datagram_out(&self, len: usize) {
+        self.datagrams[2].increment(1);
+        self.datagrams[3].increment(len as u64);
     }
 
     pub(crate) fn queue_full(&self, lane: Lane) {

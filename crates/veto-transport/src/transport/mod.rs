@@ -154,6 +154,14 @@ pub enum TransportEvent {
         /// The frame, without its length prefix.
         bytes: Bytes,
     },
+    /// A datagram arrived: a frame sent with [`Transport::send_datagram`],
+    /// which may be lost, duplicated or overtake frames sent before it.
+    Datagram {
+        /// The connection it came on.
+        conn: ConnId,
+        /// The datagram's payload.
+        bytes: Bytes,
+    },
     /// A connection ended; its id is never used again.
     Disconnected {
         /// The connection.
@@ -183,6 +191,14 @@ pub enum SendError {
     /// The connection is closing.
     #[error("connection {0} is closing")]
     Closed(ConnId),
+    /// A datagram longer than the path carries in one packet right now.
+    #[error("datagram of {len} bytes exceeds the path's {max}-byte limit")]
+    DatagramTooLarge {
+        /// The datagram's length.
+        len: usize,
+        /// The limit, from the path's current MTU.
+        max: usize,
+    },
 }
 
 /// Why [`Transport::bind`] failed.

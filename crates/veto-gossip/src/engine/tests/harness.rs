@@ -53,6 +53,8 @@ struct Link {
 
 enum Delivery {
     Frame(Vec<u8>),
+    /// A frame sent on the datagram lane.
+    Datagram(Vec<u8>),
     /// The connection is gone, as the transport would report it.
     Lost,
 }
@@ -261,10 +263,17 @@ impl World {
         }
         let is_ack = matches!(msg, Message::Ack { .. });
         let delay = match lane {
-            Lane::Urgent => self.slow.get(&(from, to)).copied().unwrap_or(self.latency),
+            Lane::Urgent | Lane::Datagram => {
+                self.slow.get(&(from, to)).copied().unwrap_or(self.latency)
+            }
             Lane::Bulk => self.bulk_latency,
         };
-        self.enqueue(delay, from, to, key, is_ack, Delivery::Frame(frame));
+        let what = if lane == Lane::Datagram {
+            Delivery::Datagram(frame)
+        } else {
+            Delivery::Frame(frame)
+        };
+        self.enqueue(delay, from, to, key, is_ack, what);
     }
 
     /// Node `i` closed its connection `peer`: the other side learns of it
@@ -333,6 +342,13 @@ impl World {
                     Input::Frame {
                         peer: e.key,
                         bytes: &frame,
+                    },
+                ),
+                Delivery::Datagram(datagram) => self.input(
+                    e.to,
+                    Input::Datagram {
+                        peer: e.key,
+                        bytes: &datagram,
                     },
                 ),
                 Delivery::Lost => self.input(e.to, Input::Lost(e.key)),

@@ -4,6 +4,7 @@
 
 mod backlog;
 mod chaos;
+mod echo;
 mod harness;
 mod integrity;
 mod protocol;
