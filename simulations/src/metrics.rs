@@ -27,6 +27,9 @@ pub(crate) struct Metrics {
     pub(crate) new_by_push: u64,
     pub(crate) new_by_repair: u64,
     pub(crate) duplicates: u64,
+    /// Datagram copies of pushes that came after their record: the price of
+    /// the copies, kept apart from `duplicates` (records relayed twice).
+    pub(crate) echo_copies: u64,
     pub(crate) expired_on_receipt: u64,
     pub(crate) restored: u64,
     /// Records a completed persist stored again under a covered id.
@@ -67,6 +70,7 @@ impl Metrics {
     pub(crate) fn event(&mut self, e: &EngineEvent) {
         match e {
             EngineEvent::Received {
+                via,
                 duplicates,
                 expired,
                 cleared,
@@ -74,7 +78,11 @@ impl Metrics {
                 conflicts,
                 ..
             } => {
-                self.duplicates += *duplicates as u64;
+                if *via == Via::Echo {
+                    self.echo_copies += *duplicates as u64;
+                } else {
+                    self.duplicates += *duplicates as u64;
+                }
                 self.expired_on_receipt += *expired as u64;
                 self.restored += *restored as u64;
                 self.conflicts += *conflicts as u64;

@@ -103,6 +103,9 @@ pub struct Happenings {
     pub duplicates: u64,
     /// Duplicates per new record received (by push or by repair).
     pub duplicates_per_new: f64,
+    /// Datagram copies of pushes that came after their record (not counted
+    /// in `duplicates`).
+    pub echo_copies: u64,
     /// Received records already past expiry.
     pub expired_on_receipt: u64,
     /// Seqs covered because a peer had collected them.
@@ -286,6 +289,7 @@ impl RunReport {
             duplicates: m.duplicates,
             duplicates_per_new: m.duplicates as f64
                 / (m.new_by_push + m.new_by_repair).max(1) as f64,
+            echo_copies: m.echo_copies,
             expired_on_receipt: m.expired_on_receipt,
             cleared: m.cleared,
             gc_pruned: m.gc_pruned,
@@ -374,7 +378,7 @@ impl fmt::Display for RunReport {
             ("traffic", format!("{} messages, {} bytes; per revocation {:.1} messages ({:.1} pushes), {:.0} bytes", t.messages, t.bytes, t.messages_per_revocation, t.pushes_per_revocation, t.bytes_per_revocation)),
             ("reports", format!("in frontiers {} bytes ({:.1}% of all), {:.1} bytes per frontier; prompt Reports {} bytes ({:.1}% of all)", t.report_bytes, 100.0 * t.report_bytes as f64 / t.bytes.max(1) as f64, t.report_bytes_per_frontier, t.by_kind[MessageKind::Reports.index()].bytes, 100.0 * t.by_kind[MessageKind::Reports.index()].bytes as f64 / t.bytes.max(1) as f64)),
             ("by kind", t.by_kind.iter().map(|k| format!("{} {}/{}B", k.kind, k.messages, k.bytes)).collect::<Vec<_>>().join("  ")),
-            ("records in", format!("{} by push, {} by repair, {} duplicates ({:.3} per new record), {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.duplicates_per_new, h.expired_on_receipt, h.cleared, h.gc_pruned)),
+            ("records in", format!("{} by push, {} by repair, {} duplicates ({:.3} per new record), {} datagram copies after their record, {} expired on receipt, {} cleared, {} collected", h.new_by_push, h.new_by_repair, h.duplicates, h.duplicates_per_new, h.echo_copies, h.expired_on_receipt, h.cleared, h.gc_pruned)),
             ("faults", format!("{} crashes, {} restarts, {} clock jumps, {} clock-ahead stamps, {} persist / {} read failures, {} batch timeouts", h.crashes, h.restarts, h.clock_jumps, h.clock_ahead, h.persist_failures, h.read_failures, h.batches_timed_out)),
             ("storage", format!("{} disk faults, {} halts, {} resumes, {} revocations refused; {} ids reported missing at start, {} at the end", h.disk_faults, h.writes_halted, h.writes_resumed, h.revocations_refused, h.missing_reported, h.missing_at_end)),
             ("network", format!("{} connections, {} sides lost, {} failed dials, {} retransmissions; chaos {} dropped {} duplicated {} reordered", h.connections, h.disconnections, h.dial_failures, h.retransmissions, h.chaos_dropped, h.chaos_duplicated, h.chaos_reordered)),

@@ -17,7 +17,12 @@
 //!   `Goodbye { reason }` and [`Output::Close`].
 //! - **Eager push.** A record made here ([`Engine::local_records`]) is pushed at
 //!   once, on the urgent lane, to every peer past its handshake. Received
-//!   records are not relayed: anti-entropy carries them further.
+//!   records are not relayed: anti-entropy carries them further. A push to a
+//!   peer in another region is sent again as datagrams after each of
+//!   [`Config::push_echoes`], so that a lost packet does not hold it up
+//!   until QUIC's probe timeout; a datagram is taken in only as a push, only
+//!   after the handshake, and anything else in one is dropped, never a
+//!   violation (see the `echo` module).
 //! - **Anti-entropy.** Each side sends its durable frontier after the handshake
 //!   and then about every [`Config::anti_entropy_period`]. On a frontier the
 //!   other side queues exactly what the sender lacks (minus batches in flight,
