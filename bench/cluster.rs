@@ -187,6 +187,23 @@ fn start_node(root: &Path, certs: &Path, name: &str, gossip: u16, peers: &[u16])
     node
 }
 
+/// Prints the node's metric lines that start with any of `prefixes`, each
+/// behind `label`.
+fn print_metrics(client: &Client, node: &Node, label: &str, prefixes: &[&str]) {
+    let text = client
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for line in text
+        .lines()
+        .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+    {
+        println!("{label} {line}");
+    }
+}
+
 fn status(client: &Client, node: &Node) -> Value {
     client
         .get(format!("{}/v1/status", node.url))
@@ -325,17 +342,12 @@ fn propagation() {
     let clean = gossip_counters(&client, &nodes);
     if std::env::var("SHOW_METRICS").is_ok() {
         for node in &nodes {
-            let text = client
-                .get(format!("{}/metrics", node.url))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap();
-            for line in text.lines().filter(|l| {
-                l.starts_with("veto_propagation_seconds") || l.starts_with("veto_store_flush")
-            }) {
-                println!("{} {line}", node.url);
-            }
+            print_metrics(
+                &client,
+                node,
+                &node.url,
+                &["veto_propagation_seconds", "veto_store_flush"],
+            );
         }
     }
     let mut rows = vec![("no loss".to_owned(), clean.clone())];
@@ -482,18 +494,7 @@ fn backlog() {
     let converge_s = started.elapsed().as_secs_f64();
     if show {
         for (name, node) in [("holder", &holder), ("joiner", &joiner)] {
-            let text = client
-                .get(format!("{}/metrics", node.url))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap();
-            for line in text
-                .lines()
-                .filter(|l| l.starts_with("veto_gossip") || l.starts_with("veto_store_flush"))
-            {
-                println!("{name} {line}");
-            }
+            print_metrics(&client, node, name, &["veto_gossip", "veto_store_flush"]);
         }
         if let Some((h, j, _, _)) = &link {
             println!(
