@@ -113,8 +113,16 @@ impl World {
             // who holds it from frontiers: a round (jittered up to 1.5
             // periods) for a direct peer, a second for one a peer relays to;
             // after a message lost on a live connection (chaos), up to the
-            // next whole body, three frontiers on.
-            let rounds = 6 * self.p.engine.anti_entropy_ms * MS;
+            // next whole body, three frontiers on. A round with each peer
+            // comes less often the more peers a node has.
+            let period = self
+                .nodes
+                .iter()
+                .filter_map(|n| Some(n.live.as_ref()?.engine.round_period()))
+                .max()
+                .unwrap_or_default();
+            let period_ms = (period.as_millis() as u64).max(self.p.engine.anti_entropy_ms);
+            let rounds = 6 * period_ms * MS;
             let due = due.max(converged + rounds);
             if let Some((i, id, detail)) = self.incomplete_receipt() {
                 // Reports follow the records by up to a few frontier rounds.

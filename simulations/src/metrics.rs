@@ -132,7 +132,7 @@ pub(crate) fn close_class(reason: &str) -> (&'static str, bool) {
     }
 }
 
-/// The bytes of a frontier frame that carry reports (see
+/// The bytes of a frontier or digest frame that carry reports (see
 /// [`Metrics::report_bytes`]).
 pub(crate) fn report_bytes(kind: MessageKind, frame: &[u8]) -> usize {
     use veto_gossip::proto::{self, Message};
@@ -154,6 +154,15 @@ pub(crate) fn report_bytes(kind: MessageKind, frame: &[u8]) -> usize {
                 clock,
                 indirect,
                 expected,
+                reports: Vec::new(),
+                direct: None,
+            };
+            frame.len().saturating_sub(proto::encoded_len(&bare))
+        }
+        (_, Ok(Message::Digest { state, clock, .. })) => {
+            let bare = Message::Digest {
+                state,
+                clock,
                 reports: Vec::new(),
                 direct: None,
             };

@@ -460,14 +460,16 @@ struct At<'a> {
 impl Runtime for At<'_> {
     fn send(&mut self, peer: PeerKey, frame: Frame, lane: Lane, kind: MessageKind) {
         let w = &mut *self.world;
-        if kind == MessageKind::Frontier {
+        // A digest advertises the frontier as much as a frontier does.
+        let round = matches!(kind, MessageKind::Frontier | MessageKind::Digest);
+        if round {
             w.check_advertised(self.i);
         }
-        if matches!(kind, MessageKind::Frontier | MessageKind::Reports) {
+        if round || kind == MessageKind::Reports {
             w.check_reports(self.i);
-            if kind == MessageKind::Frontier {
-                w.metrics.report_bytes += crate::metrics::report_bytes(kind, &frame) as u64;
-            }
+        }
+        if round {
+            w.metrics.report_bytes += crate::metrics::report_bytes(kind, &frame) as u64;
         }
         w.metrics.sent(kind, frame.len() + FRAME_HEADER_BYTES);
         w.trace.bytes(&frame);

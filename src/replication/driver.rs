@@ -497,8 +497,14 @@ impl Runtime for Driver {
                     p.messages_out.increment(1);
                     p.bytes_out.increment(len);
                 }
-                if kind == MessageKind::Frontier {
-                    metrics::counter!("veto_anti_entropy_rounds_total").increment(1);
+                if matches!(kind, MessageKind::Frontier | MessageKind::Digest) {
+                    let message = if kind == MessageKind::Digest {
+                        "digest"
+                    } else {
+                        "frontier"
+                    };
+                    metrics::counter!("veto_anti_entropy_rounds_total", "message" => message)
+                        .increment(1);
                 }
             }
             // The engine repairs whatever is dropped here on its next round.

@@ -33,6 +33,17 @@ pub struct Config {
     /// round is scheduled uniformly between half and one and a half of it, so
     /// that rounds with different peers drift apart.
     pub anti_entropy_period: Duration,
+    /// About how many anti-entropy rounds a node holds per period, over all
+    /// its peers (default 8). With more established peers than this, each
+    /// peer's rounds are spaced out by peers / this many periods, so that
+    /// what a node in sync sends does not grow with the cluster.
+    pub anti_entropy_peers: usize,
+    /// Up to this many established peers, a new record is pushed to every
+    /// one (default 8). Past it, to the peers of this node's region and to
+    /// one peer of each other region, which pushes it on to the peers of
+    /// its own: each record crosses each WAN path about once. `usize::MAX`
+    /// keeps the full mesh at any size.
+    pub full_mesh_peers: usize,
     /// The most records in one backlog batch or push (default 1024, at most
     /// [`MAX_RECORDS_PER_MESSAGE`]).
     pub max_batch_records: usize,
@@ -97,6 +108,8 @@ impl Config {
             name: name.into(),
             region: region.into(),
             anti_entropy_period: Duration::from_secs(2),
+            anti_entropy_peers: 8,
+            full_mesh_peers: 8,
             max_batch_records: 1024,
             max_batch_bytes: 256 * 1024,
             window: MAX_WINDOW,

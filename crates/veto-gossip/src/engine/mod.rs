@@ -16,15 +16,21 @@
 //!   protocol version, or any other message before `Hello`, is answered with
 //!   `Goodbye { reason }` and [`Output::Close`].
 //! - **Eager push.** A record made here ([`Engine::local_records`]) is pushed at
-//!   once, on the urgent lane, to every peer past its handshake. Received
-//!   records are not relayed: anti-entropy carries them further. A push to a
+//!   once, on the urgent lane, to every peer past its handshake; past
+//!   [`Config::full_mesh_peers`] peers, along a region-aware tree instead: to
+//!   this region's peers and one gateway per other region, which pushes it
+//!   on to its own region's (see the `tree` module). Nothing else is
+//!   relayed: anti-entropy carries records further. A push to a
 //!   peer in another region is sent again as datagrams after each of
 //!   [`Config::push_echoes`], so that a lost packet does not hold it up
 //!   until QUIC's probe timeout; a datagram is taken in only as a push, only
 //!   after the handshake, and anything else in one is dropped, never a
 //!   violation (see the `echo` module).
 //! - **Anti-entropy.** Each side sends its durable frontier after the handshake
-//!   and then about every [`Config::anti_entropy_period`]. On a frontier the
+//!   and then holds periodic rounds: a fixed-size digest of its state, which
+//!   a peer that differs answers with its frontier (see the `rounds` module
+//!   for when and how often: about [`Config::anti_entropy_peers`] rounds per
+//!   [`Config::anti_entropy_period`] over all peers). On a frontier the
 //!   other side queues exactly what the sender lacks (minus batches in flight,
 //!   records pushed within [`Config::push_grace`], and what the sender said it
 //!   gets from elsewhere) and streams it on the
@@ -80,6 +86,7 @@ mod output;
 mod receiver;
 mod reporting;
 mod reports;
+mod rounds;
 mod runtime;
 mod sender;
 mod session;
@@ -87,6 +94,7 @@ mod source;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -134,6 +142,9 @@ pub struct EngineStats {
     pub persist_failures: u64,
     /// Connections closed for breaking the protocol.
     pub violations: u64,
+    /// Records pushed on to this node's region, as an origin's gateway
+    /// there (see [`Config::full_mesh_peers`]).
+    pub relayed: u64,
     /// Records currently waiting for the driver to make them durable.
     pub persisting: usize,
 }
@@ -357,6 +368,7 @@ impl Engine {
                 self.violation(peer, format!("{} before Hello", other.kind()));
             }
             frontier @ Message::Frontier { .. } => self.on_frontier(now, peer, frontier, src),
+            digest @ Message::Digest { .. } => self.on_digest(now, peer, digest, src),
             Message::Push { records } => {
                 self.fresh.log(now, self.config.push_grace, &records);
                 self.on_push(now, peer, records, Via::Push, src);
@@ -414,15 +426,22 @@ impl Engine {
                 self.violation(peer, reason);
                 continue;
             }
-            let mut round_due = false;
-            if let Phase::Established { next_round, .. } = &mut session.phase {
-                if now.mono >= *next_round {
-                    *next_round = now
-                        .mono
-                        .saturating_add(jittered(self.config.anti_entropy_period, rng));
-                    round_due = true;
+            let round_due = matches!(
+                session.phase,
+                Phase::Established { next_round, .. } if now.mono >= next_round
+            );
+            if round_due {
+                let at = self.next_round_at(now, peer, rng);
+                let Some(session) = self.sessions.get_mut(&peer) else {
+                    continue;
+                };
+                if let Phase::Established { next_round, .. } = &mut session.phase {
+                    *next_round = at;
                 }
             }
+            let Some(session) = self.sessions.get_mut(&peer) else {
+                continue;
+            };
             let timeout = self.config.ack_timeout;
             let mut timed_out = Vec::new();
             session.inflight.retain(|b| {
@@ -437,7 +456,7 @@ impl Engine {
                 self.event(EngineEvent::BatchTimedOut { peer, batch_id });
             }
             if round_due {
-                self.send_frontier(now, peer, src);
+                self.send_round(now, peer, src);
             }
             self.pump(now, peer, src);
         }
@@ -477,9 +496,7 @@ impl Engine {
             let reason = format!("peer has this node's own id {}", hello.node);
             return self.violation(peer, reason);
         }
-        let next_round = now
-            .mono
-            .saturating_add(jittered(self.config.anti_entropy_period, rng));
+        let next_round = self.next_round_at(now, peer, rng);
         let info = PeerInfo {
             node: hello.node,
             name: hello.name,
@@ -533,9 +550,10 @@ impl Engine {
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
-        session.lack_since = match lack.origins().next() {
-            None => None,
-            Some(_) => session.lack_since.or(Some(now.mono)),
+        let lacking = lack.origins().next().is_some();
+        session.lack_since = match lacking {
+            false => None,
+            true => session.lack_since.or(Some(now.mono)),
         };
         session.lack = lack;
         let blind = session.their.is_none() && clock.echo == 0;
@@ -544,13 +562,18 @@ impl Engine {
         // A peer that has no sample of ours (just connected, or its clock just
         // stepped) gets one at once, so that it can measure the offset within
         // a round trip rather than an anti-entropy period later.
-        let answer = clock.echo == 0;
+        // A peer answering this node's digest gets this node's frontier
+        // back: it showed that the two differ, but not yet what it lacks.
+        let answer = clock.echo == 0 || session.digest_sent;
         session.their = Some(their);
         if measured {
             self.update_verdict();
         }
         // Chosen before answering, so that the answer already says it.
         self.designate(now, peer);
+        if lacking {
+            self.hasten_round(now, peer);
+        }
         if answer {
             self.send_frontier(now, peer, src);
         }

@@ -13,12 +13,13 @@ impl Engine {
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
+        session.digest_sent = false;
         let clock = session.clock.sample(now);
         let summary = FrontierSummary::of(&self.durable);
         let mut holdings = src.holdings();
         holdings.truncate(proto::MAX_SUMMARY_RANGES);
         let (indirect, expected) = self.source_hints(now, peer);
-        let reports = self.frontier_reports(now, peer);
+        let reports = self.frontier_reports(now, peer, false);
         let direct = self.direct_for(peer);
         let msg = Message::Frontier {
             summary,

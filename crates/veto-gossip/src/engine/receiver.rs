@@ -188,6 +188,9 @@ impl Engine {
             }
         }
 
+        if batch.is_none() {
+            self.relay(now, peer, &fresh);
+        }
         let new = fresh.len();
         let restored = restore.len();
         let persisting = !ids.is_empty() || covers_any;

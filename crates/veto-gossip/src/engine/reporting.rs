@@ -29,23 +29,33 @@ impl Engine {
         self.reports.own(node, name, region, now, &self.durable)
     }
 
-    /// The reports to put in a frontier for `peer`: this node's own, fresh,
-    /// and those of the nodes the peer is not connected to, each when newer
-    /// than what the peer was sent.
-    pub(super) fn frontier_reports(&mut self, now: Now, peer: PeerKey) -> Vec<Report> {
+    /// The reports to put in a frontier (or, with `digest`, a digest) for
+    /// `peer`: this node's own, fresh, and those of the nodes the peer is
+    /// not connected to, each when newer than what the peer was sent. Only
+    /// frontiers count towards sending bodies whole again, so that a digest
+    /// between nodes in sync stays small.
+    pub(super) fn frontier_reports(
+        &mut self,
+        now: Now,
+        peer: PeerKey,
+        digest: bool,
+    ) -> Vec<Report> {
         self.refresh_own_report(now);
         let me = self.config.node;
+        let round_period = self.round_period();
         let Some(session) = self.sessions.get_mut(&peer) else {
             return Vec::new();
         };
-        if session.reports.next_frontier() {
+        if !digest && session.reports.next_frontier() {
             session.direct_sent = None;
         }
         let skip = session.node();
         // A cluster's connections come up together: what a peer is connected
         // to in its first seconds says little, and relaying to it then would
         // send every node's report to every peer once.
-        let settled = now.mono >= session.opened_at + self.config.anti_entropy_period;
+        // The peer tells what it is connected to with its rounds, so its
+        // list is only sure once two have come.
+        let settled = now.mono >= session.opened_at + round_period * 2;
         let relayed: Vec<NodeId> = match &session.their_direct {
             Some(direct) if settled => self
                 .reports

@@ -149,11 +149,16 @@ pub(crate) struct ReportLink {
     received: BTreeMap<NodeId, LinkState>,
     /// Frontiers sent on the connection since bodies last went whole.
     since_whole: u32,
+    /// Nodes whose copy received on this connection is known wrong (a
+    /// change never arrived), until a body that agrees with its digest.
+    wrong: std::collections::BTreeSet<NodeId>,
 }
 
-/// Every this many frontiers, bodies go whole again: a transport that lost
-/// a message on a live connection (which QUIC never does, but a test
-/// network may) costs at most that many rounds of a stale view.
+/// Every this many frontiers (digests do not count), bodies go whole again:
+/// a transport that lost a message on a live connection (which QUIC never
+/// does, but a test network may) costs at most that many frontier
+/// exchanges of a stale view. A node with a wrong copy answers every digest
+/// with a frontier until it is whole again (see [`ReportLink::has_wrong`]).
 const WHOLE_EVERY: u32 = 3;
 
 impl ReportLink {
@@ -166,6 +171,12 @@ impl ReportLink {
         self.since_whole = 0;
         self.sent.clear();
         true
+    }
+
+    /// Whether a report received on this connection is known wrong, so that
+    /// a frontier exchange (which brings whole bodies nearer) is due.
+    pub(crate) fn has_wrong(&self) -> bool {
+        !self.wrong.is_empty()
     }
 }
 
@@ -255,17 +266,25 @@ impl Reports {
                     }
                     seen.through.extend(state.through);
                 }
-                // A heartbeat for a body this connection never sent.
-                None if seen.name.is_empty() && seen.through.is_empty() => continue,
+                // A heartbeat for a body that never arrived (lost, or still
+                // behind it): wrong until a whole one comes.
+                None if seen.name.is_empty() && seen.through.is_empty() => {
+                    link.wrong.insert(report.node);
+                    continue;
+                }
                 None => {}
             }
             seen.at = at;
-            if through_digest(&seen.through) != report.digest {
-                // A change that never arrived: this copy is wrong until the
-                // next whole body.
+            // A change that never arrived, or changes without the body they
+            // change (its name and region went with the first): this copy
+            // is wrong until the next whole body.
+            let nameless = seen.name.is_empty() && seen.region.is_empty();
+            if nameless || through_digest(&seen.through) != report.digest {
                 link.received.remove(&report.node);
+                link.wrong.insert(report.node);
                 continue;
             }
+            link.wrong.remove(&report.node);
             if report.node == me
                 || self
                     .table

@@ -23,17 +23,25 @@ const CLEARED_RANGE_BYTES: usize = 20 + 16;
 pub(crate) type Spans = Vec<(NodeId, RangeInclusive<u64>)>;
 
 impl Engine {
-    /// Pushes new local records to every established peer, in messages within
-    /// the batch limits.
-    /// Each message is encoded once and its bytes shared by all peers.
+    /// Pushes new local records to the peers the tree names (every
+    /// established peer in a small cluster; see the `tree` module).
     pub(super) fn push_to_peers(&mut self, now: Now, records: &[Record]) {
-        let peers: Vec<PeerKey> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.is_established())
-            .map(|(k, _)| *k)
-            .collect();
-        let Some(&first) = peers.first() else {
+        let targets = self.push_targets();
+        self.push(now, &targets, records, true);
+    }
+
+    /// Pushes `records` to `targets` in messages within the batch limits,
+    /// each encoded once and its bytes shared by all of them. With
+    /// `everywhere`, the records count as on their way to every established
+    /// peer, since those not pushed to directly get them by relay.
+    pub(super) fn push(
+        &mut self,
+        now: Now,
+        targets: &[PeerKey],
+        records: &[Record],
+        everywhere: bool,
+    ) {
+        let Some(&first) = targets.first() else {
             return;
         };
         let chunks: Vec<(Frame, usize, Spans)> = chunk(records, &self.config)
@@ -45,7 +53,7 @@ impl Engine {
                 Some((frame, count, spans))
             })
             .collect();
-        for peer in peers {
+        for &peer in targets {
             for (frame, count, spans) in &chunks {
                 if let Some(session) = self.sessions.get_mut(&peer) {
                     session.stats.records_out += *count as u64;
@@ -53,6 +61,16 @@ impl Engine {
                 }
                 self.send_frame(peer, frame.clone(), Lane::Urgent, MessageKind::Push);
                 self.echo_push(now, peer, frame);
+            }
+        }
+        if everywhere {
+            let grace = self.config.push_grace;
+            for (key, session) in self.sessions.iter_mut() {
+                if session.is_established() && !targets.contains(key) {
+                    for (_, _, spans) in &chunks {
+                        session.log_push(now, grace, spans.clone());
+                    }
+                }
             }
         }
     }

@@ -140,6 +140,10 @@ pub(crate) struct Session {
     /// The nodes the peer last said it is connected to; until it says, it
     /// is sent no other node's report.
     pub(crate) their_direct: Option<BTreeSet<NodeId>>,
+    /// This node's last round with the peer was a digest, and no frontier
+    /// went since: a frontier from the peer (its answer to a digest that
+    /// differed) is answered with this node's own.
+    pub(crate) digest_sent: bool,
     /// When the connection came up, on the monotonic clock.
     pub(crate) opened_at: Duration,
     pub(crate) stats: PeerStats,
@@ -171,6 +175,7 @@ impl Session {
             reports: ReportLink::default(),
             direct_sent: None,
             their_direct: None,
+            digest_sent: false,
             opened_at: now.mono,
             stats: PeerStats {
                 state: PeerState::Handshaking,

@@ -75,8 +75,9 @@ fn rank(node: NodeId, origin: NodeId) -> (bool, NodeId) {
 }
 
 impl Engine {
-    /// How long a peer may stay silent and still count as a source: its
-    /// frontiers come at most 1.5 anti-entropy periods apart, and the grace
+    /// How long a peer may stay silent and still count as a source: while
+    /// this node lacks what it has, rounds with it come at most 1.5
+    /// anti-entropy periods apart (see the `rounds` module), and the grace
     /// covers their transit.
     pub(super) fn source_window(&self) -> Duration {
         (self.config.anti_entropy_period * 3 / 2).saturating_add(self.config.push_grace)

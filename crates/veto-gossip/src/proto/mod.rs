@@ -36,7 +36,7 @@ pub use codec::{
     decode, encode, encode_frame, encoded_len, parse_frame_header, DecodeError, EncodeError,
 };
 pub use report::{through_digest, Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
-pub use summary::FrontierSummary;
+pub use summary::{state_digest, FrontierSummary, StateDigest};
 
 /// The protocol version this build speaks, sent in [`Hello`].
 ///
@@ -48,8 +48,10 @@ pub use summary::FrontierSummary;
 /// the cluster. Version 5 added the `peer` scope to records (a node's
 /// certificate, refused by every node that holds it): a node of version 4
 /// could not decode such a record, so the two refuse each other at `Hello`
-/// rather than fail on the first one.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// rather than fail on the first one. Version 6 added [`Message::Digest`]:
+/// nodes in sync exchange a fixed-size digest of their state rather than
+/// their whole frontier.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -173,10 +175,26 @@ pub enum Message {
         /// The reports, as in [`Message::Frontier`].
         reports: Vec<Report>,
     },
+    /// A periodic anti-entropy round between nodes that are probably in
+    /// sync: a fixed-size digest of the sender's state instead of its
+    /// frontier. A receiver whose own digest differs answers with its
+    /// [`Message::Frontier`], and the sender then with its own, so that each
+    /// side learns what the other lacks; when they agree nothing more is
+    /// sent. What a round costs then no longer grows with the cluster.
+    Digest {
+        /// [`state_digest`] of the sender's durable frontier and holdings.
+        state: StateDigest,
+        /// As in [`Message::Frontier`].
+        clock: ClockSample,
+        /// As in [`Message::Frontier`].
+        reports: Vec<Report>,
+        /// As in [`Message::Frontier`].
+        direct: Option<Vec<NodeId>>,
+    },
 }
 
 /// The number of message tags this version knows.
-pub(crate) const MESSAGE_TAGS: u32 = 8;
+pub(crate) const MESSAGE_TAGS: u32 = 9;
 
 /// A digest of the live records one node holds of one origin: how many, and
 /// the sum (mod 2^64) of the first 8 bytes of their fingerprints. Order
@@ -248,6 +266,8 @@ pub enum MessageKind {
     Held,
     /// [`Message::Reports`].
     Reports,
+    /// [`Message::Digest`].
+    Digest,
 }
 
 impl MessageKind {
@@ -261,6 +281,7 @@ impl MessageKind {
         MessageKind::Ack,
         MessageKind::Held,
         MessageKind::Reports,
+        MessageKind::Digest,
     ];
 
     /// The wire tag, which is also the kind's index in [`MessageKind::ALL`].
@@ -279,6 +300,7 @@ impl MessageKind {
             MessageKind::Ack => "Ack",
             MessageKind::Held => "Held",
             MessageKind::Reports => "Reports",
+            MessageKind::Digest => "Digest",
         }
     }
 }
@@ -300,6 +322,7 @@ impl Message {
             Message::Ack { .. } => MessageKind::Ack,
             Message::Held { .. } => MessageKind::Held,
             Message::Reports { .. } => MessageKind::Reports,
+            Message::Digest { .. } => MessageKind::Digest,
         }
     }
 
@@ -323,14 +346,7 @@ impl Message {
                 ..
             } => {
                 report::check_reports(reports)?;
-                if let Some(direct) = direct {
-                    if direct.len() > MAX_INDIRECT_ORIGINS {
-                        return Err(Invalid::TooManyOrigins {
-                            count: direct.len(),
-                            limit: MAX_INDIRECT_ORIGINS,
-                        });
-                    }
-                }
+                check_direct(direct.as_deref())?;
                 check_ranges(&summary.origins, MAX_SUMMARY_RANGES)?;
                 if holdings.len() > MAX_SUMMARY_RANGES {
                     return Err(Invalid::TooManyRanges {
@@ -355,6 +371,12 @@ impl Message {
             }
             Message::Ack { .. } => Ok(()),
             Message::Reports { reports } => report::check_reports(reports),
+            Message::Digest {
+                reports, direct, ..
+            } => {
+                report::check_reports(reports)?;
+                check_direct(direct.as_deref())
+            }
             Message::Held {
                 origin,
                 from,
@@ -447,6 +469,16 @@ pub enum Invalid {
         /// The limit.
         limit: usize,
     },
+}
+
+fn check_direct(direct: Option<&[NodeId]>) -> Result<(), Invalid> {
+    match direct {
+        Some(direct) if direct.len() > MAX_INDIRECT_ORIGINS => Err(Invalid::TooManyOrigins {
+            count: direct.len(),
+            limit: MAX_INDIRECT_ORIGINS,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn check_text(field: &'static str, value: &str) -> Result<(), Invalid> {

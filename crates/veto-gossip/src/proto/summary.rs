@@ -1,9 +1,40 @@
 //! The frontier as sent on the wire: bounded, and safe to truncate.
 
 use serde::{Deserialize, Serialize};
-use veto_core::Frontier;
+use sha2::{Digest as _, Sha256};
+use veto_core::{Frontier, NodeId};
 
-use super::{OriginRanges, MAX_SUMMARY_RANGES};
+use super::{Holding, OriginRanges, MAX_SUMMARY_RANGES};
+
+/// A fixed-size digest of what a node covers and holds: see [`state_digest`].
+pub type StateDigest = [u8; 16];
+
+/// The digest two nodes compare in [`super::Message::Digest`]: the first 16
+/// bytes of SHA-256 over every range of `frontier` (not truncated) and every
+/// per-origin holding, in order. Equal exactly when both cover the same seqs
+/// and hold the same records, but for a collision of 128 bits; it depends on
+/// nothing else (not on which node computes it, nor on the order records
+/// arrived in), since frontiers and holdings are kept in origin order.
+pub fn state_digest(frontier: &Frontier, holdings: &[(NodeId, Holding)]) -> StateDigest {
+    let mut hash = Sha256::new();
+    for (origin, set) in frontier.origins() {
+        hash.update(b"o");
+        hash.update(origin.get().to_le_bytes());
+        for r in set.ranges() {
+            hash.update(r.start().to_le_bytes());
+            hash.update(r.end().to_le_bytes());
+        }
+    }
+    for (origin, holding) in holdings {
+        hash.update(b"h");
+        hash.update(origin.get().to_le_bytes());
+        hash.update(holding.count.to_le_bytes());
+        hash.update(holding.sum.to_le_bytes());
+    }
+    let mut digest = StateDigest::default();
+    digest.copy_from_slice(&hash.finalize()[..16]);
+    digest
+}
 
 /// A node's durable frontier as sent in [`super::Message::Frontier`]: per origin,
 /// the seq ranges it covers.

@@ -99,7 +99,59 @@ fn samples() -> Vec<Message> {
             cleared: vec![(NodeId::new(2), vec![1..=4, 6..=9])],
         },
         Message::Ack { batch_id: 42 },
+        Message::Digest {
+            state: [0xa5; 16],
+            clock: ClockSample {
+                sent_at: 1_700_000_000_123_456_789,
+                echo: 0,
+                held: 0,
+            },
+            reports: vec![Report {
+                node: NodeId::new(4),
+                at: 6,
+                state: None,
+                digest: 7,
+            }],
+            direct: None,
+        },
     ]
+}
+
+#[test]
+fn a_digest_is_small_and_its_lists_are_bounded() {
+    let digest = |direct: Option<Vec<NodeId>>| Message::Digest {
+        state: crate::proto::state_digest(&Frontier::new(), &[]),
+        clock: ClockSample::default(),
+        reports: Vec::new(),
+        direct,
+    };
+    assert!(encoded_len(&digest(None)) <= 24);
+    let many = (1..=MAX_INDIRECT_ORIGINS as u64 + 1)
+        .map(NodeId::new)
+        .collect();
+    let bytes = encode(&digest(Some(many))).unwrap();
+    assert!(matches!(
+        decode(&bytes),
+        Err(DecodeError::Invalid {
+            kind: "Digest",
+            error: Invalid::TooManyOrigins { .. }
+        })
+    ));
+}
+
+#[test]
+fn the_state_digest_tells_frontiers_and_holdings_apart() {
+    use crate::proto::state_digest;
+    let mut a = Frontier::new();
+    a.insert_range(NodeId::new(1), 1..=10);
+    let mut b = a.clone();
+    b.insert_range(NodeId::new(1), 12..=12);
+    let held = [(NodeId::new(1), Holding { count: 10, sum: 5 })];
+    let other = [(NodeId::new(1), Holding { count: 10, sum: 6 })];
+    assert_eq!(state_digest(&a, &held), state_digest(&a.clone(), &held));
+    assert_ne!(state_digest(&a, &held), state_digest(&b, &held));
+    assert_ne!(state_digest(&a, &held), state_digest(&a, &other));
+    assert_ne!(state_digest(&a, &held), state_digest(&a, &[]));
 }
 
 #[test]
@@ -201,8 +253,8 @@ fn a_huge_length_claim_does_not_allocate_or_panic() {
 #[test]
 fn an_unknown_tag_is_named() {
     assert_eq!(
-        decode(&[8, 0]).unwrap_err(),
-        DecodeError::UnknownMessage { tag: 8 }
+        decode(&[9, 0]).unwrap_err(),
+        DecodeError::UnknownMessage { tag: 9 }
     );
     assert_eq!(
         decode(&[250, 0]).unwrap_err(),

@@ -10,5 +10,6 @@ mod integrity;
 mod protocol;
 mod replication;
 mod reports;
+mod rounds;
 mod sources;
 mod store;

@@ -302,20 +302,26 @@ fn only_durable_records_are_advertised() {
         },
     );
     let (id, _) = persisted(&outs)[0].clone();
+    // In a round, the digest of the state the node advertises.
     let advertised = |r: &mut Rig| {
         let at = r.engine.next_timeout().unwrap();
         r.engine.tick(Now::both(at), &mut r.rng, &r.store);
         sent(&r.drain())
             .into_iter()
             .find_map(|m| match m {
-                Message::Frontier { summary, .. } => Some(summary.to_frontier()),
+                Message::Digest { state, .. } => Some(state),
                 _ => None,
             })
-            .expect("a frontier each round")
+            .expect("a digest each round")
     };
-    assert!(!advertised(&mut r).contains(x.id));
+    let mut with_x = Frontier::new();
+    with_x.insert(x.id);
+    let without = proto::state_digest(&Frontier::new(), &[]);
+    let with = proto::state_digest(&with_x, &[]);
+    assert_ne!(without, with);
+    assert_eq!(advertised(&mut r), without);
     r.engine.records_durable(Now::both(T0), id);
-    assert!(advertised(&mut r).contains(x.id));
+    assert_eq!(advertised(&mut r), with);
 }
 
 #[test]
