@@ -54,6 +54,9 @@ pub(crate) fn publish(
     engine: &Engine,
     names: &Names,
 ) {
+    let stats = engine.stats();
+    metrics::counter!("veto_gossip_records_relayed_total").absolute(stats.relayed);
+    metrics::counter!("veto_gossip_records_regrafted_total").absolute(stats.regrafted);
     let dialled = transport.peers();
     let mut seen = Vec::new();
     let view_of = |conn: Option<ConnId>, view: &mut PeerView| {

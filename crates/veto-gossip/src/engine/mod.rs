@@ -145,6 +145,9 @@ pub struct EngineStats {
     /// Records pushed on to this node's region, as an origin's gateway
     /// there (see [`Config::full_mesh_peers`]).
     pub relayed: u64,
+    /// Records pushed again to a region, through another gateway, after
+    /// the tree's first one was not reported in time.
+    pub regrafted: u64,
     /// Records currently waiting for the driver to make them durable.
     pub persisting: usize,
 }
@@ -183,6 +186,7 @@ pub struct Engine {
     own_report_stale: bool,
     /// Copies of recent pushes to peers in other regions, not yet sent.
     echoes: echo::Echoes,
+    relay_watch: tree::RelayWatch,
 }
 
 impl Engine {
@@ -218,6 +222,7 @@ impl Engine {
             report_due: BTreeSet::new(),
             own_report_stale: true,
             echoes: echo::Echoes::default(),
+            relay_watch: tree::RelayWatch::default(),
         }
     }
 
@@ -413,6 +418,7 @@ impl Engine {
         src: &(impl RecordSource + ?Sized),
     ) {
         self.send_due_echoes(now);
+        self.check_relays(now);
         let keys: Vec<PeerKey> = self.sessions.keys().copied().collect();
         for peer in keys {
             let Some(session) = self.sessions.get_mut(&peer) else {
@@ -474,6 +480,7 @@ impl Engine {
             .values()
             .filter_map(|s| s.deadline(&self.config))
             .chain(self.echoes.next_due())
+            .chain(self.relay_watch.next_due())
             .min()
     }
 

@@ -66,7 +66,8 @@ impl Engine {
             _ => Vec::new(),
         };
         let nodes = std::iter::once(me).chain(relayed);
-        self.reports.outgoing(&mut session.reports, skip, nodes)
+        self.reports
+            .outgoing(&mut session.reports, skip, nodes, None)
     }
 
     /// The nodes this node is connected to, for a frontier to `peer`, when
@@ -126,7 +127,11 @@ impl Engine {
             let Some(session) = self.sessions.get_mut(&peer) else {
                 continue;
             };
-            let reports = self.reports.outgoing(&mut session.reports, node, [me]);
+            // An origin is sent its own entry only: the receipt it waits for.
+            let only = if origin_is_peer { node } else { None };
+            let reports = self
+                .reports
+                .outgoing(&mut session.reports, node, [me], only);
             if !reports.is_empty() {
                 self.send(peer, Message::Reports { reports }, Lane::Urgent);
             }

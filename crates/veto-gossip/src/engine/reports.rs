@@ -136,6 +136,9 @@ impl NodeReport {
 #[derive(Default)]
 struct LinkState {
     at: Duration,
+    /// The last body under `at` was partial: the rest comes under the same
+    /// time.
+    open: bool,
     name: String,
     region: String,
     through: BTreeMap<NodeId, u64>,
@@ -239,7 +242,7 @@ impl Reports {
             _ => wall,
         };
         let through: BTreeMap<NodeId, u64> = through.into_iter().collect();
-        self.apply(node, at, now.mono, name, region, &through)
+        self.apply(node, at, now.mono, name, region, &through, false)
     }
 
     /// Takes in reports received on `link`, except those of `me`.
@@ -255,11 +258,17 @@ impl Reports {
             let at = Duration::from_nanos(report.at);
             // Bodies are changes against the last one: one that arrives late
             // (a transport that reorders) must not roll the others back.
-            if at <= seen.at {
+            // The same time again is the rest of a body sent in parts (see
+            // `outgoing`'s `only`).
+            if at < seen.at || (at == seen.at && !(seen.open && report.state.is_some())) {
                 continue;
             }
+            let mut listed = None;
             match report.state {
                 Some(state) => {
+                    if state.partial {
+                        listed = Some(state.through.clone());
+                    }
                     if !state.name.is_empty() || !state.region.is_empty() {
                         seen.name = state.name;
                         seen.region = state.region;
@@ -275,6 +284,7 @@ impl Reports {
                 None => {}
             }
             seen.at = at;
+            seen.open = listed.is_some();
             // A change that never arrived, or changes without the body they
             // change (its name and region went with the first): this copy
             // is wrong until the next whole body.
@@ -293,12 +303,26 @@ impl Reports {
             {
                 continue;
             }
-            let (name, region, through) = (seen.name.clone(), seen.region.clone(), &seen.through);
-            self.apply(report.node, at, mono, &name, &region, through);
+            let (name, region) = (seen.name.clone(), seen.region.clone());
+            match listed {
+                // Only what it lists is claimed as of `at`: the rest of the
+                // copy may be older than that.
+                Some(listed) => {
+                    let through: BTreeMap<NodeId, u64> = listed.into_iter().collect();
+                    self.apply(report.node, at, mono, &name, &region, &through, true);
+                }
+                None => {
+                    let through = &seen.through;
+                    self.apply(report.node, at, mono, &name, &region, through, false);
+                }
+            }
         }
     }
 
     /// Stores a report newer than the one held; `true` if its body changed.
+    /// A `partial` one stores the origins it lists and leaves the report's
+    /// time as it was, for the rest to come under the same time.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         node: NodeId,
@@ -307,6 +331,7 @@ impl Reports {
         name: &str,
         region: &str,
         through: &BTreeMap<NodeId, u64>,
+        partial: bool,
     ) -> bool {
         self.version += 1;
         let entry = self.table.entry(node).or_insert_with(|| {
@@ -327,7 +352,9 @@ impl Reports {
             || through
                 .iter()
                 .any(|(origin, seq)| report.through(*origin) != *seq);
-        report.heard_at = at;
+        if !partial {
+            report.heard_at = at;
+        }
         report.received_at = report.received_at.max(received);
         if changed {
             report.name = name.to_owned();
@@ -346,12 +373,16 @@ impl Reports {
     }
 
     /// The reports of `nodes` to send on `link`: those newer than what it
-    /// was sent, except `skip` (the peer's own).
+    /// was sent, except `skip` (the peer's own). With `only`, a report's
+    /// body carries that one origin's entry, if it changed: the receipt an
+    /// origin waits for, without the rest of the node's summary, which the
+    /// next frontier or digest brings.
     pub(crate) fn outgoing(
         &self,
         link: &mut ReportLink,
         skip: Option<NodeId>,
         nodes: impl IntoIterator<Item = NodeId>,
+        only: Option<NodeId>,
     ) -> Vec<Report> {
         let mut out = Vec::new();
         let mut entries = 0usize;
@@ -368,12 +399,24 @@ impl Reports {
                 continue;
             }
             // Only what changed since this connection was last sent it.
-            let delta: Vec<(NodeId, u64)> = report
+            let mut delta: Vec<(NodeId, u64)> = report
                 .coverage
                 .iter()
                 .map(|(origin, c)| (*origin, c.through()))
                 .filter(|(origin, seq)| sent.through.get(origin) != Some(seq))
                 .collect();
+            let changed = delta.len();
+            if let Some(only) = only {
+                delta.retain(|(origin, _)| *origin == only);
+            }
+            // Left out now, the rest goes with the next frontier or digest,
+            // under the same time.
+            let partial = delta.len() < changed;
+            if partial && delta.is_empty() && !first {
+                // Nothing of the one origin asked for: a heartbeat now would
+                // claim the rest unchanged.
+                continue;
+            }
             let renamed = sent.name != report.name || sent.region != report.region;
             // A report left out now goes with a later message.
             if out.len() >= MAX_REPORTS || entries + delta.len() > MAX_REPORT_ENTRIES {
@@ -397,6 +440,7 @@ impl Reports {
                     String::new()
                 },
                 through: delta,
+                partial,
             });
             if let Some(state) = &state {
                 if renamed {
@@ -405,7 +449,9 @@ impl Reports {
                 }
                 sent.through.extend(state.through.iter().copied());
             }
-            sent.at = report.heard_at;
+            if !partial {
+                sent.at = report.heard_at;
+            }
             out.push(Report {
                 node,
                 at: u64::try_from(report.heard_at.as_nanos()).unwrap_or(u64::MAX),

@@ -59,10 +59,7 @@ impl Engine {
         peer: PeerKey,
         rng: &mut (impl RngCore + ?Sized),
     ) -> Duration {
-        let lacking = self
-            .sessions
-            .get(&peer)
-            .is_some_and(|s| s.lack.origins().next().is_some());
+        let lacking = self.sessions.get(&peer).is_some_and(|s| self.lacks(s));
         let period = if lacking {
             self.config.anti_entropy_period
         } else {
@@ -71,18 +68,30 @@ impl Engine {
         now.mono.saturating_add(jittered(period, rng))
     }
 
+    /// Whether this node still lacks something the peer's last frontier
+    /// showed: a lack that pushes on their way have since filled is none.
+    fn lacks(&self, session: &Session) -> bool {
+        session.lack.origins().next().is_some()
+            && !session.lack.missing_in(&self.durable).is_empty()
+    }
+
     /// `peer`'s frontier showed what this node lacks: the next round with it
     /// comes within half an anti-entropy period, however long the round
     /// period, so that a peer this node now counts on to stream it (see the
-    /// `sources` module) hears so soon. Plumtree's graft, in effect.
+    /// `sources` module) hears so soon, if the lack is still there then.
+    /// Plumtree's graft, in effect.
     pub(super) fn hasten_round(&mut self, now: Now, peer: PeerKey) {
         let soon = now.mono.saturating_add(self.config.anti_entropy_period / 2);
         if let Some(Session {
             phase: Phase::Established { next_round, .. },
+            hastened,
             ..
         }) = self.sessions.get_mut(&peer)
         {
-            *next_round = (*next_round).min(soon);
+            if soon < *next_round {
+                *next_round = soon;
+                *hastened = true;
+            }
         }
     }
 
@@ -97,7 +106,18 @@ impl Engine {
         let Some(session) = self.sessions.get(&peer) else {
             return;
         };
-        if session.lack.origins().next().is_some() {
+        // Past the full mesh, a round brought forward for a lack that pushes
+        // have since filled has nothing to say. (In a small cluster it still
+        // sends the frontier: frontiers also mend wrong copies of reports.)
+        let filled = session.hastened && self.tree_on() && !self.lacks(session);
+        let lacking = session.lack.origins().next().is_some();
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.hastened = false;
+        }
+        if filled {
+            return;
+        }
+        if lacking {
             return self.send_frontier(now, peer, src);
         }
         self.send_digest(now, peer, src);
@@ -143,19 +163,24 @@ impl Engine {
             session.their_direct = Some(direct.into_iter().collect());
         }
         self.on_reports(now, peer, reports);
+        let tree = self.tree_on();
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
         // A wrong copy of a report from this peer is mended by frontier
         // exchanges (see `reports::WHOLE_EVERY`).
-        let in_sync =
-            !session.reports.has_wrong() && state == state_digest(&self.durable, &src.holdings());
+        let wrong = session.reports.has_wrong();
+        let in_sync = !wrong && state == state_digest(&self.durable, &src.holdings());
         if session.clock.receive(now, &clock) {
             self.update_verdict();
         }
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
+        // Past the full mesh, a first difference of state waits for the
+        // next round (see `Session::differed`); a wrong copy does not.
+        let first_difference = !in_sync && !wrong && !session.differed && tree;
+        session.differed = first_difference;
         if in_sync {
             // It covers exactly what this node covers: nothing to stream,
             // nothing to get.
@@ -166,7 +191,7 @@ impl Engine {
             if clock.echo == 0 {
                 self.send_digest(now, peer, src);
             }
-        } else {
+        } else if !first_difference {
             self.send_frontier(now, peer, src);
         }
     }

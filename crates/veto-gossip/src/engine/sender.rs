@@ -26,7 +26,7 @@ impl Engine {
     /// Pushes new local records to the peers the tree names (every
     /// established peer in a small cluster; see the `tree` module).
     pub(super) fn push_to_peers(&mut self, now: Now, records: &[Record]) {
-        let targets = self.push_targets();
+        let targets = self.push_targets(now, records);
         self.push(now, &targets, records, true);
     }
 

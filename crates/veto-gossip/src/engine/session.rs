@@ -144,6 +144,14 @@ pub(crate) struct Session {
     /// went since: a frontier from the peer (its answer to a digest that
     /// differed) is answered with this node's own.
     pub(crate) digest_sent: bool,
+    /// The next round was brought forward by a frontier that showed a lack:
+    /// if the lack is gone by then (it was on its way), the round sends
+    /// nothing.
+    pub(crate) hastened: bool,
+    /// The peer's last digest differed from this node's state. In a large
+    /// cluster a first difference is most often records still on their way,
+    /// so only a second one in a row is answered with a frontier.
+    pub(crate) differed: bool,
     /// When the connection came up, on the monotonic clock.
     pub(crate) opened_at: Duration,
     pub(crate) stats: PeerStats,
@@ -176,6 +184,8 @@ impl Session {
             direct_sent: None,
             their_direct: None,
             digest_sent: false,
+            hastened: false,
+            differed: false,
             opened_at: now.mono,
             stats: PeerStats {
                 state: PeerState::Handshaking,

@@ -13,10 +13,19 @@
 //! Each origin has its own gateways, chosen by rendezvous hashing of
 //! (origin, peer) among the established peers of a region, so the relaying
 //! is spread over a region's nodes, and a gateway that goes away is
-//! replaced at once by the next in hash order. The lazy half of Plumtree is
-//! anti-entropy: a node the tree missed (a gateway that went down with the
-//! record, a relay lost) differs at its next digest round and takes the
-//! record in a batch, after the push grace.
+//! replaced at once by the next in hash order.
+//!
+//! The tree is repaired from the origin, which knows who holds its records:
+//! every node reports to an origin as soon as its records are durable (the
+//! receipts of the `reports` module). A record pushed along the tree is
+//! watched for [`RELAY_TIMEOUT`]; a region where some established peer has
+//! not reported it by then gets it again through another gateway, one that
+//! lacks it (so that it relays it), and the gateway that failed is passed
+//! over for later records until its report shows what it missed. That is
+//! Plumtree's graft, driven by receipts rather than by lazy announcements: a
+//! gateway that died silently, before its connections time out, costs its
+//! region one timeout, not an anti-entropy round. Anti-entropy stays the
+//! backstop for what the watch gives up on.
 //!
 //! Records pushed along the tree count as on their way to every peer, not
 //! only to the ones pushed to directly, so that anti-entropy does not send
@@ -24,12 +33,73 @@
 //!
 //! [`Config::full_mesh_peers`]: super::Config::full_mesh_peers
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use veto_core::{NodeId, Record};
 
 use super::now::Now;
 use super::{Engine, PeerKey};
+
+/// How long a record pushed along the tree may take to be reported by every
+/// peer before its region is sent it again: a WAN round trip each way with
+/// room to spare (the push to the gateway, its relay, the disk, the report).
+pub(crate) const RELAY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A gateway candidate's standing: not suspected first, then its rank.
+type Score = (bool, u64);
+
+/// Attempts at a region per watched push, the first included.
+const RELAY_ATTEMPTS: u8 = 3;
+
+/// Records watched at most: past it, new pushes are left to anti-entropy.
+const MAX_WATCHED: usize = 1 << 16;
+
+/// Pushes along the tree waiting to be reported everywhere, and the gateways
+/// that failed one.
+#[derive(Default)]
+pub(crate) struct RelayWatch {
+    /// By (deadline, sequence).
+    due: BTreeMap<(Duration, u64), Watched>,
+    next: u64,
+    records: usize,
+    /// Gateways passed over until their report covers this origin's seq.
+    suspects: BTreeMap<NodeId, u64>,
+}
+
+struct Watched {
+    records: Vec<Record>,
+    /// The gateways they were pushed to so far.
+    tried: BTreeSet<NodeId>,
+    /// The highest seq among them.
+    last: u64,
+    attempt: u8,
+}
+
+impl RelayWatch {
+    /// When the next watch runs out.
+    pub(crate) fn next_due(&self) -> Option<Duration> {
+        self.due.keys().next().map(|(at, _)| *at)
+    }
+
+    fn add(&mut self, at: Duration, records: Vec<Record>, tried: BTreeSet<NodeId>, attempt: u8) {
+        let Some(last) = records.iter().map(|r| r.id.seq).max() else {
+            return;
+        };
+        if self.records + records.len() > MAX_WATCHED {
+            return;
+        }
+        self.records += records.len();
+        let watched = Watched {
+            records,
+            tried,
+            last,
+            attempt,
+        };
+        self.due.insert((at, self.next), watched);
+        self.next += 1;
+    }
+}
 
 impl Engine {
     /// The established peers, with their node ids and regions.
@@ -40,32 +110,107 @@ impl Engine {
     }
 
     /// Whether pushes follow the tree rather than the full mesh.
-    fn tree_on(&self) -> bool {
+    pub(super) fn tree_on(&self) -> bool {
         self.established().count() > self.config.full_mesh_peers
     }
 
-    /// Who a record made here is pushed to: every established peer, or, in
-    /// the tree, those of this region and one gateway per other region.
-    pub(super) fn push_targets(&self) -> Vec<PeerKey> {
+    /// Who `records` made here are pushed to: every established peer, or,
+    /// in the tree, those of this region and one gateway per other region;
+    /// then watched until every peer reports them.
+    pub(super) fn push_targets(&mut self, now: Now, records: &[Record]) -> Vec<PeerKey> {
         if !self.tree_on() {
             return self.established().map(|(key, ..)| key).collect();
         }
-        let origin = self.config.node;
-        let mut targets = Vec::new();
-        let mut gateways: BTreeMap<&str, (u64, PeerKey)> = BTreeMap::new();
+        let mut targets: Vec<PeerKey> = self
+            .established()
+            .filter(|(_, _, region)| *region == self.config.region)
+            .map(|(key, ..)| key)
+            .collect();
+        let gateways = self.gateways(|_| true);
+        targets.extend(gateways.iter().map(|(key, _)| *key));
+        let tried = gateways.into_iter().map(|(_, node)| node).collect();
+        let at = now.mono.saturating_add(RELAY_TIMEOUT);
+        self.relay_watch.add(at, records.to_vec(), tried, 1);
+        targets
+    }
+
+    /// This node's gateway in each other region, among the established
+    /// peers that `eligible` admits: the highest in rendezvous order, passing
+    /// over suspects while the region has another.
+    fn gateways(&self, eligible: impl Fn(NodeId) -> bool) -> Vec<(PeerKey, NodeId)> {
+        let me = self.config.node;
+        // Per region: (trusted, rank) of the best so far.
+        let mut best: BTreeMap<&str, (Score, (PeerKey, NodeId))> = BTreeMap::new();
         for (key, node, region) in self.established() {
-            if region == self.config.region {
-                targets.push(key);
+            if region == self.config.region || !eligible(node) {
                 continue;
             }
-            let rank = rendezvous(origin, node);
-            let best = gateways.entry(region).or_insert((rank, key));
-            if rank > best.0 {
-                *best = (rank, key);
+            let trusted = self.relay_watch.suspects.get(&node).is_none_or(|seq| {
+                self.reports
+                    .get(node)
+                    .is_some_and(|r| r.through(me) >= *seq)
+            });
+            let score = (trusted, rendezvous(me, node));
+            let entry = best.entry(region).or_insert((score, (key, node)));
+            if score > entry.0 {
+                *entry = (score, (key, node));
             }
         }
-        targets.extend(gateways.into_values().map(|(_, key)| key));
-        targets
+        best.into_values().map(|(_, gateway)| gateway).collect()
+    }
+
+    /// Runs the watches that are due: each region where an established peer
+    /// has not reported a watched record gets it again through a gateway
+    /// not tried yet that lacks it, and a tried gateway that lacks it is
+    /// suspected.
+    pub(super) fn check_relays(&mut self, now: Now) {
+        if !self.tree_on() {
+            self.relay_watch.due.clear();
+            self.relay_watch.records = 0;
+            return;
+        }
+        let me = self.config.node;
+        while let Some(entry) = self.relay_watch.due.first_entry() {
+            if entry.key().0 > now.mono {
+                break;
+            }
+            let mut watched = entry.remove();
+            self.relay_watch.records -= watched.records.len();
+            let through = |engine: &Engine, node: NodeId| {
+                engine.reports.get(node).map_or(0, |r| r.through(me))
+            };
+            let lacking: BTreeSet<NodeId> = self
+                .established()
+                .filter(|(_, node, region)| {
+                    *region != self.config.region && through(self, *node) < watched.last
+                })
+                .map(|(_, node, _)| node)
+                .collect();
+            if lacking.is_empty() {
+                continue;
+            }
+            for node in lacking.intersection(&watched.tried) {
+                let seq = self.relay_watch.suspects.entry(*node).or_insert(0);
+                *seq = (*seq).max(watched.last);
+            }
+            let gateways =
+                self.gateways(|node| lacking.contains(&node) && !watched.tried.contains(&node));
+            let targets: Vec<PeerKey> = gateways.iter().map(|(key, _)| *key).collect();
+            watched.tried.extend(gateways.iter().map(|(_, node)| *node));
+            let missing: Vec<Record> = watched
+                .records
+                .iter()
+                .filter(|r| lacking.iter().any(|n| through(self, *n) < r.id.seq))
+                .cloned()
+                .collect();
+            self.stats.regrafted += missing.len() as u64;
+            self.push(now, &targets, &missing, false);
+            if watched.attempt < RELAY_ATTEMPTS && !targets.is_empty() {
+                let at = now.mono.saturating_add(RELAY_TIMEOUT);
+                let attempt = watched.attempt + 1;
+                self.relay_watch.add(at, missing, watched.tried, attempt);
+            }
+        }
     }
 
     /// Records new here that came by push (or a push's copy) from `from`:

@@ -66,6 +66,10 @@ pub struct ReportState {
     /// that origin durably (holds it, or held it and pruned it as expired).
     /// Only origins whose `n` changed since the last body on the connection.
     pub through: Vec<(NodeId, u64)>,
+    /// Some origins whose `n` changed are left out, for a later body under
+    /// the same time: what the report claims then is only what it lists.
+    /// A prompt report to an origin is sent so, with that origin's entry.
+    pub partial: bool,
 }
 
 /// Checks the limits of a list of reports.

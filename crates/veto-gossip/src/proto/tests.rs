@@ -72,6 +72,7 @@ fn samples() -> Vec<Message> {
                         name: "eu-west".into(),
                         region: "eu".into(),
                         through: vec![(NodeId::new(2), 7), (NodeId::new(3), 12)],
+                        partial: false,
                     }),
                     digest: 0x1234,
                 },

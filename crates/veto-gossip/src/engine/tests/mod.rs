@@ -13,3 +13,4 @@ mod reports;
 mod rounds;
 mod sources;
 mod store;
+mod tree;

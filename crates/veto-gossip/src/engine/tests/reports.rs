@@ -91,3 +91,46 @@ fn report_before_durable_claims_what_is_not_on_disk() {
     assert!(knows_held(&w, 0, 1, id));
     assert!(!w.nodes[1].store.frontier().contains(id));
 }
+
+#[test]
+fn a_prompt_report_to_an_origin_carries_its_entry_and_the_rest_follows() {
+    use crate::engine::reports::{ReportLink, Reports};
+    use crate::engine::Now;
+    use veto_core::{Frontier, NodeId};
+
+    let (me, origin, other) = (NodeId::new(1), NodeId::new(2), NodeId::new(3));
+    let mut mine = Reports::default();
+    let mut theirs = Reports::default();
+    let (mut out, mut inn) = (ReportLink::default(), ReportLink::default());
+    let mut durable = Frontier::new();
+    durable.insert_range(origin, 1..=4);
+    durable.insert_range(other, 1..=9);
+    let now = Now::new(Duration::from_secs(1), Duration::from_secs(1_000));
+    mine.own(me, "n1", "r1", now, &durable);
+
+    // The origin is sent its own entry, marked partial.
+    let prompt = mine.outgoing(&mut out, Some(origin), [me], Some(origin));
+    let state = prompt[0].state.as_ref().expect("a body");
+    assert_eq!(state.through, vec![(origin, 4)]);
+    assert!(state.partial);
+    theirs.receive(origin, now.mono, &mut inn, prompt.clone());
+    let held = theirs.get(me).expect("taken in");
+    assert_eq!(held.through(origin), 4);
+    // Nothing is claimed of the origins it left out.
+    assert_eq!(held.through(other), 0);
+    assert!(!held.coverage.contains_key(&other));
+
+    // The next message brings the rest under the same time.
+    let rest = mine.outgoing(&mut out, Some(origin), [me], None);
+    let state = rest[0].state.as_ref().expect("the rest");
+    assert_eq!(rest[0].at, prompt[0].at);
+    assert!(!state.partial);
+    assert!(state.through.contains(&(other, 9)));
+    assert!(!state.through.iter().any(|(o, _)| *o == origin));
+    theirs.receive(origin, now.mono, &mut inn, rest);
+    let held = theirs.get(me).expect("taken in");
+    assert_eq!((held.through(origin), held.through(other)), (4, 9));
+    assert!(!inn.has_wrong());
+    // And then nothing more until the report changes.
+    assert!(mine.outgoing(&mut out, Some(origin), [me], None).is_empty());
+}

@@ -121,6 +121,7 @@ fn a_change_without_its_body_is_not_taken_for_a_whole_report() {
             name: name.into(),
             region: String::new(),
             through: through.clone(),
+            partial: false,
         }),
         digest: through_digest(through.iter().map(|(o, s)| (o, s))),
     };
