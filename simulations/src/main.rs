@@ -65,7 +65,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list {
-        for s in Scenario::ALL {
+        for s in Scenario::ALL.into_iter().chain(Scenario::BY_NAME_ONLY) {
             println!("{}\n    {}\n", s.name(), s.describe());
         }
         return ExitCode::SUCCESS;

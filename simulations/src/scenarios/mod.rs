@@ -59,6 +59,9 @@ pub enum Scenario {
     /// One hundred nodes in five regions (twenty each), full mesh, with one
     /// crash and one isolated node.
     LargeCluster100Nodes,
+    /// Three hundred nodes in five regions (sixty each), the same faults.
+    /// By name only (see [`Scenario::BY_NAME_ONLY`]).
+    LargeCluster300Nodes,
     /// Nodes restored from backups, one of them while cut off.
     RestoreFromBackup,
     /// A new node started from a copy of another's data directory.
@@ -77,7 +80,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Every scenario, in documentation order.
+    /// Scenarios run by name only, not by `--scenario all` or the sweeps: a
+    /// run takes minutes.
+    pub const BY_NAME_ONLY: [Scenario; 1] = [Scenario::LargeCluster300Nodes];
+
+    /// Every scenario of `--scenario all` and the sweeps, in documentation
+    /// order.
     pub const ALL: [Scenario; 16] = [
         Scenario::Healthy5Regions,
         Scenario::PartitionHeal,
@@ -109,6 +117,7 @@ impl Scenario {
             Scenario::NewRegionWithBacklog => "new-region-with-backlog",
             Scenario::FlappingLinks => "flapping-links",
             Scenario::LargeCluster100Nodes => "large-cluster-100-nodes",
+            Scenario::LargeCluster300Nodes => "large-cluster-300-nodes",
             Scenario::RestoreFromBackup => "restore-from-backup",
             Scenario::ClonedNode => "cloned-node",
             Scenario::CorruptTail => "corrupt-tail",
@@ -121,7 +130,10 @@ impl Scenario {
 
     /// Parses a command-line name.
     pub fn parse(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == name)
+        Scenario::ALL
+            .into_iter()
+            .chain(Scenario::BY_NAME_ONLY)
+            .find(|s| s.name() == name)
     }
 
     /// A few lines on what the scenario does and checks.
@@ -135,7 +147,8 @@ impl Scenario {
             Scenario::ClockSkew => "Clocks up to 3 s apart, one node 40 s ahead and one 20 s behind (beyond the 500 ms tolerated offset), and three clock steps of 1-10 s forwards or backwards. Garbage collection then runs at different moments on each node.",
             Scenario::NewRegionWithBacklog => "Four regions run and one imports 30,000 records in one batch; a node in a fifth region (ap-southeast-1) joins empty at 40% of the run and takes the backlog, each origin from one peer, with backpressure (256-record batches).",
             Scenario::FlappingLinks => "Three links go down and up every 0.1-3 s for most of the run, two both ways and one in one direction only.",
-            Scenario::LargeCluster100Nodes => "One hundred nodes in five regions (twenty each), full mesh; one node crashes for a quarter of the run and another is isolated for a fifth.",
+            Scenario::LargeCluster100Nodes => "One hundred nodes in five regions (twenty each), all connected (pushes follow the region-aware tree); one node crashes for a quarter of the run and another is isolated for a fifth.",
+            Scenario::LargeCluster300Nodes => "Three hundred nodes in five regions (sixty each), all connected, the same faults as large-cluster-100-nodes, over 10 s with 1,000 revocations (the same rate).",
             Scenario::RestoreFromBackup => "Two nodes are restored from backups of their data directories: one backed up at 15% and restored at 50% while connected (what it made since comes back from its peers), one backed up at 30%, cut off at 55% and restored at 70% while still cut off (what it made alone is gone for good, unreported, as documented). Each restarts under a fresh writer id.",
             Scenario::ClonedNode => "A sixth node starts at 40% from a copy of another node's data directory, in the same region, and must run as a node of its own (a fresh writer id, its own records); the source crashes and restarts later.",
             Scenario::CorruptTail => "Logs cut at a damaged entry: a node loses its last 5-40 writes at 30%, and its last few again at 85% while down; another is cut off at 50% and loses its last 5-40 writes at 65%, some of them never replicated. Each must report the loss at start (its durability marker) and fetch back what peers hold.",
@@ -298,12 +311,15 @@ impl Scenario {
                 p.faults = plan.finish();
                 p
             }
-            Scenario::LargeCluster100Nodes => {
-                let regions = shape(&FIVE, Some(ov.nodes.unwrap_or(100)));
+            Scenario::LargeCluster100Nodes | Scenario::LargeCluster300Nodes => {
+                let large = self == Scenario::LargeCluster300Nodes;
+                let nodes = if large { 300 } else { 100 };
+                let regions = shape(&FIVE, Some(ov.nodes.unwrap_or(nodes)));
                 let mut p = base(self, regions, &mut rng);
                 let n = p.nodes();
-                p.duration_ms = ov.duration_ms.unwrap_or(if quick { 1_500 } else { 30_000 });
-                p.workload.revocations = if quick { 50 } else { 3_000 };
+                let full = if large { 10_000 } else { 30_000 };
+                p.duration_ms = ov.duration_ms.unwrap_or(if quick { 1_500 } else { full });
+                p.workload.revocations = if quick { 50 } else { full / 10 };
                 p.workload.checks = p.workload.revocations;
                 let d = p.duration_ms;
                 let mut plan = Plan::default();
