@@ -114,7 +114,6 @@ pub use runtime::{dispatch, drain, Input, Runtime};
 pub use session::{PeerInfo, PeerState, PeerStats};
 pub use source::{held_ranges, HeldRanges, RecordSource, SourceUnavailable};
 
-use hints::Hints;
 use receiver::Ticket;
 use session::{Phase, Session};
 use sources::Fresh;
@@ -522,71 +521,6 @@ impl Engine {
             region: info.region,
         });
         self.send_frontier(now, peer, src);
-    }
-
-    fn on_frontier(
-        &mut self,
-        now: Now,
-        peer: PeerKey,
-        frontier: Message,
-        src: &(impl RecordSource + ?Sized),
-    ) {
-        let Message::Frontier {
-            summary,
-            holdings,
-            clock,
-            indirect,
-            expected,
-            reports,
-            direct,
-        } = frontier
-        else {
-            return;
-        };
-        if let (Some(direct), Some(session)) = (direct, self.sessions.get_mut(&peer)) {
-            session.their_direct = Some(direct.into_iter().collect());
-        }
-        self.on_reports(now, peer, reports);
-        let their = summary.to_frontier();
-        let mut lack = Frontier::new();
-        for (origin, ranges) in their.missing_in(&self.durable) {
-            for r in ranges {
-                lack.insert_range(origin, r);
-            }
-        }
-        let Some(session) = self.sessions.get_mut(&peer) else {
-            return;
-        };
-        let lacking = lack.origins().next().is_some();
-        session.lack_since = match lacking {
-            false => None,
-            true => session.lack_since.or(Some(now.mono)),
-        };
-        session.lack = lack;
-        let blind = session.their.is_none() && clock.echo == 0;
-        session.hints = Hints::of(&indirect, &expected, blind);
-        let measured = session.clock.receive(now, &clock);
-        // A peer that has no sample of ours (just connected, or its clock just
-        // stepped) gets one at once, so that it can measure the offset within
-        // a round trip rather than an anti-entropy period later.
-        // A peer answering this node's digest gets this node's frontier
-        // back: it showed that the two differ, but not yet what it lacks.
-        let answer = clock.echo == 0 || session.digest_sent;
-        session.their = Some(their);
-        if measured {
-            self.update_verdict();
-        }
-        // Chosen before answering, so that the answer already says it.
-        self.designate(now, peer);
-        if lacking {
-            self.hasten_round(now, peer);
-        }
-        if answer {
-            self.send_frontier(now, peer, src);
-        }
-        self.compare_holdings(now, peer, summary.truncated, &holdings, src);
-        self.plan_backlog(now, peer);
-        self.pump(now, peer, src);
     }
 
     fn on_ack(

@@ -1,4 +1,5 @@
-//! Periodic anti-entropy rounds: how often, and digest or frontier.
+//! Anti-entropy rounds: how often, digest or frontier, and what a peer's
+//! digest or frontier sets going.
 //!
 //! A full frontier lists every origin's ranges and holdings, so its size
 //! grows with the cluster, and so does the number of peers it goes to: in
@@ -23,11 +24,13 @@ use std::time::Duration;
 
 use rand::RngCore;
 
+use super::hints::Hints;
 use super::now::Now;
 use super::session::{Phase, Session};
 use super::source::RecordSource;
 use super::{jittered, Engine, Lane, PeerKey};
 use crate::proto::{state_digest, Message};
+use veto_core::Frontier;
 
 impl Engine {
     /// The mean time between two anti-entropy rounds with one peer, as of
@@ -185,7 +188,7 @@ impl Engine {
             // It covers exactly what this node covers: nothing to stream,
             // nothing to get.
             session.their = Some(self.durable.clone());
-            session.lack = veto_core::Frontier::new();
+            session.lack = Frontier::new();
             session.lack_since = None;
             self.plan_backlog(now, peer);
             if clock.echo == 0 {
@@ -194,5 +197,72 @@ impl Engine {
         } else if !first_difference {
             self.send_frontier(now, peer, src);
         }
+    }
+
+    /// A peer's frontier: what it covers and holds, its clock sample, where
+    /// it gets its records from, and reports.
+    pub(super) fn on_frontier(
+        &mut self,
+        now: Now,
+        peer: PeerKey,
+        frontier: Message,
+        src: &(impl RecordSource + ?Sized),
+    ) {
+        let Message::Frontier {
+            summary,
+            holdings,
+            clock,
+            indirect,
+            expected,
+            reports,
+            direct,
+        } = frontier
+        else {
+            return;
+        };
+        if let (Some(direct), Some(session)) = (direct, self.sessions.get_mut(&peer)) {
+            session.their_direct = Some(direct.into_iter().collect());
+        }
+        self.on_reports(now, peer, reports);
+        let their = summary.to_frontier();
+        let mut lack = Frontier::new();
+        for (origin, ranges) in their.missing_in(&self.durable) {
+            for r in ranges {
+                lack.insert_range(origin, r);
+            }
+        }
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let lacking = lack.origins().next().is_some();
+        session.lack_since = match lacking {
+            false => None,
+            true => session.lack_since.or(Some(now.mono)),
+        };
+        session.lack = lack;
+        let blind = session.their.is_none() && clock.echo == 0;
+        session.hints = Hints::of(&indirect, &expected, blind);
+        let measured = session.clock.receive(now, &clock);
+        // A peer that has no sample of ours (just connected, or its clock just
+        // stepped) gets one at once, so that it can measure the offset within
+        // a round trip rather than an anti-entropy period later.
+        // A peer answering this node's digest gets this node's frontier
+        // back: it showed that the two differ, but not yet what it lacks.
+        let answer = clock.echo == 0 || session.digest_sent;
+        session.their = Some(their);
+        if measured {
+            self.update_verdict();
+        }
+        // Chosen before answering, so that the answer already says it.
+        self.designate(now, peer);
+        if lacking {
+            self.hasten_round(now, peer);
+        }
+        if answer {
+            self.send_frontier(now, peer, src);
+        }
+        self.compare_holdings(now, peer, summary.truncated, &holdings, src);
+        self.plan_backlog(now, peer);
+        self.pump(now, peer, src);
     }
 }
