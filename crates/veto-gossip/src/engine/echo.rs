@@ -52,18 +52,22 @@ impl Engine {
         if self.config.push_echoes.is_empty() || frame.len() > self.config.max_echo_bytes {
             return;
         }
-        let remote = self
-            .sessions
-            .get(&peer)
-            .and_then(|s| s.peer_region())
-            .is_some_and(|region| region != self.config.region);
-        if !remote {
+        if !self.is_remote(peer) {
             return;
         }
         for after in &self.config.push_echoes {
             self.echoes
                 .add(now.mono.saturating_add(*after), peer, frame.clone());
         }
+    }
+
+    /// Whether `peer` serves another region than this node (unknown until
+    /// its `Hello`: not remote).
+    pub(super) fn is_remote(&self, peer: PeerKey) -> bool {
+        self.sessions
+            .get(&peer)
+            .and_then(|s| s.peer_region())
+            .is_some_and(|region| region != self.config.region)
     }
 
     /// Sends every copy now due to a peer still connected.

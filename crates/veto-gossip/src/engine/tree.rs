@@ -164,6 +164,10 @@ impl Engine {
     /// not tried yet that lacks it, and a tried gateway that lacks it is
     /// suspected.
     pub(super) fn check_relays(&mut self, now: Now) {
+        // Every tick comes here: nothing watched, nothing to count.
+        if self.relay_watch.due.is_empty() {
+            return;
+        }
         if !self.tree_on() {
             self.relay_watch.due.clear();
             self.relay_watch.records = 0;
@@ -220,12 +224,7 @@ impl Engine {
         if records.is_empty() || !self.tree_on() {
             return;
         }
-        let remote = self
-            .sessions
-            .get(&from)
-            .and_then(|s| s.peer_region())
-            .is_some_and(|region| region != self.config.region);
-        if !remote {
+        if !self.is_remote(from) {
             return;
         }
         let targets: Vec<PeerKey> = self
