@@ -82,6 +82,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let app: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+    let hot: Arc<OnceLock<veto_api::HotRoutes>> = Arc::new(OnceLock::new());
     let gateway: Arc<OnceLock<veto_api::GatewayAuth>> = Arc::new(OnceLock::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grpc = match grpc_listener {
@@ -90,7 +91,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let http = tokio::spawn(serve_http(
         listener,
-        Arc::clone(&app),
+        (Arc::clone(&app), Arc::clone(&hot)),
         metrics.clone(),
         (settings.http, max_connections),
         api_tls,
@@ -98,7 +99,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     tracing::info!(http = %http_addr, max_connections, fd_limit, "HTTP listening; answering 503 until the state is loaded");
     let transmitters = veto_api::TransmitterSet::new(settings.transmitters.clone());
-    let served = start_node(&settings, metrics, &app, &gateway, &transmitters).await;
+    let served = start_node(&settings, metrics, (&app, &hot), &gateway, &transmitters).await;
     let node = match served {
         Ok(node) => node,
         Err(e) => {
@@ -124,12 +125,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Opens the store, loads the index, starts replication and the background
-/// tasks, and installs the real router in `app` and the gateway check of
-/// the gRPC server in `gateway`.
+/// tasks, and installs the real router and its hot routes in `app` and the
+/// gateway check of the gRPC server in `gateway`.
 async fn start_node(
     settings: &Settings,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
-    app: &OnceLock<Router>,
+    app: (&OnceLock<Router>, &OnceLock<veto_api::HotRoutes>),
     gateway: &OnceLock<veto_api::GatewayAuth>,
     transmitters: &veto_api::TransmitterSet,
 ) -> anyhow::Result<Arc<Node>> {
@@ -253,7 +254,9 @@ async fn start_node(
     let backend: Arc<dyn Backend> = node.clone();
     // Set once, here: nothing else writes them.
     let _ = gateway.set(gateway_auth);
-    let _ = app.set(veto_api::router(backend, api_config));
+    let (router, hot_routes) = veto_api::router_and_hot_routes(backend, api_config);
+    let _ = app.0.set(router);
+    let _ = app.1.set(hot_routes);
     tracing::info!("serving");
     Ok(node)
 }
@@ -262,7 +265,7 @@ async fn start_node(
 /// in `app` once it is set, the answers of a node still loading before.
 async fn serve_http(
     listener: tokio::net::TcpListener,
-    app: Arc<OnceLock<Router>>,
+    (app, hot): (Arc<OnceLock<Router>>, Arc<OnceLock<veto_api::HotRoutes>>),
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     limits: (http::HttpLimits, usize),
     tls: Option<Arc<http::tls::ApiTls>>,
@@ -281,7 +284,7 @@ async fn serve_http(
             }
         }
     });
-    http::serve(listener, outer, limits, tls, stop).await
+    http::serve(listener, (outer, hot), limits, tls, stop).await
 }
 
 /// Serves Envoy's gRPC ext_authz on `listener` until `stop` turns true:

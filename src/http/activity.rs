@@ -9,6 +9,11 @@
 //! body for its next frame until the client opens its window. So an h2
 //! answer that handed hyper a frame and is not asked for the next one within
 //! the write timeout closes the connection too, as a blocked socket does.
+//!
+//! Nothing here wakes the connection's driver: a deadline that starts now
+//! ends at least the shortest timeout from now, so a driver that looks again
+//! at least that often ([`horizon`]) closes every connection on time, and a
+//! busy connection costs no wake-up and no new timer per request.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -21,7 +26,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 use super::HttpLimits;
 
@@ -63,8 +67,6 @@ pub(super) struct Activity {
     waiting: Mutex<HashMap<u64, u64>>,
     /// The id of the next h2 answer.
     answers: AtomicU64,
-    /// Wakes the driver when a deadline may have come closer.
-    pub(super) wake: Notify,
 }
 
 impl Activity {
@@ -77,7 +79,6 @@ impl Activity {
             blocked_since: AtomicU64::new(NEVER),
             waiting: Mutex::new(HashMap::new()),
             answers: AtomicU64::new(0),
-            wake: Notify::new(),
         }
     }
 
@@ -91,14 +92,12 @@ impl Activity {
             && self.head_since.load(Ordering::Relaxed) == NEVER
         {
             self.head_since.store(self.now(), Ordering::Relaxed);
-            self.wake.notify_one();
         }
     }
 
     pub(super) fn write_blocked(&self) {
         if self.blocked_since.load(Ordering::Relaxed) == NEVER {
             self.blocked_since.store(self.now(), Ordering::Relaxed);
-            self.wake.notify_one();
         }
     }
 
@@ -125,12 +124,10 @@ impl Activity {
     /// An h2 answer handed hyper a frame: from now it waits to be asked for
     /// the next.
     fn answer_waits(&self, answer: u64) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = waiting.is_empty();
-        waiting.insert(answer, self.now());
-        if first {
-            self.wake.notify_one();
-        }
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(answer, self.now());
     }
 
     /// An h2 answer was asked for its next frame, or is done.
@@ -171,6 +168,16 @@ impl Activity {
         }
         soonest
     }
+}
+
+/// The longest a driver may wait before it looks at the deadlines again:
+/// the shortest timeout, since any deadline that starts later ends later.
+pub(super) fn horizon(limits: &HttpLimits) -> u64 {
+    let shortest = limits
+        .header_timeout
+        .min(limits.idle_timeout)
+        .min(limits.write_timeout);
+    u64::try_from(shortest.as_millis()).unwrap_or(NEVER).max(1)
 }
 
 /// A request being answered; the connection is idle again once every one is

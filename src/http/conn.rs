@@ -16,7 +16,7 @@ use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,14 +35,17 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use super::activity::{Activity, Answer, Tracked};
+use super::activity::{self, Activity, Answer, Tracked};
 use super::client_cert::{self, TlsClient};
+use super::linger::Lingering;
 use super::rate::RateLimiter;
 use super::HttpLimits;
 
 /// What every connection shares.
 pub(super) struct Shared {
     pub(super) app: Router,
+    /// The routes answered without `app`, once the node is loaded.
+    pub(super) hot: Arc<OnceLock<veto_api::HotRoutes>>,
     pub(super) limits: HttpLimits,
     pub(super) rates: RateLimiter,
     pub(super) http1: http1::Builder,
@@ -67,7 +70,7 @@ pub(super) async fn serve_plain(
     stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = Tracked::new(stream, &activity, true, true);
+    let io = Tracked::new(Lingering::new(stream), &activity, true, true);
     drive(shared, Protocol::Http1, io, activity, remote, None, stop).await;
 }
 
@@ -81,7 +84,7 @@ pub(super) async fn serve_tls(
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = Tracked::new(stream, &activity, false, true);
+    let io = Tracked::new(Lingering::new(stream), &activity, false, true);
     let handshake = tokio::time::timeout(shared.limits.header_timeout, acceptor.accept(io));
     let stream = tokio::select! {
         done = handshake => match done {
@@ -186,6 +189,7 @@ async fn timed<C>(
 {
     tokio::pin!(conn);
     let mut stopping = false;
+    let horizon = activity::horizon(limits);
     loop {
         let now = activity.now();
         let at = match activity.deadline(limits) {
@@ -194,9 +198,8 @@ async fn timed<C>(
                 tracing::debug!(%remote, timeout = why.name(), "closing the connection");
                 return;
             }
-            Some((at, _)) => at,
-            // Nothing to time while requests are answered; look again later.
-            None => now + 1_000,
+            Some((at, _)) => at.min(now + horizon),
+            None => now + horizon,
         };
         tokio::select! {
             ended = conn.as_mut() => {
@@ -206,7 +209,6 @@ async fn timed<C>(
                 return;
             }
             () = tokio::time::sleep(Duration::from_millis(at - now)) => {}
-            () = activity.wake.notified() => {}
             () = super::stopped(&mut stop), if !stopping => {
                 stopping = true;
                 shutdown(conn.as_mut());
@@ -238,6 +240,12 @@ async fn handle(
             .check(req.method(), req.uri().path(), req.headers(), remote.ip())
     {
         limited.response()
+    } else if let Some(answer) = shared
+        .hot
+        .get()
+        .and_then(|hot| hot.answer(req.method(), req.uri(), req.headers()))
+    {
+        answer
     } else {
         route(shared, remote, client, req).await
     };

@@ -23,11 +23,12 @@
 mod activity;
 pub(crate) mod client_cert;
 mod conn;
+mod linger;
 pub(crate) mod rate;
 pub(crate) mod tls;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -138,10 +139,11 @@ pub(crate) fn connection_cap(requested: Option<usize>, fd_limit: u64) -> usize {
 }
 
 /// Serves `app` on `listener` within `limits` until `stop` turns true, over
-/// TLS when `tls` is given.
+/// TLS when `tls` is given; once `hot` is set, its routes are answered
+/// without `app`.
 pub(crate) async fn serve(
     listener: TcpListener,
-    app: Router,
+    (app, hot): (Router, Arc<OnceLock<veto_api::HotRoutes>>),
     (limits, max_connections): (HttpLimits, usize),
     tls: Option<Arc<tls::ApiTls>>,
     mut stop: watch::Receiver<bool>,
@@ -165,6 +167,7 @@ pub(crate) async fn serve(
     }
     let shared = Arc::new(conn::Shared {
         app,
+        hot,
         limits,
         rates: rate::RateLimiter::new(limits.rates),
         http1,

@@ -271,14 +271,18 @@ pub(crate) async fn check_get(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    check_query(&state, query.as_deref())
+}
+
+/// The answer to `GET /v1/check` with this query (also served by
+/// [`crate::HotRoutes`]).
+pub(crate) fn check_query(state: &AppState, query: Option<&str>) -> Response {
     let start = Instant::now();
-    let result = CheckInput::from_query(query.as_deref().unwrap_or("")).and_then(
-        |(input, max_staleness)| {
-            input
-                .lookup(state.backend.as_ref())
-                .map(|hit| (hit, max_staleness))
-        },
-    );
+    let result = CheckInput::from_query(query.unwrap_or("")).and_then(|(input, max_staleness)| {
+        input
+            .lookup(state.backend.as_ref())
+            .map(|hit| (hit, max_staleness))
+    });
     let m = &state.check_metrics;
     match result {
         Ok((hit, max_staleness)) => {
@@ -287,7 +291,7 @@ pub(crate) async fn check_get(
             } else {
                 Outcome::Clean
             };
-            let stale = stale_for(&state, max_staleness, 1);
+            let stale = stale_for(state, max_staleness, 1);
             m.record(outcome, start);
             answer(hit.as_ref(), stale.as_ref())
         }

@@ -269,7 +269,7 @@ impl GatewayAuth {
 
     /// Decides on an HTTP request: its headers, and `max_staleness` from its
     /// query.
-    fn decide_http(&self, headers: &HeaderMap, query: Option<&str>) -> AuthDecision {
+    pub(crate) fn decide_http(&self, headers: &HeaderMap, query: Option<&str>) -> AuthDecision {
         match requested_bound(query) {
             Ok(max_staleness) => self.decide_within(headers, max_staleness),
             Err(message) => {

@@ -64,6 +64,7 @@ mod check;
 mod feed;
 mod filter;
 mod gateway;
+mod hot;
 mod limits;
 mod oauth;
 pub mod openapi;
@@ -98,6 +99,7 @@ pub use error::ApiError;
 pub use events::{Transmitter, TransmitterError, TransmitterSet};
 pub use feed::{Cursor, Feed, FeedConfig};
 pub use gateway::{AuthDecision, GatewayAuth, NOT_READY_MESSAGE};
+pub use hot::HotRoutes;
 pub use limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 pub use oauth::OAUTH_ACTOR;
 pub use stale::{Stale, StaleBound, StaleOrigin, StalePolicy, STALE_HEADER};
@@ -109,9 +111,17 @@ pub use veto_core::request::{DEFAULT_ACTOR, MAX_EXPIRY_HORIZON};
 /// The lookup metrics are registered with the global `metrics` recorder here,
 /// so install the recorder before calling this.
 pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
+    router_and_hot_routes(backend, config).0
+}
+
+/// Builds the HTTP API over `backend` as [`router`] does, with its
+/// [`HotRoutes`]: a server that asks them first answers a gateway's
+/// lookups without going through the router.
+pub fn router_and_hot_routes(backend: Arc<dyn Backend>, config: ApiConfig) -> (Router, HotRoutes) {
     let events = events::routes(Arc::clone(&backend), &config);
     let state = state::AppState::new(backend, config);
-    Router::new()
+    let hot = HotRoutes::new(state.clone());
+    let router = Router::new()
         .route("/v1/revocations", post(revoke::revoke_one).get(audit::list))
         .route("/v1/revocations/batch", post(revoke::revoke_batch))
         .route("/v1/revocations/{id}/receipt", get(receipt::receipt))
@@ -140,5 +150,6 @@ pub fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Router {
         .layer(TraceLayer::new(SharedClassifier::new(
             stale::TraceClassifier,
         )))
-        .with_state(state)
+        .with_state(state);
+    (router, hot)
 }
