@@ -169,3 +169,103 @@ fn a_checkpoint_newer_than_a_restored_store_is_not_used() {
     );
     assert_eq!(veto.get_json("/v1/status")["revocations"], 300);
 }
+
+/// What hits report (reason, time, record id) is the same after a restart,
+/// whether a hit reads it from the store (just after the restart) or from
+/// memory (once the node has read every record's details back).
+#[test]
+fn a_hit_reports_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = start(dir.path());
+    let reasons = ["leaked", "", "leaked", "employee left", "session hijacked"];
+    let mut expected = Vec::new();
+    for (i, reason) in reasons.iter().enumerate() {
+        let record = veto.revoke(
+            json!({"scope": "token", "iss": ISS, "jti": format!("r{i}"), "reason": reason}),
+        );
+        expected.push(json!({
+            "revoked": true,
+            "scope": "token",
+            "id": record["id"],
+            "reason": reason,
+            "revoked_at": record["revoked_at"],
+        }));
+        // A second apart, so a time taken from the wrong record shows.
+        std::thread::sleep(Duration::from_millis(1_100));
+    }
+    let answers = |veto: &Veto| -> Vec<Value> {
+        (0..reasons.len())
+            .map(|i| {
+                let mut answer =
+                    veto.get_json(&format!("/v1/check?jti=r{i}&iss={}", urlencode(ISS)));
+                // No reason given may be answered as an empty one or none.
+                if answer.get("reason").is_none() {
+                    answer["reason"] = json!("");
+                }
+                answer
+            })
+            .collect()
+    };
+    let times: Vec<u64> = expected
+        .iter()
+        .map(|a| a["revoked_at"].as_u64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert_eq!(answers(&veto), expected, "a hit on a fresh node");
+    assert_eq!(
+        veto.metric("veto_hit_details_records"),
+        reasons.len() as f64
+    );
+    let before = expected;
+
+    veto.kill9();
+    let veto = veto.restart();
+    assert_eq!(answers(&veto), before, "a hit just after the restart");
+    eventually(
+        Duration::from_secs(30),
+        "every record's details in memory",
+        || veto.metric("veto_hit_details_records") == reasons.len() as f64,
+    );
+    assert_eq!(answers(&veto), before, "a hit answered from memory");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Memory keeps at most 65,536 distinct reasons; a hit on a record with a
+/// reason past them still reports it, read from the store.
+#[test]
+fn a_hit_whose_reason_is_not_kept_in_memory_reads_it_from_the_store() {
+    const KEPT: usize = 65_536;
+    let dir = tempfile::tempdir().unwrap();
+    let veto = start(dir.path());
+    let total = KEPT + 10;
+    for start in (0..total).step_by(10_000) {
+        let body: Vec<Value> = (start..total.min(start + 10_000))
+            .map(|i| json!({"scope": "token", "jti": format!("m{i}"), "reason": format!("case {i}")}))
+            .collect();
+        assert_eq!(
+            veto.post_json("/v1/revocations/batch", &json!(body))
+                .status(),
+            201
+        );
+    }
+    assert_eq!(veto.metric("veto_hit_details_records"), KEPT as f64);
+    for i in [0, KEPT - 1, KEPT, total - 1] {
+        let answer = veto.get_json(&format!("/v1/check?jti=m{i}"));
+        assert_eq!(answer["revoked"], true, "{answer}");
+        assert_eq!(answer["reason"], format!("case {i}"), "{answer}");
+        assert!(
+            answer["revoked_at"].as_u64().unwrap() + 600 > now(),
+            "{answer}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! with the check that records and digests agree.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -132,6 +133,7 @@ impl Node {
         *self.enforcer.write().unwrap_or_else(|p| p.into_inner()) = enforcer;
         metrics::gauge!("veto_records").set(count as f64);
         self.ready.store(true, Ordering::Release);
+        self.note_details_in_background();
         tracing::info!(
             records = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -160,6 +162,7 @@ impl Node {
         let count = enforcer.len();
         *self.enforcer.write().unwrap_or_else(|p| p.into_inner()) = enforcer;
         metrics::gauge!("veto_records").set(count as f64);
+        self.note_details_in_background();
         // Records of the failed write that reached the disk keep their seqs,
         // and, enforced here now, go to the peers like any other.
         let on_disk = self.store.covered()?.max_seq(self.info.id);
@@ -173,5 +176,61 @@ impl Node {
             let _ = self.local_records.send(landed);
         }
         Ok(true)
+    }
+
+    /// Reads every stored record on a thread of its own and keeps what its
+    /// hits report in memory (see `veto_node::details`). The index is loaded
+    /// from ids and targets alone, so that a restart serves sooner; until
+    /// this is done, hits read their record from the store. A record pruned
+    /// between its read here and its noting leaves 8 bytes behind, never a
+    /// wrong answer: details are only read for what the index holds.
+    fn note_details_in_background(&self) {
+        /// Records noted under one hold of the write lock.
+        const BATCH: usize = 4_096;
+        let store = self.store.clone();
+        let enforcer = Arc::downgrade(&self.enforcer);
+        let spawned = std::thread::Builder::new()
+            .name("veto-hit-details".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let mut batch = Vec::with_capacity(BATCH);
+                let flush = |batch: &mut Vec<veto_core::Record>| {
+                    // A node that is gone needs no details.
+                    if let Some(e) = enforcer.upgrade() {
+                        e.write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .note_details(batch);
+                    }
+                    batch.clear();
+                };
+                let read = store.for_each_record(|record| {
+                    batch.push(record);
+                    if batch.len() == BATCH {
+                        flush(&mut batch);
+                    }
+                });
+                flush(&mut batch);
+                let noted = enforcer
+                    .upgrade()
+                    .map(|e| e.read().unwrap_or_else(|p| p.into_inner()).details_len());
+                match (read, noted) {
+                    (Err(e), _) => tracing::warn!(
+                        error = %e,
+                        "cannot read every record's details; hits on the rest read the store"
+                    ),
+                    (Ok(()), Some(noted)) => {
+                        metrics::gauge!("veto_hit_details_records").set(noted as f64);
+                        tracing::info!(
+                            noted,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "what hits report is in memory"
+                        );
+                    }
+                    (Ok(()), None) => {}
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the thread that reads record details");
+        }
     }
 }

@@ -262,6 +262,7 @@ impl Node {
             metrics::counter!("veto_index_errors_total").increment(1);
         }
         metrics::gauge!("veto_records").set(enforcer.len() as f64);
+        metrics::gauge!("veto_hit_details_records").set(enforcer.details_len() as f64);
         drop(enforcer);
         // After the store write, so a snapshot at any cursor holds every record
         // numbered up to it; after the index, so a watcher told of a record
@@ -317,6 +318,7 @@ impl Node {
                 let mut enforcer = self.enforcer.write().unwrap_or_else(|p| p.into_inner());
                 enforcer.forget(pruned);
                 metrics::gauge!("veto_records").set(enforcer.len() as f64);
+                metrics::gauge!("veto_hit_details_records").set(enforcer.details_len() as f64);
             })?;
         if total > 0 {
             tracing::info!(pruned = total, "garbage collection");
@@ -389,11 +391,17 @@ impl Backend for Node {
     }
 
     fn check(&self, check: &Check<'_>) -> Option<Revoked> {
-        let hit = self
-            .enforcer
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(check)?;
+        let enforcer = self.enforcer.read().unwrap_or_else(|p| p.into_inner());
+        let hit = enforcer.check(check)?;
+        if let Some(details) = enforcer.details(hit.record) {
+            return Some(Revoked {
+                scope: hit.scope,
+                id: hit.record.to_string(),
+                reason: details.reason.to_owned(),
+                revoked_at: details.revoked_at,
+            });
+        }
+        drop(enforcer);
         let record = self.store.get(hit.record).ok().flatten();
         Some(Revoked {
             scope: hit.scope,

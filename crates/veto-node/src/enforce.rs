@@ -5,6 +5,7 @@
 use veto_core::index::IndexError;
 use veto_core::{Check, Hit, LookupIndex, Record, RecordId, Target};
 
+use crate::details::{Details, HitDetails};
 use crate::membership::RevokedPeers;
 
 /// The records this node enforces: exactly the durable ones it holds.
@@ -12,6 +13,7 @@ use crate::membership::RevokedPeers;
 pub struct Enforcer {
     index: LookupIndex,
     peers: RevokedPeers,
+    details: HitDetails,
 }
 
 impl Enforcer {
@@ -23,7 +25,11 @@ impl Enforcer {
     /// Enforces from an index and the revoked peers, both read at start
     /// from the store (see [`Enforcer::load`]).
     pub fn from_parts(index: LookupIndex, peers: RevokedPeers) -> Enforcer {
-        Enforcer { index, peers }
+        Enforcer {
+            index,
+            peers,
+            details: HitDetails::default(),
+        }
     }
 
     /// Takes in one stored record while loading: a `peer` record into the
@@ -49,19 +55,42 @@ impl Enforcer {
     pub fn enforce(&mut self, records: &[Record]) -> Vec<(RecordId, IndexError)> {
         let mut refused = Vec::new();
         for record in records {
-            if let Err(e) =
-                Enforcer::load(&mut self.index, &mut self.peers, record.id, &record.target)
-            {
-                refused.push((record.id, e));
+            match Enforcer::load(&mut self.index, &mut self.peers, record.id, &record.target) {
+                Ok(()) => {
+                    self.details.note(record);
+                }
+                Err(e) => refused.push((record.id, e)),
             }
         }
         refused
+    }
+
+    /// Keeps in memory what hits on `records`, stored records already
+    /// enforced, report. A node loaded from ids and targets alone learns
+    /// them this way, in the background; until then its hits read the store.
+    pub fn note_details(&mut self, records: &[Record]) {
+        for record in records {
+            if !matches!(record.target, Target::Peer { .. }) {
+                self.details.note(record);
+            }
+        }
+    }
+
+    /// What a hit on `id` reports, if it is in memory.
+    pub fn details(&self, id: RecordId) -> Option<Details<'_>> {
+        self.details.get(id)
+    }
+
+    /// How many enforced records have their details in memory.
+    pub fn details_len(&self) -> usize {
+        self.details.len()
     }
 
     /// Stops enforcing `records`, which garbage collection pruned.
     pub fn forget(&mut self, records: &[Record]) {
         for record in records {
             self.index.remove(record.id, &record.target);
+            self.details.forget(record.id);
             self.peers.remove(record);
         }
     }

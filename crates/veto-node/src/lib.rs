@@ -8,7 +8,8 @@
 //!   production, memory with a crash model in the simulator).
 //! - [`durable`]: the write path's order: stored before acknowledged,
 //!   indexed or advertised; garbage collection's prune.
-//! - [`enforce`]: the lookup index, kept in step with what is durable.
+//! - [`enforce`]: the lookup index, kept in step with what is durable, and
+//!   [`details`], what its hits report, so that a hit reads no record.
 //! - [`gc`]: whether this node's clock may decide what has expired.
 //! - [`cutoffs`]: now for bulk cutoffs, and when this node may not set them.
 //! - [`membership`]: who may be a peer: certificates revoked by `peer`
@@ -27,6 +28,7 @@
 //! and random sources are passed in. CI checks its dependency tree.
 
 pub mod cutoffs;
+pub mod details;
 pub mod durable;
 pub mod enforce;
 pub mod faults;
