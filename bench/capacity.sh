@@ -3,7 +3,8 @@
 #  - ingest: N durable token revocations through /v1/revocations/batch (10,000 per batch);
 #  - memory: resident bytes per revocation of the veto process with N loaded,
 #    next to a Redis set holding the same N ids;
-#  - restart: kill -9, restart on the same data dir, time until /readyz (index loaded).
+#  - restart: kill -9, restart on the same data dir, time until /readyz (index loaded),
+#    and until every hit's details are back in memory (read after /readyz, in the background).
 #
 # usage: bench/capacity.sh          (N=10000000 by default)
 set -euo pipefail
@@ -43,6 +44,15 @@ wait_ready "http://127.0.0.1:$HTTP_PORT"
 t1=$(date +%s.%N)
 restart_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
 curl -fs "http://127.0.0.1:$HTTP_PORT/v1/check?iss=https://idp.example&jti=jti-000000000000" | grep -q '"revoked":true'
+# Memory once the node has read every record's hit details back (in the
+# background, after it serves): its steady state.
+details_s=
+for i in $(seq 1 1200); do
+  noted=$(curl -fs "http://127.0.0.1:$HTTP_PORT/metrics" | awk '$1=="veto_hit_details_records" {print $2}')
+  if [ "${noted%.*}" = "$N" ]; then details_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}'); break; fi
+  sleep 0.1
+done
+[ -n "$details_s" ] || { echo "the hit details were never all read back" >&2; exit 1; }
 restart_kb=$(rss_kb "$veto_pid")
 
 redis-server --port "$REDIS_PORT" --save '' --appendonly no --loglevel warning &
@@ -70,4 +80,4 @@ echo "| veto after ingest | $(per "$veto_kb" "$base_kb") | $((veto_kb / 1024)) |
 echo "| veto after restart | $(per "$restart_kb" "$base_kb") | $((restart_kb / 1024)) |"
 echo "| Redis set (SADD) | $(per "$redis_kb" "$redis_base_kb") | $((redis_kb / 1024)) |"
 echo "Redis used_memory: $redis_used bytes ($(awk -v u="$redis_used" -v n="$N" 'BEGIN {printf "%.1f", u/n}') per id); veto data dir on disk: $disk bytes"
-echo "restart (kill -9, then serving checks): ${restart_s} s"
+echo "restart (kill -9, then serving checks): ${restart_s} s; every hit's details in memory after ${details_s} s"
