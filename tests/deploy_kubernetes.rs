@@ -449,7 +449,7 @@ fn the_pods_command_line_starts_a_node_with_a_cert_manager_style_certificate() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let node = Veto {
+    let mut node = Veto {
         child,
         url: format!("http://127.0.0.1:{http}"),
         data_dir: data,

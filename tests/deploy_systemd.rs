@@ -195,7 +195,7 @@ fn the_units_command_line_starts_a_node_with_the_example_config() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let node = Veto {
+    let mut node = Veto {
         child,
         url: format!("http://127.0.0.1:{http}"),
         data_dir: state.clone(),

@@ -40,7 +40,7 @@ fn start(data_dir: &Path) -> Veto {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn veto");
-    let veto = Veto {
+    let mut veto = Veto {
         child,
         url: format!("http://127.0.0.1:{port}"),
         data_dir: data_dir.to_path_buf(),

@@ -47,6 +47,26 @@ pub fn veto_bin() -> &'static str {
     env!("CARGO_BIN_EXE_veto")
 }
 
+/// Why a node did not become ready.
+#[derive(Debug)]
+enum NotReady {
+    /// The process ended first.
+    Exited(std::process::ExitStatus),
+    /// It still runs, but `/readyz` did not answer 200 in time.
+    TimedOut { limit: Duration, last: String },
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::Exited(status) => write!(f, "exited ({status}) before it was ready"),
+            NotReady::TimedOut { limit, last } => {
+                write!(f, "not ready within {limit:?}; /readyz last said: {last}")
+            }
+        }
+    }
+}
+
 /// A running `veto serve` child process.
 pub struct Veto {
     pub child: Child,
@@ -79,7 +99,7 @@ impl Veto {
         port: u16,
         env: Vec<(String, String)>,
     ) -> Veto {
-        let veto = Self::launch(data_dir, args, port, env);
+        let mut veto = Self::launch(data_dir, args, port, env);
         veto.wait_ready(Duration::from_secs(30));
         veto
     }
@@ -146,19 +166,30 @@ impl Veto {
         Self::spawn_env(&self.data_dir.clone(), args, port, env)
     }
 
-    pub fn wait_ready(&self, limit: Duration) {
+    /// Waits until `/readyz` answers 200; panics, saying why, if the
+    /// process exits first or `limit` passes.
+    pub fn wait_ready(&mut self, limit: Duration) {
+        if let Err(why) = self.ready_within(limit) {
+            panic!("veto at {} {why}", self.url);
+        }
+    }
+
+    /// Waits until `/readyz` answers 200, the process exits, or `limit`
+    /// passes, whichever comes first.
+    fn ready_within(&mut self, limit: Duration) -> Result<(), NotReady> {
         let started = Instant::now();
         loop {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            let last = match self.http.get(format!("{}/readyz", self.url)).send() {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => format!("{}: {}", r.status(), r.text().unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(NotReady::Exited(status));
             }
-            assert!(
-                started.elapsed() < limit,
-                "veto at {} not ready within {limit:?}",
-                self.url
-            );
+            if started.elapsed() >= limit {
+                return Err(NotReady::TimedOut { limit, last });
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -295,9 +326,29 @@ impl Veto {
     }
 
     /// Starts a node with explicit flags and extra environment variables.
+    ///
+    /// The HTTP port is picked free, but another process may take it before
+    /// veto binds it (tests run in parallel, and every client connection
+    /// takes an ephemeral port): a node that exits before it is ready is
+    /// started again on a fresh port, twice at most.
     pub fn start_env(data_dir: &Path, args: &[String], env: Vec<(String, String)>) -> Veto {
-        let port = free_port();
-        Self::spawn_env(data_dir, serve_args(data_dir, port, args), port, env)
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let port = free_port();
+            let all = serve_args(data_dir, port, args);
+            let mut veto = Self::launch(data_dir, all, port, env.clone());
+            match veto.ready_within(Duration::from_secs(30)) {
+                Ok(()) => return veto,
+                Err(NotReady::Exited(status)) if attempt < ATTEMPTS => {
+                    eprintln!(
+                        "veto at {} exited ({status}) before it was ready; starting it again on another port",
+                        veto.url
+                    );
+                }
+                Err(why) => panic!("veto at {} {why}", veto.url),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     /// Starts a node without waiting for it to be ready (for a start that

@@ -268,7 +268,7 @@ impl Net {
         for peer in peers {
             args.extend(["--peer".to_owned(), peer.clone()]);
         }
-        let veto = Veto {
+        let mut veto = Veto {
             child: self.spawn_veto(i, &args),
             url: format!("http://{node_ip}:{HTTP_PORT}"),
             data_dir: data_dir.to_path_buf(),
