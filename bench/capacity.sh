@@ -33,7 +33,8 @@ start_veto
 wait_ready "http://127.0.0.1:$HTTP_PORT"
 base_kb=$(rss_kb "$veto_pid")
 ingest=$(python3 "$ROOT/bench/load.py" "http://127.0.0.1:$HTTP_PORT" "$ADMIN" "$N")
-sleep 2
+# The node gives freed heap back within two 5 s ticks of the last write.
+sleep 12
 veto_kb=$(rss_kb "$veto_pid")
 disk=$(du -sb "$tmp/veto" | awk '{print $1}')
 

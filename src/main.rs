@@ -10,6 +10,7 @@ mod clock_steps;
 mod config;
 mod demo;
 mod feed;
+mod heap;
 mod hygiene;
 mod inject;
 mod node;

@@ -217,6 +217,7 @@ async fn start_node(
     spawn_garbage_collector(Arc::clone(&node), settings);
     spawn_storage_recovery(Arc::clone(&node));
     spawn_checkpoint_writer(Arc::clone(&node), settings.checkpoint_interval);
+    crate::heap::spawn_trimmer(Arc::clone(&node));
     spawn_metrics_upkeep(metrics.clone());
 
     let clock = Arc::clone(&node);

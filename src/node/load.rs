@@ -211,14 +211,9 @@ impl Node {
                 });
                 flush(&mut batch);
                 drop(batch);
-                // Ten million records went through this thread's malloc
-                // arena, which glibc keeps mapped once they are freed: give
-                // it back, or it stays in the node's resident memory.
-                #[cfg(target_env = "gnu")]
-                // SAFETY: malloc_trim only releases free heap memory.
-                unsafe {
-                    libc::malloc_trim(0);
-                }
+                // Every record went through this thread's malloc arena,
+                // which keeps the memory once it is freed.
+                crate::heap::give_back();
                 let noted = enforcer
                     .upgrade()
                     .map(|e| e.read().unwrap_or_else(|p| p.into_inner()).details_len());
