@@ -47,6 +47,9 @@ pub fn veto_bin() -> &'static str {
     env!("CARGO_BIN_EXE_veto")
 }
 
+/// How long a node started by these helpers may take to become ready.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
 /// Why a node did not become ready.
 #[derive(Debug)]
 enum NotReady {
@@ -100,7 +103,7 @@ impl Veto {
         env: Vec<(String, String)>,
     ) -> Veto {
         let mut veto = Self::launch(data_dir, args, port, env);
-        veto.wait_ready(Duration::from_secs(30));
+        veto.wait_ready(READY_WITHIN);
         veto
     }
 
@@ -337,7 +340,7 @@ impl Veto {
             let port = free_port();
             let all = serve_args(data_dir, port, args);
             let mut veto = Self::launch(data_dir, all, port, env.clone());
-            match veto.ready_within(Duration::from_secs(30)) {
+            match veto.ready_within(READY_WITHIN) {
                 Ok(()) => return veto,
                 Err(NotReady::Exited(status)) if attempt < ATTEMPTS => {
                     eprintln!(
