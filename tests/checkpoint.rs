@@ -118,6 +118,48 @@ fn a_restart_from_the_checkpoint_holds_what_was_stored_and_pruned_since() {
     assert_eq!(veto.get_json("/v1/status")["revocations"], 3_502);
 }
 
+/// `kill -9` while the next checkpoint is being written aside: the restart
+/// still reads the last one, with the records stored and pruned since.
+#[test]
+fn a_kill_during_a_checkpoint_write_restarts_from_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = start(dir.path());
+    for part in 0..2 {
+        batch(&veto, &format!("a{part}-"), 10_000, None);
+    }
+    wait_checkpoint(&veto, 20_000);
+    let tmp = dir.path().join("index.checkpoint.tmp");
+    let mut rounds = Vec::new();
+    let mut killed_mid_write = false;
+    while !killed_mid_write && rounds.len() < 20 {
+        let prefix = format!("r{}-", rounds.len());
+        batch(&veto, &prefix, 10_000, None);
+        rounds.push(prefix);
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !tmp.exists() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        veto.kill9();
+        // The file written aside is still there: the kill beat its rename.
+        killed_mid_write = tmp.exists();
+        veto = veto.restart();
+    }
+    assert!(killed_mid_write, "no kill landed during a checkpoint write");
+
+    assert_eq!(loads(&veto, "used"), 1.0, "the last checkpoint was lost");
+    let total = 20_000 + 10_000 * rounds.len();
+    assert_eq!(veto.get_json("/v1/status")["revocations"], total);
+    let prefixes = ["a0-", "a1-"]
+        .into_iter()
+        .chain(rounds.iter().map(String::as_str));
+    for prefix in prefixes {
+        for i in (0..10_000).step_by(997) {
+            let jti = format!("{prefix}{i}");
+            assert!(veto.revoked(&[("iss", ISS), ("jti", &jti)]), "{jti} lost");
+        }
+    }
+}
+
 #[test]
 fn a_damaged_checkpoint_is_not_used() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,9 +14,9 @@
 //! | `records`   | origin BE, `seq >> 6` BE             | a chunk: up to 64 records     |
 //! | `by_hlc`    | newest stamp BE, chunk key           | oldest stamp BE               |
 //! | `by_expiry` | earliest `expires_at` BE, chunk key  | empty                         |
-//! | `meta`      | `format`, `node_id`, `frontier`, `digest`, `setting/<name>` | |
+//! | `meta`      | `format`, `node_id`, `frontier`, `digest`, `pruned_log_epoch`, `setting/<name>` | |
 //! | `peers`     | address                              | [`PeerEntry`]                 |
-//! | `pruned_log`| origin BE, seq BE                    | a pruned record, kept until the next index checkpoint |
+//! | `pruned_log`| origin BE, seq BE                    | a pruned record, kept until the next index checkpoint is in place |
 //!
 //! Records are grouped into chunks of 64 consecutive seqs of one origin because
 //! sled's cost is per key: one key per record plus two index entries held ingest

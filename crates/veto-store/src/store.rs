@@ -29,6 +29,8 @@ pub(crate) const KEY_DIGEST: &[u8] = b"digest";
 pub(crate) const KEY_ORIGIN_DIGESTS: &[u8] = b"origin_digests";
 pub(crate) const KEY_LOST_RECORDS: &[u8] = b"lost_records";
 pub(crate) const KEY_LAST_STAMP: &[u8] = b"last_local_stamp";
+/// The epoch of the index checkpoint whose prunes `pruned_log` holds.
+pub(crate) const KEY_PRUNED_LOG_EPOCH: &[u8] = b"pruned_log_epoch";
 pub(crate) const SETTING_PREFIX: &[u8] = b"setting/";
 
 /// Extra accesses reported per chunk read: see [`Store::touch`].
