@@ -39,11 +39,16 @@ veto_kb=$(rss_kb "$veto_pid")
 disk=$(du -sb "$tmp/veto" | awk '{print $1}')
 
 kill -9 "$veto_pid"; wait "$veto_pid" 2>/dev/null || true
+# A kill during a checkpoint write leaves the file written aside.
+mid_write=no; [ -e "$tmp/veto/index.checkpoint.tmp" ] && mid_write=yes
 t0=$(date +%s.%N)
 start_veto
 wait_ready "http://127.0.0.1:$HTTP_PORT"
 t1=$(date +%s.%N)
 restart_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
+metrics=$(curl -fs "http://127.0.0.1:$HTTP_PORT/metrics")
+checkpoint=$(awk '/^veto_checkpoint_loads_total/ {sub(/.*result="/, ""); sub(/".*/, ""); print}' <<< "$metrics")
+checkpoint_records=$(awk '$1=="veto_checkpoint_records" {printf "%d", $2}' <<< "$metrics")
 curl -fs "http://127.0.0.1:$HTTP_PORT/v1/check?iss=https://idp.example&jti=jti-000000000000" | grep -q '"revoked":true'
 # Memory once the node has read every record's hit details back (in the
 # background, after it serves): its steady state.
@@ -82,3 +87,4 @@ echo "| veto after restart | $(per "$restart_kb" "$base_kb") | $((restart_kb / 1
 echo "| Redis set (SADD) | $(per "$redis_kb" "$redis_base_kb") | $((redis_kb / 1024)) |"
 echo "Redis used_memory: $redis_used bytes ($(awk -v u="$redis_used" -v n="$N" 'BEGIN {printf "%.1f", u/n}') per id); veto data dir on disk: $disk bytes"
 echo "restart (kill -9, then serving checks): ${restart_s} s; every hit's details in memory after ${details_s} s"
+echo "the kill landed during a checkpoint write: $mid_write; the restart's checkpoint: ${checkpoint:-none}, of ${checkpoint_records:-0} records (the rest read from the store)"

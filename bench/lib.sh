@@ -1,7 +1,8 @@
 # Shared helpers for the benchmark scripts. Source it; do not run it.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VETO="$ROOT/target/release/veto"
+# VETO may name another build, for a side-by-side comparison.
+VETO=${VETO:-"$ROOT/target/release/veto"}
 ADMIN=bench-admin-token
 
 build_veto() {

@@ -4,15 +4,20 @@
 #    unless DATA names one made before);
 #  - the node writes its checkpoint; then, ROUNDS times: kill -9, start, time
 #    until /readyz answers and a check is answered ("with checkpoint");
-#  - the same with the checkpoint file deleted before each start ("without").
+#  - the same with the checkpoint file deleted before each start ("without");
+#  - then SINCE more records (N/4 by default; 0 skips it) are stored with
+#    no checkpoint after them, and the starts are timed again ("stale"): the
+#    case of a kill soon after a bulk ingest, when the restart reads what
+#    came after the checkpoint from the store.
 # Prints medians and the resident memory after the last restart of each kind.
 #
 # usage: bench/restart.sh                     (N=10000000, ROUNDS=3)
-#        DATA=/path/to/data-dir bench/restart.sh
+#        DATA=/path/to/data-dir bench/restart.sh   (it gains the SINCE records)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-10000000}
 ROUNDS=${ROUNDS:-3}
+SINCE=${SINCE:-$((N / 4))}
 HTTP_PORT=${HTTP_PORT:-17510}
 URL="http://127.0.0.1:$HTTP_PORT"
 
@@ -82,8 +87,27 @@ for _ in $(seq 1 "$ROUNDS"); do
   without_peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$veto_pid/status")
   stop_veto
 done
-# Leave the data dir as it was found.
 cp "$saved" "$DATA/index.checkpoint"
+
+stale=()
+if [ "$SINCE" -gt 0 ]; then
+  # The writer's first tick comes before the index is loaded, the next an
+  # hour later: nothing below writes a checkpoint.
+  start_veto 3600
+  wait_ready "$URL"
+  python3 "$ROOT/bench/load.py" "$URL" "$ADMIN" "$SINCE" --prefix since- >/dev/null
+  stop_veto
+  for _ in $(seq 1 "$ROUNDS"); do
+    timed_start 3600
+    stale+=("$took")
+    used=$(curl -fs "$URL/metrics" | grep -c 'veto_checkpoint_loads_total{result="used"} 1' || true)
+    [ "$used" = 1 ] || { echo "the stale checkpoint was not used" >&2; exit 1; }
+    [ -z "$(metric 'veto_checkpoint_writes_total{result="ok"}')" ] \
+      || { echo "a checkpoint was written during the stale rounds" >&2; exit 1; }
+    stale_kb=$(rss_kb "$veto_pid")
+    stop_veto
+  done
+fi
 
 per() { awk -v kb="$1" -v n="$N" 'BEGIN {printf "%.1f", kb*1024/n}'; }
 echo
@@ -93,3 +117,6 @@ echo "| start after kill -9 | rounds (s) | median s | RSS bytes per revocation |
 echo "|---|---|---|---|---|"
 echo "| from the checkpoint | ${with[*]} | $(printf '%s\n' "${with[@]}" | median) | $(per "$with_kb") | $((with_peak_kb / 1024)) |"
 echo "| reading every record | ${without[*]} | $(printf '%s\n' "${without[@]}" | median) | $(per "$without_kb") | $((without_peak_kb / 1024)) |"
+if [ "$SINCE" -gt 0 ]; then
+  echo "| from the checkpoint, $SINCE records stored after it | ${stale[*]} | $(printf '%s\n' "${stale[@]}" | median) | $(per "$stale_kb") | |"
+fi

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use veto_core::{BulkLoad, SetDigest};
+use veto_core::{BulkLoad, Frontier, SetDigest};
 use veto_node::{Enforcer, RevokedPeers};
 use veto_store::CheckpointError;
 
@@ -105,20 +105,7 @@ impl Node {
         enforcer.forget(&pruned);
         // Stored since: every id the store covers beyond the checkpoint.
         let covered = self.store.covered().map_err(|e| refused(&e))?;
-        for (origin, ranges) in covered.missing_in(&checkpoint.covered) {
-            for seqs in ranges {
-                let records = self
-                    .store
-                    .read_range(origin, seqs, usize::MAX)
-                    .map_err(|e| refused(&e))?;
-                for r in &records {
-                    digest.add(&r.fingerprint());
-                }
-                if let Some((id, e)) = enforcer.enforce(&records).into_iter().next() {
-                    return Err(Unused::Refused(format!("cannot index {id}: {e}")));
-                }
-            }
-        }
+        digest.merge(&self.enforce_stored_since(&mut enforcer, &covered, &checkpoint.covered)?);
         let store_digest = self.store.digest().map_err(|e| refused(&e))?;
         if digest != store_digest {
             return Err(Unused::Refused(format!(
@@ -135,6 +122,71 @@ impl Node {
             last: None,
         };
         Ok(enforcer)
+    }
+
+    /// Reads and enforces the records the store covers beyond `checkpoint`,
+    /// and returns their digest. One thread reads and fingerprints batches
+    /// (a SHA-256 each) while this one indexes the batch before: after a bulk
+    /// ingest, millions of records can be newer than the last checkpoint.
+    fn enforce_stored_since(
+        &self,
+        enforcer: &mut Enforcer,
+        covered: &Frontier,
+        checkpoint: &Frontier,
+    ) -> Result<SetDigest, Unused> {
+        let ranges: Vec<_> = covered
+            .missing_in(checkpoint)
+            .into_iter()
+            .flat_map(|(origin, ranges)| {
+                ranges
+                    .into_iter()
+                    .flat_map(move |seqs| batches(seqs).map(move |batch| (origin, batch)))
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(2);
+            let reader = scope.spawn(move || {
+                for (origin, seqs) in ranges {
+                    let read = self
+                        .store
+                        .read_range(origin, seqs, usize::MAX)
+                        .map(|records| {
+                            let mut digest = SetDigest::new();
+                            for r in &records {
+                                digest.add(&r.fingerprint());
+                            }
+                            (records, digest)
+                        });
+                    let failed = read.is_err();
+                    if tx.send(read).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let mut digest = SetDigest::new();
+            let mut outcome = Ok(());
+            for read in rx {
+                let (records, batch_digest) = match read {
+                    Ok(read) => read,
+                    Err(e) => {
+                        outcome = Err(Unused::Refused(e.to_string()));
+                        break;
+                    }
+                };
+                digest.merge(&batch_digest);
+                if let Some((id, e)) = enforcer.enforce(&records).into_iter().next() {
+                    outcome = Err(Unused::Refused(format!("cannot index {id}: {e}")));
+                    break;
+                }
+            }
+            // Dropping the receiver ends the reader at its next send.
+            if reader.join().is_err() {
+                outcome = Err(Unused::Refused(
+                    "the reader of the records since panicked".into(),
+                ));
+            }
+            outcome.map(|()| digest)
+        })
     }
 
     /// Writes a new checkpoint if the store changed since the last one and
@@ -191,5 +243,50 @@ impl Node {
     }
 }
 
+/// Seqs per batch of records read after the checkpoint: a bounded amount of
+/// memory in flight, and enough work per batch to keep both threads busy.
+const STORED_SINCE_BATCH: u64 = 32_768;
+
+/// `seqs` in consecutive pieces of at most [`STORED_SINCE_BATCH`].
+fn batches(
+    seqs: std::ops::RangeInclusive<u64>,
+) -> impl Iterator<Item = std::ops::RangeInclusive<u64>> {
+    let (start, end) = (*seqs.start(), *seqs.end());
+    let mut next = (start <= end).then_some(start);
+    std::iter::from_fn(move || {
+        let from = next?;
+        let to = end.min(from.saturating_add(STORED_SINCE_BATCH - 1));
+        next = (to < end).then(|| to + 1);
+        Some(from..=to)
+    })
+}
+
 /// The lock that garbage collection and the checkpoint writer share.
 pub(crate) type Maintenance = Mutex<()>;
+
+#[cfg(test)]
+mod tests {
+    use super::{batches, STORED_SINCE_BATCH};
+
+    #[test]
+    fn batches_cover_a_range_exactly_once() {
+        let b = STORED_SINCE_BATCH;
+        for (lo, hi) in [
+            (1, 1),
+            (1, b),
+            (1, b + 1),
+            (5, 3 * b + 7),
+            (u64::MAX - 3, u64::MAX),
+        ] {
+            let pieces: Vec<_> = batches(lo..=hi).collect();
+            assert_eq!(*pieces[0].start(), lo);
+            assert_eq!(*pieces.last().unwrap().end(), hi);
+            for w in pieces.windows(2) {
+                assert_eq!(*w[0].end() + 1, *w[1].start());
+            }
+            assert!(pieces.iter().all(|p| p.end() - p.start() < b));
+        }
+        let (lo, hi) = (3, 2);
+        assert_eq!(batches(lo..=hi).count(), 0);
+    }
+}
