@@ -109,7 +109,7 @@ if [ "$SINCE" -gt 0 ]; then
   done
 fi
 
-per() { awk -v kb="$1" -v n="$N" 'BEGIN {printf "%.1f", kb*1024/n}'; }
+per() { awk -v kb="$1" -v n="${2:-$N}" 'BEGIN {printf "%.1f", kb*1024/n}'; }
 echo
 echo "restart, $(date -u +%F), $(machine), N=$N token revocations"
 echo "checkpoint: $ckpt_bytes bytes ($(awk -v b="$ckpt_bytes" -v n="$N" 'BEGIN {printf "%.1f", b/n}') per record), last write ${ckpt_write} s"
@@ -118,5 +118,5 @@ echo "|---|---|---|---|---|"
 echo "| from the checkpoint | ${with[*]} | $(printf '%s\n' "${with[@]}" | median) | $(per "$with_kb") | $((with_peak_kb / 1024)) |"
 echo "| reading every record | ${without[*]} | $(printf '%s\n' "${without[@]}" | median) | $(per "$without_kb") | $((without_peak_kb / 1024)) |"
 if [ "$SINCE" -gt 0 ]; then
-  echo "| from the checkpoint, $SINCE records stored after it | ${stale[*]} | $(printf '%s\n' "${stale[@]}" | median) | $(per "$stale_kb") | |"
+  echo "| from the checkpoint, $SINCE records stored after it | ${stale[*]} | $(printf '%s\n' "${stale[@]}" | median) | $(per "$stale_kb" $((N + SINCE))) | |"
 fi
