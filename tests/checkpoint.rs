@@ -160,6 +160,36 @@ fn a_kill_during_a_checkpoint_write_restarts_from_the_last_one() {
     }
 }
 
+/// After the first checkpoint, the next ones are written from the one
+/// before (its keys, less the prunes, plus what was stored since); a restart
+/// from such a one holds exactly the store's records.
+#[test]
+fn a_restart_from_an_updated_checkpoint_holds_exactly_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut veto = start(dir.path());
+    batch(&veto, "a", 2_000, None);
+    wait_checkpoint(&veto, 2_000);
+    batch(&veto, "b", 1_000, None);
+    batch(&veto, "short", 20, Some(now() + 2));
+    eventually(
+        Duration::from_secs(60),
+        "an updated checkpoint of the store after the prune",
+        || {
+            veto.get_json("/v1/status")["revocations"] == 3_000
+                && veto.metric("veto_checkpoint_records") == 3_000.0
+                && veto.metric("veto_checkpoint_updates_total") >= 1.0
+        },
+    );
+    veto.kill9();
+    checkpoint_every(&mut veto, 3_600);
+    let veto = veto.restart();
+    assert_eq!(loads(&veto, "used"), 1.0);
+    assert!(all_revoked(&veto, "a", 2_000));
+    assert!(all_revoked(&veto, "b", 1_000));
+    assert!(none_revoked(&veto, "short", 20));
+    assert_eq!(veto.get_json("/v1/status")["revocations"], 3_000);
+}
+
 #[test]
 fn a_damaged_checkpoint_is_not_used() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,11 @@ use super::Node;
 /// a tenth of one core however large the store.
 const DUTY: u32 = 10;
 
+/// At most this many checkpoints in a row are written from the one before
+/// (cheap: the file and the change); then one comes from a scan of the
+/// store, whose count check covers every record again.
+const UPDATES_PER_SCAN: u32 = 10;
+
 /// What the writer knows of the last checkpoint.
 #[derive(Default)]
 pub(crate) struct CheckpointState {
@@ -29,6 +34,8 @@ pub(crate) struct CheckpointState {
     digest: Option<SetDigest>,
     /// When the last one ended, and how long it took.
     last: Option<(Instant, Duration)>,
+    /// Checkpoints written from the one before since the last scan.
+    updates: u32,
 }
 
 /// Why the checkpoint was not used.
@@ -120,6 +127,7 @@ impl Node {
         *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = CheckpointState {
             digest: Some(checkpoint.digest),
             last: None,
+            updates: 0,
         };
         Ok(enforcer)
     }
@@ -211,8 +219,19 @@ impl Node {
                 }
             }
         }
+        let update = {
+            let state = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+            state.digest.is_some() && state.updates < UPDATES_PER_SCAN
+        };
         let started = Instant::now();
-        let result = self.store.write_checkpoint();
+        let (result, updated) = match update.then(|| self.store.update_checkpoint()) {
+            Some(Ok(stats)) => (Ok(stats), true),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "index checkpoint not updated; scanning the store");
+                (self.store.write_checkpoint(), false)
+            }
+            None => (self.store.write_checkpoint(), false),
+        };
         let took = started.elapsed();
         let mut state = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
         state.last = Some((Instant::now(), took));
@@ -220,6 +239,10 @@ impl Node {
             Ok(stats) => {
                 // What it describes, which writes since `digest` may have moved.
                 state.digest = Some(stats.digest);
+                state.updates = if updated { state.updates + 1 } else { 0 };
+                if updated {
+                    metrics::counter!("veto_checkpoint_updates_total").increment(1);
+                }
                 metrics::counter!("veto_checkpoint_writes_total", "result" => "ok").increment(1);
                 metrics::gauge!("veto_checkpoint_records").set(stats.records as f64);
                 metrics::gauge!("veto_checkpoint_bytes").set(stats.bytes as f64);

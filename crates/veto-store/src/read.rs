@@ -110,6 +110,32 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `f` with the id and target of every stored record of `origin`
+    /// with a seq in `seqs`, in seq order.
+    pub(crate) fn for_each_target_in(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        mut f: impl FnMut(RecordId, Target),
+    ) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let lo = chunk_key_of(origin, seqs.start() >> CHUNK_BITS);
+        let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
+        let trees = self.trees()?;
+        for entry in trees.records.range(lo..=hi) {
+            let (key, value) = entry?;
+            touch(&trees.records, &key)?;
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
+                let id = chunk.id(slot);
+                f(id, decode_target(id, chunk.bytes(slot))?);
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `f` with every stored record, ordered by id. Stops at the first
     /// entry that cannot be read. [`Store::for_each_target`] is faster when only
     /// the lookup index is being rebuilt.

@@ -39,6 +39,14 @@ use crate::store::{touch, KEY_PRUNED_LOG_EPOCH, TREE_META, TREE_PRUNED_LOG};
 use crate::{Store, StoreError};
 use format::{Header, Writer};
 
+/// Where a new checkpoint's keys come from.
+enum Source {
+    /// A scan of every stored record.
+    Scan,
+    /// The last checkpoint and the changes since.
+    Previous,
+}
+
 /// The checkpoint's file name inside the data dir.
 pub const CHECKPOINT_FILE: &str = "index.checkpoint";
 
@@ -111,16 +119,120 @@ impl Store {
     /// runs both from its garbage-collection loop).
     pub fn write_checkpoint(&self) -> Result<CheckpointStats, CheckpointError> {
         let epoch = self.pruned_log_epoch()? + 1;
-        let stats = self.write_checkpoint_file(epoch)?;
+        let stats = self.write_checkpoint_file(epoch, Source::Scan)?;
         // The log's prunes all came before this checkpoint was started (no
         // prune runs during a write), so it needs none of them.
         self.retire_pruned_log(epoch)?;
         Ok(stats)
     }
 
+    /// Writes a checkpoint from the last one instead of from a scan: its
+    /// keys, less the records pruned since (the log), plus the records
+    /// stored since (read by id range). It costs about the file's size and
+    /// the change, not a read of every record, so it can run far more often
+    /// than [`Store::write_checkpoint`]; the same count check ends it. An
+    /// error (no usable last checkpoint among them) leaves the last one as
+    /// it was: the caller then writes one from a scan.
+    pub fn update_checkpoint(&self) -> Result<CheckpointStats, CheckpointError> {
+        let epoch = self.pruned_log_epoch()? + 1;
+        let stats = self.write_checkpoint_file(epoch, Source::Previous)?;
+        self.retire_pruned_log(epoch)?;
+        Ok(stats)
+    }
+
+    /// Every record `covered` holds, from a scan of the store.
+    fn fill_from_scan<W: std::io::Write>(
+        &self,
+        out: &mut Writer<W>,
+        covered: &Frontier,
+        counted: &mut std::collections::BTreeMap<NodeId, u64>,
+    ) -> Result<(), CheckpointError> {
+        let trees = self.trees()?;
+        for entry in trees.records.iter() {
+            let (key, value) = entry.map_err(StoreError::from)?;
+            touch(&trees.records, &key)?;
+            let chunk = ChunkRef::parse(&key, &value)?;
+            for slot in chunk.slots() {
+                let id = chunk.id(slot);
+                // Stored after the checkpoint's start: the restart reads it
+                // from the store, as it does every id outside `covered`.
+                if !covered.contains(id) {
+                    continue;
+                }
+                *counted.entry(id.origin).or_default() += 1;
+                match IndexKey::of(&decode_target(id, chunk.bytes(slot))?) {
+                    Some(k) => out.key(id, k),
+                    None => out.other(id),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every record `covered` holds, from the last checkpoint and the
+    /// changes since.
+    fn fill_from_previous<W: std::io::Write>(
+        &self,
+        out: &mut Writer<W>,
+        covered: &Frontier,
+        counted: &mut std::collections::BTreeMap<NodeId, u64>,
+    ) -> Result<(), CheckpointError> {
+        let path = self.checkpoint_path();
+        let data = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut pruned = std::collections::HashSet::new();
+        let trees = self.trees()?;
+        for entry in trees.pruned_log.iter() {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            pruned.insert(pruned_log_id(&key)?);
+        }
+        let mut count = |id: RecordId| *counted.entry(id.origin).or_default() += 1;
+        let last = format::decode(&data, self.node_id(), |id, key| {
+            if !pruned.contains(&id) {
+                count(id);
+                out.key(id, key);
+            }
+        })
+        .map_err(|detail| CheckpointError::Format {
+            path: path.clone(),
+            detail,
+        })?;
+        // The log must be the last checkpoint's, or its prunes are not
+        // the ones since it.
+        let log = self.pruned_log_epoch()?;
+        if last.epoch != log {
+            return Err(CheckpointError::Inconsistent(format!(
+                "the last checkpoint is of epoch {} and the log of prunes of epoch {log}",
+                last.epoch
+            )));
+        }
+        for id in last.others.iter().filter(|id| !pruned.contains(id)) {
+            count(*id);
+            out.other(*id);
+        }
+        for (origin, ranges) in covered.missing_in(&last.covered) {
+            for seqs in ranges {
+                self.for_each_target_in(origin, seqs, |id, target| {
+                    count(id);
+                    match IndexKey::of(&target) {
+                        Some(k) => out.key(id, k),
+                        None => out.other(id),
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the file of epoch `epoch` and renames it over the last one,
     /// which with its log stays valid until then.
-    fn write_checkpoint_file(&self, epoch: u64) -> Result<CheckpointStats, CheckpointError> {
+    fn write_checkpoint_file(
+        &self,
+        epoch: u64,
+        from: Source,
+    ) -> Result<CheckpointStats, CheckpointError> {
         let path = self.checkpoint_path();
         let io = |source| CheckpointError::Io {
             path: path.clone(),
@@ -159,24 +271,13 @@ impl Store {
         };
         let mut out = Writer::start(BufWriter::with_capacity(1 << 20, file), &header)?;
         let mut counted: std::collections::BTreeMap<NodeId, u64> = Default::default();
-        let trees = self.trees()?;
-        for entry in trees.records.iter() {
-            let (key, value) = entry.map_err(StoreError::from)?;
-            touch(&trees.records, &key)?;
-            let chunk = ChunkRef::parse(&key, &value)?;
-            for slot in chunk.slots() {
-                let id = chunk.id(slot);
-                // Stored after the checkpoint's start: the restart reads it
-                // from the store, as it does every id outside `covered`.
-                if !covered.contains(id) {
-                    continue;
-                }
-                *counted.entry(id.origin).or_default() += 1;
-                match IndexKey::of(&decode_target(id, chunk.bytes(slot))?) {
-                    Some(k) => out.key(id, k),
-                    None => out.other(id),
-                }
-            }
+        let filled = match from {
+            Source::Scan => self.fill_from_scan(&mut out, &covered, &mut counted),
+            Source::Previous => self.fill_from_previous(&mut out, &covered, &mut counted),
+        };
+        if let Err(e) = filled {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         // The scan must have found exactly the records the digest counts.
         let expected: std::collections::BTreeMap<NodeId, u64> = per_origin

@@ -3,6 +3,7 @@
 //! store's records: a crash costs a restart its speed at worst, never its
 //! checkpoint.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use veto_core::{Hlc, NodeId, Record, RecordId, SetDigest, Target};
@@ -101,7 +102,7 @@ fn a_crash_after_the_rename_retires_the_old_log_on_the_next_read() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_changes_since_a_checkpoint(dir.path());
     // The new file is in place; the log of the old one is not yet retired.
-    store.write_checkpoint_file(2).unwrap();
+    store.write_checkpoint_file(2, super::Source::Scan).unwrap();
     drop(store);
 
     let store = open(dir.path());
@@ -137,4 +138,52 @@ fn a_checkpoint_of_another_epoch_is_refused() {
         }
         other => panic!("{:?}", other.map(|c| c.map(|c| c.epoch))),
     }
+}
+
+/// What a checkpoint holds: its keys, its records without one, its digest
+/// and what it covers.
+fn contents(store: &Store) -> (BTreeSet<(RecordId, u64, u64)>, Vec<RecordId>, SetDigest) {
+    let mut keys = BTreeSet::new();
+    let c = store
+        .read_checkpoint(|id, k| {
+            keys.insert((id, k.key, k.iss));
+        })
+        .unwrap()
+        .unwrap();
+    (keys, c.others, c.digest)
+}
+
+#[test]
+fn a_checkpoint_from_the_last_one_holds_what_a_scan_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_changes_since_a_checkpoint(dir.path());
+    // A record stored after the last checkpoint and pruned since.
+    store.prune(&[id(110)]).unwrap();
+    store.update_checkpoint().unwrap();
+    assert_eq!(restart_digest(&store), Some((2, store.digest().unwrap())));
+    let updated = contents(&store);
+    assert_eq!(updated.0.len(), 100 - 10 + 20 - 1);
+
+    store.write_checkpoint().unwrap();
+    assert_eq!(contents(&store), updated);
+
+    // Twice in a row, with changes between.
+    store.append(&tokens(121..=130)).unwrap();
+    store.prune(&[id(20), id(125)]).unwrap();
+    store.update_checkpoint().unwrap();
+    let updated = contents(&store);
+    store.write_checkpoint().unwrap();
+    assert_eq!(contents(&store), updated);
+}
+
+#[test]
+fn without_a_last_checkpoint_an_update_fails_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.append(&tokens(1..=10)).unwrap();
+    assert!(matches!(
+        store.update_checkpoint(),
+        Err(CheckpointError::Io { .. })
+    ));
+    assert!(store.read_checkpoint(|_, _| {}).unwrap().is_none());
 }
