@@ -208,7 +208,7 @@ impl Node {
         let Ok(digest) = self.store.digest() else {
             return;
         };
-        {
+        let update = {
             let state = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
             if state.digest == Some(digest) {
                 return;
@@ -218,9 +218,7 @@ impl Node {
                     return;
                 }
             }
-        }
-        let update = {
-            let state = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+            // From the last one if there is one, but for every eleventh.
             state.digest.is_some() && state.updates < UPDATES_PER_SCAN
         };
         let started = Instant::now();

@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 
 use veto_core::{AuditQuery, NodeId, Record, RecordId, SetDigest, Target};
 
-use crate::chunk::{chunk_key, chunk_key_of, ChunkRef, CHUNK_BITS};
+use crate::chunk::{chunk_key, chunk_key_of, ChunkRef, Slot, CHUNK_BITS};
 use crate::codec::{corrupt, decode_record, decode_target, split_ordered_key};
 use crate::error::StoreError;
 use crate::store::{touch, Store, TREE_BY_EXPIRY, TREE_BY_HLC};
@@ -50,23 +50,13 @@ impl Store {
         max: usize,
     ) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
-        if seqs.is_empty() || max == 0 {
+        if max == 0 {
             return Ok(out);
         }
-        let lo = chunk_key_of(origin, seqs.start() >> CHUNK_BITS);
-        let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
-        let trees = self.trees()?;
-        for entry in trees.records.range(lo..=hi) {
-            let (key, value) = entry?;
-            touch(&trees.records, &key)?;
-            let chunk = ChunkRef::parse(&key, &value)?;
-            for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
-                out.push(decode_record(chunk.id(slot), chunk.bytes(slot))?);
-                if out.len() >= max {
-                    return Ok(out);
-                }
-            }
-        }
+        self.for_each_slot_in(origin, seqs, |chunk, slot| {
+            out.push(decode_record(chunk.id(slot), chunk.bytes(slot))?);
+            Ok(out.len() < max)
+        })?;
         Ok(out)
     }
 
@@ -91,23 +81,7 @@ impl Store {
         seqs: RangeInclusive<u64>,
         mut f: impl FnMut(u64) -> bool,
     ) -> Result<(), StoreError> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let lo = chunk_key_of(origin, seqs.start() >> CHUNK_BITS);
-        let hi = chunk_key_of(origin, seqs.end() >> CHUNK_BITS);
-        let trees = self.trees()?;
-        for entry in trees.records.range(lo..=hi) {
-            let (key, value) = entry?;
-            touch(&trees.records, &key)?;
-            let chunk = ChunkRef::parse(&key, &value)?;
-            for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
-                if !f(slot.seq) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+        self.for_each_slot_in(origin, seqs, |_, slot| Ok(f(slot.seq)))
     }
 
     /// Calls `f` with the id and target of every stored record of `origin`
@@ -117,6 +91,21 @@ impl Store {
         origin: NodeId,
         seqs: RangeInclusive<u64>,
         mut f: impl FnMut(RecordId, Target),
+    ) -> Result<(), StoreError> {
+        self.for_each_slot_in(origin, seqs, |chunk, slot| {
+            let id = chunk.id(slot);
+            f(id, decode_target(id, chunk.bytes(slot))?);
+            Ok(true)
+        })
+    }
+
+    /// Calls `f` with every stored slot of `origin` with a seq in `seqs`, in
+    /// seq order, until it returns `Ok(false)` or an error.
+    fn for_each_slot_in(
+        &self,
+        origin: NodeId,
+        seqs: RangeInclusive<u64>,
+        mut f: impl FnMut(&ChunkRef<'_>, &Slot) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         if seqs.is_empty() {
             return Ok(());
@@ -129,8 +118,9 @@ impl Store {
             touch(&trees.records, &key)?;
             let chunk = ChunkRef::parse(&key, &value)?;
             for slot in chunk.slots().iter().filter(|s| seqs.contains(&s.seq)) {
-                let id = chunk.id(slot);
-                f(id, decode_target(id, chunk.bytes(slot))?);
+                if !f(&chunk, slot)? {
+                    return Ok(());
+                }
             }
         }
         Ok(())

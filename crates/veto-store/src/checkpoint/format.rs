@@ -15,6 +15,7 @@
 //! Version 1 had no epoch; a version-1 file is refused, which costs one full
 //! read of the store on the first start after an upgrade.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use veto_core::{Frontier, IndexKey, IndexMap, NodeId, RecordId, SetDigest};
@@ -46,6 +47,8 @@ pub(super) struct Writer<W: Write> {
     out: Encoder<W>,
     block: Block,
     others: Vec<RecordId>,
+    /// Records written, per origin.
+    per_origin: BTreeMap<NodeId, u64>,
 }
 
 impl<W: Write> Writer<W> {
@@ -61,17 +64,22 @@ impl<W: Write> Writer<W> {
             out,
             block: Block::default(),
             others: Vec::new(),
+            per_origin: BTreeMap::new(),
         })
     }
 
-    /// A record with an index key.
-    pub(super) fn key(&mut self, id: RecordId, key: IndexKey) {
-        self.block.push(&mut self.out, id, key);
+    /// A record, with its index key or without one (scope `peer`).
+    pub(super) fn record(&mut self, id: RecordId, key: Option<IndexKey>) {
+        *self.per_origin.entry(id.origin).or_default() += 1;
+        match key {
+            Some(key) => self.block.push(&mut self.out, id, key),
+            None => self.others.push(id),
+        }
     }
 
-    /// A record without one (scope `peer`).
-    pub(super) fn other(&mut self, id: RecordId) {
-        self.others.push(id);
+    /// How many records have been written, per origin.
+    pub(super) fn per_origin(&self) -> &BTreeMap<NodeId, u64> {
+        &self.per_origin
     }
 
     /// Ends the file: returns the records in it, its length and the writer.
@@ -348,12 +356,11 @@ mod tests {
                 before: seq * 100,
             };
             let origin = NodeId::new(5);
-            w.key(RecordId { origin, seq }, key);
+            w.record(RecordId { origin, seq }, Some(key));
         }
-        w.other(RecordId {
-            origin: NodeId::new(5),
-            seq: 4,
-        });
+        let origin = NodeId::new(5);
+        w.record(RecordId { origin, seq: 4 }, None);
+        assert_eq!(w.per_origin().get(&origin), Some(&4));
         let (records, bytes, out) = w.finish().unwrap();
         assert_eq!((records, bytes), (4, out.len() as u64));
         out

@@ -33,9 +33,9 @@ use std::path::PathBuf;
 
 use veto_core::{Frontier, IndexKey, NodeId, RecordId, SetDigest};
 
-use crate::chunk::{be_u64, chunk_key_of, ChunkRef};
-use crate::codec::{corrupt, decode_target};
-use crate::store::{touch, KEY_PRUNED_LOG_EPOCH, TREE_META, TREE_PRUNED_LOG};
+use crate::chunk::{be_u64, chunk_key_of};
+use crate::codec::corrupt;
+use crate::store::{KEY_PRUNED_LOG_EPOCH, TREE_META, TREE_PRUNED_LOG};
 use crate::{Store, StoreError};
 use format::{Header, Writer};
 
@@ -118,12 +118,7 @@ impl Store {
     /// meanwhile, but the caller must not prune until it returns (the node
     /// runs both from its garbage-collection loop).
     pub fn write_checkpoint(&self) -> Result<CheckpointStats, CheckpointError> {
-        let epoch = self.pruned_log_epoch()? + 1;
-        let stats = self.write_checkpoint_file(epoch, Source::Scan)?;
-        // The log's prunes all came before this checkpoint was started (no
-        // prune runs during a write), so it needs none of them.
-        self.retire_pruned_log(epoch)?;
-        Ok(stats)
+        self.checkpoint_from(Source::Scan)
     }
 
     /// Writes a checkpoint from the last one instead of from a scan: its
@@ -134,8 +129,14 @@ impl Store {
     /// error (no usable last checkpoint among them) leaves the last one as
     /// it was: the caller then writes one from a scan.
     pub fn update_checkpoint(&self) -> Result<CheckpointStats, CheckpointError> {
+        self.checkpoint_from(Source::Previous)
+    }
+
+    fn checkpoint_from(&self, from: Source) -> Result<CheckpointStats, CheckpointError> {
         let epoch = self.pruned_log_epoch()? + 1;
-        let stats = self.write_checkpoint_file(epoch, Source::Previous)?;
+        let stats = self.write_checkpoint_file(epoch, from)?;
+        // The log's prunes all came before this checkpoint was started (no
+        // prune runs during a write), so it needs none of them.
         self.retire_pruned_log(epoch)?;
         Ok(stats)
     }
@@ -145,28 +146,14 @@ impl Store {
         &self,
         out: &mut Writer<W>,
         covered: &Frontier,
-        counted: &mut std::collections::BTreeMap<NodeId, u64>,
     ) -> Result<(), CheckpointError> {
-        let trees = self.trees()?;
-        for entry in trees.records.iter() {
-            let (key, value) = entry.map_err(StoreError::from)?;
-            touch(&trees.records, &key)?;
-            let chunk = ChunkRef::parse(&key, &value)?;
-            for slot in chunk.slots() {
-                let id = chunk.id(slot);
-                // Stored after the checkpoint's start: the restart reads it
-                // from the store, as it does every id outside `covered`.
-                if !covered.contains(id) {
-                    continue;
-                }
-                *counted.entry(id.origin).or_default() += 1;
-                match IndexKey::of(&decode_target(id, chunk.bytes(slot))?) {
-                    Some(k) => out.key(id, k),
-                    None => out.other(id),
-                }
+        Ok(self.for_each_target(|id, target| {
+            // Stored after the checkpoint's start: the restart reads it
+            // from the store, as it does every id outside `covered`.
+            if covered.contains(id) {
+                out.record(id, IndexKey::of(&target));
             }
-        }
-        Ok(())
+        })?)
     }
 
     /// Every record `covered` holds, from the last checkpoint and the
@@ -175,7 +162,6 @@ impl Store {
         &self,
         out: &mut Writer<W>,
         covered: &Frontier,
-        counted: &mut std::collections::BTreeMap<NodeId, u64>,
     ) -> Result<(), CheckpointError> {
         let path = self.checkpoint_path();
         let data = std::fs::read(&path).map_err(|source| CheckpointError::Io {
@@ -188,11 +174,9 @@ impl Store {
             let (key, _) = entry.map_err(StoreError::from)?;
             pruned.insert(pruned_log_id(&key)?);
         }
-        let mut count = |id: RecordId| *counted.entry(id.origin).or_default() += 1;
         let last = format::decode(&data, self.node_id(), |id, key| {
             if !pruned.contains(&id) {
-                count(id);
-                out.key(id, key);
+                out.record(id, Some(key));
             }
         })
         .map_err(|detail| CheckpointError::Format {
@@ -209,17 +193,12 @@ impl Store {
             )));
         }
         for id in last.others.iter().filter(|id| !pruned.contains(id)) {
-            count(*id);
-            out.other(*id);
+            out.record(*id, None);
         }
         for (origin, ranges) in covered.missing_in(&last.covered) {
             for seqs in ranges {
                 self.for_each_target_in(origin, seqs, |id, target| {
-                    count(id);
-                    match IndexKey::of(&target) {
-                        Some(k) => out.key(id, k),
-                        None => out.other(id),
-                    }
+                    out.record(id, IndexKey::of(&target));
                 })?;
             }
         }
@@ -270,28 +249,29 @@ impl Store {
             digest: &digest,
         };
         let mut out = Writer::start(BufWriter::with_capacity(1 << 20, file), &header)?;
-        let mut counted: std::collections::BTreeMap<NodeId, u64> = Default::default();
         let filled = match from {
-            Source::Scan => self.fill_from_scan(&mut out, &covered, &mut counted),
-            Source::Previous => self.fill_from_previous(&mut out, &covered, &mut counted),
+            Source::Scan => self.fill_from_scan(&mut out, &covered),
+            Source::Previous => self.fill_from_previous(&mut out, &covered),
         };
-        if let Err(e) = filled {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        // The scan must have found exactly the records the digest counts.
-        let expected: std::collections::BTreeMap<NodeId, u64> = per_origin
-            .iter()
-            .map(|(o, d)| (*o, d.count()))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        if counted != expected {
-            let found: u64 = counted.values().sum();
-            let _ = std::fs::remove_file(&tmp);
-            return Err(CheckpointError::Inconsistent(format!(
+        // It must hold exactly the records the digests count.
+        let checked = filled.and_then(|()| {
+            let expected: std::collections::BTreeMap<NodeId, u64> = per_origin
+                .iter()
+                .map(|(o, d)| (*o, d.count()))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            if *out.per_origin() == expected {
+                return Ok(());
+            }
+            let found: u64 = out.per_origin().values().sum();
+            Err(CheckpointError::Inconsistent(format!(
                 "a scan found {found} records where the digests count {}",
                 digest.count()
-            )));
+            )))
+        });
+        if let Err(e) = checked {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         let (records, bytes, out) = out.finish().map_err(io)?;
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
