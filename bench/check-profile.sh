@@ -28,12 +28,7 @@ VETO_ADMIN_TOKEN=$ADMIN RUST_LOG=warn "$VETO" serve --data-dir "$tmp/veto" \
 veto_pid=$!
 wait_ready "http://127.0.0.1:$HTTP_PORT"
 python3 "$ROOT/bench/load.py" "http://127.0.0.1:$HTTP_PORT" "$ADMIN" "$N" >&2
-cat > "$tmp/check.lua" <<LUA
-local n = $((2 * N))
-request = function()
-  return wrk.format("GET", string.format("/v1/check?iss=https%%3A%%2F%%2Fidp.example&jti=jti-%012d", math.random(0, n - 1)))
-end
-LUA
+write_check_lua "$tmp/check.lua" "$N"
 
 wrk -t2 -c50 -d"$((PROFILE + 4))s" --latency -s "$tmp/check.lua" \
   "http://127.0.0.1:$HTTP_PORT" > "$tmp/wrk.out" &

@@ -55,3 +55,14 @@ load_to() {
     python3 "$ROOT/bench/load.py" "$1" "$ADMIN" "$(($2 - have))" >/dev/null
   fi
 }
+
+# write_check_lua FILE N: a wrk script of GET /v1/check for the ids bench/load.py
+# made (jti-0 .. jti-N-1), drawn uniformly from 2N ids so that half hit.
+write_check_lua() {
+  cat > "$1" <<LUA
+local n = $((2 * $2))
+request = function()
+  return wrk.format("GET", string.format("/v1/check?iss=https%%3A%%2F%%2Fidp.example&jti=jti-%012d", math.random(0, n - 1)))
+end
+LUA
+}

@@ -34,12 +34,7 @@ restart_veto() {
 
 start_veto 2
 python3 "$ROOT/bench/load.py" "http://127.0.0.1:$HTTP_PORT" "$ADMIN" "$N" >&2
-cat > "$tmp/check.lua" <<LUA
-local n = $((2 * N))
-request = function()
-  return wrk.format("GET", string.format("/v1/check?iss=https%%3A%%2F%%2Fidp.example&jti=jti-%012d", math.random(0, n - 1)))
-end
-LUA
+write_check_lua "$tmp/check.lua" "$N"
 
 # run WRK_THREADS LABEL: one round, one line.
 run() {

@@ -50,12 +50,7 @@ for start in range(0, n, 1000):
     out.buffer.write(buf)
 PY
 
-cat > "$tmp/check.lua" <<LUA
-local n = $((2 * N))
-request = function()
-  return wrk.format("GET", string.format("/v1/check?iss=https%%3A%%2F%%2Fidp.example&jti=jti-%012d", math.random(0, n - 1)))
-end
-LUA
+write_check_lua "$tmp/check.lua" "$N"
 
 : > "$tmp/veto.txt"; : > "$tmp/redis.txt"
 for r in $(seq 1 "$ROUNDS"); do
