@@ -24,23 +24,49 @@ use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-/// A free TCP port on loopback (the OS may hand it out again later, but not
-/// while tests in one process pick ports one after another).
+/// A free TCP port on loopback, for a server a test starts.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pick_port(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
 }
 
-/// A free UDP port on loopback.
+/// A free UDP port on loopback, for a gossip endpoint a test starts.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pick_port(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok())
+}
+
+/// Picks a port below the kernel's ephemeral range that `is_free` can bind.
+///
+/// A port asked of the kernel with `:0` comes from the ephemeral range, and
+/// the kernel hands the same range to every client socket: a relay's
+/// upstream socket or an HTTP connection can take a picked port before the
+/// node binds it, and a gossip port is fixed in the node's flags, so a retry
+/// on a new HTTP port cannot help. Below that range only explicit binds
+/// land, and within one test process the walk never picks a port twice.
+fn pick_port(is_free: impl Fn(u16) -> bool) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let high = ephemeral_start().max(LOW + 1_000);
+    let span = high - LOW;
+    // Test binaries of one run follow each other; start each at its own
+    // place so that a port the last one left in TIME_WAIT is not the first.
+    let start = (std::process::id().wrapping_mul(7_919)) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % span) as u16;
+        if is_free(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{high}")
+}
+
+/// The first port of the kernel's ephemeral range (32768 when unreadable).
+fn ephemeral_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 pub fn veto_bin() -> &'static str {
