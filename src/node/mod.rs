@@ -36,6 +36,8 @@ use crate::clock_steps::Reading;
 mod checkpoint;
 mod enforcement;
 mod load;
+#[cfg(test)]
+mod tests;
 use crate::peers::PeerDirectory;
 pub(crate) use enforcement::Enforcement;
 
@@ -47,6 +49,10 @@ pub(crate) struct Node {
     /// rebuilt from the store at start, then kept in step with every durable
     /// write and prune.
     enforcer: Arc<RwLock<Enforcer>>,
+    /// Held shared from a store write until its records are indexed, and
+    /// exclusively to read what the store holds for the status or a receipt:
+    /// so neither ever counts a record that a check would not find yet.
+    applying: Arc<RwLock<()>>,
     clock: Arc<HybridClock>,
     max_clock_offset: Duration,
     /// Serialises local appends so that sequence numbers are handed out
@@ -72,6 +78,19 @@ pub(crate) struct Node {
     maintenance: checkpoint::Maintenance,
     /// The last index checkpoint.
     checkpoint: Mutex<checkpoint::CheckpointState>,
+}
+
+/// Records that became durable here (local or from a peer): enforce them.
+fn index(enforcer: &RwLock<Enforcer>, records: &[Record]) {
+    let mut enforcer = enforcer.write().unwrap_or_else(|p| p.into_inner());
+    for (id, e) in enforcer.enforce(records) {
+        // The record is still stored and replicated, but this node
+        // cannot enforce it.
+        tracing::error!(%id, error = %e, "record stored but not indexed");
+        metrics::counter!("veto_index_errors_total").increment(1);
+    }
+    metrics::gauge!("veto_records").set(enforcer.len() as f64);
+    metrics::gauge!("veto_hit_details_records").set(enforcer.details_len() as f64);
 }
 
 /// The lookup index as the audit trail reads it: the lock is taken for each
@@ -171,6 +190,7 @@ impl Node {
             info: NodeInfo { id, name, region },
             store,
             enforcer,
+            applying: Arc::default(),
             clock: life.clock,
             max_clock_offset,
             writer: tokio::sync::Mutex::new(life.writer),
@@ -248,22 +268,13 @@ impl Node {
 
     /// Whether the store holds all of `ids`.
     fn holds(&self, ids: &[RecordId]) -> bool {
+        let _settled = self.applying.write().unwrap_or_else(|p| p.into_inner());
         ids.iter()
             .all(|id| matches!(self.store.get(*id), Ok(Some(_))))
     }
 
-    /// Records that became durable here (local or from a peer): enforce them.
-    fn index_durable(&self, records: &[Record]) {
-        let mut enforcer = self.enforcer.write().unwrap_or_else(|p| p.into_inner());
-        for (id, e) in enforcer.enforce(records) {
-            // The record is still stored and replicated, but this node
-            // cannot enforce it.
-            tracing::error!(%id, error = %e, "record stored but not indexed");
-            metrics::counter!("veto_index_errors_total").increment(1);
-        }
-        metrics::gauge!("veto_records").set(enforcer.len() as f64);
-        metrics::gauge!("veto_hit_details_records").set(enforcer.details_len() as f64);
-        drop(enforcer);
+    /// Records that became durable here and are indexed: tell watchers.
+    fn publish_indexed(&self, records: &[Record]) {
         // After the store write, so a snapshot at any cursor holds every record
         // numbered up to it; after the index, so a watcher told of a record
         // finds the node enforcing it.
@@ -279,11 +290,14 @@ impl Node {
         cover: &Frontier,
         restore: &[Record],
     ) -> Result<(), StoreError> {
+        let applying = self.applying.read().unwrap_or_else(|p| p.into_inner());
         let stored = veto_node::store_from_peer(&mut self.store.clone(), records, cover, restore)?;
         if let Some(audit) = &self.audit {
             audit.append(&stored, Source::Replicated, wall_clock().as_secs());
         }
-        self.index_durable(&stored);
+        index(&self.enforcer, &stored);
+        drop(applying);
+        self.publish_indexed(&stored);
         Ok(())
     }
 
@@ -326,10 +340,11 @@ impl Node {
         Ok(total)
     }
 
-    /// This node's own records are durable (or, with the injected bug, about
-    /// to be): enforce them, count them and hand them to replication.
+    /// This node's own records are durable and indexed (or, with the
+    /// injected bug, about to be): count them and hand them to watchers and
+    /// replication.
     fn acknowledged(&self, records: &[Record]) {
-        self.index_durable(records);
+        self.publish_indexed(records);
         for record in records {
             metrics::counter!("veto_revocations_total", "scope" => record.target.kind().as_str(), "origin" => "local")
                 .increment(1);
@@ -371,18 +386,28 @@ impl Backend for Node {
         let mut store = self.store.clone();
         let to_store = records.clone();
         let audit = self.audit.clone();
+        let ack = self.faults.ack();
+        let (enforcer, applying) = (Arc::clone(&self.enforcer), Arc::clone(&self.applying));
         let write = tokio::task::spawn_blocking(move || {
+            let applying = applying.read().unwrap_or_else(|p| p.into_inner());
             veto_node::store_local(&mut store, &to_store)?;
             // Logged once durable, before the answer.
             if let Some(audit) = audit {
                 audit.append(&to_store, Source::Local, wall_clock().as_secs());
             }
+            if ack == Ack::AfterDurable {
+                index(&enforcer, &to_store);
+            }
+            drop(applying);
             Ok(())
         });
-        match self.faults.ack() {
+        match ack {
             Ack::AfterDurable => write.await.map_err(storage)?.map_err(local_write_error)?,
             // The injected bug: answered while the write goes on, unawaited.
-            Ack::BeforeDurable => drop(write),
+            Ack::BeforeDurable => {
+                drop(write);
+                index(&self.enforcer, &records);
+            }
         }
         writer.commit(records.len());
         drop(writer);
@@ -424,10 +449,12 @@ impl Backend for Node {
     }
 
     fn status(&self) -> StatusView {
+        let settled = self.applying.write().unwrap_or_else(|p| p.into_inner());
         let digest = self.store.digest().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the set digest for the status");
             Default::default()
         });
+        drop(settled);
         let check = self.clock_check();
         StatusView {
             node: self.info.clone(),
