@@ -3,19 +3,29 @@
 //!
 //! Inserted in the order they come (record id order), keys land at random
 //! places of a table far larger than the caches, and each insert waits on
-//! memory. Collected first and inserted in the order of their table
-//! positions, they walk the table front to back instead: a restart with ten
-//! million records spends a fraction of the time.
+//! memory. Collected first and inserted in the order of their home buckets,
+//! they walk the table once, front to back, instead.
+//!
+//! The keys are collected in partitions by the top bits of their home bucket
+//! in the table the expected count will make; each partition is sorted on a
+//! second thread (small enough to sort in cache) while this one inserts the
+//! partition before, and freed once inserted.
 
-use super::maps::Entry;
+use super::maps::{Entry, ExactMap};
 use super::{IndexError, IndexKey, IndexMap, LookupIndex};
 use crate::id::RecordId;
+
+/// A map's keys are collected in up to 2^8 partitions.
+const PARTITION_BITS: u32 = 8;
+
+/// Below this many keys, one thread sorts and inserts.
+const THREADED_FROM: usize = 1 << 16;
 
 /// Collects keys, then builds the index ([`BulkLoad::finish`]).
 pub struct BulkLoad {
     index: LookupIndex,
     /// Exact-map entries (tokens, sessions, keys) waiting to be inserted.
-    pending: [Vec<(u64, Entry)>; 3],
+    pending: [Pending; 3],
 }
 
 impl BulkLoad {
@@ -23,7 +33,7 @@ impl BulkLoad {
     pub fn new(tokens: usize) -> BulkLoad {
         BulkLoad {
             index: LookupIndex::new(),
-            pending: [Vec::with_capacity(tokens), Vec::new(), Vec::new()],
+            pending: [Pending::new(tokens), Pending::new(0), Pending::new(0)],
         }
     }
 
@@ -38,7 +48,7 @@ impl BulkLoad {
             }
         };
         let rec = self.index.record_ref(id)?;
-        self.pending[slot].push((key.key, Entry { iss: key.iss, rec }));
+        self.pending[slot].push(key.key, Entry { iss: key.iss, rec });
         Ok(())
     }
 
@@ -46,24 +56,95 @@ impl BulkLoad {
     pub fn finish(mut self) -> LookupIndex {
         let [tokens, sessions, keys] = std::mem::take(&mut self.pending);
         let index = &mut self.index;
-        for (mut pending, map) in [
+        for (pending, map) in [
             (tokens, &mut index.tokens),
             (sessions, &mut index.sessions),
             (keys, &mut index.keys),
         ] {
-            map.reserve(pending.len());
-            // A key's table position is its low bits under the table's mask,
-            // and no table has more than 2^32 buckets: in the order of the
-            // low 32 bits, positions only grow.
-            pending.sort_unstable_by_key(|(key, _)| *key as u32);
-            for (key, entry) in pending {
-                map.insert(key, entry, &mut index.contexts);
-            }
+            pending.insert_into(map, &mut index.contexts);
         }
         self.index
     }
 }
 
+/// One exact map's collected entries, partitioned by home bucket.
+#[derive(Default)]
+struct Pending {
+    /// A key's partition is its bits `shift..` under `mask`.
+    mask: u64,
+    shift: u32,
+    parts: Vec<Vec<(u64, Entry)>>,
+    len: usize,
+}
+
+impl Pending {
+    fn new(expected: usize) -> Pending {
+        let bits = expected_buckets(expected).trailing_zeros();
+        let shift = bits.saturating_sub(PARTITION_BITS);
+        let count = 1usize << (bits - shift);
+        // A little over the even share, so that few partitions ever grow.
+        let each = expected / count + expected / count / 16;
+        Pending {
+            mask: (1u64 << bits) - 1,
+            shift,
+            parts: (0..count).map(|_| Vec::with_capacity(each)).collect(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, key: u64, entry: Entry) {
+        let part = ((key & self.mask) >> self.shift) as usize;
+        self.parts[part].push((key, entry));
+        self.len += 1;
+    }
+
+    /// Sorts each partition by home bucket in `map` and inserts it. If the
+    /// table came out another size than expected, the order is no longer a
+    /// single sweep, but every key is still inserted.
+    fn insert_into(self, map: &mut ExactMap, contexts: &mut super::maps::Contexts) {
+        map.reserve(self.len);
+        let mask = map.buckets() as u64 - 1;
+        let sort = move |mut part: Vec<(u64, Entry)>| {
+            part.sort_unstable_by_key(|(key, _)| *key & mask);
+            part
+        };
+        if self.len < THREADED_FROM {
+            for part in self.parts.into_iter().map(sort) {
+                for (key, entry) in part {
+                    map.insert(key, entry, contexts);
+                }
+            }
+            return;
+        }
+        std::thread::scope(|scope| {
+            let (sorted, inbox) = std::sync::mpsc::sync_channel(2);
+            let parts = self.parts;
+            scope.spawn(move || {
+                for part in parts {
+                    if sorted.send(sort(part)).is_err() {
+                        return;
+                    }
+                }
+            });
+            for part in inbox {
+                for (key, entry) in part {
+                    map.insert(key, entry, contexts);
+                }
+            }
+        });
+    }
+}
+
+/// The bucket count hashbrown gives a table for `n` entries: a power of two
+/// at least 8/7 of `n`. Only an estimate (the real table decides the
+/// order); a wrong one costs speed, not keys.
+fn expected_buckets(n: usize) -> usize {
+    match n {
+        0..=3 => 4,
+        4..=7 => 8,
+        _ => (n.saturating_mul(8) / 7).next_power_of_two(),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +213,43 @@ mod tests {
                 assert_eq!(a.map(|h| h.scope), b.map(|h| h.scope), "{check:?}");
                 assert_eq!(a.is_some(), b.is_some());
             }
+        }
+    }
+
+    /// A load large enough to sort on a second thread holds every key,
+    /// whether the expected count was right, far too small or far too large
+    /// (the partitions then follow another table size than the real one).
+    #[test]
+    fn a_large_load_holds_every_key_whatever_was_expected() {
+        let n = THREADED_FROM as u64 * 2;
+        for expected in [n as usize, 10, 40 * n as usize] {
+            let mut bulk = BulkLoad::new(expected);
+            for seq in 1..=n {
+                let target = Target::Token {
+                    iss: None,
+                    jti: format!("j{seq}"),
+                };
+                let id = RecordId {
+                    origin: NodeId::new(4),
+                    seq,
+                };
+                bulk.push(id, IndexKey::of(&target).unwrap()).unwrap();
+            }
+            let index = bulk.finish();
+            assert_eq!(index.len(), n as usize, "expected {expected}");
+            for seq in (1..=n).step_by(97) {
+                let jti = format!("j{seq}");
+                let check = Check {
+                    jti: Some(&jti),
+                    ..Check::default()
+                };
+                assert!(index.check(&check).is_some(), "j{seq}, expected {expected}");
+            }
+            let missing = Check {
+                jti: Some("never"),
+                ..Check::default()
+            };
+            assert!(index.check(&missing).is_none());
         }
     }
 }

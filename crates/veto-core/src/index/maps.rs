@@ -288,6 +288,13 @@ impl ExactMap {
     pub(super) fn reserve(&mut self, additional: usize) {
         self.main.reserve(additional);
     }
+
+    /// The main table's bucket count: a key's home bucket is its low bits
+    /// under `buckets() - 1` (hashbrown, with the pass-through hasher). The
+    /// table holds at least half and fewer than all of its buckets' worth.
+    pub(super) fn buckets(&self) -> usize {
+        (self.main.capacity() + 1).next_power_of_two()
+    }
 }
 
 /// Cutoff keys. There are few bulk records, each key usually with one cutoff per
