@@ -192,6 +192,10 @@ impl Node {
         let spawned = std::thread::Builder::new()
             .name("veto-hit-details".into())
             .spawn(move || {
+                // The load's own buffers (a checkpoint file, its keys
+                // collected for the bulk load) are freed by now, but kept
+                // mapped by the loading thread's arena.
+                crate::heap::give_back();
                 let started = Instant::now();
                 let mut batch = Vec::with_capacity(BATCH);
                 let flush = |batch: &mut Vec<veto_core::Record>| {
