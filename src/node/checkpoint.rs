@@ -8,6 +8,7 @@
 //! falls back to reading every record, so a checkpoint can make a restart
 //! faster but never makes an index that misses a revocation.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -133,9 +134,11 @@ impl Node {
     }
 
     /// Reads and enforces the records the store covers beyond `checkpoint`,
-    /// and returns their digest. One thread reads and fingerprints batches
-    /// (a SHA-256 each) while this one indexes the batch before: after a bulk
-    /// ingest, millions of records can be newer than the last checkpoint.
+    /// and returns their digest. After a bulk ingest, millions of records
+    /// can be newer than the last checkpoint, and reading them (a decode and
+    /// a SHA-256 each, for the digest check) is most of the work: both
+    /// threads read batches, taken in turn from one list, and this one also
+    /// indexes every batch read.
     fn enforce_stored_since(
         &self,
         enforcer: &mut Enforcer,
@@ -151,49 +154,62 @@ impl Node {
                     .flat_map(move |seqs| batches(seqs).map(move |batch| (origin, batch)))
             })
             .collect();
+        let next = AtomicUsize::new(0);
+        // The next batch, read and fingerprinted; `None` once none is left.
+        let take = || {
+            let (origin, seqs) = ranges.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
+            let read = self
+                .store
+                .read_range(origin, seqs, usize::MAX)
+                .map(|records| {
+                    let mut digest = SetDigest::new();
+                    for r in &records {
+                        digest.add(&r.fingerprint());
+                    }
+                    (records, digest)
+                });
+            Some(read.map_err(|e| Unused::Refused(e.to_string())))
+        };
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(2);
-            let reader = scope.spawn(move || {
-                for (origin, seqs) in ranges {
-                    let read = self
-                        .store
-                        .read_range(origin, seqs, usize::MAX)
-                        .map(|records| {
-                            let mut digest = SetDigest::new();
-                            for r in &records {
-                                digest.add(&r.fingerprint());
-                            }
-                            (records, digest)
-                        });
-                    let failed = read.is_err();
-                    if tx.send(read).is_err() || failed {
+            let helper = scope.spawn(move || {
+                while let Some(read) = take() {
+                    // The receiver is gone once this thread's side failed.
+                    if tx.send(read).is_err() {
                         return;
                     }
                 }
             });
-            let mut digest = SetDigest::new();
-            let mut outcome = Ok(());
-            for read in rx {
-                let (records, batch_digest) = match read {
-                    Ok(read) => read,
-                    Err(e) => {
-                        outcome = Err(Unused::Refused(e.to_string()));
-                        break;
+            let outcome = (|| {
+                let mut digest = SetDigest::new();
+                let mut index = |read: Result<(Vec<veto_core::Record>, SetDigest), Unused>| {
+                    let (records, batch_digest) = read?;
+                    digest.merge(&batch_digest);
+                    match enforcer.enforce(&records).into_iter().next() {
+                        Some((id, e)) => Err(Unused::Refused(format!("cannot index {id}: {e}"))),
+                        None => Ok(()),
                     }
                 };
-                digest.merge(&batch_digest);
-                if let Some((id, e)) = enforcer.enforce(&records).into_iter().next() {
-                    outcome = Err(Unused::Refused(format!("cannot index {id}: {e}")));
-                    break;
+                while let Some(read) = take() {
+                    index(read)?;
+                    for read in rx.try_iter() {
+                        index(read)?;
+                    }
                 }
-            }
-            // Dropping the receiver ends the reader at its next send.
-            if reader.join().is_err() {
-                outcome = Err(Unused::Refused(
+                for read in rx {
+                    index(read)?;
+                }
+                Ok(digest)
+            })();
+            // After a failure: no more batches, and the helper's next send
+            // fails now that the receiver is dropped.
+            next.store(ranges.len(), Ordering::Relaxed);
+            if helper.join().is_err() {
+                return Err(Unused::Refused(
                     "the reader of the records since panicked".into(),
                 ));
             }
-            outcome.map(|()| digest)
+            outcome
         })
     }
 
@@ -288,6 +304,28 @@ pub(crate) type Maintenance = Mutex<()>;
 #[cfg(test)]
 mod tests {
     use super::{batches, STORED_SINCE_BATCH};
+    use crate::node::tests::{from_a_peer, node};
+    use veto_core::Frontier;
+    use veto_node::Enforcer;
+
+    /// Enough records stored after a checkpoint for several batches, which
+    /// both threads read: every one is indexed once and counted once.
+    #[test]
+    fn records_stored_since_are_all_indexed_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let records = from_a_peer(3 * STORED_SINCE_BATCH + 5);
+        node.store_remote(&records, &Frontier::default(), &[])
+            .unwrap();
+        let covered = node.store.covered().unwrap();
+        let mut enforcer = Enforcer::default();
+        let Ok(digest) = node.enforce_stored_since(&mut enforcer, &covered, &Frontier::default())
+        else {
+            panic!("the records since were not read");
+        };
+        assert_eq!(digest, node.store.digest().unwrap());
+        assert_eq!(enforcer.len(), records.len());
+    }
 
     #[test]
     fn batches_cover_a_range_exactly_once() {

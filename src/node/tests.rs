@@ -11,7 +11,7 @@ use veto_store::{OpenOptions, Store};
 use super::{Node, NodeSettings};
 use crate::peers::PeerDirectory;
 
-fn node(dir: &std::path::Path) -> Arc<Node> {
+pub(super) fn node(dir: &std::path::Path) -> Arc<Node> {
     let store = Store::open(dir, OpenOptions::default()).unwrap();
     let settings = NodeSettings {
         name: "test".into(),
@@ -27,7 +27,7 @@ fn node(dir: &std::path::Path) -> Arc<Node> {
 }
 
 /// Records a peer made, as its replication would hand them over.
-fn from_a_peer(count: u64) -> Vec<Record> {
+pub(super) fn from_a_peer(count: u64) -> Vec<Record> {
     let expires_at = crate::node::wall_clock().as_secs() + 86_400;
     (1..=count)
         .map(|seq| Record {
