@@ -180,29 +180,8 @@ impl Node {
                     }
                 }
             });
-            let outcome = (|| {
-                let mut digest = SetDigest::new();
-                let mut index = |read: Result<(Vec<veto_core::Record>, SetDigest), Unused>| {
-                    let (records, batch_digest) = read?;
-                    digest.merge(&batch_digest);
-                    match enforcer.enforce(&records).into_iter().next() {
-                        Some((id, e)) => Err(Unused::Refused(format!("cannot index {id}: {e}"))),
-                        None => Ok(()),
-                    }
-                };
-                while let Some(read) = take() {
-                    index(read)?;
-                    for read in rx.try_iter() {
-                        index(read)?;
-                    }
-                }
-                for read in rx {
-                    index(read)?;
-                }
-                Ok(digest)
-            })();
-            // After a failure: no more batches, and the helper's next send
-            // fails now that the receiver is dropped.
+            let outcome = index_batches(enforcer, take, rx);
+            // After a failure: no more batches for the helper to take.
             next.store(ranges.len(), Ordering::Relaxed);
             if helper.join().is_err() {
                 return Err(Unused::Refused(
@@ -278,6 +257,34 @@ impl Node {
             }
         }
     }
+}
+
+/// A batch of records read after the checkpoint, with their digest.
+type Batch = Result<(Vec<veto_core::Record>, SetDigest), Unused>;
+
+/// Indexes the batches this thread takes and those the helper sends, and
+/// merges their digests. At the first failure it returns, dropping the
+/// receiver, which ends the helper at its next send.
+fn index_batches(
+    enforcer: &mut Enforcer,
+    take: impl Fn() -> Option<Batch>,
+    from_helper: std::sync::mpsc::Receiver<Batch>,
+) -> Result<SetDigest, Unused> {
+    let mut digest = SetDigest::new();
+    let mut index = |read: Batch| {
+        let (records, batch_digest) = read?;
+        digest.merge(&batch_digest);
+        match enforcer.enforce(&records).into_iter().next() {
+            Some((id, e)) => Err(Unused::Refused(format!("cannot index {id}: {e}"))),
+            None => Ok(()),
+        }
+    };
+    while let Some(read) = take() {
+        index(read)?;
+        from_helper.try_iter().try_for_each(&mut index)?;
+    }
+    from_helper.into_iter().try_for_each(index)?;
+    Ok(digest)
 }
 
 /// Seqs per batch of records read after the checkpoint: a bounded amount of

@@ -74,7 +74,6 @@ struct Pending {
     mask: u64,
     shift: u32,
     parts: Vec<Vec<(u64, Entry)>>,
-    len: usize,
 }
 
 impl Pending {
@@ -88,32 +87,32 @@ impl Pending {
             mask: (1u64 << bits) - 1,
             shift,
             parts: (0..count).map(|_| Vec::with_capacity(each)).collect(),
-            len: 0,
         }
     }
 
     fn push(&mut self, key: u64, entry: Entry) {
         let part = ((key & self.mask) >> self.shift) as usize;
         self.parts[part].push((key, entry));
-        self.len += 1;
     }
 
     /// Sorts each partition by home bucket in `map` and inserts it. If the
     /// table came out another size than expected, the order is no longer a
     /// single sweep, but every key is still inserted.
     fn insert_into(self, map: &mut ExactMap, contexts: &mut super::maps::Contexts) {
-        map.reserve(self.len);
+        let len = self.parts.iter().map(Vec::len).sum();
+        map.reserve(len);
         let mask = map.buckets() as u64 - 1;
         let sort = move |mut part: Vec<(u64, Entry)>| {
             part.sort_unstable_by_key(|(key, _)| *key & mask);
             part
         };
-        if self.len < THREADED_FROM {
-            for part in self.parts.into_iter().map(sort) {
-                for (key, entry) in part {
-                    map.insert(key, entry, contexts);
-                }
+        let insert = |part: Vec<(u64, Entry)>| {
+            for (key, entry) in part {
+                map.insert(key, entry, contexts);
             }
+        };
+        if len < THREADED_FROM {
+            self.parts.into_iter().map(sort).for_each(insert);
             return;
         }
         std::thread::scope(|scope| {
@@ -126,11 +125,7 @@ impl Pending {
                     }
                 }
             });
-            for part in inbox {
-                for (key, entry) in part {
-                    map.insert(key, entry, contexts);
-                }
-            }
+            inbox.into_iter().for_each(insert);
         });
     }
 }
