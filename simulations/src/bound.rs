@@ -14,10 +14,10 @@
 //!    whose peer forgot the connection learns it by a stateless reset within
 //!    `keep_alive + RTT`, then redials. Under chaos (which may have eaten a
 //!    `Hello`) an engine closes a stuck handshake after `handshake_timeout`.
-//!    The QUIC handshake takes 1.5 RTT; `Hello` and the first `Frontier` one
-//!    more RTT.
+//!    The QUIC handshake takes 1.5 RTT; `Hello`, the opening `Digest`s and,
+//!    where they differ, the first `Frontier`s 1.5 RTT more.
 //!    `t_connect = max(dial_timeout, keep_alive + RTT, [chaos] handshake_timeout + RTT)
-//!    + backoff_max + 2.5 RTT`.
+//!    + backoff_max + 3 RTT`.
 //! 2. **Or an established connection's next round** (`t_round`). Packets
 //!    stalled on a blocked path are retransmitted within 1.5 RTT. The next
 //!    anti-entropy round comes within 1.5 × the period (rounds are jittered
@@ -129,7 +129,7 @@ impl Bound {
         if h.chaos {
             wait = wait.max(ms(e.handshake_timeout_ms) + rtt);
         }
-        let connect = wait + ms(t.backoff_max_ms) + rtt * 5 / 2;
+        let connect = wait + ms(t.backoff_max_ms) + rtt * 3;
 
         let mut round = rtt * 3 / 2 + ms(e.push_grace_ms) + ms(e.anti_entropy_ms) * 3 / 2;
         if batch_loss {

@@ -520,7 +520,12 @@ impl Engine {
             name: info.name,
             region: info.region,
         });
-        self.send_frontier(now, peer, src);
+        // A digest first, not the full frontier: peers that connect again
+        // are mostly in sync already, and a cluster's connections all come
+        // up at once. A digest that differs is answered with a frontier at
+        // once (see `on_digest`), so a peer that lacks something learns it
+        // one round trip later.
+        self.send_digest(now, peer, src);
     }
 
     fn on_ack(

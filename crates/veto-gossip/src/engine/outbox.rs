@@ -14,13 +14,14 @@ impl Engine {
             return;
         };
         session.digest_sent = false;
+        session.sent_blind = session.their.is_none();
         let clock = session.clock.sample(now);
         let summary = FrontierSummary::of(&self.durable);
         let mut holdings = src.holdings();
         holdings.truncate(proto::MAX_SUMMARY_RANGES);
         let (indirect, expected) = self.source_hints(now, peer);
         let reports = self.frontier_reports(now, peer, false);
-        let direct = self.direct_for(peer);
+        let direct = self.direct_for(now, peer);
         let msg = Message::Frontier {
             summary,
             holdings,

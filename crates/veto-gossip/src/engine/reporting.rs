@@ -70,9 +70,20 @@ impl Engine {
             .outgoing(&mut session.reports, skip, nodes, None)
     }
 
-    /// The nodes this node is connected to, for a frontier to `peer`, when
-    /// they changed since the last one it was sent.
-    pub(super) fn direct_for(&mut self, peer: PeerKey) -> Option<Vec<NodeId>> {
+    /// The nodes this node is connected to, for a frontier or digest to
+    /// `peer`, when they changed since the last one it was sent.
+    ///
+    /// Not in the connection's first round period: the peer relays nothing
+    /// on the strength of a list until two have passed (see
+    /// `frontier_reports`), and while a cluster's connections come up
+    /// together the list changes with every message, so each connection
+    /// would open with a list of the whole cluster several times over. The
+    /// first round after one period still brings it in time.
+    pub(super) fn direct_for(&mut self, now: Now, peer: PeerKey) -> Option<Vec<NodeId>> {
+        let due_at = self.sessions.get(&peer)?.opened_at + self.round_period();
+        if now.mono < due_at {
+            return None;
+        }
         let mut direct: Vec<NodeId> = self.sessions.values().filter_map(|s| s.node()).collect();
         direct.sort_unstable();
         direct.dedup();

@@ -13,7 +13,10 @@
 //!   sender answers that with its own (see `Session::digest_sent`), so that
 //!   each side streams what the other lacks, as after a frontier exchange.
 //!   A node that already knows it lacks something of the peer sends its
-//!   frontier straight away.
+//!   frontier straight away. A connection opens with a digest too: nodes
+//!   that reconnect are mostly in sync, and a whole cluster's connections
+//!   come up together. A difference in a connection's first digest is
+//!   answered at once, not a round later.
 //! - **A bounded number of rounds per period.** With more established peers
 //!   than [`Config::anti_entropy_peers`], each peer's rounds are spread out
 //!   so that the node as a whole holds about that many per
@@ -126,10 +129,15 @@ impl Engine {
         self.send_digest(now, peer, src);
     }
 
-    fn send_digest(&mut self, now: Now, peer: PeerKey, src: &(impl RecordSource + ?Sized)) {
+    pub(super) fn send_digest(
+        &mut self,
+        now: Now,
+        peer: PeerKey,
+        src: &(impl RecordSource + ?Sized),
+    ) {
         let state = state_digest(&self.durable, &src.holdings());
         let reports = self.frontier_reports(now, peer, true);
-        let direct = self.direct_for(peer);
+        let direct = self.direct_for(now, peer);
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
         };
@@ -181,8 +189,10 @@ impl Engine {
             return;
         };
         // Past the full mesh, a first difference of state waits for the
-        // next round (see `Session::differed`); a wrong copy does not.
-        let first_difference = !in_sync && !wrong && !session.differed && tree;
+        // next round (see `Session::differed`); a wrong copy does not, nor
+        // does the first digest of a connection: nothing is on its way yet.
+        let opening = session.their.is_none();
+        let first_difference = !in_sync && !wrong && !session.differed && tree && !opening;
         session.differed = first_difference;
         if in_sync {
             // It covers exactly what this node covers: nothing to stream,
@@ -240,7 +250,9 @@ impl Engine {
             true => session.lack_since.or(Some(now.mono)),
         };
         session.lack = lack;
-        let blind = session.their.is_none() && clock.echo == 0;
+        // The first frontier of a connection was sent before its sender had
+        // this node's: it could not yet say who sends it what.
+        let blind = session.their.is_none();
         session.hints = Hints::of(&indirect, &expected, blind);
         let measured = session.clock.receive(now, &clock);
         // A peer that has no sample of ours (just connected, or its clock just
@@ -248,7 +260,9 @@ impl Engine {
         // a round trip rather than an anti-entropy period later.
         // A peer answering this node's digest gets this node's frontier
         // back: it showed that the two differ, but not yet what it lacks.
-        let answer = clock.echo == 0 || session.digest_sent;
+        // A peer whose last frontier from this node was blind gets one that
+        // is not.
+        let answer = clock.echo == 0 || session.digest_sent || session.sent_blind;
         session.their = Some(their);
         if measured {
             self.update_verdict();

@@ -144,6 +144,10 @@ pub(crate) struct Session {
     /// went since: a frontier from the peer (its answer to a digest that
     /// differed) is answered with this node's own.
     pub(crate) digest_sent: bool,
+    /// The last frontier sent to the peer went before this node had the
+    /// peer's (the answer to its opening digest): it was blind, so the
+    /// peer's frontier is answered with one that can say who sends what.
+    pub(crate) sent_blind: bool,
     /// The next round was brought forward by a frontier that showed a lack:
     /// if the lack is gone by then (it was on its way), the round sends
     /// nothing.
@@ -184,6 +188,7 @@ impl Session {
             direct_sent: None,
             their_direct: None,
             digest_sent: false,
+            sent_blind: false,
             hastened: false,
             differed: false,
             opened_at: now.mono,

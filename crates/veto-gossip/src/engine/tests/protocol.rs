@@ -94,7 +94,7 @@ fn remote_record(seq: u64) -> Record {
 }
 
 #[test]
-fn connecting_sends_hello_then_frontier_after_theirs() {
+fn connecting_sends_hello_then_digest_after_theirs() {
     let mut r = rig();
     r.engine.peer_connected(Now::both(T0), PEER);
     let outs = r.drain();
@@ -110,7 +110,7 @@ fn connecting_sends_hello_then_frontier_after_theirs() {
         [Message::Hello(h)] if h.version == PROTOCOL_VERSION && h.name == "here"
     ));
     let outs = r.feed(T0, hello(PROTOCOL_VERSION));
-    assert!(matches!(sent(&outs)[..], [Message::Frontier { .. }]));
+    assert!(matches!(sent(&outs)[..], [Message::Digest { .. }]));
     assert!(outs.iter().any(|o| matches!(
         o,
         Output::Event(EngineEvent::PeerUp { node, .. }) if *node == remote()

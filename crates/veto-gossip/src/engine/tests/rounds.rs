@@ -45,6 +45,41 @@ fn nodes_in_sync_exchange_only_small_digests() {
 }
 
 #[test]
+fn a_connection_between_nodes_in_sync_opens_with_digests_alone() {
+    let mut w = World::new(3, 85, |c| c.anti_entropy_period = Duration::from_secs(60));
+    mesh(&mut w);
+    w.revoke(0, 30);
+    w.revoke(1, 10);
+    assert!(w.run_until(Duration::from_secs(10), World::converged));
+    w.disconnect(0, 1);
+    w.run_for(Duration::from_millis(200));
+    w.sent.clear();
+    w.connect(0, 1);
+    w.run_for(Duration::from_secs(1));
+    let kinds: Vec<&str> = w
+        .sent
+        .iter()
+        .filter(|s| !matches!(s.msg, Message::Hello(_)))
+        .map(|s| s.msg.kind())
+        .collect();
+    // Each side's opening digest, and each side's answer to the other's
+    // clock sample: no frontier, since they agree.
+    assert!(!kinds.is_empty());
+    assert!(kinds.iter().all(|k| *k == "Digest"), "{kinds:?}");
+}
+
+#[test]
+fn a_connection_to_a_node_that_lacks_records_streams_them_at_once() {
+    let mut w = World::new(2, 86, |c| c.anti_entropy_period = Duration::from_secs(60));
+    let made = w.revoke(0, 200).len();
+    w.connect(0, 1);
+    // Hello, digests, frontiers, then batches: a few round trips of 10 ms,
+    // not a round period of a minute.
+    w.run_for(Duration::from_millis(300));
+    assert_eq!(w.nodes[1].store.len(), made);
+}
+
+#[test]
 fn a_record_missed_by_push_is_found_by_a_digest_round() {
     let mut w = World::new(2, 82, |c| {
         c.anti_entropy_period = Duration::from_millis(300);
