@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use veto_core::{BulkLoad, Frontier, SetDigest};
+use veto_core::{BulkLoad, Frontier, IndexKey, Record, RecordId, SetDigest};
 use veto_node::{Enforcer, RevokedPeers};
 use veto_store::CheckpointError;
 
@@ -135,10 +135,12 @@ impl Node {
 
     /// Reads and enforces the records the store covers beyond `checkpoint`,
     /// and returns their digest. After a bulk ingest, millions of records
-    /// can be newer than the last checkpoint, and reading them (a decode and
-    /// a SHA-256 each, for the digest check) is most of the work: both
-    /// threads read batches, taken in turn from one list, and this one also
-    /// indexes every batch read.
+    /// can be newer than the last checkpoint, and reading them (a decode, a
+    /// SHA-256 for the digest check and the index key's hashes, each) is most
+    /// of the work: both threads read batches, taken in turn from one list,
+    /// and this one also indexes every batch read, by key alone. What hits
+    /// on them report is noted after serving began, with every other
+    /// record's.
     fn enforce_stored_since(
         &self,
         enforcer: &mut Enforcer,
@@ -161,13 +163,7 @@ impl Node {
             let read = self
                 .store
                 .read_range(origin, seqs, usize::MAX)
-                .map(|records| {
-                    let mut digest = SetDigest::new();
-                    for r in &records {
-                        digest.add(&r.fingerprint());
-                    }
-                    (records, digest)
-                });
+                .map(StoredSince::of);
             Some(read.map_err(|e| Unused::Refused(e.to_string())))
         };
         std::thread::scope(|scope| {
@@ -259,8 +255,38 @@ impl Node {
     }
 }
 
-/// A batch of records read after the checkpoint, with their digest.
-type Batch = Result<(Vec<veto_core::Record>, SetDigest), Unused>;
+/// A batch of records read after the checkpoint, made ready to index.
+struct StoredSince {
+    /// The index keys of the records that have one.
+    keys: Vec<(RecordId, IndexKey)>,
+    /// The records without one (`peer` records), whole.
+    others: Vec<Record>,
+    /// The digest of every record of the batch.
+    digest: SetDigest,
+}
+
+impl StoredSince {
+    /// Fingerprints `records` and derives their index keys: the reading
+    /// thread's share, so that the indexing thread only inserts.
+    fn of(records: Vec<Record>) -> StoredSince {
+        let mut batch = StoredSince {
+            keys: Vec::with_capacity(records.len()),
+            others: Vec::new(),
+            digest: SetDigest::new(),
+        };
+        for record in records {
+            batch.digest.add(&record.fingerprint());
+            match IndexKey::of(&record.target) {
+                Some(key) => batch.keys.push((record.id, key)),
+                None => batch.others.push(record),
+            }
+        }
+        batch
+    }
+}
+
+/// A batch read, or why reading failed.
+type Batch = Result<StoredSince, Unused>;
 
 /// Indexes the batches this thread takes and those the helper sends, and
 /// merges their digests. At the first failure it returns, dropping the
@@ -272,9 +298,10 @@ fn index_batches(
 ) -> Result<SetDigest, Unused> {
     let mut digest = SetDigest::new();
     let mut index = |read: Batch| {
-        let (records, batch_digest) = read?;
-        digest.merge(&batch_digest);
-        match enforcer.enforce(&records).into_iter().next() {
+        let batch = read?;
+        digest.merge(&batch.digest);
+        let refused = enforcer.load_keys(&batch.keys).into_iter().next();
+        match refused.or_else(|| enforcer.enforce(&batch.others).into_iter().next()) {
             Some((id, e)) => Err(Unused::Refused(format!("cannot index {id}: {e}"))),
             None => Ok(()),
         }
@@ -312,16 +339,23 @@ pub(crate) type Maintenance = Mutex<()>;
 mod tests {
     use super::{batches, STORED_SINCE_BATCH};
     use crate::node::tests::{from_a_peer, node};
-    use veto_core::Frontier;
+    use veto_core::{Check, Frontier, Target};
     use veto_node::Enforcer;
 
     /// Enough records stored after a checkpoint for several batches, which
-    /// both threads read: every one is indexed once and counted once.
+    /// both threads read: every one is indexed once and counted once, a
+    /// `peer` record among them revokes its peer, and a check finds the
+    /// tokens of the first batch and of the last.
     #[test]
     fn records_stored_since_are_all_indexed_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let node = node(dir.path());
-        let records = from_a_peer(3 * STORED_SINCE_BATCH + 5);
+        let mut records = from_a_peer(3 * STORED_SINCE_BATCH + 5);
+        let peer = records.len() / 2;
+        records[peer].target = Target::Peer {
+            name: Some("gone.example".into()),
+            cert_sha256: None,
+        };
         node.store_remote(&records, &Frontier::default(), &[])
             .unwrap();
         let covered = node.store.covered().unwrap();
@@ -331,7 +365,20 @@ mod tests {
             panic!("the records since were not read");
         };
         assert_eq!(digest, node.store.digest().unwrap());
-        assert_eq!(enforcer.len(), records.len());
+        assert_eq!(enforcer.len(), records.len() - 1, "every token record");
+        assert_eq!(enforcer.revoked_peers().len(), 1);
+        assert!(enforcer.revoked_peers().revokes_name("gone.example"));
+        for record in [&records[0], &records[records.len() - 1]] {
+            let Target::Token { jti, .. } = &record.target else {
+                panic!("a token record");
+            };
+            let check = Check {
+                jti: Some(jti),
+                ..Check::default()
+            };
+            let hit = enforcer.check(&check).map(|h| h.record);
+            assert_eq!(hit, Some(record.id), "a check of {jti}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! records revoke.
 
 use veto_core::index::IndexError;
-use veto_core::{Check, Hit, LookupIndex, Record, RecordId, Target};
+use veto_core::{Check, Hit, IndexKey, LookupIndex, Record, RecordId, Target};
 
 use crate::details::{Details, HitDetails};
 use crate::membership::RevokedPeers;
@@ -45,6 +45,19 @@ impl Enforcer {
             return Ok(());
         }
         index.insert(id, target)
+    }
+
+    /// Enforces stored records by their index keys alone, as a restart reads
+    /// them (`peer` records, which have no key, go through
+    /// [`Enforcer::enforce`]). What hits on them report is noted later (see
+    /// [`Enforcer::note_details`]): deriving a key is the part of the work
+    /// that can be done on another thread, and noting details on the thread
+    /// that indexes would hold up serving. Returns the keys the index
+    /// refused, as [`Enforcer::enforce`] does.
+    pub fn load_keys(&mut self, keys: &[(RecordId, IndexKey)]) -> Vec<(RecordId, IndexError)> {
+        keys.iter()
+            .filter_map(|(id, key)| self.index.insert_key(*id, *key).err().map(|e| (*id, e)))
+            .collect()
     }
 
     /// Enforces `records`, which just became durable. Returns those the
