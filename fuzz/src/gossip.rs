@@ -8,10 +8,20 @@ use veto_gossip::proto::{
 
 /// Decodes `bytes` as one frame payload. Whatever decodes is a valid message
 /// that encodes again, within the frame limit, to bytes that decode to the same
-/// message; and an error is one that the bytes can have.
+/// message; and an error is one that the bytes can have. The version read
+/// from a payload that only starts like a `Hello` (`hello_version`) is that
+/// `Hello`'s, if it decodes as one.
 pub fn check_payload(bytes: &[u8]) {
+    let version = proto::hello_version(bytes);
     match decode(bytes) {
-        Ok(msg) => check_message(&msg),
+        Ok(Message::Hello(hello)) => {
+            assert_eq!(version, Some(hello.version));
+            check_message(&Message::Hello(hello));
+        }
+        Ok(msg) => {
+            assert_eq!(version, None, "{} read as a Hello", msg.kind());
+            check_message(&msg);
+        }
         Err(DecodeError::Empty) => assert!(bytes.is_empty()),
         Err(DecodeError::TooLarge { len }) => assert!(len == bytes.len() && len > MAX_FRAME_BYTES),
         Err(e) => {

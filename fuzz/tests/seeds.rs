@@ -44,6 +44,7 @@ fn messages() -> Vec<Message> {
             node: NodeId::new(7),
             name: "eu-1".into(),
             region: "eu-west".into(),
+            sent_at: 1_700_000_000_000_000_000,
         }),
         Message::Goodbye {
             reason: "unsupported protocol version 9".into(),

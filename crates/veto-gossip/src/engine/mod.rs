@@ -12,9 +12,10 @@
 //!
 //! # The protocol
 //!
-//! - **Handshake.** Each side sends `Hello` at once. A `Hello` of another
-//!   protocol version, or any other message before `Hello`, is answered with
-//!   `Goodbye { reason }` and [`Output::Close`].
+//! - **Handshake.** Each side sends `Hello` at once, with its first clock
+//!   sample. A `Hello` of another protocol version (told by its version
+//!   even where the rest does not decode), or any other message before
+//!   `Hello`, is answered with `Goodbye { reason }` and [`Output::Close`].
 //! - **Eager push.** A record made here ([`Engine::local_records`]) is pushed at
 //!   once, on the urgent lane, to every peer past its handshake; past
 //!   [`Config::full_mesh_peers`] peers, along a region-aware tree instead: to
@@ -261,12 +262,10 @@ impl Engine {
     /// A connection to a peer is up (for QUIC: after mutual TLS). Sends `Hello`.
     /// A key already in use is treated as a new connection.
     pub fn peer_connected(&mut self, now: Now, peer: PeerKey) {
+        let mut session = Session::new(now, &self.config);
+        let sent_at = session.clock.hello(now);
         // A key in use is a new connection: the old one's offset goes.
-        if self
-            .sessions
-            .insert(peer, Session::new(now, &self.config))
-            .is_some()
-        {
+        if self.sessions.insert(peer, session).is_some() {
             self.update_verdict();
         }
         let hello = Hello {
@@ -274,6 +273,7 @@ impl Engine {
             node: self.config.node,
             name: clip(&self.config.name),
             region: clip(&self.config.region),
+            sent_at,
         };
         self.send(peer, Message::Hello(hello), Lane::Urgent);
     }
@@ -301,9 +301,15 @@ impl Engine {
             return;
         };
         session.stats.bytes_in += frame.len() as u64;
+        let established = session.is_established();
         match proto::decode(frame) {
             Ok(msg) => self.handle_message(now, peer, msg, rng, src),
-            Err(e) => self.violation(peer, format!("undecodable message: {e}")),
+            Err(e) => match proto::hello_version(frame) {
+                Some(version) if !established && version != PROTOCOL_VERSION => {
+                    self.violation(peer, version_mismatch(version));
+                }
+                _ => self.violation(peer, format!("undecodable message: {e}")),
+            },
         }
     }
 
@@ -492,11 +498,7 @@ impl Engine {
         src: &(impl RecordSource + ?Sized),
     ) {
         if hello.version != PROTOCOL_VERSION {
-            let reason = format!(
-                "protocol version mismatch: peer speaks version {}, this node speaks version {}",
-                hello.version, PROTOCOL_VERSION
-            );
-            return self.violation(peer, reason);
+            return self.violation(peer, version_mismatch(hello.version));
         }
         if hello.node == self.config.node {
             let reason = format!("peer has this node's own id {}", hello.node);
@@ -513,6 +515,7 @@ impl Engine {
                 info: info.clone(),
                 next_round,
             };
+            session.clock.hello_received(now, hello.sent_at);
         }
         self.event(EngineEvent::PeerUp {
             peer,
@@ -540,6 +543,13 @@ impl Engine {
         }
         self.pump(now, peer, src);
     }
+}
+
+/// Why a peer of protocol `version` is refused.
+fn version_mismatch(version: u32) -> String {
+    format!(
+        "protocol version mismatch: peer speaks version {version}, this node speaks version {PROTOCOL_VERSION}"
+    )
 }
 
 /// A uniformly random time between half and one and a half `period`.

@@ -147,6 +147,23 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     Ok(msg)
 }
 
+/// The protocol version a frame claims, if it starts as a `Hello` does: its
+/// tag, then its version. A `Hello` of another version may not decode as
+/// this version's (its fields differ), but its first two numbers keep their
+/// place in every version, so a peer that speaks another version is told
+/// so, not that it sent garbage. Never panics, whatever the bytes.
+pub fn hello_version(bytes: &[u8]) -> Option<u32> {
+    let (tag_version, _) =
+        bincode::decode_from_slice::<(u32, u32), _>(bytes, bincode::config::standard()).ok()?;
+    match tag_version {
+        (HELLO_TAG, version) => Some(version),
+        _ => None,
+    }
+}
+
+/// `Hello`'s tag: the first variant of [`Message`].
+const HELLO_TAG: u32 = 0;
+
 fn map(e: bincode::error::DecodeError) -> DecodeError {
     match e {
         bincode::error::DecodeError::UnexpectedEnd { .. } => DecodeError::Truncated,

@@ -33,7 +33,8 @@ use veto_core::{NodeId, Record, RecordId, Target};
 
 pub(crate) use codec::value_len;
 pub use codec::{
-    decode, encode, encode_frame, encoded_len, parse_frame_header, DecodeError, EncodeError,
+    decode, encode, encode_frame, encoded_len, hello_version, parse_frame_header, DecodeError,
+    EncodeError,
 };
 pub use report::{through_digest, Report, ReportState, MAX_REPORTS, MAX_REPORT_ENTRIES};
 pub use summary::{state_digest, FrontierSummary, StateDigest};
@@ -50,8 +51,12 @@ pub use summary::{state_digest, FrontierSummary, StateDigest};
 /// could not decode such a record, so the two refuse each other at `Hello`
 /// rather than fail on the first one. Version 6 added [`Message::Digest`]:
 /// nodes in sync exchange a fixed-size digest of their state rather than
-/// their whole frontier.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// their whole frontier. Version 7 added `sent_at` to [`Hello`]: the first
+/// digest of a connection echoes it, so that each side measures the clock
+/// offset without a second digest. A `Hello` of another version that does
+/// not decode as this one is still told apart by its version (see
+/// [`hello_version`]).
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The largest frame payload, in bytes (1 MiB). Decoding refuses anything longer.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -244,6 +249,10 @@ pub struct Hello {
     pub name: String,
     /// The region the sender serves.
     pub region: String,
+    /// The sender's wall clock as it sent this, in nanoseconds since the
+    /// Unix epoch: the connection's first clock sample, which the peer's
+    /// first digest echoes (see [`ClockSample::sent_at`]).
+    pub sent_at: u64,
 }
 
 /// Which [`Message`] variant a frame carries, in wire-tag order: what a driver

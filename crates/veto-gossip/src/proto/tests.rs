@@ -44,6 +44,7 @@ fn samples() -> Vec<Message> {
             node: NodeId::new(7),
             name: "eu-1".into(),
             region: "eu-west".into(),
+            sent_at: 1_700_000_000_000_000_000,
         }),
         Message::Goodbye {
             reason: "unsupported protocol version 9".into(),
@@ -184,8 +185,33 @@ fn a_hello_of_another_version_still_decodes() {
         node: NodeId::new(7),
         name: "future".into(),
         region: "r".into(),
+        sent_at: 1_700_000_000_000_000_000,
     });
     assert_eq!(decode(&encode(&msg).unwrap()).unwrap(), msg);
+}
+
+/// A `Hello` of version 6, which had no `sent_at`, does not decode as this
+/// version's, but its version is still read, so that the peer is told it
+/// speaks another version rather than that it sent garbage.
+#[test]
+fn the_version_of_an_older_hello_is_read_even_where_it_does_not_decode() {
+    let Message::Hello(mut hello) = samples()[0].clone() else {
+        panic!("the first sample is a Hello");
+    };
+    hello.version = 6;
+    let mut bytes = encode(&Message::Hello(hello.clone())).unwrap();
+    // `sent_at` is last: a varint of 9 bytes for a time in 2023.
+    bytes.truncate(bytes.len() - 9);
+    assert!(decode(&bytes).is_err());
+    assert_eq!(hello_version(&bytes), Some(6));
+    hello.version = PROTOCOL_VERSION;
+    assert_eq!(
+        hello_version(&encode(&Message::Hello(hello)).unwrap()),
+        Some(PROTOCOL_VERSION)
+    );
+    assert_eq!(hello_version(&encode(&samples()[1]).unwrap()), None);
+    assert_eq!(hello_version(&[]), None);
+    assert_eq!(hello_version(&[0]), None);
 }
 
 #[test]

@@ -69,6 +69,7 @@ fn hello(region: &str) -> Message {
         node: NodeId::new(99),
         name: "there".into(),
         region: region.into(),
+        sent_at: 1_700_000_000_000_000_000,
     })
 }
 

@@ -37,6 +37,7 @@ fn hello(version: u32) -> Message {
         node: remote(),
         name: "there".into(),
         region: "us".into(),
+        sent_at: T0.as_nanos() as u64,
     })
 }
 
@@ -117,6 +118,30 @@ fn connecting_sends_hello_then_digest_after_theirs() {
     )));
 }
 
+/// A node of version 6 sends a `Hello` without `sent_at`, which does not
+/// decode as this version's: it is still refused as a version mismatch.
+#[test]
+fn a_hello_of_an_older_layout_is_refused_as_a_version_mismatch() {
+    let mut here = rig();
+    here.engine.peer_connected(Now::both(T0), PEER);
+    here.drain();
+    let Message::Hello(mut old) = hello(6) else {
+        unreachable!("hello() makes a Hello");
+    };
+    old.sent_at = 1_700_000_000_000_000_000;
+    let mut frame = proto::encode(&Message::Hello(old)).unwrap();
+    // Version 6 had no `sent_at`, the last field (a varint of 9 bytes here).
+    frame.truncate(frame.len() - 9);
+    here.engine
+        .handle_frame(Now::both(T0), PEER, &frame, &mut here.rng, &here.store);
+    let outs = here.drain();
+    let reason = closed(&outs).expect("closed");
+    assert!(
+        reason.contains("protocol version mismatch: peer speaks version 6"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn a_version_mismatch_is_refused_with_a_reason_on_both_sides() {
     let mut here = rig();
@@ -162,6 +187,7 @@ fn protocol_violations_close_the_connection() {
                 node: NodeId::new(1),
                 name: "me".into(),
                 region: "eu".into(),
+                sent_at: 1_700_000_000_000_000_000,
             })],
             "own id",
         ),

@@ -62,10 +62,16 @@ fn a_connection_between_nodes_in_sync_opens_with_digests_alone() {
         .filter(|s| !matches!(s.msg, Message::Hello(_)))
         .map(|s| s.msg.kind())
         .collect();
-    // Each side's opening digest, and each side's answer to the other's
-    // clock sample: no frontier, since they agree.
-    assert!(!kinds.is_empty());
-    assert!(kinds.iter().all(|k| *k == "Digest"), "{kinds:?}");
+    // One digest from each side, each echoing the other's `Hello`: no
+    // frontier, since they agree, and no second digest for the clock.
+    assert_eq!(kinds, ["Digest", "Digest"]);
+    for (node, other) in [(0, 1), (1, 0)] {
+        let peers = w.nodes[node].engine.clock_check().peers;
+        assert_eq!(
+            peers, 2,
+            "node {node} measured its clock against {other} again"
+        );
+    }
 }
 
 #[test]
