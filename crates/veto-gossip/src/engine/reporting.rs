@@ -1,6 +1,8 @@
 //! The engine's side of [`Reports`]: making this node's report, taking in
 //! peers', and sending changed ones promptly (see `reports.rs`).
 
+use std::collections::BTreeSet;
+
 use super::reports::Reports;
 use super::{Engine, Lane, Now, PeerKey};
 use veto_core::NodeId;
@@ -96,6 +98,36 @@ impl Engine {
         Some(direct)
     }
 
+    /// The peers that relay this node's report to origins in `due` it has
+    /// no connection to: at most [`super::Config::anti_entropy_peers`],
+    /// those whose last list of connections names one of the origins
+    /// first, then by rendezvous rank, so that the choice is spread over
+    /// the cluster. Sending it to every peer of a large cluster costs a
+    /// message per peer each time, mostly while connections come up, when
+    /// the origin's own connection brings the report a moment later anyway.
+    fn relayers(&self, due: &BTreeSet<NodeId>) -> BTreeSet<PeerKey> {
+        let me = self.config.node;
+        let mut ranked: Vec<((bool, u64), PeerKey)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_established())
+            .filter_map(|(key, s)| {
+                let node = s.node()?;
+                let knows = s
+                    .their_direct
+                    .as_ref()
+                    .is_some_and(|d| due.iter().any(|o| d.contains(o)));
+                Some(((knows, super::tree::rendezvous(me, node)), *key))
+            })
+            .collect();
+        ranked.sort_unstable_by_key(|(rank, _)| std::cmp::Reverse(*rank));
+        ranked
+            .into_iter()
+            .take(self.config.anti_entropy_peers.max(1))
+            .map(|(_, key)| key)
+            .collect()
+    }
+
     /// Takes in reports from `peer`.
     pub(super) fn on_reports(&mut self, now: Now, peer: PeerKey, reports: Vec<Report>) {
         let me = self.config.node;
@@ -107,8 +139,11 @@ impl Engine {
 
     /// After each input: if received records became durable here, this
     /// node's report goes at once to their origins (a receipt there waits on
-    /// it), or, when no origin is a direct peer, to every peer, which relay
-    /// it with their next frontier. Everything else waits for the next
+    /// it), or, when no origin is a direct peer, to peers that relay it with
+    /// their next frontier or digest: every peer of a small cluster, and
+    /// past [`super::Config::full_mesh_peers`] at most
+    /// [`super::Config::anti_entropy_peers`] of them, those connected to an
+    /// origin first (see `relayers`). Everything else waits for the next
     /// frontier, so a revocation costs one prompt message per node that
     /// takes it in, whatever the size of the cluster; relaying at once
     /// instead floods a large cluster with copies.
@@ -131,8 +166,12 @@ impl Engine {
         let origin_is_peer = peers
             .iter()
             .any(|(_, n)| n.is_some_and(|n| due.contains(&n)));
+        let relayers = (!origin_is_peer && self.tree_on()).then(|| self.relayers(&due));
         for (peer, node) in peers {
             if origin_is_peer && !node.is_some_and(|n| due.contains(&n)) {
+                continue;
+            }
+            if relayers.as_ref().is_some_and(|r| !r.contains(&peer)) {
                 continue;
             }
             let Some(session) = self.sessions.get_mut(&peer) else {

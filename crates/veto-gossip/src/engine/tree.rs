@@ -238,7 +238,7 @@ impl Engine {
 }
 
 /// Rendezvous (highest random weight) rank of `peer` as `origin`'s gateway.
-fn rendezvous(origin: NodeId, peer: NodeId) -> u64 {
+pub(super) fn rendezvous(origin: NodeId, peer: NodeId) -> u64 {
     // SplitMix64's finaliser over the pair: stable across builds.
     let mut x = origin
         .get()

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::harness::World;
+use crate::proto::Message;
 
 /// Whether node `at` knows that node `of` holds `id`.
 fn knows_held(w: &World, at: usize, of: usize, id: veto_core::RecordId) -> bool {
@@ -133,4 +134,42 @@ fn a_prompt_report_to_an_origin_carries_its_entry_and_the_rest_follows() {
     assert!(!inn.has_wrong());
     // And then nothing more until the report changes.
     assert!(mine.outgoing(&mut out, Some(origin), [me], None).is_empty());
+}
+
+/// Past the full mesh, a node that takes in a record of an origin it has
+/// no connection to sends its report to a few peers that relay it (at most
+/// `anti_entropy_peers`, one connected to the origin among them), not to
+/// every peer; and the origin still learns that every node holds it.
+#[test]
+fn past_the_full_mesh_a_report_for_an_origin_out_of_reach_goes_to_a_few_relayers() {
+    // Nodes 1..=11 in a full mesh; the origin, node 0, connected to node 1
+    // only.
+    let mut w = World::new(12, 74, |c| {
+        c.anti_entropy_period = Duration::from_millis(200);
+        c.anti_entropy_peers = 3;
+    });
+    for a in 1..12 {
+        for b in a + 1..12 {
+            w.connect(a, b);
+        }
+    }
+    w.connect(0, 1);
+    // Lists of connections go out after a round period, and relaying waits
+    // for two.
+    w.run_for(Duration::from_secs(3));
+    w.sent.clear();
+    let id = w.revoke(0, 1)[0].id;
+    let everywhere = |w: &World| (1..12).all(|n| knows_held(w, 0, n, id));
+    assert!(w.run_until(Duration::from_secs(60), everywhere));
+    for n in 2..12 {
+        let to: Vec<usize> = w
+            .sent
+            .iter()
+            .filter(|s| s.from == n && matches!(s.msg, Message::Reports { .. }))
+            .map(|s| s.to)
+            .collect();
+        assert!(!to.is_empty(), "node {n} sent no prompt report");
+        assert!(to.len() <= 3, "node {n} sent its report to {to:?}");
+        assert!(to.contains(&1), "node {n} passed over node 1: {to:?}");
+    }
 }
