@@ -261,6 +261,8 @@ jwks = { keys = [] }
             .to_vec(),
             b"watch_buffer = 0\ncolour = \"blue\"\nlisten = 7400\n".to_vec(),
             b"[[transmitters]]\nissuer = \"i\"\naudience = \"a\"\n".to_vec(),
+            // A quoted key with an escape: named as TOML reads it.
+            b"\"bad\\\\key\" = 1\n".to_vec(),
         ],
         other => panic!("no seeds for {other}"),
     }

@@ -14,7 +14,8 @@ pub enum ConfigError {
     /// A key is unknown, or its value has the wrong type or shape.
     #[error("`{key}`: {message}")]
     Key {
-        /// The key as written.
+        /// The key, as TOML reads it: a quoted key with its escapes
+        /// resolved.
         key: String,
         /// What is wrong with it.
         message: String,
