@@ -2,10 +2,10 @@
 //! them: does this node's wall clock agree with the cluster's?
 //!
 //! Every `Frontier` and `Digest` carries a [`ClockSample`], and a `Hello`
-//! the first one's `sent_at`, which the peer's first digest echoes. With the echo of our own last
-//! sample, the receiver computes the round trip and the offset NTP-style
-//! (offset = ((t2 - t1) + (t3 - t4)) / 2). A node whose clock is more than the
-//! maximum offset away from a strict majority of the peers it has samples of
+//! the connection's first `sent_at`, which the peer's first digest echoes.
+//! With the echo of our own last sample, the receiver computes the round
+//! trip and the offset NTP-style (offset = ((t2 - t1) + (t3 - t4)) / 2). A
+//! node whose clock is more than the maximum offset away from a strict majority of the peers it has samples of
 //! is *skewed* (CockroachDB's rule): its own clock cannot be trusted to decide
 //! what has expired, so it must not garbage-collect, nor take cutoffs from it.
 
@@ -61,21 +61,6 @@ impl ClockTrack {
             sent_at,
             echo,
             held,
-        }
-    }
-
-    /// The `sent_at` to put in the `Hello` sent at `now`: the connection's
-    /// first sample, remembered like any other for the echo that comes back.
-    pub(crate) fn hello(&mut self, now: Now) -> u64 {
-        self.sample(now).sent_at
-    }
-
-    /// Takes in the peer's `Hello`, received at `now`: its `sent_at` is the
-    /// peer's first sample, which this node's first digest echoes. A `Hello`
-    /// carries no echo, so nothing is measured yet.
-    pub(crate) fn hello_received(&mut self, now: Now, sent_at: u64) {
-        if sent_at != 0 {
-            self.last_in = Some((sent_at, now.mono));
         }
     }
 

@@ -104,7 +104,7 @@ use std::time::Duration;
 use rand::{Rng, RngCore};
 use veto_core::{Frontier, HybridClock, NodeId, Record, RecordId};
 
-use crate::proto::{self, Hello, Message, MAX_TEXT_BYTES, PROTOCOL_VERSION};
+use crate::proto::{self, ClockSample, Hello, Message, MAX_TEXT_BYTES, PROTOCOL_VERSION};
 
 pub use clock::{ClockCheck, ClockOffset, ClockVerdict};
 pub use config::{Config, MAX_WINDOW};
@@ -263,7 +263,9 @@ impl Engine {
     /// A key already in use is treated as a new connection.
     pub fn peer_connected(&mut self, now: Now, peer: PeerKey) {
         let mut session = Session::new(now, &self.config);
-        let sent_at = session.clock.hello(now);
+        // The connection's first clock sample, which the peer's first
+        // digest echoes.
+        let sent_at = session.clock.sample(now).sent_at;
         // A key in use is a new connection: the old one's offset goes.
         if self.sessions.insert(peer, session).is_some() {
             self.update_verdict();
@@ -515,7 +517,14 @@ impl Engine {
                 info: info.clone(),
                 next_round,
             };
-            session.clock.hello_received(now, hello.sent_at);
+            // A `Hello` echoes nothing: this only keeps its sample for this
+            // node's first digest to echo.
+            let sample = ClockSample {
+                sent_at: hello.sent_at,
+                echo: 0,
+                held: 0,
+            };
+            session.clock.receive(now, &sample);
         }
         self.event(EngineEvent::PeerUp {
             peer,
